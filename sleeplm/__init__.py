@@ -1,0 +1,1 @@
+"""SleepLM Monitor: the ``sleeplm`` command-line entry point that gathers every package's commands."""

@@ -1,0 +1,17 @@
+"""Shared fixtures: the shared-data folder (tests that need it skip with a reason when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from psg.paths import shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = shared_data_dir()
+    if not (root / "README.md").is_file():
+        pytest.skip(f"shared data not found at {root} (set SLEEPLM_DATA to the folder with the real timelines)")
+    return root
