@@ -39,7 +39,7 @@ class Stage(IntEnum):
         return "?" if self is Stage.UNSCORED else self.name
 
     @classmethod
-    def from_label(cls, text: str) -> "Stage":
+    def from_label(cls, text: str) -> Stage:
         """Parse 'W', 'N1'..'N3', 'R'/'REM', R&K '1'..'4', 'S1'..'S4'; anything unscored -> UNSCORED."""
         key = text.strip().upper().replace("SLEEP STAGE", "").strip()
         if key in _STAGE_ALIASES:

@@ -181,7 +181,7 @@ class Rendered:
     """What one renderer returns: its channels, the truth events it created (e.g. desaturations it
     drew), and the heartbeat times it used (cardiac renderer only)."""
 
-    signals: dict[str, "Signal"]
+    signals: dict[str, Signal]
     events: list[Event] = field(default_factory=list)
     beat_times_s: np.ndarray | None = None
 

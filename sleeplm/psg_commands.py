@@ -1,0 +1,146 @@
+"""Offline PSG commands: ``simulate``, ``caption``, ``detect``, ``report`` and the ``demo`` pipeline.
+
+These are thin: each reads its input with ``psg.formats``, calls one kernel function and writes the
+output, so the same behaviour is available from Python without the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from psg.paths import shared_data_dir
+from sleeplm.jsonio import dumps
+
+ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)]
+_STYLE_HELP = "canonical: fixed phrasing for display; varied: seeded paraphrases (training diversity)"
+
+
+def simulate_cmd(
+    timeline: Annotated[Path, typer.Argument(exists=True, help="A scored night in any supported format "
+                                             "(Dreem JSON, ucddb *_stage.txt, Sleep-EDF hypnogram, slpdb .st/.hea, "
+                                             "Apnea-ECG .npz, EDF+, NSRR XML).", resolve_path=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="EDF+ file to write.")],
+    seed: Annotated[int, typer.Option(help="Per-night seed: subject physiology and all noise.")] = 0,
+    artifacts: Annotated[bool, typer.Option(
+        "--artifacts/--no-artifacts", help="Add electrode pops, lead-off, clipping, movement, mains hum.")] = False,
+) -> None:
+    """Render a scored night into multichannel PSG (EDF+ with the truth as annotations)."""
+    from psg.formats import read_timeline, write_edf
+    from psg.simulate import simulate
+
+    started = time.perf_counter()
+    truth = read_timeline(timeline)
+    with tqdm(total=2, desc="simulate", unit="step", leave=False) as bar:
+        recording = simulate(truth, seed=seed, artifacts=artifacts)
+        bar.update()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_edf(recording, out)
+        bar.update()
+    assert recording.timeline is not None
+    typer.echo(
+        f"wrote {out}: {len(recording.signals)} channels, {recording.duration_s / 3600:.2f} h, "
+        f"{recording.timeline.n_epochs} epochs, {len(recording.timeline.events)} truth events "
+        f"(seed {seed}) in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def caption_cmd(
+    night: ExistingFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file: one line per epoch, then the summary.")],
+    style: Annotated[str, typer.Option(help=_STYLE_HELP)] = "canonical",
+    seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
+) -> None:
+    """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night."""
+    from psg.captions import caption_night
+    from psg.formats import read_edf
+
+    _check_style(style)
+    records, summary = caption_night(read_edf(night), style=style, seed=seed, progress=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(dumps(record) + "\n")
+        fh.write(dumps({"summary": summary}) + "\n")
+    typer.echo(f"wrote {out}: {len(records)} epochs + summary")
+
+
+def detect_cmd(
+    night: ExistingFile,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"events\": [...]} as JSON.")] = False,
+) -> None:
+    """Run the AASM rule detectors (respiratory, oximetry, cardiac, signal quality) on a recording."""
+    from psg.detectors import detect_events
+    from psg.formats import read_edf
+
+    events = detect_events(read_edf(night))
+    if as_json:
+        typer.echo(dumps({"events": [e.to_dict() for e in events]}))
+        return
+    typer.echo(f"{'type':<18} {'onset_s':>9} {'duration_s':>10}  channel")
+    for e in events:
+        typer.echo(f"{e.type:<18} {e.onset_s:>9.1f} {e.duration_s:>10.1f}  {e.channel or ''}")
+    typer.echo(f"{len(events)} events")
+
+
+def report_cmd(
+    night: ExistingFile,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.json and night.png.")],
+) -> None:
+    """Write a night report: summary JSON (indices, detections) and a hypnogram + events PNG."""
+    from psg.report import write_report
+
+    from psg.formats import read_edf
+
+    paths = write_report(read_edf(night), out)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+def demo_cmd(
+    timeline: Annotated[Path | None, typer.Option(help="Scored night to render (default: a shared ucddb night, "
+                                                   "or a generated night when the shared data is absent).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's files.")] = Path("demo"),
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+) -> None:
+    """Simulate -> caption -> detect -> report on one night, end to end, and say where the results are."""
+    from psg.formats import write_nsrr_xml
+
+    out.mkdir(parents=True, exist_ok=True)
+    if timeline is None:
+        timeline = _default_timeline(out, write_nsrr_xml)
+    night = out / "night.edf"
+    simulate_cmd(timeline, out=night, seed=seed, artifacts=False)
+    caption_cmd(night, out=out / "captions.jsonl")
+    report_cmd(night, out=out / "report")
+    typer.echo(f"demo done: open {out / 'report' / 'night.png'} and {out / 'captions.jsonl'}")
+
+
+def _default_timeline(out: Path, write_nsrr_xml) -> Path:  # noqa: ANN001 - the formats writer
+    shared = shared_data_dir() / "ucddb" / "ucddb002_stage.txt"
+    if shared.is_file():
+        return shared
+    from psg.synthetic import synthetic_timeline
+
+    path = out / "synthetic-night.xml"
+    write_nsrr_xml(synthetic_timeline(hours=8.0, seed=0, ahi=15.0), path)
+    typer.echo(f"shared data not found at {shared_data_dir()}; using a generated night ({path})")
+    return path
+
+
+def _check_style(style: str) -> None:
+    if style not in ("canonical", "varied"):
+        raise typer.BadParameter(f"--style must be 'canonical' or 'varied', got {style!r}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the offline PSG commands to the top-level ``sleeplm`` app."""
+    app.command("simulate")(simulate_cmd)
+    app.command("caption")(caption_cmd)
+    app.command("detect")(detect_cmd)
+    app.command("report")(report_cmd)
+    app.command("demo")(demo_cmd)
