@@ -1,0 +1,100 @@
+"""Night report: the summary a sleep physician reads first, and the picture they would rather see.
+
+``write_report`` captions the night (which also stages it when the file carries no scoring), runs the
+rule detectors, and writes ``summary.json`` (indices, counts of scored and detected events, the summary
+caption) and ``night.png``: hypnogram, respiratory events (scored above, detected below), SpO2 and
+heart rate on one time axis, the standard layout of a PSG overview page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written by servers and CI: never ask for a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from psg.captions import caption_night  # noqa: E402
+from psg.detectors import detect_events  # noqa: E402
+from psg.montage import HR, SPO2  # noqa: E402
+from psg.recording import Recording  # noqa: E402
+from psg.summary import summary_caption  # noqa: E402
+from psg.timeline import RESPIRATORY_EVENT_TYPES, Stage  # noqa: E402
+
+#: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
+_HYPNO_ROWS = {Stage.W: 4, Stage.R: 3, Stage.N1: 2, Stage.N2: 1, Stage.N3: 0}
+_EVENT_COLOURS = {"obstructive_apnea": "#d62728", "central_apnea": "#1f77b4", "mixed_apnea": "#9467bd",
+                  "hypopnea": "#ff7f0e", "desaturation": "#2ca02c"}
+
+
+def write_report(recording: Recording, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``summary.json`` and ``night.png`` for ``recording`` into ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs, summary = caption_night(recording, style="canonical", progress=True)
+    detected = detect_events(recording)
+    stages = np.array([Stage.from_label(e["stage"]) for e in epochs], dtype=np.int8)
+    scored = recording.timeline.events if recording.timeline is not None else []
+    report = {
+        "record_id": recording.record_id,
+        "duration_h": round(recording.duration_s / 3600.0, 3),
+        "stage_source": epochs[0]["stage_source"] if epochs else None,
+        "summary": summary,
+        "summary_text": summary_caption(summary),
+        "scored_events": dict(Counter(e.type for e in scored)),
+        "detected_events": dict(Counter(e.type for e in detected)),
+    }
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    figure_path = out / "night.png"
+    _plot_night(recording, stages, scored, detected, figure_path)
+    return {"summary": summary_path, "figure": figure_path}
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to the report JSON")
+
+
+def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected: list, path: Path) -> None:
+    fig, axes = plt.subplots(4, 1, figsize=(14, 8), sharex=True,
+                             gridspec_kw={"height_ratios": [2.2, 1.2, 1.3, 1.3]})
+    hypno_ax, event_ax, spo2_ax, hr_ax = axes
+    hours = np.arange(stages.size + 1) * 30.0 / 3600.0
+    rows = np.array([_HYPNO_ROWS.get(Stage(int(s)), np.nan) for s in stages], dtype=float)
+    hypno_ax.step(hours[:-1], rows, where="post", color="black", linewidth=0.9)
+    rem = np.where(stages == Stage.R, rows, np.nan)
+    hypno_ax.step(hours[:-1], rem, where="post", color="#d62728", linewidth=2.5)
+    hypno_ax.set_yticks(list(_HYPNO_ROWS.values()), [s.label for s in _HYPNO_ROWS])
+    hypno_ax.set_ylim(-0.5, 4.5)
+    hypno_ax.set_title(f"{recording.record_id}: hypnogram, respiratory events, SpO2, heart rate")
+
+    for row, events in ((2, [e for e in scored if e.type in RESPIRATORY_EVENT_TYPES]),
+                        (1, [e for e in detected if e.type in RESPIRATORY_EVENT_TYPES]),
+                        (0, [e for e in detected if e.type == "desaturation"])):
+        for e in events:
+            event_ax.broken_barh([(e.onset_s / 3600.0, max(e.duration_s, 10.0) / 3600.0)], (row - 0.35, 0.7),
+                                 color=_EVENT_COLOURS.get(e.type, "grey"))
+    event_ax.set_yticks([2, 1, 0], ["scored", "detected", "desaturation"])
+    event_ax.set_ylim(-0.6, 2.6)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _EVENT_COLOURS.values()]
+    event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper right", fontsize=7, ncol=5)
+
+    for ax, label, unit in ((spo2_ax, SPO2, "%"), (hr_ax, HR, "bpm")):
+        signal = recording.get(label)
+        if signal is None:
+            ax.text(0.5, 0.5, f"no {label} channel", transform=ax.transAxes, ha="center")
+        else:
+            t = np.arange(signal.data.size) / signal.fs / 3600.0
+            ax.plot(t, signal.data, linewidth=0.5, color="#1f77b4")
+        ax.set_ylabel(f"{label} ({unit})")
+    hr_ax.set_xlabel("hours from recording start")
+    hr_ax.set_xlim(0, max(hours[-1], 1e-3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
