@@ -1,0 +1,169 @@
+"""Whole-night sleep and breathing report: the numbers a sleep physician reads first, and their caption.
+
+Definitions follow the "Sleep scoring data" and "Respiratory" reporting parameters of the AASM Manual
+for the Scoring of Sleep and Associated Events (Berry et al., v2.6, 2020):
+
+* TIB (here the total recording time, lights out to lights on = the whole recording);
+* TST = minutes scored N1, N2, N3 or R;
+* sleep efficiency = TST / TIB x 100;
+* sleep-onset latency = lights out to the first epoch of any sleep stage;
+* R latency = sleep onset to the first epoch of stage R;
+* WASO = TIB - sleep-onset latency - TST (so it includes wake after the final awakening and
+  unscored time after sleep onset, as the manual's formula does);
+* stage minutes and % of TST;
+* AHI = (apneas + hypopneas) x 60 / TST; ODI = oxygen desaturations (>= 3 %, the AASM recommended
+  hypopnea criterion) x 60 / TST; arousal index = arousals x 60 / TST. Only events whose onset falls
+  in an epoch scored as sleep count, because the indices are "per hour of sleep";
+* SpO2 mean, minimum and time below 90 % (T90) during sleep epochs. Samples outside 50-100 % are
+  probe artifacts (a detached probe reads 0) and are excluded.
+
+Every index is ``None`` where it is undefined (no sleep, no SpO2) rather than a misleading 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from psg.recording import Signal
+from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage
+
+SLEEP_STAGES = (Stage.N1, Stage.N2, Stage.N3, Stage.R)
+#: Plausible SpO2 range; readings outside it are probe artifacts, not physiology.
+SPO2_VALID = (50.0, 100.0)
+#: Hypoxaemia threshold for T90 (time with SpO2 below 90 %), the conventional nocturnal oximetry cut-off.
+T90_THRESHOLD = 90.0
+#: AHI severity cut-offs (AASM clinical practice guideline, Kapur et al., J Clin Sleep Med 2017):
+#: < 5 normal, 5-15 mild, 15-30 moderate, >= 30 severe obstructive sleep apnea.
+AHI_SEVERITY = ((5.0, "within normal limits"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
+
+Summary = dict[str, float | int | None]
+
+
+def night_summary(
+    stages: np.ndarray, events: Iterable[Event], spo2: Signal | None, epoch_s: float = EPOCH_S
+) -> Summary:
+    """The night's sleep architecture, respiratory indices and oximetry (see the module docstring).
+
+    ``stages`` holds one ``Stage`` code per epoch; ``events`` are scored or detected events in seconds
+    from recording start; ``spo2`` is the oximetry channel or None.
+    """
+    stages = np.asarray(stages, dtype=np.int64)
+    epoch_min = epoch_s / 60.0
+    asleep = np.isin(stages, [int(s) for s in SLEEP_STAGES])
+    tib = stages.size * epoch_min
+    tst = float(asleep.sum()) * epoch_min
+    onset = int(np.argmax(asleep)) if asleep.any() else None
+    rem = np.flatnonzero(stages == Stage.R)
+    sol = None if onset is None else onset * epoch_min
+
+    summary: Summary = {
+        "n_epochs": int(stages.size),
+        "tib_min": tib,
+        "tst_min": tst,
+        "sleep_efficiency_pct": 100.0 * tst / tib if tib > 0 else None,
+        "sleep_onset_latency_min": sol,
+        "rem_latency_min": None if onset is None or rem.size == 0 else (int(rem[0]) - onset) * epoch_min,
+        "waso_min": None if sol is None else tib - sol - tst,
+        "w_min": float(np.sum(stages == Stage.W)) * epoch_min,
+        "unscored_min": float(np.sum(stages == Stage.UNSCORED)) * epoch_min,
+    }
+    for stage in SLEEP_STAGES:
+        minutes = float(np.sum(stages == stage)) * epoch_min
+        summary[f"{stage.label.lower()}_min"] = minutes
+        summary[f"{stage.label.lower()}_pct_tst"] = 100.0 * minutes / tst if tst > 0 else None
+
+    in_sleep = [e for e in events if _onset_in_sleep(e, asleep, epoch_s)]
+    counts = {
+        "apnea_count": sum(e.type in RESPIRATORY_EVENT_TYPES and e.type != "hypopnea" for e in in_sleep),
+        "hypopnea_count": sum(e.type == "hypopnea" for e in in_sleep),
+        "desaturation_count": sum(e.type == "desaturation" for e in in_sleep),
+        "arousal_count": sum(e.type == "arousal" for e in in_sleep),
+    }
+    summary.update(counts)
+    summary["ahi"] = _per_hour(counts["apnea_count"] + counts["hypopnea_count"], tst)
+    summary["odi"] = _per_hour(counts["desaturation_count"], tst)
+    summary["arousal_index"] = _per_hour(counts["arousal_count"], tst)
+    summary.update(_oximetry(spo2, asleep, epoch_s))
+    return summary
+
+
+def _onset_in_sleep(event: Event, asleep: np.ndarray, epoch_s: float) -> bool:
+    i = int(event.onset_s // epoch_s)
+    return 0 <= i < asleep.size and bool(asleep[i])
+
+
+def _per_hour(count: int, tst_min: float) -> float | None:
+    return count * 60.0 / tst_min if tst_min > 0 else None
+
+
+def _oximetry(spo2: Signal | None, asleep: np.ndarray, epoch_s: float) -> Summary:
+    """SpO2 mean, minimum and T90 over valid samples that fall in sleep epochs."""
+    empty: Summary = {"spo2_mean": None, "spo2_min": None, "t90_min": None, "t90_pct_tst": None}
+    if spo2 is None or not asleep.any():
+        return empty
+    epoch_of_sample = (np.arange(spo2.data.size) / spo2.fs // epoch_s).astype(np.int64)
+    in_night = epoch_of_sample < asleep.size
+    sleeping = np.zeros(spo2.data.size, dtype=bool)
+    sleeping[in_night] = asleep[epoch_of_sample[in_night]]
+    values = spo2.data[sleeping]
+    values = values[np.isfinite(values) & (values >= SPO2_VALID[0]) & (values <= SPO2_VALID[1])]
+    if values.size == 0:
+        return empty
+    t90_min = float(np.sum(values < T90_THRESHOLD)) / spo2.fs / 60.0
+    valid_min = values.size / spo2.fs / 60.0
+    return {
+        "spo2_mean": float(values.mean()),
+        "spo2_min": float(values.min()),
+        "t90_min": t90_min,
+        "t90_pct_tst": 100.0 * t90_min / valid_min,
+    }
+
+
+def ahi_severity(ahi: float) -> str:
+    """Severity words for an AHI (``AHI_SEVERITY``)."""
+    return next(label for limit, label in AHI_SEVERITY if ahi < limit)
+
+
+def summary_caption(summary: Summary) -> str:
+    """The night in a few sentences, every number taken from ``summary`` (one decimal throughout)."""
+    parts = [f"Time in bed was {summary['tib_min']:.1f} min with a total sleep time of {summary['tst_min']:.1f} min"]
+    if summary["sleep_efficiency_pct"] is not None:
+        parts[0] += f" (sleep efficiency {summary['sleep_efficiency_pct']:.1f}%)"
+    parts[0] += "."
+    if summary["sleep_onset_latency_min"] is None:
+        parts.append("No sleep was scored during the recording.")
+        return " ".join(parts + _oximetry_sentences(summary))
+    rem_latency = summary["rem_latency_min"]
+    parts.append(
+        f"Sleep onset latency was {summary['sleep_onset_latency_min']:.1f} min, "
+        + ("no REM sleep occurred" if rem_latency is None else f"REM latency {rem_latency:.1f} min")
+        + f", and wake after sleep onset {summary['waso_min']:.1f} min."
+    )
+    parts.append(
+        "Stage distribution: "
+        + ", ".join(
+            f"{stage.label} {summary[f'{stage.label.lower()}_min']:.1f} min "
+            f"({summary[f'{stage.label.lower()}_pct_tst']:.1f}% of sleep)"
+            for stage in SLEEP_STAGES
+        )
+        + "."
+    )
+    ahi = summary["ahi"]
+    parts.append(
+        f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
+        f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas), "
+        f"the oxygen desaturation index {summary['odi']:.1f}/h and the arousal index "
+        f"{summary['arousal_index']:.1f}/h."
+    )
+    return " ".join(parts + _oximetry_sentences(summary))
+
+
+def _oximetry_sentences(summary: Summary) -> list[str]:
+    if summary["spo2_mean"] is None:
+        return ["SpO2 during sleep was not measurable."]
+    return [
+        f"SpO2 during sleep averaged {summary['spo2_mean']:.1f}% with a lowest value of "
+        f"{summary['spo2_min']:.1f}% and {summary['t90_min']:.1f} min below 90%."
+    ]
