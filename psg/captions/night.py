@@ -1,0 +1,106 @@
+"""Caption a whole night: per-epoch records (features, stage, events, captions) plus the night summary.
+
+Stages and events are the recording's own annotations (``recording.timeline``: the simulator's truth
+or a scorer's EDF+/XML annotations) when it has them. A file without stage annotations is staged by
+the transparent rule stager (``psg.staging``) and its events come from the AASM rule detectors
+(``psg.detectors``); the records then say ``stage_source: "rules"`` and the stage sentence calls the
+stage an estimate, so nobody mistakes it for a scorer's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from psg.captions.epoch import caption_epoch
+from psg.captions.phrasing import Style
+from psg.captions.stage_event import StageContext, clip_to_epoch, in_epoch
+from psg.detectors import detect_events
+from psg.features import epoch_features
+from psg.montage import SPO2
+from psg.recording import Recording
+from psg.staging import rule_stages
+from psg.summary import night_summary, summary_caption
+from psg.timeline import EPOCH_S, Event, Stage
+
+
+def caption_night(
+    recording: Recording, *, style: Style = "canonical", seed: int = 0, progress: bool = False
+) -> tuple[list[dict], dict]:
+    """One record per whole 30-s epoch and the night summary.
+
+    Each record is ``{"epoch", "start_s", "stage", "stage_source", "features", "captions", "events"}``
+    with ``stage`` as its label ('W', 'N1', ..., '?') and ``events`` the events overlapping the epoch
+    (recording-relative onset and duration plus the span clipped to the epoch). ``seed`` drives the
+    phrasing when ``style='varied'``. The summary is ``psg.summary.night_summary`` plus ``caption``,
+    ``stage_source`` and ``event_source``.
+    """
+    features = epoch_features(recording)
+    n = len(features)
+    timeline = recording.timeline
+    if timeline is not None and np.any(timeline.stages != Stage.UNSCORED):
+        stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
+        k = min(n, timeline.n_epochs)
+        stages[:k] = timeline.stages[:k]
+        stage_source = "annotation"
+    else:
+        stages = rule_stages(features).astype(np.int64)
+        stage_source = "rules"
+    if timeline is not None:
+        events, event_source = list(timeline.events), "annotation"
+    else:
+        events = [Event(d.type, d.onset_s, d.duration_s, channel=d.channel) for d in detect_events(recording)]
+        event_source = "detectors"
+
+    by_epoch = _events_by_epoch(events, n)
+    stage_list = [Stage(int(s)) for s in stages]
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in tqdm(range(n), disable=not progress, desc=f"captioning {recording.record_id}", unit="epoch"):
+        start = i * EPOCH_S
+        epoch_events = by_epoch.get(i, [])
+        records.append(
+            {
+                "epoch": i,
+                "start_s": start,
+                "stage": stage_list[i].label,
+                "stage_source": stage_source,
+                "features": features[i],
+                "captions": caption_epoch(
+                    features[i], stage_list[i], epoch_events, start,
+                    context=StageContext.around(stage_list, i), style=style, rng=rng,
+                    estimated=stage_source == "rules",
+                ),
+                "events": [_event_record(e, start) for e in epoch_events],
+            }
+        )
+    summary = night_summary(stages, events, recording.get(SPO2), epoch_s=EPOCH_S)
+    summary.update(caption=summary_caption(summary), stage_source=stage_source, event_source=event_source)
+    return records, summary
+
+
+def _events_by_epoch(events: list[Event], n_epochs: int) -> dict[int, list[Event]]:
+    """Each event under every epoch it overlaps (an event may span several epochs)."""
+    out: dict[int, list[Event]] = defaultdict(list)
+    for event in events:
+        first = int(event.onset_s // EPOCH_S)
+        last = int(event.end_s // EPOCH_S)
+        for i in range(max(first, 0), min(last, n_epochs - 1) + 1):
+            if in_epoch(event, i * EPOCH_S):
+                out[i].append(event)
+    return out
+
+
+def _event_record(event: Event, epoch_start_s: float) -> dict:
+    start, end = clip_to_epoch(event, epoch_start_s)
+    return {
+        "type": event.type,
+        "subtype": event.subtype,
+        "channel": event.channel,
+        "onset_s": event.onset_s,
+        "duration_s": event.duration_s,
+        "start_in_epoch_s": round(start, 3),
+        "end_in_epoch_s": round(end, 3),
+    }
