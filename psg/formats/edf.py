@@ -23,9 +23,10 @@ The start date/time comes from ``Recording.start_time``; without one the file sa
 
 Reading (``read_edf``) returns float64 physical samples, rates, units and start time, and a
 ``Timeline`` rebuilt from the annotations: stage annotations (also run-length ones such as
-Sleep-EDF's and R&K ``Sleep stage 1..4``) fill their epochs, event texts in the vocabulary become
-events, ``R-peak`` annotations become ``beat_times_s``; other texts (lights on/off, technician notes)
-are skipped and logged. The timeline is None when the file has neither stages nor events nor beats.
+Sleep-EDF's, and R&K ``Sleep stage 1..4``) fill their epochs; R&K ``Movement time`` gives UNSCORED
+epochs plus a ``movement`` event; event texts in the vocabulary become events; ``R-peak``
+annotations become ``beat_times_s``; other texts (lights on/off, technician notes) are skipped and
+logged. The timeline is None when the file has neither stages nor events nor beats.
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def _timeline(
             except PSGError as exc:
                 raise FormatError(path, f"annotation at {ann.onset} s: {exc}") from exc
         elif (parsed := vocab.parse_event_text(ann.text)) is not None:
+            if vocab.is_movement_time(ann.text):  # R&K scores movement time in place of a stage
+                stage_runs.append((ann.onset, duration, Stage.UNSCORED))
             try:
                 events.append(parsed.event(ann.onset, duration))
             except PSGError as exc:
@@ -187,7 +190,7 @@ def _timeline(
         log.info("%s: skipped annotations outside the event vocabulary: %s", path, sorted(skipped))
     if not (stage_runs or events or beats):
         return None
-    epoch_s = min((d for _, d, _ in stage_runs if d > 0), default=EPOCH_S)
+    epoch_s = _epoch_length([d for _, d, _ in stage_runs])
     return Timeline(
         record_id=recording.record_id,
         stages=_stages(stage_runs, epoch_s, recording.duration_s),
@@ -199,8 +202,20 @@ def _timeline(
     )
 
 
+def _epoch_length(durations: list[float]) -> float:
+    """30 s (AASM) when every stage annotation spans whole 30-s epochs, else the shortest one (R&K 20 s)."""
+    positive = [d for d in durations if d > 0]
+    if all(abs(d / EPOCH_S - round(d / EPOCH_S)) < 1e-6 for d in positive):
+        return EPOCH_S
+    return min(positive)
+
+
 def _stages(runs: list[tuple[float, float, Stage]], epoch_s: float, duration_s: float) -> np.ndarray:
-    """One stage per epoch; a run annotation fills every epoch it covers; uncovered epochs UNSCORED."""
+    """One stage per epoch; a run annotation fills every epoch it covers; gaps between runs are UNSCORED.
+
+    With stage annotations the hypnogram ends where they end; without any, it is UNSCORED for every
+    whole epoch of the recording.
+    """
     ends = [math.ceil(round((onset + max(d, epoch_s)) / epoch_s, 6)) for onset, d, _ in runs]
     n_epochs = max(ends, default=int(duration_s // epoch_s))
     stages = np.full(n_epochs, Stage.UNSCORED, dtype=np.int8)

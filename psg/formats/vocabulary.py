@@ -65,6 +65,8 @@ TERMS: dict[str, EventTerm] = {
     )
 }
 
+MOVEMENT_TIME = "movement time"
+
 #: Other spellings of a base text seen in real files: lower-case base -> (type, subtype, channel).
 _BASE_ALIASES: dict[str, tuple[str, str | None, str | None]] = {
     "apnea obstructive": ("obstructive_apnea", None, None),
@@ -79,7 +81,7 @@ _BASE_ALIASES: dict[str, tuple[str, str | None, str | None]] = {
     "rera": ("arousal", "RERA", None),
     "leg movement": ("limb_movement", None, None),
     "plm": ("limb_movement", "periodic", None),
-    "movement time": ("movement", None, None),  # R&K stage "MT" (Sleep-EDF EDF+ hypnograms)
+    MOVEMENT_TIME: ("movement", None, None),  # R&K stage "MT" (Sleep-EDF EDF+ hypnograms)
     "spo2 artifact": ("artifact", None, "SpO2"),
     "respiratory artifact": ("artifact", "respiratory", None),
     **{
@@ -168,6 +170,11 @@ def parse_event_text(text: str) -> ParsedText | None:
         channel=channel.strip() or alias_channel,
         epoch_resolution=epoch_resolution,
     )
+
+
+def is_movement_time(text: str) -> bool:
+    """R&K "movement time": an epoch scored as movement instead of a stage (Sleep-EDF)."""
+    return text.strip().lower() == MOVEMENT_TIME
 
 
 def stage_text(stage: Stage) -> str:
