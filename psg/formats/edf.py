@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from datetime import datetime, time
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +50,7 @@ from psg.timeline import EPOCH_S, Event, Stage, Timeline
 log = logging.getLogger(__name__)
 
 BEAT_TEXT = "R-peak"
+_TRUNCATION_WARNINGS = "Incomplete data record|EDF header indicates"
 _TIME_DECIMALS = 6  # microseconds: far below any sampling interval we store
 
 
@@ -84,16 +86,19 @@ def read_edf(path: str | Path) -> Recording:
     if not path.is_file():
         raise FormatError(path, "no such file")
     try:
-        edf = edfio.read_edf(path)
+        with warnings.catch_warnings():
+            # edfio warns and silently drops an incomplete last record; a cut night is an error here
+            warnings.filterwarnings("error", message=_TRUNCATION_WARNINGS, category=UserWarning)
+            edf = edfio.read_edf(path)
         raw_signals = [(s.label, s.data, s.sampling_frequency, s.physical_dimension) for s in edf.signals]
         annotations = edf.annotations
+        admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
+        start_time = _start_time(edf)
     except Exception as exc:  # edfio raises ValueError/IndexError/UnicodeDecodeError on damaged files
         raise FormatError(path, f"not a readable EDF/EDF+ file ({type(exc).__name__}: {exc})") from exc
     signals = {label: Signal(label, np.asarray(data, dtype=np.float64), fs, unit)
                for label, data, fs, unit in raw_signals}
-    admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
     record_id = admin_code if admin_code != "X" else path.stem
-    start_time = _start_time(edf)
     recording = Recording(record_id=record_id, signals=signals, start_time=start_time)
     recording.timeline = _timeline(path, annotations, recording)
     return recording
