@@ -1,0 +1,33 @@
+"""Deterministic AASM rule detectors: what the clinical and technical alerts are raised from.
+
+``detect_events`` runs every detector on a recording's signals (never its truth annotations):
+respiratory events (``respiratory``), desaturations (``oximetry``), rhythm events (``cardiac``) and
+signal loss on any channel (``signal_quality``). ``to_events`` turns the result into timeline events
+for captions and EDF+ annotations.
+"""
+
+from __future__ import annotations
+
+from psg.detectors.base import DetectedEvent, to_events
+from psg.detectors.cardiac import detect_cardiac_events
+from psg.detectors.oximetry import detect_desaturations
+from psg.detectors.respiratory import detect_respiratory_events
+from psg.detectors.signal_quality import detect_signal_loss
+from psg.features.cardiac import detect_r_peaks
+from psg.montage import ECG, SPO2
+from psg.recording import Recording
+
+__all__ = ["DetectedEvent", "detect_events", "to_events"]
+
+
+def detect_events(recording: Recording) -> list[DetectedEvent]:
+    """All rule-detected events in ``recording``, in time order."""
+    events = detect_respiratory_events(recording)
+    spo2 = recording.get(SPO2)
+    if spo2 is not None:
+        events += detect_desaturations(spo2)
+    ecg = recording.get(ECG)
+    if ecg is not None:
+        events += detect_cardiac_events(detect_r_peaks(ecg), ecg)
+    events += detect_signal_loss(recording)
+    return sorted(events, key=lambda e: (e.onset_s, e.type))

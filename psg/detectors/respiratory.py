@@ -1,0 +1,180 @@
+"""Apneas and hypopneas by the AASM Manual rules (version 2.6, unchanged in 3.0).
+
+* Apnea (rule 1A): peak airflow excursion drops >= 90% from the pre-event baseline for >= 10 s.
+  Type from respiratory effort over the event: obstructive if effort continues, central if it is
+  absent throughout, mixed if it is absent in the initial portion and resumes in the later portion.
+* Hypopnea (rule 1B, "recommended"): peak excursion drops >= 30% for >= 10 s with a >= 3% oxygen
+  desaturation (arousal is the rule's alternative; arousals need the EEG, so only SpO2 is used here,
+  which under-counts hypopneas that end in arousal without desaturation).
+
+Signal processing: airflow is band-passed 0.05-2 Hz; the peak excursion of each breath is the
+running peak-to-peak over one breath length (1.25 x the night's dominant breathing period, so the
+window always spans a whole breath). The pre-event baseline is the 80th percentile of that excursion
+over the preceding 2 minutes: the AASM's "mean amplitude of stable breathing in the 2 minutes
+preceding the event", with the manual's rule for unstable breathing (use the largest breaths)
+approximated by taking a high percentile instead of the median, so clusters of events do not drag the
+baseline down. The running window makes a reduction appear half a window late and end half a window
+early; detected runs are widened by that half window, which makes their span run from the last
+normal breath to the first recovery breath, as the manual measures event duration.
+
+Airflow source: the AF channel (the nasal pressure / thermal sensor); without it, the sum of the
+belts (RIPsum, the AASM's alternative apnea sensor). Spans where the sensor has lost signal are not
+scored (a disconnected cannula is not an apnea).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from psg.detectors.base import DetectedEvent
+from psg.detectors.oximetry import desaturation_drop
+from psg.detectors.signal_quality import usable_mask
+from psg.dsp import bandpass, dominant_period_s, peak_to_peak, runs
+from psg.montage import ABD, AF, SPO2, THX
+from psg.recording import Recording, Signal
+
+APNEA_DROP = 0.90
+HYPOPNEA_DROP = 0.30
+MIN_EVENT_S = 10.0
+HYPOPNEA_DESAT_PCT = 3.0
+BASELINE_WINDOW_S = 120.0
+BASELINE_PERCENTILE = 80.0
+#: Effort below this fraction of its own baseline counts as "no inspiratory effort".
+EFFORT_ABSENT = 0.2
+ANALYSIS_FS = 4.0
+_DEFAULT_BREATH_S = 4.0
+
+
+def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
+    """Apneas (typed) and hypopneas in ``recording``, in time order."""
+    flow, channel = _flow_source(recording)
+    if flow is None:
+        return []
+    analysis = _Excursion(flow)
+    efforts = [_Excursion(s, rectified=True, window_s=analysis.window_s)
+               for s in (recording.get(THX), recording.get(ABD)) if s is not None]
+    spo2 = recording.get(SPO2)
+    out: list[DetectedEvent] = []
+    for start, stop in analysis.reduced_spans(HYPOPNEA_DROP):
+        onset_s, end_s = analysis.seconds(start), analysis.seconds(stop)
+        if end_s - onset_s < MIN_EVENT_S:
+            continue
+        ratio = analysis.ratio_from(start, stop)
+        values = {"flow_drop_pct": 100.0 * (1.0 - float(np.median(ratio)))}
+        apnea = analysis.longest_span_below(start, stop, 1.0 - APNEA_DROP, base_index=start)
+        if apnea is not None and analysis.seconds(apnea[1]) - analysis.seconds(apnea[0]) >= MIN_EVENT_S:
+            kind, effort_ratio = _apnea_type(efforts, analysis, *apnea)
+            if effort_ratio is not None:
+                values["effort_ratio"] = effort_ratio
+            out.append(DetectedEvent(kind, onset_s, end_s - onset_s, channel, values))
+            continue
+        if spo2 is None:
+            continue
+        drop, nadir = desaturation_drop(spo2, onset_s, end_s)
+        if drop >= HYPOPNEA_DESAT_PCT:
+            values.update({"spo2_drop_pct": drop, "spo2_nadir": nadir})
+            out.append(DetectedEvent("hypopnea", onset_s, end_s - onset_s, channel, values))
+    return out
+
+
+def _flow_source(recording: Recording) -> tuple[Signal | None, str | None]:
+    flow = recording.get(AF)
+    if flow is not None:
+        return flow, AF
+    thx, abd = recording.get(THX), recording.get(ABD)
+    if thx is not None and abd is not None and thx.fs == abd.fs and thx.data.size == abd.data.size:
+        return Signal("RIPsum", thx.data + abd.data, thx.fs, thx.unit), "RIPsum"
+    return None, None
+
+
+class _Excursion:
+    """Breath excursion of one channel at ``ANALYSIS_FS`` with its running pre-event baseline."""
+
+    def __init__(self, signal: Signal, rectified: bool = False, window_s: float | None = None) -> None:
+        fs = signal.fs
+        x = bandpass(signal.data, fs, 0.05, 2.0)
+        if window_s is None:
+            period = dominant_period_s(x, fs) or _DEFAULT_BREATH_S
+            window_s = float(np.clip(1.25 * period, 3.0, 10.0))
+        self.window_s = window_s
+        if rectified:
+            # mean |effort| over a breath moves continuously, so the effort that is left is measured
+            # with about half the smear of a max-min window
+            size = max(1, int(round(window_s * fs)))
+            env = ndimage.uniform_filter1d(np.abs(x), size, mode="nearest")
+        else:
+            env = peak_to_peak(x, fs, window_s)
+        step = max(1, int(round(fs / ANALYSIS_FS)))
+        self.fs = fs / step
+        self.env = env[::step]
+        self.usable = usable_mask(signal, self.env.size, self.fs)
+        self.baseline = _causal_percentile(self.env, self.fs)
+
+    def seconds(self, i: int) -> float:
+        return i / self.fs
+
+    def ratio_from(self, start: int, stop: int, base_index: int | None = None) -> np.ndarray:
+        """Excursion over [start, stop) relative to the baseline at ``base_index`` (default ``start``)."""
+        b = self.baseline[start if base_index is None else base_index]
+        return self.env[start:stop] / max(b, 1e-12)
+
+    def reduced_spans(self, drop: float) -> list[tuple[int, int]]:
+        """Runs where excursion is >= ``drop`` below baseline, widened by half a window, merged."""
+        low = (self.env < (1.0 - drop) * self.baseline) & self.usable
+        half = int(round(self.window_s / 2.0 * self.fs))
+        spans: list[tuple[int, int]] = []
+        for s, e in zip(*runs(low), strict=True):
+            s, e = max(0, s - half), min(self.env.size, e + half)
+            if spans and s <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], e)
+            else:
+                spans.append((s, e))
+        return spans
+
+    def longest_span_below(self, start: int, stop: int, fraction: float, base_index: int) -> tuple[int, int] | None:
+        """Longest widened run inside [start, stop) below ``fraction`` of the baseline at ``base_index``."""
+        half = int(round(self.window_s / 2.0 * self.fs))
+        core_start, core_stop = start + half, max(start + half, stop - half)
+        below = self.ratio_from(core_start, core_stop, base_index) < fraction
+        best = None
+        for s, e in zip(*runs(below), strict=True):
+            span = (max(start, core_start + s - half), min(stop, core_start + e + half))
+            if best is None or span[1] - span[0] > best[1] - best[0]:
+                best = span
+        return best
+
+
+def _apnea_type(efforts: list[_Excursion], flow: _Excursion, start: int, stop: int) -> tuple[str, float | None]:
+    """Obstructive / central / mixed from the belts over the apnea (AASM rules 1A.b-d).
+
+    Effort is judged on the apnea's interior (half a window in from each end, where neighbouring
+    normal or recovery breaths no longer leak into the running windows); it is "present" where either
+    belt moves more than ``EFFORT_ABSENT`` of its own pre-event baseline.
+    """
+    if not efforts:
+        return "obstructive_apnea", None
+    half = int(round(flow.window_s / 2.0 * flow.fs))
+    s, e = start + half, max(start + half + 1, stop - half)
+    ratio = np.max([eff.ratio_from(s, e, base_index=start) for eff in efforts], axis=0)
+    absent = ratio < EFFORT_ABSENT
+    third = max(1, absent.size // 3)
+    if absent.mean() >= 0.6:
+        kind = "central_apnea"
+    elif absent[:third].mean() >= 0.5 and absent[-third:].mean() <= 0.2:
+        kind = "mixed_apnea"
+    else:
+        kind = "obstructive_apnea"
+    return kind, float(np.median(ratio))
+
+
+def _causal_percentile(env: np.ndarray, fs: float) -> np.ndarray:
+    """Running ``BASELINE_PERCENTILE`` of the preceding ``BASELINE_WINDOW_S`` (computed at 1 Hz)."""
+    step = max(1, int(round(fs)))
+    per_s = env[::step]
+    size = int(BASELINE_WINDOW_S)
+    centred = ndimage.percentile_filter(per_s, BASELINE_PERCENTILE, size=size, mode="nearest")
+    shift = size // 2
+    causal = centred.copy()  # the first 2 minutes have no past: use the window around them
+    causal[size:] = centred[size - shift: per_s.size - shift]
+    return np.repeat(causal, step)[: env.size]
