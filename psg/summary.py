@@ -42,12 +42,19 @@ Summary = dict[str, float | int | None]
 
 
 def night_summary(
-    stages: np.ndarray, events: Iterable[Event], spo2: Signal | None, epoch_s: float = EPOCH_S
+    stages: np.ndarray,
+    events: Iterable[Event],
+    spo2: Signal | None,
+    epoch_s: float = EPOCH_S,
+    *,
+    arousals_scored: bool = True,
 ) -> Summary:
     """The night's sleep architecture, respiratory indices and oximetry (see the module docstring).
 
     ``stages`` holds one ``Stage`` code per epoch; ``events`` are scored or detected events in seconds
-    from recording start; ``spo2`` is the oximetry channel or None.
+    from recording start; ``spo2`` is the oximetry channel or None. ``arousals_scored=False`` says the
+    events come from a source that does not score arousals (the rule detectors): the arousal count and
+    index are then None, not a reassuring 0.
     """
     stages = np.asarray(stages, dtype=np.int64)
     epoch_min = epoch_s / 60.0
@@ -75,7 +82,7 @@ def night_summary(
         summary[f"{stage.label.lower()}_pct_tst"] = 100.0 * minutes / tst if tst > 0 else None
 
     in_sleep = [e for e in events if _onset_in_sleep(e, asleep, epoch_s)]
-    counts = {
+    counts: dict[str, int] = {
         "apnea_count": sum(e.type in RESPIRATORY_EVENT_TYPES and e.type != "hypopnea" for e in in_sleep),
         "hypopnea_count": sum(e.type == "hypopnea" for e in in_sleep),
         "desaturation_count": sum(e.type == "desaturation" for e in in_sleep),
@@ -85,6 +92,8 @@ def night_summary(
     summary["ahi"] = _per_hour(counts["apnea_count"] + counts["hypopnea_count"], tst)
     summary["odi"] = _per_hour(counts["desaturation_count"], tst)
     summary["arousal_index"] = _per_hour(counts["arousal_count"], tst)
+    if not arousals_scored:
+        summary["arousal_count"] = summary["arousal_index"] = None
     summary.update(_oximetry(spo2, asleep, epoch_s))
     return summary
 
@@ -151,11 +160,14 @@ def summary_caption(summary: Summary) -> str:
         + "."
     )
     ahi = summary["ahi"]
+    arousals = (
+        "arousals were not scored" if summary["arousal_index"] is None
+        else f"the arousal index {summary['arousal_index']:.1f}/h"
+    )
     parts.append(
         f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
         f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas), "
-        f"the oxygen desaturation index {summary['odi']:.1f}/h and the arousal index "
-        f"{summary['arousal_index']:.1f}/h."
+        f"the oxygen desaturation index {summary['odi']:.1f}/h and {arousals}."
     )
     return " ".join(parts + _oximetry_sentences(summary))
 

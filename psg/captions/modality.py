@@ -78,7 +78,7 @@ def _eog_sentence(features: Features, phraser: Phraser) -> str:
     elif corr >= -CONJUGATE_CORRELATION:
         coupling = "in-phase deflections, mostly EEG"
     else:
-        coupling = "weakly coupled eyes"
+        coupling = "no clear conjugate eye movement"
     return phraser.pick(
         (
             "EOG: slow eye-movement power {slow} µV², rapid eye-movement power {rapid} µV², "

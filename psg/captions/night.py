@@ -76,7 +76,9 @@ def caption_night(
                 "events": [_event_record(e, start) for e in epoch_events],
             }
         )
-    summary = night_summary(stages, events, recording.get(SPO2), epoch_s=EPOCH_S)
+    summary = night_summary(
+        stages, events, recording.get(SPO2), epoch_s=EPOCH_S, arousals_scored=event_source == "annotation"
+    )
     summary.update(caption=summary_caption(summary), stage_source=stage_source, event_source=event_source)
     return records, summary
 

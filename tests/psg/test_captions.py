@@ -141,3 +141,4 @@ def test_caption_night_falls_back_to_rules_and_says_so() -> None:
     assert all(r["stage"] == "W" for r in records)  # strong alpha and waking chin tone
     assert all("estimate" in r["captions"]["stage_event"] for r in records)
     assert summary["stage_source"] == "rules" and summary["event_source"] == "detectors"
+    assert summary["arousal_index"] is None  # the detectors do not score arousals: unknown, not 0

@@ -50,6 +50,9 @@ def test_indices_count_only_events_during_sleep() -> None:
     assert s["ahi"] == pytest.approx(3 * 60 / 7)
     assert s["odi"] == pytest.approx(60 / 7)
     assert s["arousal_index"] == pytest.approx(60 / 7)
+    unscored = night_summary(HYPNOGRAM, EVENTS, None, arousals_scored=False)
+    assert unscored["arousal_index"] is None and unscored["arousal_count"] is None
+    assert "arousals were not scored" in summary_caption(unscored)
 
 
 def test_oximetry_during_sleep_excludes_probe_artifacts() -> None:
