@@ -42,6 +42,7 @@ INSPIRATORY_FRACTION = 0.4
 NOISE_SD = 0.008  # sensor noise relative to a normal breath's amplitude (keeps apnea flow < 10%)
 RECOVERY_GAIN = (1.3, 1.55)
 RECOVERY_BREATHS = (2.0, 3.0)
+RAMP_S = 1.0  # raised-cosine edge of every event: breathing changes over about a quarter breath
 
 
 @dataclass
@@ -125,7 +126,8 @@ class _EventGains:
 
     def add_event(self, ev: Event, next_onset_s: float) -> None:
         rng = self.rng
-        span = self._span(ev.onset_s, ev.end_s)
+        # the edges ramp outside the scored span, so the reduction holds for the event's full duration
+        span = self._span(ev.onset_s - RAMP_S, ev.end_s + RAMP_S)
         m = span.stop - span.start
         if m <= 0:
             return
@@ -158,9 +160,9 @@ class _EventGains:
                 self.flatten[span] = 1.0 - (1.0 - rng.uniform(0.4, 0.6)) * ramp
         self.effort[span] = 1.0 + (effort - 1.0) * ramp
 
-        recovery_s = min(rng.uniform(*RECOVERY_BREATHS) * self.breath_s, next_onset_s - ev.end_s - 0.5)
+        recovery_s = min(rng.uniform(*RECOVERY_BREATHS) * self.breath_s, next_onset_s - ev.end_s - 2 * RAMP_S)
         if recovery_s > 1.0:
-            self.add_deep_breaths(ev.end_s, recovery_s, rng.uniform(*RECOVERY_GAIN))
+            self.add_deep_breaths(ev.end_s + RAMP_S, recovery_s, rng.uniform(*RECOVERY_GAIN))
 
     def add_deep_breaths(self, onset_s: float, duration_s: float, gain: float) -> None:
         span = self._span(onset_s, onset_s + duration_s)
@@ -172,7 +174,7 @@ class _EventGains:
         self.effort[span] *= bump
 
 
-def _ramp(m: int, ramp_s: float = 1.0) -> np.ndarray:
+def _ramp(m: int, ramp_s: float = RAMP_S) -> np.ndarray:
     """1 inside a span of ``m`` samples with raised-cosine edges of ``ramp_s`` (no step in the signal)."""
     k = min(int(ramp_s * FS), m // 2)
     out = np.ones(m)
