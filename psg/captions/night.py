@@ -18,6 +18,7 @@ from psg.captions.epoch import caption_epoch
 from psg.captions.phrasing import Style
 from psg.captions.stage_event import StageContext, clip_to_epoch, in_epoch
 from psg.detectors import detect_events
+from psg.detectors.base import to_events
 from psg.features import epoch_features
 from psg.montage import SPO2
 from psg.recording import Recording
@@ -51,7 +52,7 @@ def caption_night(
     if timeline is not None:
         events, event_source = list(timeline.events), "annotation"
     else:
-        events = [Event(d.type, d.onset_s, d.duration_s, channel=d.channel) for d in detect_events(recording)]
+        events = to_events(detect_events(recording))
         event_source = "detectors"
 
     by_epoch = _events_by_epoch(events, n)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from psg.features import epoch_features
 from psg.features.neuro import BANDS, NEURO_FEATURE_KEYS, epoch_matrix, neuro_epoch_features
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, POS
 from psg.recording import Recording, Signal
+from psg.simulate import simulate
+from psg.synthetic import synthetic_timeline
 
 FS = 256.0
 N_EPOCHS = 4
@@ -132,3 +135,16 @@ def test_epoch_matrix_handles_non_integer_epoch_lengths() -> None:
     x, valid = epoch_matrix(sig, 3)
     assert x.shape == (3, 100) and valid.all()
     assert x[1, 0] == 100.0 and x[2, 0] == 200.0
+
+
+def test_epoch_features_merges_all_modalities_and_tolerates_missing_channels() -> None:
+    recording = simulate(synthetic_timeline(hours=0.5, seed=1), seed=1)
+    features = epoch_features(recording)
+    assert len(features) == recording.n_epochs == 60
+    for key in ("c3_delta", "eog_lr_correlation", "emg_tone_uv", "position_name", "hr_bpm", "rmssd_ms",
+                "resp_rate_bpm", "flow_amplitude", "spo2_mean"):
+        assert sum(f[key] is not None for f in features) > 50, key
+    only_eeg = epoch_features(Recording("eeg-only", {EEG_C3: recording.signals[EEG_C3]}))
+    assert len(only_eeg) == 60 and set(only_eeg[0]) == set(features[0])
+    assert only_eeg[0]["c3_alpha"] is not None
+    assert all(f["hr_bpm"] is None and f["spo2_mean"] is None and f["emg_tone_uv"] is None for f in only_eeg)
