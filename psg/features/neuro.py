@@ -8,7 +8,7 @@ must be the measured ones.
 
 Everything is computed for all epochs of the night at once: each channel is cut into an
 ``(n_epochs, samples_per_epoch)`` matrix and the spectra are taken along the last axis, so an 8-h night
-takes about a second. Epochs are aligned to the recording start (AASM). An epoch gets ``None`` for a
+takes about 3 s on one core. Epochs are aligned to the recording start (AASM). An epoch gets ``None`` for a
 channel's features when the channel is absent, shorter than the epoch, contains non-finite samples,
 or is flat (standard deviation below ``FLAT_STD_UV``: a disconnected or saturated lead carries no
 physiology, and a number computed from it would be a lie in a caption).
