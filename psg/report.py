@@ -22,7 +22,6 @@ from psg.captions import caption_night  # noqa: E402
 from psg.detectors import detect_events  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
 from psg.recording import Recording  # noqa: E402
-from psg.summary import summary_caption  # noqa: E402
 from psg.timeline import RESPIRATORY_EVENT_TYPES, Stage  # noqa: E402
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
@@ -44,7 +43,6 @@ def write_report(recording: Recording, out_dir: str | Path) -> dict[str, Path]:
         "duration_h": round(recording.duration_s / 3600.0, 3),
         "stage_source": epochs[0]["stage_source"] if epochs else None,
         "summary": summary,
-        "summary_text": summary_caption(summary),
         "scored_events": dict(Counter(e.type for e in scored)),
         "detected_events": dict(Counter(e.type for e in detected)),
     }
@@ -62,7 +60,7 @@ def _json_default(value: object) -> object:
 
 
 def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected: list, path: Path) -> None:
-    fig, axes = plt.subplots(4, 1, figsize=(14, 8), sharex=True,
+    fig, axes = plt.subplots(4, 1, figsize=(15, 8), sharex=True,
                              gridspec_kw={"height_ratios": [2.2, 1.2, 1.3, 1.3]})
     hypno_ax, event_ax, spo2_ax, hr_ax = axes
     hours = np.arange(stages.size + 1) * 30.0 / 3600.0
@@ -83,7 +81,8 @@ def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected
     event_ax.set_yticks([2, 1, 0], ["scored", "detected", "desaturation"])
     event_ax.set_ylim(-0.6, 2.6)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _EVENT_COLOURS.values()]
-    event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper right", fontsize=7, ncol=5)
+    event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper left",
+                    bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
     for ax, label, unit in ((spo2_ax, SPO2, "%"), (hr_ax, HR, "bpm")):
         signal = recording.get(label)
@@ -92,6 +91,9 @@ def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected
         else:
             t = np.arange(signal.data.size) / signal.fs / 3600.0
             ax.plot(t, signal.data, linewidth=0.5, color="#1f77b4")
+            valid = signal.data[np.isfinite(signal.data) & (signal.data > 0)]
+            if valid.size:  # zoom on the physiological range, not on lead-off zeros
+                ax.set_ylim(valid.min() - 2, valid.max() + 2)
         ax.set_ylabel(f"{label} ({unit})")
     hr_ax.set_xlabel("hours from recording start")
     hr_ax.set_xlim(0, max(hours[-1], 1e-3))

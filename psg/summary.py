@@ -40,6 +40,10 @@ AHI_SEVERITY = ((5.0, "within normal limits"), (15.0, "mild"), (30.0, "moderate"
 
 Summary = dict[str, float | int | None]
 
+#: Decimals kept in the summary: finer than any clinical report prints, and coarse enough that EDF
+#: quantisation (an 86 % SpO2 sample reads back as 85.9998) does not leak into the numbers.
+REPORT_DECIMALS = 2
+
 
 def night_summary(
     stages: np.ndarray,
@@ -95,7 +99,7 @@ def night_summary(
     if not arousals_scored:
         summary["arousal_count"] = summary["arousal_index"] = None
     summary.update(_oximetry(spo2, asleep, epoch_s))
-    return summary
+    return {k: round(v, REPORT_DECIMALS) if isinstance(v, float) else v for k, v in summary.items()}
 
 
 def _onset_in_sleep(event: Event, asleep: np.ndarray, epoch_s: float) -> bool:
