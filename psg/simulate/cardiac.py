@@ -41,19 +41,50 @@ _WAVES = {
 }
 _BEAT_WINDOW_S = (-0.35, 0.55)
 HR_AVERAGE_BEATS = 4  # bedside monitors and oximeters average the rate over a few beats
+MAX_ANNOTATED_PAUSE_S = 6.0  # longer gaps in real annotations are unreadable ECG, not asystole
 
 
 def beat_times(plan: NightPlan, breath_phase: np.ndarray, breath_fs: float) -> np.ndarray:
     """Real beat times from the timeline, else beats from the simulated heart-rate process."""
     real = plan.timeline.beat_times_s
     if real is not None:
-        return real[(real >= 0.0) & (real < plan.duration_s)]
+        real = real[(real >= 0.0) & (real < plan.duration_s)]
+        return fill_annotation_gaps(real, plan.duration_s, plan.rng("cardiac-gap-fill"))
     rate = heart_rate_process(plan, breath_phase, breath_fs)
     beats_so_far = np.cumsum(rate / 60.0 / HR_FS)
     t = np.arange(rate.size) / HR_FS
     first = plan.rng("cardiac-beats").uniform(0.0, 1.0)
     targets = np.arange(first, beats_so_far[-1], 1.0) if rate.size else np.empty(0)
     return np.interp(targets, beats_so_far, t)
+
+
+def fill_annotation_gaps(beats: np.ndarray, duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Fill stretches without annotated beats longer than ``MAX_ANNOTATED_PAUSE_S`` with beats at the local rate.
+
+    Real beat annotations stop where the ECG was unreadable (slp03 has a 514-s hole) and before the
+    first / after the last annotated beat. Rendering those stretches flat would draw an asystole
+    nobody had; instead they get beats at the median RR of the 20 real beats around the gap, with 2%
+    jitter. Real pauses up to ``MAX_ANNOTATED_PAUSE_S`` (sinus pauses, post-ectopic gaps) are kept as
+    they are, so the record's own pauses still reach the detectors.
+    """
+    if beats.size < 2:
+        return beats
+    rr = np.diff(beats)
+    gaps = [(0.0, float(beats[0]), 0)]
+    gaps += [(float(beats[i]), float(beats[i + 1]), int(i)) for i in np.flatnonzero(rr > MAX_ANNOTATED_PAUSE_S)]
+    gaps.append((float(beats[-1]), duration_s, rr.size - 1))
+    pieces = [beats]
+    for start, end, i in gaps:
+        if end - start <= MAX_ANNOTATED_PAUSE_S:
+            continue
+        around = rr[max(0, i - 10): i + 10]
+        around = around[around <= MAX_ANNOTATED_PAUSE_S]
+        local_rr = float(np.median(around)) if around.size else 1.0
+        n = int((end - start) / local_rr) - 1
+        if n > 0:
+            times = start + local_rr * np.arange(1, n + 1) + rng.normal(0.0, 0.02 * local_rr, n)
+            pieces.append(times[(times > start + 0.3) & (times < end - 0.3)])
+    return np.unique(np.concatenate(pieces))
 
 
 def heart_rate_process(plan: NightPlan, breath_phase: np.ndarray, breath_fs: float) -> np.ndarray:

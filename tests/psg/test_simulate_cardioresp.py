@@ -82,7 +82,9 @@ def test_real_beat_times_are_used_exactly():
     beats = np.concatenate([beats[:300], beats[300:] + 3.5])  # with a pause
     plan = make_plan(_night([], minutes=12, beats=beats), seed=1)
     out = render_cardiorespiratory(plan)
-    np.testing.assert_array_equal(out.beat_times_s, beats[beats < plan.duration_s])
+    covered = out.beat_times_s[out.beat_times_s <= beats[-1]]
+    np.testing.assert_array_equal(covered, beats)  # no beat moved or added where the record has beats
+    assert out.beat_times_s[-1] > plan.duration_s - 2.0  # the unannotated tail gets beats, not a flat line
     ecg = out.signals["ECG"].data
     r_samples = np.round(out.beat_times_s * 256).astype(int)
     local_max = [int(np.argmax(ecg[i - 10:i + 11])) - 10 for i in r_samples[5:-5]]
@@ -104,3 +106,18 @@ def test_deterministic_per_seed(rendered):
     for label, sig in out.signals.items():
         np.testing.assert_array_equal(sig.data, again.signals[label].data)
     assert not np.array_equal(out.signals["AF"].data, other.signals["AF"].data)
+
+
+def test_annotation_gaps_are_filled_at_the_local_rate_but_real_pauses_kept() -> None:
+    from psg.simulate.cardiac import MAX_ANNOTATED_PAUSE_S, fill_annotation_gaps
+
+    # a real 3.1-s pause (59.4 -> 62.5 s), then a 337-s unannotated hole, then 20 s without beats at the end
+    real = np.concatenate([np.arange(5.0, 60.0, 0.8), [62.5], np.arange(400.0, 500.0, 0.8)])
+    filled = fill_annotation_gaps(real, 520.0, np.random.default_rng(0))
+    assert np.all(np.isin(real, filled))  # every real beat is kept, in place
+    rr = np.diff(filled)
+    assert rr.max() <= MAX_ANNOTATED_PAUSE_S and filled[-1] > 518.0
+    assert filled[0] == 5.0  # a 5-s lead-in is within a plausible pause: left as recorded
+    hole = filled[(filled > 63.0) & (filled < 399.0)]
+    assert hole.size > 400 and np.median(np.diff(hole)) == pytest.approx(0.8, rel=0.05)  # the local real rate
+    assert rr[np.searchsorted(filled, 62.5) - 1] == pytest.approx(3.1)  # the real pause survives
