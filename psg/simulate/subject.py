@@ -29,7 +29,7 @@ class SubjectParams:
     mains_hz: float  # 50 or 60 Hz, for the mains-hum artifact
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> "SubjectParams":
+    def draw(cls, rng: np.random.Generator) -> SubjectParams:
         return cls(
             alpha_hz=float(rng.uniform(8.5, 11.5)),
             spindle_hz=float(rng.uniform(12.0, 14.5)),
