@@ -71,7 +71,9 @@ def rule_stages(features: Sequence[Features], thresholds: RuleThresholds = DEFAU
     n3 = eeg["slow_wave_pct"] >= t.n3_slow_wave_pct
     wake = ((eeg["alpha"] >= t.alpha_wake) & not_atonic) | ((rapid >= t.rapid_eog) & (tone >= t.tone_wake))
     n2 = (eeg["delta"] >= t.delta_n2) | (eeg["slow_wave_pct"] >= t.slow_wave_n2_pct)
-    rem = (tone <= t.tone_atonia) & ~n2
+    # R: atonia with low-voltage EEG free of K-complexes (AASM). Relative delta is no evidence against R:
+    # REM's 1/f background puts more than half of 0.5-30 Hz power below 4 Hz in many people.
+    rem = (tone <= t.tone_atonia) & (eeg["slow_wave_pct"] < t.slow_wave_n2_pct)
     for stage, mask in ((Stage.N1, has_eeg), (Stage.N2, n2), (Stage.R, rem), (Stage.W, wake), (Stage.N3, n3)):
         stages[mask & has_eeg] = int(stage)  # later rules win: N3 > W > R > N2 > N1
     return _smooth(stages)
