@@ -34,8 +34,8 @@ def write_report(recording: Recording, out_dir: str | Path) -> dict[str, Path]:
     """Write ``summary.json`` and ``night.png`` for ``recording`` into ``out_dir``; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    epochs, summary = caption_night(recording, style="canonical", progress=True)
     detected = detect_events(recording)
+    epochs, summary = caption_night(recording, style="canonical", progress=True, detected=detected)
     stages = np.array([Stage.from_label(e["stage"]) for e in epochs], dtype=np.int8)
     scored = recording.timeline.events if recording.timeline is not None else []
     report = {

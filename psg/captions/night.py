@@ -17,7 +17,7 @@ from tqdm import tqdm
 from psg.captions.epoch import caption_epoch
 from psg.captions.phrasing import Style
 from psg.captions.stage_event import StageContext, clip_to_epoch, in_epoch
-from psg.detectors import detect_events
+from psg.detectors import DetectedEvent, detect_events
 from psg.detectors.base import to_events
 from psg.features import epoch_features
 from psg.montage import SPO2
@@ -28,7 +28,12 @@ from psg.timeline import EPOCH_S, Event, Stage
 
 
 def caption_night(
-    recording: Recording, *, style: Style = "canonical", seed: int = 0, progress: bool = False
+    recording: Recording,
+    *,
+    style: Style = "canonical",
+    seed: int = 0,
+    progress: bool = False,
+    detected: list[DetectedEvent] | None = None,
 ) -> tuple[list[dict], dict]:
     """One record per whole 30-s epoch and the night summary.
 
@@ -36,7 +41,8 @@ def caption_night(
     with ``stage`` as its label ('W', 'N1', ..., '?') and ``events`` the events overlapping the epoch
     (recording-relative onset and duration plus the span clipped to the epoch). ``seed`` drives the
     phrasing when ``style='varied'``. The summary is ``psg.summary.night_summary`` plus ``caption``,
-    ``stage_source`` and ``event_source``.
+    ``stage_source`` and ``event_source``. Callers that already ran ``detect_events`` on this recording
+    pass the result as ``detected`` so a file without annotations is not analysed twice.
     """
     features = epoch_features(recording)
     n = len(features)
@@ -52,7 +58,7 @@ def caption_night(
     if timeline is not None:
         events, event_source = list(timeline.events), "annotation"
     else:
-        events = to_events(detect_events(recording))
+        events = to_events(detect_events(recording) if detected is None else detected)
         event_source = "detectors"
 
     by_epoch = _events_by_epoch(events, n)
