@@ -15,3 +15,11 @@ def shared_data() -> Path:
     if not (root / "README.md").is_file():
         pytest.skip(f"shared data not found at {root} (set SLEEPLM_DATA to the folder with the real timelines)")
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep LSL discovery on this machine for every test (before any test imports pylsl)."""
+    import os
+
+    cfg = Path(__file__).resolve().parents[1] / "device_bridges" / "lsl_api.cfg"
+    os.environ.setdefault("LSLAPICFG", str(cfg))

@@ -1,0 +1,58 @@
+"""Settings of every service, from the environment (``SLEEPLM_*``), a ``.env`` file or CLI flags.
+
+One ``Settings`` class for all parts so that ``sleeplm up`` and a docker-compose deployment configure
+the same names: ``SLEEPLM_KAFKA=kafka:9092``, ``SLEEPLM_DB_URL=postgresql+psycopg://...`` and so on.
+Defaults are the embedded single-machine setup: loopback only, SQLite under ``./sleeplm-data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the live path; each field is also the env var ``SLEEPLM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SLEEPLM_", env_file=".env", extra="ignore")
+
+    kafka: str | None = Field(
+        default=None, description="Kafka bootstrap servers (host:port,...); unset: `up` starts a local broker"
+    )
+    partitions: int = Field(default=4, ge=1, le=1024, description="partitions of each topic (beds are keyed)")
+    data_dir: Path = Field(default=Path("sleeplm-data"), description="SQLite store, spool, logs, metrics")
+    db_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite file under data_dir")
+    api_host: str = Field(default="127.0.0.1", description="API bind address (loopback unless deployed)")
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    app_id: str = Field(default="sleeplm", description="Faust app id = Kafka consumer group prefix")
+    batch_max: int = Field(default=64, ge=1, description="most epochs per inference batch")
+    batch_within_s: float = Field(default=0.5, gt=0, description="longest wait to fill an inference batch")
+    session_timeout_s: float = Field(default=10.0, gt=0, description="consumer-group session timeout")
+    one_record_per_batch: bool = Field(
+        default=False,
+        description="producers send one record per request (needed by the embedded Tansu broker only)",
+    )
+    spool_memory_chunks: int = Field(default=600, ge=1, description="bridge in-memory spool, chunks")
+    spool_disk_mb: float = Field(default=512.0, gt=0, description="bridge on-disk spool bound, MB")
+    stale_after_s: float = Field(default=90.0, gt=0, description="a bed with no epoch for this long is stale")
+
+    @field_validator("kafka")
+    @classmethod
+    def _no_blank_kafka(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def database_url(self) -> str:
+        """``db_url`` or the default SQLite file ``<data_dir>/sleeplm.db``."""
+        return self.db_url or f"sqlite:///{(self.data_dir / 'sleeplm.db').resolve()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where processes of one machine share Prometheus samples (prometheus-client multiprocess mode)."""
+        return self.data_dir / "metrics"

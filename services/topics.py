@@ -1,0 +1,53 @@
+"""Topic names (DESIGN: Messages) and their creation with kafka-python's admin client.
+
+Topics are created up front with the configured partition count: auto-created topics get whatever the
+broker defaults to, and a keyed topic's partition count must not change under running consumers.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+SAMPLES = "psg.samples"
+EPOCHS = "psg.epochs"
+CAPTIONS = "sleep.captions"
+ALERTS = "sleep.alerts"
+EMBEDDINGS = "sleep.embeddings"
+DEADLETTER = "psg.deadletter"
+ALL_TOPICS: tuple[str, ...] = (SAMPLES, EPOCHS, CAPTIONS, ALERTS, EMBEDDINGS, DEADLETTER)
+
+
+def ensure_topics(
+    bootstrap: str, partitions: int, topics: tuple[str, ...] = ALL_TOPICS, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the missing ``topics`` with ``partitions`` partitions; returns the names it created.
+
+    Retries while the broker is still starting (up to ``timeout_s``); existing topics are left as they
+    are (their partition count is the operator's decision).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sleeplm-admin")
+            break
+        except (KafkaError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        created = []
+        for topic in missing:
+            try:
+                admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)])
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
