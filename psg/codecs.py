@@ -119,7 +119,10 @@ class EpochMessage:
 
 
 def _frame(magic: bytes, header: dict[str, Any], payload: bytes = b"") -> bytes:
-    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as exc:  # NaN/Inf in a time, rate or feature: the producer's bug, said plainly
+        raise MessageError(f"message header: {exc} (write missing values as null)") from None
     return _PREFIX.pack(magic, VERSION, len(head)) + head + payload
 
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,16 +42,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout_s: float = 20.0) -> None:
-    """Block until ``host:port`` accepts connections; ``PSGError`` after ``timeout_s``."""
+def wait_for_port(host: str, port: int, timeout_s: float = 20.0, probe: Callable[[], None] | None = None) -> None:
+    """Block until ``host:port`` accepts connections; ``PSGError`` after ``timeout_s``.
+
+    ``probe`` runs between attempts and may raise to give up early (e.g. the server process died).
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if probe is not None:
+            probe()
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise PSGError(f"broker at {host}:{port} did not accept connections within {timeout_s:.0f} s")
+    raise PSGError(f"{host}:{port} did not accept connections within {timeout_s:.0f} s")
 
 
 @dataclass

@@ -11,16 +11,17 @@ import sys
 import typer
 
 from psg.errors import PSGError
-from sleeplm import psg_commands
+from sleeplm import live_commands, psg_commands
 
 app = typer.Typer(
     name="sleeplm",
-    help="SleepLM Monitor: simulate, caption, detect and report on polysomnography.",
+    help="SleepLM Monitor: live PSG monitoring (up, broker, beds, bridge, worker, api) and offline tools.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 psg_commands.register(app)
+live_commands.register(app)
 
 
 def main() -> None:

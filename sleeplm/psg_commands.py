@@ -92,9 +92,8 @@ def report_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.json and night.png.")],
 ) -> None:
     """Write a night report: summary JSON (indices, detections) and a hypnogram + events PNG."""
-    from psg.report import write_report
-
     from psg.formats import read_edf
+    from psg.report import write_report
 
     paths = write_report(read_edf(night), out)
     for name, path in paths.items():

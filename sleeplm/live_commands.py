@@ -1,0 +1,129 @@
+"""Live-path commands: ``up`` (everything on one machine) and its parts ``broker``, ``beds``, ``bridge``,
+``worker`` and ``api``, which a scaled-out deployment runs one per container.
+
+Every part reads ``services.settings.Settings`` from the environment (``SLEEPLM_*``); a flag given on
+the command line wins over the environment. Imports are inside the commands so that the offline
+commands do not pay for Kafka, Faust and FastAPI.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+_BEDS_HELP = "How many simulated beds to stream over LSL."
+_SPEED_HELP = "Device-clock speed: 10 plays 30-s epochs every 3 s of wall time."
+
+
+def _settings(**overrides: Any) -> Any:
+    from services.settings import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, for parts that run until stopped."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def up_cmd(
+    beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
+    speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="API port on 127.0.0.1.")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="SQLite store, logs, spool and metrics.")] = Path("sleeplm-data"),
+    broker: Annotated[str | None, typer.Option(
+        help="Kafka bootstrap servers; default: $SLEEPLM_KAFKA, else an embedded broker on loopback.")] = None,
+    hours: Annotated[float, typer.Option(min=0.1, max=24.0, help="Length of each simulated night.")] = 8.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
+) -> None:
+    """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API."""
+    from stream_agents.launcher import UpOptions, run_up
+
+    settings = _settings(kafka=broker, api_port=api_port, data_dir=data_dir)
+    raise typer.Exit(run_up(settings, UpOptions(beds=beds, speed=speed, hours=hours, seed=seed)))
+
+
+def broker_cmd(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Loopback port; 0 picks a free one.")] = 9092,
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory only) on 127.0.0.1 and create the topics."""
+    from services.broker import start_broker
+    from services.topics import ensure_topics
+
+    settings = _settings()
+    stop = _stop_event()
+    broker = start_broker(port=port or None)
+    try:
+        created = ensure_topics(broker.bootstrap, settings.partitions)
+        typer.echo(f"broker on {broker.bootstrap} (topics created: {', '.join(created) or 'none'}); Ctrl-C stops it")
+        while not stop.wait(1.0):
+            if broker.process.poll() is not None:
+                raise typer.Exit(1)
+    finally:
+        broker.stop()
+
+
+def beds_cmd(
+    beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
+    speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
+    hours: Annotated[float, typer.Option(min=0.1, max=24.0, help="Length of each simulated night.")] = 8.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
+    edf: Annotated[list[Path] | None, typer.Option(
+        exists=True, dir_okay=False, help="Replay these EDF/EDF+ files as beds instead (repeatable).")] = None,
+) -> None:
+    """Stream simulated beds (or EDF replays) as LSL outlets until stopped."""
+    from device_bridges.lsl_config import configure_lsl
+
+    configure_lsl()
+    from device_bridges.simulated import run_beds
+
+    run_beds(n=beds, speed=speed, hours=hours, seed=seed, edf_paths=list(edf or []), stop_event=_stop_event())
+
+
+def bridge_cmd(
+    config: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="TOML listing real LSL devices per bed and their channel maps.")] = None,
+) -> None:
+    """Bridge LSL streams of the beds to Kafka (psg.samples), with reconnect and a bounded spool."""
+    from device_bridges.lsl_config import configure_lsl
+
+    configure_lsl()
+    from device_bridges.bridge import run_bridge
+
+    run_bridge(_settings(), stop_event=_stop_event(), config_path=config)
+
+
+def worker_cmd(
+    runtime: Annotated[str, typer.Option(help="Inference runtime name (model_runtime.runtime.RUNTIMES).")] = "rules",
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Run the stream agents (epocher, inference, sink) as one Faust worker of the consumer group."""
+    from stream_agents.worker import run_worker
+
+    run_worker(_settings(), runtime=runtime, loglevel=loglevel)
+
+
+def api_cmd(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the REST API, the live feed and /metrics with uvicorn."""
+    from dashboards.api import run_api
+
+    run_api(_settings(api_host=host, api_port=port))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up_cmd)
+    app.command("broker")(broker_cmd)
+    app.command("beds")(beds_cmd)
+    app.command("bridge")(bridge_cmd)
+    app.command("worker")(worker_cmd)
+    app.command("api")(api_cmd)

@@ -1,0 +1,258 @@
+"""The Faust app of the live path: epocher, inference and sink agents wired to the topics.
+
+Delivery guarantee: at least once through the pipeline, exactly once in the store.
+
+* Every agent acks a message only after everything it caused is delivered: the epocher acks a sample
+  chunk when the ``Epocher`` releases it (its epochs emitted *and* out of the detector context window),
+  the inference agent acks epochs after their caption records are delivered, the sink acks after its
+  transaction commits. Faust commits the highest contiguous acked offset, so a worker killed at any
+  point restarts from the oldest message whose work was not finished and rebuilds the same state.
+* Replays therefore re-emit some epochs; the store inserts keyed (bed, recording, epoch) and ignores
+  what it already has, so nothing is stored twice and nothing stored is ever rewritten.
+* A message that fails to decode or validate is sent to ``psg.deadletter`` with the reason, counted,
+  acked, and the stream goes on.
+
+The agents only call plain, broker-free code: ``Epocher`` (stream_agents.epocher), the runtime
+interface (model_runtime.runtime) and ``Store`` (store). CPU-heavy calls run in a worker thread so the
+consumer keeps heartbeating while a large batch is analysed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from model_runtime.runtime import load_runtime
+from psg.codecs import (
+    DeviceEvent,
+    MessageError,
+    decode_epoch,
+    decode_json,
+    decode_samples_message,
+    encode_epoch,
+    encode_json,
+)
+from services import topics
+from services.metrics import metrics
+from services.settings import Settings
+from store import Store
+from stream_agents.epocher import Epocher
+from stream_agents.inference import caption_records
+
+log = logging.getLogger(__name__)
+
+#: Fields a caption record must have for the sink to store it.
+CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
+DEAD_LETTER_PAYLOAD_BYTES = 4096
+
+
+def create_app(settings: Settings, runtime_name: str = "rules") -> faust.App:
+    """A Faust app for ``settings`` with the epocher, inference, sink and device-event agents."""
+    if not settings.kafka:
+        raise ValueError("settings.kafka is not set: name the Kafka bootstrap servers (SLEEPLM_KAFKA)")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=",".join(f"kafka://{server.strip()}" for server in settings.kafka.split(",")),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 5),
+        broker_rebalance_timeout=max(settings.session_timeout_s, 10.0),
+        stream_wait_empty=False,
+        # one record per produce request: the embedded broker mis-reports high watermarks otherwise
+        producer_max_batch_size=16 if settings.one_record_per_batch else 16384,
+        producer_acks=-1,
+    )
+    _LivePipeline(app, settings, runtime_name).register()
+    return app
+
+
+class _LivePipeline:
+    """The agents of one app, sharing the topics and the dead-letter path."""
+
+    def __init__(self, app: faust.App, settings: Settings, runtime_name: str) -> None:
+        self.app = app
+        self.settings = settings
+        self.runtime_name = runtime_name
+        self.metrics = metrics()
+
+        def raw(name: str) -> faust.TopicT:
+            return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.partitions)
+
+        self.samples = raw(topics.SAMPLES)
+        self.epochs = raw(topics.EPOCHS)
+        self.captions = raw(topics.CAPTIONS)
+        self.alerts = raw(topics.ALERTS)
+        self.deadletter = raw(topics.DEADLETTER)
+        self.epocher = Epocher()
+        self.bed_partitions: dict[str, TP] = {}
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.database_url)
+        return self._store
+
+    def register(self) -> None:
+        app = self.app
+        app.agent(self.samples, name="epocher")(self.epocher_agent)
+        app.agent(self.epochs, name="inference")(self.inference_agent)
+        app.agent(self.captions, name="sink")(self.sink_agent)
+        app.agent(self.alerts, name="alert-sink")(self.alert_sink_agent)
+        app.on_partitions_revoked.connect(self.on_partitions_revoked)
+
+    async def on_partitions_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
+        """Forget the beds of revoked sample partitions: their new owner replays from the committed offset."""
+        lost = [bed for bed, tp in self.bed_partitions.items() if tp in revoked]
+        self.epocher.drop_beds(lost)
+        for bed in lost:
+            del self.bed_partitions[bed]
+
+    # --- agents -----------------------------------------------------------------------------------
+
+    async def epocher_agent(self, stream: faust.StreamT) -> None:
+        """psg.samples -> 30-s epochs on psg.epochs (+ technical device events on sleep.alerts)."""
+        stream = stream.noack()
+        loop = asyncio.get_running_loop()
+        async for event in stream.events():
+            try:
+                message = decode_samples_message(event.value)
+            except MessageError as exc:
+                await self.dead_letter(event, str(exc))
+                await stream.ack(event)
+                continue
+            self.bed_partitions[message.bed_id] = event.message.tp
+            if isinstance(message, DeviceEvent):
+                output = self.epocher.device_event(message, event)
+            else:
+                output = await loop.run_in_executor(None, self.epocher.add, message, event)
+            pending = [
+                await self.epochs.send(key=epoch.bed_id.encode(), value=encode_epoch(epoch)) for epoch in output.epochs
+            ]
+            pending += [
+                await self.alerts.send(key=device.bed_id.encode(), value=encode_json(_technical_alert(device)))
+                for device in output.device_events
+            ]
+            await _delivered(pending)
+            self.metrics.epochs_out.inc(len(output.epochs))
+            for token in output.released:
+                await stream.ack(token)
+
+    async def inference_agent(self, stream: faust.StreamT) -> None:
+        """psg.epochs -> batched runtime -> caption records on sleep.captions."""
+        runtime = load_runtime(self.runtime_name)
+        loop = asyncio.get_running_loop()
+        async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
+            good, bad = [], []
+            for event in batch:
+                try:
+                    good.append((event, decode_epoch(event.value)))
+                except MessageError as exc:
+                    bad.append((event, str(exc)))
+            for event, reason in bad:
+                await self.dead_letter(event, reason)
+            if good:
+                started = time.perf_counter()
+                records = await loop.run_in_executor(None, caption_records, runtime, [m for _, m in good])
+                self.metrics.inference_seconds.observe(time.perf_counter() - started)
+                self.metrics.batch_size.observe(len(good))
+                pending = [
+                    await self.captions.send(key=record["bed_id"].encode(), value=encode_json(record))
+                    for record in records
+                ]
+                await _delivered(pending)
+                self.metrics.captions_out.inc(len(records))
+            await _ack_all(stream, batch)
+
+    async def sink_agent(self, stream: faust.StreamT) -> None:
+        """sleep.captions -> the store, insert-or-ignore keyed (bed, recording, epoch)."""
+        loop = asyncio.get_running_loop()
+        async for batch in stream.noack_take(256, within=0.2):
+            records = []
+            for event in batch:
+                try:
+                    records.append(decode_json(event.value, CAPTION_FIELDS))
+                except MessageError as exc:
+                    await self.dead_letter(event, str(exc))
+            if records:
+                inserted = await loop.run_in_executor(None, self.store.insert_epochs, records)
+                self.metrics.epochs_stored.inc(len(inserted))
+                self.metrics.duplicates_ignored.inc(len(records) - len(inserted))
+                for row in inserted:
+                    if row.get("latency_s") is not None:
+                        self.metrics.latency.observe(max(0.0, float(row["latency_s"])))
+            await _ack_all(stream, batch)
+
+    async def alert_sink_agent(self, stream: faust.StreamT) -> None:
+        """sleep.alerts -> the store (technical device events for now; the alert engine extends this)."""
+        loop = asyncio.get_running_loop()
+        async for batch in stream.noack_take(64, within=0.2):
+            events = []
+            for event in batch:
+                try:
+                    record = decode_json(event.value, ("kind", "bed_id", "type", "at"))
+                except MessageError as exc:
+                    await self.dead_letter(event, str(exc))
+                    continue
+                if record["kind"] == "technical":
+                    events.append(record)
+            if events:
+                await loop.run_in_executor(None, self.store.insert_device_events, events)
+            await _ack_all(stream, batch)
+
+    async def dead_letter(self, event: EventT, reason: str) -> None:
+        """Send ``event`` to psg.deadletter with ``reason`` (delivered before the caller acks it)."""
+        message = event.message
+        value = message.value if isinstance(message.value, bytes) else b""
+        key = message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None
+        record = {
+            "source_topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "key": key,
+            "reason": reason,
+            "payload_b64": base64.b64encode(value[:DEAD_LETTER_PAYLOAD_BYTES]).decode(),
+            "at": time.time(),
+        }
+        log.warning("dead letter from %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+        await _delivered([await self.deadletter.send(key=message.key, value=encode_json(record))])
+        self.metrics.dead_letters.labels(message.topic).inc()
+
+
+def _technical_alert(device: DeviceEvent) -> dict[str, Any]:
+    return {
+        "kind": "technical",
+        "bed_id": device.bed_id,
+        "recording_id": device.recording_id,
+        "stream": device.stream,
+        "type": device.type,
+        "at": device.at,
+        "detail": device.detail,
+    }
+
+
+async def _delivered(pending: Iterable[Any]) -> None:
+    """Wait until every produced message is acknowledged by the broker."""
+    for future in pending:
+        await future
+
+
+async def _ack_all(stream: faust.StreamT, events: Iterable[EventT]) -> None:
+    for event in events:
+        await stream.ack(event)
