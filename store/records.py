@@ -15,6 +15,9 @@ from psg.codecs import MessageError
 
 #: Longest bed / recording id the schema holds.
 MAX_ID_CHARS = 128
+#: Caption keys every record carries: ``psg.captions.MODALITIES`` (spelled out here because importing
+#: ``psg.captions`` loads the detectors and their dependencies, seconds for an API that needs none).
+CAPTION_MODALITIES: tuple[str, ...] = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
 
 
 def _fail(what: str, name: str, expected: str, value: Any) -> MessageError:
@@ -66,9 +69,9 @@ def caption_row(record: Any, what: str = "caption record") -> dict[str, Any]:
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise _fail(what, "epoch", "an integer >= 0", epoch)
     captions = _typed(record, "captions", dict, what)
-    for key, text in captions.items():
-        if not isinstance(text, str):
-            raise _fail(what, f"captions.{key}", "a string", text)
+    for key in CAPTION_MODALITIES:
+        if not isinstance(captions.get(key), str):
+            raise _fail(what, f"captions.{key}", "a string", captions.get(key))
     quality = _typed(record, "quality", dict, what, default={})
     for channel, flags in quality.items():
         if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):

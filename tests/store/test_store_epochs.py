@@ -38,7 +38,9 @@ def test_an_invalid_record_names_the_field_and_stores_nothing(store: Store, reco
     with pytest.raises(MessageError, match=r"caption record 0 field 'start_time': expected a finite number"):
         store.insert_epochs([record(0, start_time=float("nan"))])
     with pytest.raises(MessageError, match=r"field 'captions.brain': expected a string"):
-        store.insert_epochs([record(0, captions={"brain": 3})])
+        store.insert_epochs([record(0, captions={**record(0)["captions"], "brain": 3})])
+    with pytest.raises(MessageError, match=r"field 'captions.stage_event': expected a string, got None"):
+        store.insert_epochs([record(0, captions={"brain": "b"})])
     with pytest.raises(MessageError, match=r"field 'bed_id': expected a non-empty string"):
         store.insert_epochs([record(0, bed="")])
     assert store.count_epochs() == 0
@@ -106,3 +108,10 @@ def test_device_events_replays_are_ignored(store: Store) -> None:
     assert store.insert_device_events([event, {**event, "type": "stream_resumed", "at": 1_700_000_130.0}]) == 1
     with pytest.raises(MessageError, match=r"device event 0 field 'at': expected a finite number"):
         store.insert_device_events([{**event, "at": "soon"}])
+
+
+def test_the_store_requires_every_caption_modality() -> None:
+    from psg.captions import MODALITIES
+    from store.records import CAPTION_MODALITIES
+
+    assert CAPTION_MODALITIES == MODALITIES
