@@ -1,0 +1,374 @@
+"""Assemble 30-s epochs per bed from sample chunks, by sample timestamps, and say when each chunk may be acked.
+
+What it does
+------------
+Each bed sends one or more streams (e.g. ``exg`` 256 Hz, ``resp`` 32 Hz, ``aux`` 1 Hz), cut into
+chunks of about a second. Sample ``i`` of a chunk sits at device time ``t0 + i / fs``; epoch ``n`` of
+a recording is ``[recording_start + 30 n, recording_start + 30 (n + 1))`` (AASM: epochs aligned to the
+recording start). Samples are placed on each stream's sample grid by rounding their time, never by
+wall clock, so chunks may arrive in any order across streams, twice (same bed, recording, stream and
+``seq``: ignored), overlapping (the first sample written wins) or with holes (left NaN: a 'gap').
+
+Epoch ``n`` is complete when every stream seen for the bed has data up to its end (an unbroken run of
+chunks by ``seq``: a chunk overtaken by its successor is waited for), or when the most advanced stream
+is more than ``max_lag_s`` of device time past its end: the lagging streams' missing samples then stay
+NaN and their channels are flagged 'gap'. A stream announced lost by the bridge
+(``DeviceEvent`` ``stream_lost``) counts as lagging at once, until it sends data or is announced
+resumed. Every epoch is emitted exactly once per ``Epocher``, in order per bed, each with up to
+``context_epochs`` previous epochs as native-rate context for the detectors (``EpochWindow``); data
+older than an epoch already emitted is not emitted again. A chunk of a new ``recording_id`` ends the
+bed's previous recording: its partial epoch is dropped and its state reset (late chunks of the old
+recording are ignored).
+
+Ack tokens: why replay after a crash is lossless
+------------------------------------------------
+``add`` takes the chunk's Kafka message (any object, the "token") and returns the tokens that may now
+be acked. A chunk's token is released only when nothing the epocher will still produce depends on it:
+every epoch the chunk touches has been emitted *and* has left the hold window of the last
+``hold_epochs`` emitted epochs, where ``hold_epochs = max(context_epochs, norm_epochs - 1)``: the
+detector context, and the running normaliser's window (``stream_agents.normalise``: an epoch's model
+signal is scaled by statistics of the previous ``norm_epochs - 1`` epochs). Duplicates, chunks of
+finished recordings and chunks that only touch epochs already out of the context are released at once.
+
+The agent acks released tokens after the epochs are delivered to ``psg.epochs``. After a crash
+Kafka restarts the partition at the oldest un-acked chunk, so a fresh ``Epocher`` sees every chunk of
+the held epochs again and rebuilds exactly the buffers (and normaliser statistics) the old one had:
+the epochs after the last emitted one come out bit-identical, and the held ones come out again as
+duplicates, which the store ignores (first write wins, keyed bed, recording, epoch). ``drop_beds``
+(partition revoked) forgets beds *without* releasing their tokens, for the same reason: the new owner
+replays them. Device events are released at once: a lost stream only makes the epocher stop waiting
+for it earlier; after a replay without the event the lag rule gives the same epoch ``max_lag_s`` later.
+
+This determinism assumes what the bridge guarantees: a bed's streams are interleaved chunk by chunk
+(~1 s) on one partition, so a replay sees every stream within the first replayed epoch.
+
+Memory per bed is bounded: per stream the context epochs plus the epochs not yet complete (at most
+``max_lag_s`` + 30 s ahead of the oldest), and the held tokens of ``hold_epochs`` epochs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.montage import EPOCH_S
+from psg.recording import Signal
+from stream_agents.epoch_analysis import EpochWindow, analyse
+from stream_agents.normalise import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
+
+#: Longest recording the epocher accepts (a sample later than this is a clock error, not a night).
+MAX_RECORDING_S = 48 * 3600.0
+#: Finished recordings remembered per bed, so their late chunks are recognised and ignored.
+FINISHED_RECORDINGS = 16
+#: Two chunks of one recording must agree on its start to within this (seconds).
+START_TOLERANCE_S = 1e-3
+
+Analyse = Callable[[EpochWindow], EpochMessage]
+
+
+@dataclass
+class EpocherOutput:
+    """What one call produced: epochs to send, tokens to ack, device events to forward as alerts."""
+
+    epochs: list[EpochMessage] = field(default_factory=list)
+    released: list[object] = field(default_factory=list)
+    device_events: list[DeviceEvent] = field(default_factory=list)
+
+
+@dataclass
+class _Stream:
+    """One device stream of a bed: samples per epoch on the stream's grid (NaN until received)."""
+
+    fs: float
+    labels: tuple[str, ...]
+    units: tuple[str, ...]
+    blocks: dict[int, np.ndarray] = field(default_factory=dict)
+    reach: int = 0  # sample index just past the furthest sample received
+    contiguous: int = 0  # ... just past the last sample of the unbroken run of chunks (by seq)
+    next_seq: int | None = None  # the seq that would extend the unbroken run
+    pending: dict[int, int] = field(default_factory=dict)  # seq -> end index of chunks past a missing seq
+    lost: bool = False
+
+    def received(self, seq: int, end: int) -> None:
+        """Advance ``reach`` and the unbroken run with chunk ``seq`` ending at sample index ``end``."""
+        self.reach = max(self.reach, end)
+        if self.next_seq is None:
+            self.next_seq = seq
+        if seq < self.next_seq:
+            self.contiguous = max(self.contiguous, end)
+            return
+        self.pending[seq] = end
+        self._drain()
+
+    def give_up_before(self, index: int) -> None:
+        """Stop waiting for missing chunks before sample ``index`` (their epoch was emitted without them)."""
+        while self.pending and self.contiguous < index:
+            self.next_seq = min(self.pending)
+            self._drain()
+
+    def _drain(self) -> None:
+        while self.next_seq in self.pending:
+            self.contiguous = max(self.contiguous, self.pending.pop(self.next_seq))
+            self.next_seq += 1
+
+    def bounds(self, epoch: int) -> tuple[int, int]:
+        """Sample indices [start, end) of ``epoch`` (starts rounded per epoch, so odd rates do not drift)."""
+        return int(round(epoch * EPOCH_S * self.fs)), int(round((epoch + 1) * EPOCH_S * self.fs))
+
+    def epoch_of(self, index: int) -> int:
+        """The epoch containing sample ``index``."""
+        epoch = int(math.floor(index / (EPOCH_S * self.fs)))
+        while self.bounds(epoch + 1)[0] <= index:
+            epoch += 1
+        while self.bounds(epoch)[0] > index:
+            epoch -= 1
+        return epoch
+
+    def block(self, epoch: int) -> np.ndarray:
+        if epoch not in self.blocks:
+            start, end = self.bounds(epoch)
+            self.blocks[epoch] = np.full((len(self.labels), end - start), np.nan, dtype=np.float32)
+        return self.blocks[epoch]
+
+
+@dataclass
+class _Bed:
+    """State of one bed's current recording."""
+
+    bed_id: str
+    recording_id: str
+    recording_start: float
+    normaliser: RunningNormaliser
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    next_epoch: int | None = None
+    first_emitted: int | None = None
+    last_emitted: int | None = None
+    last_received_at: float = 0.0
+    held: list[tuple[int, int, tuple[str, int], object]] = field(default_factory=list)  # heap by last epoch
+    held_keys: set[tuple[str, int]] = field(default_factory=set)
+
+    def tokens(self) -> list[object]:
+        return [token for *_, token in sorted(self.held)]
+
+
+class Epocher:
+    """Per-bed 30-s epoch assembly with lossless ack tokens (see the module docstring).
+
+    ``analyse`` turns an ``EpochWindow`` into the ``EpochMessage`` (default:
+    ``stream_agents.epoch_analysis.analyse``); ``norm_epochs`` is the running normaliser's window.
+    Thread-safe: the agent may call ``add`` in an executor while a rebalance calls ``drop_beds``.
+    """
+
+    def __init__(
+        self,
+        context_epochs: int = 2,
+        max_lag_s: float = 10.0,
+        analyse: Analyse = analyse,
+        norm_epochs: int = DEFAULT_WINDOW_EPOCHS,
+    ) -> None:
+        if context_epochs < 0 or max_lag_s < 0 or norm_epochs < 1:
+            raise ValueError(
+                f"expected context_epochs >= 0, max_lag_s >= 0, norm_epochs >= 1; "
+                f"got {context_epochs}, {max_lag_s}, {norm_epochs}"
+            )
+        self.context_epochs = context_epochs
+        self.max_lag_s = max_lag_s
+        self.analyse = analyse
+        self.norm_epochs = norm_epochs
+        self.hold_epochs = max(context_epochs, norm_epochs - 1)
+        self._beds: dict[str, _Bed] = {}
+        self._finished: dict[str, deque[str]] = {}
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+
+    # --- public API ---------------------------------------------------------------------------------
+
+    def add(self, chunk: SampleChunk, token: object) -> EpocherOutput:
+        """Take one chunk; return the epochs it completed and the tokens that may be acked now.
+
+        Raises ``MessageError`` (state unchanged) for a chunk that contradicts its bed's earlier chunks
+        (rate or labels of a stream, recording start) or lies outside the recording's time span.
+        """
+        with self._lock:
+            return self._add(chunk, token)
+
+    def device_event(self, event: DeviceEvent, token: object) -> EpocherOutput:
+        """Take a bridge event: forward it, release its token, and treat a lost stream as lagging."""
+        with self._lock:
+            out = EpocherOutput(released=[token], device_events=[event])
+            bed = self._beds.get(event.bed_id)
+            if bed is None or bed.recording_id != event.recording_id or event.stream not in bed.streams:
+                return out
+            stream = bed.streams[event.stream]
+            if event.type == "stream_lost":
+                stream.lost = True
+                out.epochs += self._emit_ready(bed, bed.last_received_at)
+                out.released += self._release(bed)
+            elif event.type == "stream_resumed":
+                stream.lost = False
+            return out
+
+    def drop_beds(self, bed_ids: Iterable[str]) -> None:
+        """Forget ``bed_ids`` without releasing their tokens (partition revoked: the new owner replays)."""
+        with self._lock:
+            for bed_id in bed_ids:
+                self._beds.pop(bed_id, None)
+                self._finished.pop(bed_id, None)
+
+    def held_tokens(self, bed_id: str) -> int:
+        """How many chunks of ``bed_id`` are held un-acked (for metrics and tests)."""
+        bed = self._beds.get(bed_id)
+        return len(bed.held) if bed else 0
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _add(self, chunk: SampleChunk, token: object) -> EpocherOutput:
+        out = EpocherOutput()
+        finished = self._finished.setdefault(chunk.bed_id, deque(maxlen=FINISHED_RECORDINGS))
+        if chunk.recording_id in finished:
+            out.released.append(token)
+            return out
+        bed = self._beds.get(chunk.bed_id)
+        if bed is not None and bed.recording_id == chunk.recording_id:
+            self._check(bed, chunk)
+        else:
+            self._check_span(chunk, chunk.recording_start)
+            if bed is not None:  # a new recording: drop the old one's partial epoch, release its chunks
+                out.released += bed.tokens()
+                finished.append(bed.recording_id)
+            bed = _Bed(chunk.bed_id, chunk.recording_id, chunk.recording_start, RunningNormaliser(self.norm_epochs))
+            self._beds[chunk.bed_id] = bed
+        stream = bed.streams.get(chunk.stream)
+        if stream is None:
+            stream = bed.streams[chunk.stream] = _Stream(chunk.fs, chunk.labels, chunk.units)
+
+        key = (chunk.stream, chunk.seq)
+        g0 = int(round((chunk.t0 - bed.recording_start) * stream.fs))
+        g1 = g0 + chunk.n_samples
+        if key in bed.held_keys or g1 <= 0:
+            out.released.append(token)
+            return out
+        first, last = stream.epoch_of(max(g0, 0)), stream.epoch_of(g1 - 1)
+        floor = self._data_floor(bed)
+        if bed.last_emitted is not None and last < floor:
+            out.released.append(token)  # only touches epochs already emitted and out of the context
+            return out
+        if bed.first_emitted is None:
+            bed.next_epoch = first if bed.next_epoch is None else min(bed.next_epoch, first)
+        data = np.asarray(chunk.data, dtype=np.float32)
+        for epoch in range(max(first, floor), last + 1):
+            start, end = stream.bounds(epoch)
+            lo, hi = max(g0, start), min(g1, end)
+            if lo >= hi:
+                continue
+            target = stream.block(epoch)[:, lo - start : hi - start]
+            empty = np.isnan(target)
+            target[empty] = data[:, lo - g0 : hi - g0][empty]
+        stream.received(chunk.seq, g1)
+        stream.lost = False
+        bed.last_received_at = max(bed.last_received_at, chunk.received_at)
+        heapq.heappush(bed.held, (last, next(self._order), key, token))
+        bed.held_keys.add(key)
+        out.epochs += self._emit_ready(bed, chunk.received_at)
+        out.released += self._release(bed)
+        return out
+
+    def _check(self, bed: _Bed, chunk: SampleChunk) -> None:
+        if abs(chunk.recording_start - bed.recording_start) > START_TOLERANCE_S:
+            raise MessageError(
+                f"chunk field 'recording_start': {chunk.recording_start!r} differs from "
+                f"{bed.recording_start!r} of earlier chunks of bed {chunk.bed_id!r} recording {chunk.recording_id!r}"
+            )
+        stream = bed.streams.get(chunk.stream)
+        if stream is not None and (stream.fs != chunk.fs or stream.labels != chunk.labels):
+            raise MessageError(
+                f"chunk of stream {chunk.stream!r} (bed {chunk.bed_id!r}): fs {chunk.fs} and labels "
+                f"{list(chunk.labels)} differ from the stream's earlier fs {stream.fs} and labels {list(stream.labels)}"
+            )
+        self._check_span(chunk, bed.recording_start)
+
+    @staticmethod
+    def _check_span(chunk: SampleChunk, recording_start: float) -> None:
+        if chunk.t_end < recording_start - EPOCH_S or chunk.t0 > recording_start + MAX_RECORDING_S:
+            raise MessageError(
+                f"chunk field 't0': {chunk.t0!r} is outside the recording that starts at {recording_start!r} "
+                f"(expected between its start and {MAX_RECORDING_S / 3600:g} h later)"
+            )
+
+    def _data_floor(self, bed: _Bed) -> int:
+        """The oldest epoch whose samples are still kept (the context of the next epoch)."""
+        if bed.last_emitted is None:
+            return -(10**9)
+        return bed.last_emitted - self.context_epochs + 1
+
+    def _complete(self, bed: _Bed, epoch: int) -> bool:
+        live = [s for s in bed.streams.values() if not s.lost]
+        if not live:
+            return False
+        end_s = (epoch + 1) * EPOCH_S
+        if all(s.contiguous >= s.bounds(epoch)[1] for s in live):
+            return True
+        return max(s.reach / s.fs for s in live) > end_s + self.max_lag_s
+
+    def _emit_ready(self, bed: _Bed, received_at: float) -> list[EpochMessage]:
+        out = []
+        while bed.next_epoch is not None and self._complete(bed, bed.next_epoch):
+            out.append(self._emit(bed, bed.next_epoch, received_at))
+        return out
+
+    def _emit(self, bed: _Bed, epoch: int, received_at: float) -> EpochMessage:
+        first = epoch if bed.first_emitted is None else max(epoch - self.context_epochs, bed.first_emitted)
+        signals: dict[str, Signal] = {}
+        for name in sorted(bed.streams):  # a label sent by two streams: the first by name wins
+            stream = bed.streams[name]
+            parts = []
+            for e in range(first, epoch + 1):
+                block = stream.blocks.get(e)
+                if block is None:
+                    start, end = stream.bounds(e)
+                    block = np.full((len(stream.labels), end - start), np.nan, dtype=np.float32)
+                parts.append(block)
+            window = np.concatenate(parts, axis=1)
+            for row, (label, unit) in enumerate(zip(stream.labels, stream.units, strict=True)):
+                signals.setdefault(label, Signal(label, window[row], stream.fs, unit))
+        message = self.analyse(
+            EpochWindow(
+                bed_id=bed.bed_id,
+                recording_id=bed.recording_id,
+                recording_start=bed.recording_start,
+                epoch=epoch,
+                first_epoch=first,
+                signals=signals,
+                normaliser=bed.normaliser,
+                end_received_at=received_at,
+            )
+        )
+        bed.first_emitted = epoch if bed.first_emitted is None else bed.first_emitted
+        bed.last_emitted = epoch
+        bed.next_epoch = epoch + 1
+        floor = self._data_floor(bed)
+        for stream in bed.streams.values():
+            stream.give_up_before(stream.bounds(epoch)[1])
+            for old in [e for e in stream.blocks if e < floor]:
+                del stream.blocks[old]
+        return message
+
+    def _release(self, bed: _Bed) -> list[object]:
+        """Tokens of chunks whose every epoch has left the hold window."""
+        if bed.last_emitted is None:
+            return []
+        limit = bed.last_emitted - self.hold_epochs
+        out = []
+        while bed.held and bed.held[0][0] <= limit:
+            _, _, key, token = heapq.heappop(bed.held)
+            bed.held_keys.discard(key)
+            out.append(token)
+        return out
