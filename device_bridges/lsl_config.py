@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 #: The configuration shipped with the package.
 SHIPPED_LSL_CONFIG = Path(__file__).resolve().parent / "lsl_api.cfg"
@@ -27,3 +28,11 @@ def configure_lsl() -> Path:
         return Path(configured)
     os.environ["LSLAPICFG"] = str(SHIPPED_LSL_CONFIG)
     return SHIPPED_LSL_CONFIG
+
+
+def import_pylsl() -> ModuleType:
+    """``configure_lsl()`` then ``import pylsl``: the one way this package loads liblsl."""
+    configure_lsl()
+    import pylsl
+
+    return pylsl
