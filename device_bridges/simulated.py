@@ -1,0 +1,472 @@
+"""Simulated beds and EDF replay: LSL outlets that behave like a bedside PSG amplifier.
+
+A bed publishes one LSL outlet per sampling-rate group of its recording (``exg`` 256 Hz: ECG, EOG,
+EEG, chin EMG; ``resp`` 32 Hz: ABD, THX, AF; ``aux`` 1 Hz: POS, SpO2, HR for the simulator's montage),
+each named ``sleeplm-<bed>-<group>``, type ``PSG``, source id ``<bed>:<group>``. The stream description
+carries what the bridge needs without a channel-map file: channel labels and units (montage labels),
+``sleeplm_bed``, ``group``, ``recording_id`` and ``recording_start`` (LSL clock time of the first sample).
+
+Timing is a *virtual device clock*: sample ``i`` of a group has the timestamp ``recording_start + i/fs``
+and ~1-s chunks are pushed with those explicit timestamps; ``speed`` X pushes X device seconds per wall
+second (at speed 10 one 30-s epoch takes 3 s), and every group of a bed advances in the same step.
+Downstream everything is timed by these sample timestamps, never by the wall clock, so a fast replay
+epochs and captions exactly like a real-time night.
+
+Rendering a whole 8-h night costs ~4 s and ~350 MB per bed, so ``SimulatedNight`` renders the night in
+pieces (30 min by default) one piece ahead of playback in a background thread: N beds start in about a
+second and hold two pieces each. Each piece is simulated from its slice of the timeline with the bed's
+seed (the same simulated subject all night); at a piece boundary the waveforms restart, which looks like
+a brief movement artifact. Pick ``piece_s`` >= the night's length to render it in one go.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_bridges.channel_map import ChannelMap, load_channel_map
+from device_bridges.lsl_config import import_pylsl
+from psg.errors import PSGError
+from psg.montage import CHANNELS, EPOCH_S
+from psg.paths import shared_data_dir
+from psg.recording import Recording, Signal
+from psg.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+#: Annotation files ``read_timeline`` understands, for picking nights out of a folder.
+_TIMELINE_PATTERNS = ("*.json", "*_stage.txt", "*.edf.csv", "*.st", "*.npz", "*.xml", "*.edf")
+
+
+@dataclass(frozen=True)
+class RateGroup:
+    """Channels of one recording sharing a sampling rate: one LSL outlet."""
+
+    name: str
+    fs: float
+    labels: tuple[str, ...]
+    units: tuple[str, ...]
+
+
+def rate_groups(signals: dict[str, Signal]) -> list[RateGroup]:
+    """Group channels by rate, fastest first; names by rate class: exg (>= 100 Hz), resp (>= 10 Hz), aux.
+
+    Two rates in one class (an EDF with EEG at 200 Hz and ECG at 512 Hz) get the rate appended.
+    """
+    by_rate: dict[float, list[Signal]] = {}
+    for signal in signals.values():
+        by_rate.setdefault(float(signal.fs), []).append(signal)
+    groups: list[RateGroup] = []
+    taken: set[str] = set()
+    for fs in sorted(by_rate, reverse=True):
+        name = "exg" if fs >= 100 else "resp" if fs >= 10 else "aux"
+        if name in taken:
+            name = f"{name}-{fs:g}hz"
+        taken.add(name)
+        members = by_rate[fs]
+        groups.append(RateGroup(name, fs, tuple(s.label for s in members), tuple(s.unit for s in members)))
+    return groups
+
+
+def recording_id_for(bed_id: str, when: datetime | None = None) -> str:
+    """``<bed>-<UTC yyyymmddThhmmss>``: the recording id of a night that starts ``when`` (now)."""
+    return f"{bed_id}-{(when or datetime.now(UTC)):%Y%m%dT%H%M%S}"
+
+
+# --- nights: what a bed plays ----------------------------------------------------------------------
+
+
+def slice_timeline(timeline: Timeline, start_s: float, end_s: float) -> Timeline:
+    """The part of ``timeline`` in [start_s, end_s) (whole epochs), times shifted to start at 0."""
+    e0, e1 = int(start_s // timeline.epoch_s), int(math.ceil(end_s / timeline.epoch_s))
+    start_s, end_s = e0 * timeline.epoch_s, min(e1, timeline.n_epochs) * timeline.epoch_s
+    events = []
+    for ev in timeline.events:
+        if start_s <= ev.onset_s < end_s or ev.overlaps(start_s, end_s):
+            onset = max(ev.onset_s, start_s)
+            events.append(replace(ev, onset_s=onset - start_s, duration_s=min(ev.end_s, end_s) - onset))
+    beats = timeline.beat_times_s
+    if beats is not None:
+        beats = beats[(beats >= start_s) & (beats < end_s)] - start_s
+    return Timeline(
+        record_id=timeline.record_id,
+        stages=timeline.stages[e0:e1],
+        events=events,
+        epoch_s=timeline.epoch_s,
+        beat_times_s=beats,
+        start_time=timeline.start_time + timedelta(seconds=start_s) if timeline.start_time else None,
+        source=timeline.source,
+    )
+
+
+class SimulatedNight:
+    """A timeline rendered lazily, piece by piece, one piece ahead of whoever iterates it."""
+
+    def __init__(self, timeline: Timeline, seed: int = 0, piece_s: float = 1800.0, artifacts: bool = False) -> None:
+        if piece_s < EPOCH_S:
+            raise PSGError(f"piece_s must be at least one epoch ({EPOCH_S:g} s), got {piece_s!r}")
+        self.timeline = timeline
+        self.seed = seed
+        self.piece_s = math.floor(piece_s / timeline.epoch_s) * timeline.epoch_s
+        self.artifacts = artifacts
+        self.record_id = timeline.record_id
+
+    @property
+    def duration_s(self) -> float:
+        return self.timeline.duration_s
+
+    def render(self, index: int) -> Recording:
+        """Piece ``index`` of the night as a ``Recording`` at the device rates."""
+        from psg.simulate import simulate
+
+        start = index * self.piece_s
+        piece = slice_timeline(self.timeline, start, start + self.piece_s)
+        return simulate(piece, seed=self.seed, artifacts=self.artifacts)
+
+    def __iter__(self) -> Iterator[Recording]:
+        n = max(1, math.ceil(self.duration_s / self.piece_s))
+        with ThreadPoolExecutor(1, thread_name_prefix=f"render-{self.record_id}") as pool:
+            ahead = pool.submit(self.render, 0)
+            for index in range(n):
+                piece = ahead.result()
+                if index + 1 < n:
+                    ahead = pool.submit(self.render, index + 1)
+                yield piece
+
+
+# --- the bed: LSL outlets on a virtual device clock ------------------------------------------------
+
+
+class SimulatedBed:
+    """One bed streaming ``recording`` (a ``Recording`` or an iterable of consecutive pieces) over LSL.
+
+    ``run(stop)`` blocks until the recording is played or ``stop`` is set; ``start()`` runs it in a
+    thread. ``disconnect()``/``reconnect()`` pull and re-plug the device: while disconnected the device
+    clock runs on but no samples reach LSL (a gap), and the re-opened outlets are new LSL streams with
+    the same description, which is what the bridge sees when an amplifier reconnects.
+    """
+
+    kind = "simulated"
+
+    def __init__(
+        self,
+        bed_id: str,
+        recording: Recording | Iterable[Recording],
+        speed: float = 1.0,
+        recording_id: str | None = None,
+    ) -> None:
+        if not bed_id or not bed_id.replace("-", "").replace("_", "").isalnum():
+            raise PSGError(f"bed id {bed_id!r}: expected letters, digits, '-' or '_'")
+        if not (math.isfinite(speed) and speed > 0):
+            raise PSGError(f"speed must be a finite number > 0, got {speed!r}")
+        self.bed_id = bed_id
+        self.speed = float(speed)
+        self.recording_id = recording_id or recording_id_for(bed_id)
+        self.record_id = getattr(recording, "record_id", "")
+        self._pieces: Iterable[Recording] = [recording] if isinstance(recording, Recording) else recording
+        self.groups: list[RateGroup] = []
+        self.recording_start: float | None = None  # LSL clock time of the first sample
+        self.pushed_s = 0  # device seconds played so far (pushed or, while disconnected, dropped)
+        self.pushed_samples: dict[str, int] = {}  # samples per group that reached LSL
+        self._outlets: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+
+    # lifecycle
+    def start(self) -> SimulatedBed:
+        self._thread = threading.Thread(target=self._run_captured, name=f"bed-{self.bed_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until the outlets are open (the first piece rendered)."""
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def disconnect(self) -> None:
+        """Close the outlets (device unplugged); the device clock keeps running."""
+        with self._lock:
+            self._outlets = None
+
+    def reconnect(self) -> None:
+        """Open fresh outlets with the same stream descriptions (device plugged back in)."""
+        with self._lock:
+            if self._outlets is None and self.groups:
+                self._outlets = {g.name: self._outlet(g) for g in self.groups}
+
+    def _run_captured(self) -> None:
+        try:
+            self.run(self._stop)
+        except BaseException as exc:  # reported by whoever owns the bed (run_beds, tests)
+            self.error = exc
+            log.exception("bed %s failed", self.bed_id)
+
+    def run(self, stop: threading.Event) -> None:
+        """Play the recording in real time x ``speed`` until it ends or ``stop`` is set."""
+        pylsl = import_pylsl()
+        pieces = iter(self._pieces)
+        first = next(pieces, None)
+        if first is None or not first.signals:
+            raise PSGError(f"bed {self.bed_id}: the recording has no signals to stream")
+        self.groups = rate_groups(first.signals)
+        self.pushed_samples = {g.name: 0 for g in self.groups}
+        self.recording_start = pylsl.local_clock()
+        with self._lock:
+            self._outlets = {g.name: self._outlet(g) for g in self.groups}
+        self._ready.set()
+        wall0 = time.monotonic()
+        try:
+            for piece in _chain(first, pieces):
+                if not self._play(piece, wall0, stop):
+                    return
+        finally:
+            with self._lock:
+                self._outlets = None
+            if isinstance(pieces, Generator):
+                pieces.close()  # stop rendering ahead
+
+    def _play(self, piece: Recording, wall0: float, stop: threading.Event) -> bool:
+        blocks = {}
+        for group in self.groups:
+            missing = [label for label in group.labels if label not in piece.signals]
+            if missing or any(piece.signals[label].fs != group.fs for label in group.labels):
+                raise PSGError(f"bed {self.bed_id}: piece of {self.record_id!r} changes the channel layout")
+            blocks[group.name] = np.stack([piece.signals[label].data for label in group.labels], axis=1).astype(
+                np.float32
+            )
+        for second in range(math.ceil(piece.duration_s)):
+            delay = wall0 + (self.pushed_s + 1) / self.speed - time.monotonic()
+            if stop.wait(delay) if delay > 0 else stop.is_set():
+                return False
+            with self._lock:
+                outlets = self._outlets
+                for group in self.groups:
+                    block = blocks[group.name][round(second * group.fs) : round((second + 1) * group.fs)]
+                    if not len(block):
+                        continue
+                    done = self.pushed_samples[group.name]
+                    if outlets is not None:
+                        stamps = self.recording_start + (done + np.arange(len(block))) / group.fs
+                        outlets[group.name].push_chunk(block, stamps.tolist())
+                    self.pushed_samples[group.name] = done + len(block)
+            self.pushed_s += 1
+        return True
+
+    def _outlet(self, group: RateGroup) -> Any:
+        pylsl = import_pylsl()
+        info = pylsl.StreamInfo(
+            f"sleeplm-{self.bed_id}-{group.name}",
+            "PSG",
+            len(group.labels),
+            group.fs,
+            pylsl.cf_float32,
+            f"{self.bed_id}:{group.name}",
+        )
+        desc = info.desc()
+        channels = desc.append_child("channels")
+        for label, unit in zip(group.labels, group.units, strict=True):
+            channel = channels.append_child("channel")
+            channel.append_child_value("label", label)
+            channel.append_child_value("unit", unit)
+            channel.append_child_value("type", CHANNELS[label].modality if label in CHANNELS else "")
+        desc.append_child_value("sleeplm_bed", self.bed_id)
+        desc.append_child_value("group", group.name)
+        desc.append_child_value("recording_id", self.recording_id)
+        desc.append_child_value("recording_start", repr(self.recording_start))
+        desc.append_child_value("source", self.kind)
+        desc.append_child_value("record", self.record_id)
+        # Each connected inlet may fall ~6 min of wall time behind at any speed before samples are dropped.
+        return pylsl.StreamOutlet(info, max_buffered=int(360 * max(1.0, self.speed)))
+
+
+class EdfReplay(SimulatedBed):
+    """Replay an EDF/EDF+ file's signals as a bed, timed exactly like a simulated bed (see ``edf_recording``)."""
+
+    kind = "edf"
+
+    def __init__(
+        self, bed_id: str, path: str | Path, speed: float = 1.0, channel_map: str | Path | None = None,
+        recording_id: str | None = None,
+    ) -> None:
+        super().__init__(bed_id, edf_recording(path, channel_map), speed, recording_id)
+
+
+def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Recording:
+    """An EDF/EDF+ file's signals under montage labels, ready to replay.
+
+    Channels go through ``channel_map`` (a channel-map TOML file) if given, otherwise the file's channels
+    that already carry montage labels (files this project wrote) are kept; ``PSGError`` if none is left.
+    """
+    from psg.formats import read_edf
+
+    recording = read_edf(path)
+    mapping = load_channel_map(channel_map) if channel_map else ChannelMap.identity(list(recording.signals))
+    signals = {}
+    for label, signal in recording.signals.items():
+        target = mapping.channels.get(label)
+        if target is not None:
+            data = signal.data * target.scale + target.offset
+            signals[target.montage] = Signal(target.montage, data, signal.fs, target.unit)
+    if not signals:
+        raise PSGError(
+            f"{path}: no channel to replay; the file has {sorted(recording.signals)} and "
+            f"{mapping.source} maps {sorted(mapping.channels)}"[:500]
+        )
+    return Recording(recording.record_id, signals, recording.start_time, recording.timeline)
+
+
+def _chain(first: Recording, rest: Iterator[Recording]) -> Iterator[Recording]:
+    yield first
+    yield from rest
+
+
+# --- run_beds: N beds until stopped ---------------------------------------------------------------
+
+
+def bed_ids(n: int, prefix: str = "bed") -> list[str]:
+    """``bed-01``, ``bed-02``, ... (zero-padded so they sort)."""
+    return [f"{prefix}-{i:02d}" for i in range(1, n + 1)]
+
+
+def night_for(
+    source: str | Path, index: int, hours: float, seed: int, piece_s: float = 1800.0
+) -> SimulatedNight | Recording:
+    """The night bed ``index`` (0-based) plays: generated (``synthetic``), rendered from a timeline file,
+    or an EDF file's own signals (an ``.edf`` with montage-labelled signals is replayed, not simulated).
+
+    ``source`` is ``"synthetic"`` or a timeline file or folder (relative paths are tried against the
+    working directory, then against the shared data folder); a folder hands its annotation files to the
+    beds in turn. Every bed gets its own seed, so beds sharing a timeline still differ. Only the first
+    ``hours`` of a timeline are played.
+    """
+    from psg.formats import read_timeline
+    from psg.synthetic import synthetic_timeline
+
+    bed_seed = seed * 10_007 + index
+    if str(source) == "synthetic":
+        ahi = float(np.random.default_rng(bed_seed).choice([3.0, 8.0, 15.0, 25.0, 40.0]))
+        timeline = synthetic_timeline(hours=hours, seed=bed_seed, ahi=ahi, record_id=f"synthetic-{bed_seed}")
+    else:
+        files = timeline_files(resolve_source(source))
+        chosen = files[index % len(files)]
+        if chosen.suffix.lower() == ".edf" and _has_signals(chosen):
+            return edf_recording(chosen)
+        timeline = read_timeline(chosen)
+        timeline = slice_timeline(timeline, 0.0, hours * 3600.0)
+    if timeline.n_epochs == 0:
+        raise PSGError(f"{source}: timeline {timeline.record_id!r} has no epochs to play")
+    return SimulatedNight(timeline, seed=bed_seed, piece_s=piece_s)
+
+
+def _has_signals(path: Path) -> bool:
+    from psg.formats import read_edf
+
+    return bool(read_edf(path).signals)
+
+
+def resolve_source(source: str | Path) -> Path:
+    """A timeline path as given, else relative to the shared data folder; ``PSGError`` if neither exists."""
+    path = Path(source).expanduser()
+    for candidate in (path, shared_data_dir() / path):
+        if candidate.exists() or candidate.with_suffix(".st").exists():
+            return candidate
+    raise PSGError(f"bed source {str(source)!r}: no such file or folder (also tried under {shared_data_dir()})")
+
+
+def timeline_files(path: Path) -> list[Path]:
+    """The annotation files in ``path`` (a file: itself), sorted; ``PSGError`` if there are none."""
+    if not path.is_dir():
+        return [path]
+    found = sorted({f for pattern in _TIMELINE_PATTERNS for f in path.rglob(pattern) if f.is_file()})
+    if not found:
+        raise PSGError(f"{path}: no annotation files ({', '.join(_TIMELINE_PATTERNS)}) to play")
+    return found
+
+
+def run_beds(
+    n: int,
+    speed: float = 1.0,
+    hours: float = 8.0,
+    seed: int = 0,
+    source: str | Path = "synthetic",
+    stop_event: threading.Event | None = None,
+    piece_s: float = 1800.0,
+    prefix: str = "bed",
+) -> None:
+    """Stream ``n`` beds over LSL until ``stop_event`` is set; each bed starts a new night when one ends.
+
+    Blocks. Every bed's first night is read before any bed starts, so a bad ``source`` fails at once
+    with a ``PSGError``; rendering happens in the beds' threads, so N beds start together. A bed that
+    fails later stops all beds and its error is raised here.
+    """
+    if n < 1:
+        raise PSGError(f"number of beds must be >= 1, got {n}")
+    if not hours > 0:
+        raise PSGError(f"hours must be > 0, got {hours!r}")
+    stop = stop_event or threading.Event()
+    first_nights = [night_for(source, i, hours, seed, piece_s) for i in range(n)]
+    errors: list[BaseException] = []
+
+    def play(index: int, bed_id: str) -> None:
+        night, count, previous = first_nights[index], 0, ""
+        try:
+            while not stop.is_set():
+                recording_id = recording_id_for(bed_id)
+                if recording_id == previous:  # nights shorter than a second (tests): keep ids unique
+                    recording_id = f"{recording_id}-{count}"
+                SimulatedBed(bed_id, night, speed, recording_id).run(stop)
+                previous, count = recording_id, count + 1
+                night = night_for(source, index + count * n, hours, seed + count, piece_s)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            log.exception("bed %s failed", bed_id)
+
+    threads = [
+        threading.Thread(target=play, args=(i, bed_id), name=f"bed-{bed_id}", daemon=True)
+        for i, bed_id in enumerate(bed_ids(n, prefix))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10.0)
+    if errors:
+        raise PSGError(f"simulated beds stopped: {errors[0]}") from errors[0]
+
+
+def wait_all_ready(beds: list[SimulatedBed], timeout: float = 30.0) -> None:
+    """Block until every bed's outlets are open; ``PSGError`` naming the beds that are not."""
+    deadline = time.monotonic() + timeout
+    late = [bed.bed_id for bed in beds if not bed.wait_ready(max(0.0, deadline - time.monotonic()))]
+    if late:
+        raise PSGError(f"beds {late} did not open their LSL outlets within {timeout:g} s")
