@@ -1,0 +1,134 @@
+"""A real API: uvicorn on a free 127.0.0.1 port in a thread, over a SQLite file in tmp_path.
+
+Tests write through their own ``Store`` on the same file (as the sink would) and read over HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dashboards.api import ApiServer, create_app
+from services.broker import free_port
+from services.settings import Settings
+from store import Store
+
+MODALITIES = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
+
+
+def make_record(epoch: int, bed: str = "bed-1", recording: str = "rec-1", stage: str = "N2", **extra: Any) -> dict:
+    """A caption record exactly as ``sleep.captions`` carries it."""
+    record = {
+        "schema": 1,
+        "bed_id": bed,
+        "recording_id": recording,
+        "epoch": epoch,
+        "start_time": 1_700_000_000.0 + 30.0 * epoch,
+        "epoch_s": 30.0,
+        "stage": stage,
+        "stage_source": "rules",
+        "probabilities": None,
+        "captions": {m: f"{m} text {epoch}" for m in MODALITIES},
+        "features": {"hr_mean": 61.5},
+        "quality": {"ECG": [], "AF": ["flat"]},
+        "events": [],
+        "advisories": [],
+        "end_received_at": time.time() - 1.5,
+        "runtime": "rules",
+    }
+    record.update(extra)
+    return record
+
+
+@dataclass
+class RunningApi:
+    url: str
+    server: ApiServer
+    thread: threading.Thread
+    settings: Settings
+
+    def stop(self, timeout_s: float = 10.0) -> float:
+        """Stop the server; returns how long it took."""
+        started = time.monotonic()
+        self.server.stop()
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), f"API did not stop within {timeout_s} s"
+        return time.monotonic() - started
+
+
+def start_api(settings: Settings) -> RunningApi:
+    server = ApiServer(create_app(settings), "127.0.0.1", settings.api_port, log_level="warning")
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
+        time.sleep(0.02)
+    return RunningApi(f"http://127.0.0.1:{settings.api_port}", server, thread, settings)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., RunningApi]]:
+    """``serve(**settings)`` starts an API (stopped after the test); settings default to tmp_path's store."""
+    running: list[RunningApi] = []
+
+    def _serve(**overrides: Any) -> RunningApi:
+        values = {"data_dir": tmp_path / "data", "kafka": None, "api_port": free_port(), **overrides}
+        api = start_api(Settings(_env_file=None, **values))
+        running.append(api)
+        return api
+
+    yield _serve
+    for api in running:
+        if api.thread.is_alive():
+            api.stop()
+
+
+@pytest.fixture
+def api(serve: Callable[..., RunningApi]) -> RunningApi:
+    return serve()
+
+
+@pytest.fixture
+def store(api: RunningApi) -> Iterator[Store]:
+    with Store(api.settings.database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(api: RunningApi) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=10.0) as opened:
+        yield opened
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Parse an SSE line stream into events ``{"event", "id", "data", "comment", "retry"}`` (fields present)."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if event:
+                yield event
+            event = {}
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        key = "comment" if name == "" else name
+        event[key] = event[key] + "\n" + value if key in event and key == "data" else value
+
+
+@pytest.fixture
+def record() -> Callable[..., dict]:
+    """``record(epoch, bed=..., stage=...)``: a caption record as the sink receives it."""
+    return make_record
+
+
+@pytest.fixture
+def read_sse() -> Callable[[Iterator[str]], Iterator[dict[str, str]]]:
+    return sse_events
