@@ -6,8 +6,8 @@ Each bed sends one or more streams (e.g. ``exg`` 256 Hz, ``resp`` 32 Hz, ``aux``
 chunks of about a second. Sample ``i`` of a chunk sits at device time ``t0 + i / fs``; epoch ``n`` of
 a recording is ``[recording_start + 30 n, recording_start + 30 (n + 1))`` (AASM: epochs aligned to the
 recording start). Samples are placed on each stream's sample grid by rounding their time, never by
-wall clock, so chunks may arrive in any order across streams, twice (same bed, recording, stream and
-``seq``: ignored), overlapping (the first sample written wins) or with holes (left NaN: a 'gap').
+wall clock, so chunks may arrive in any order across streams, twice (same bed, recording, stream,
+``seq`` and start sample: ignored), overlapping (the first sample written wins) or with holes (left NaN: a 'gap').
 
 Epoch ``n`` is complete when every stream seen for the bed has data up to its end (an unbroken run of
 chunks by ``seq``: a chunk overtaken by its successor is waited for), or when the most advanced stream
@@ -152,8 +152,8 @@ class _Bed:
     first_emitted: int | None = None
     last_emitted: int | None = None
     last_received_at: float = 0.0
-    held: list[tuple[int, int, tuple[str, int], object]] = field(default_factory=list)  # heap by last epoch
-    held_keys: set[tuple[str, int]] = field(default_factory=set)
+    held: list[tuple[int, int, tuple[str, int, int], object]] = field(default_factory=list)  # heap by last epoch
+    held_keys: set[tuple[str, int, int]] = field(default_factory=set)  # (stream, seq, first sample index)
 
     def tokens(self) -> list[object]:
         return [token for *_, token in sorted(self.held)]
@@ -250,9 +250,9 @@ class Epocher:
         if stream is None:
             stream = bed.streams[chunk.stream] = _Stream(chunk.fs, chunk.labels, chunk.units)
 
-        key = (chunk.stream, chunk.seq)
         g0 = int(round((chunk.t0 - bed.recording_start) * stream.fs))
         g1 = g0 + chunk.n_samples
+        key = (chunk.stream, chunk.seq, g0)  # with the time: a restarted bridge counting from 0 is no duplicate
         if key in bed.held_keys or g1 <= 0:
             out.released.append(token)
             return out
