@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.recording import Recording
 from stream_agents.epocher import Epocher
@@ -46,6 +46,8 @@ def test_in_order_night_gives_every_epoch_once(night: Recording, baseline: list[
         assert m.aux.shape == (len(AUX_CHANNELS), 30) and m.aux.dtype == np.float32
         assert m.start_time == START + 30.0 * m.epoch
         assert set(m.quality) == set(MODEL_CHANNELS + AUX_CHANNELS)
+        decoded = decode_epoch(encode_epoch(m))  # the header (features, events, quality) is strict JSON
+        assert decoded.features == m.features and decoded.events == m.events
         assert m.features["hr_bpm"] is not None and m.features["resp_rate_bpm"] is not None
     # A clean simulated night: no flag on any channel of any epoch, SpO2/HR present every second, except
     # the monitor's first two seconds (it reports HR 0 until it has beats: an invalid reading, a gap).
@@ -162,13 +164,20 @@ def test_tokens_are_held_until_the_epoch_leaves_the_hold_window(chunks: list[Sam
     assert emitted == 6  # epoch 7 is still waiting for its end
     assert set(released) == {i for i, e in last_epoch_of.items() if e <= 4}
     # The recording moves on: everything left is released, each token exactly once.
-    new = dataclasses.replace(items[0], recording_id="rec-2", seq=0)
-    out = epocher.add(new, "new")
+    start2 = START + 1000.0
+    second = [
+        dataclasses.replace(c, recording_id="rec-2", t0=c.t0 + 1000.0, recording_start=start2)
+        for c in until(chunks, 35)
+    ]
+    out = epocher.add(second[0], "new")
     assert sorted(released + out.released) == list(range(len(items)))
     assert out.epochs == [] and epocher.held_tokens("bed-1") == 1
     # A late chunk of the finished recording is released at once and changes nothing.
     late = epocher.add(items[-1], "late")
     assert late.released == ["late"] and late.epochs == []
+    # The new recording counts its epochs from its own start.
+    epochs, _ = feed(epocher, [(c, f"r2-{i}") for i, c in enumerate(second[1:])])
+    assert [(m.recording_id, m.epoch, m.start_time) for m in epochs] == [("rec-2", 0, start2)]
 
 
 def test_replay_from_the_oldest_unreleased_chunk_rebuilds_identical_epochs(chunks: list[SampleChunk]) -> None:
