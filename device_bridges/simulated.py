@@ -154,6 +154,8 @@ class SimulatedBed:
     thread. ``disconnect()``/``reconnect()`` pull and re-plug the device: while disconnected the device
     clock runs on but no samples reach LSL (a gap), and the re-opened outlets are new LSL streams with
     the same description, which is what the bridge sees when an amplifier reconnects.
+    ``wait_for_consumers_s`` holds the first sample until the outlets have readers (see
+    ``_await_consumers``).
     """
 
     kind = "simulated"
@@ -164,6 +166,7 @@ class SimulatedBed:
         recording: Recording | Iterable[Recording],
         speed: float = 1.0,
         recording_id: str | None = None,
+        wait_for_consumers_s: float = 0.0,
     ) -> None:
         if not bed_id or not bed_id.replace("-", "").replace("_", "").isalnum():
             raise PSGError(f"bed id {bed_id!r}: expected letters, digits, '-' or '_'")
@@ -172,6 +175,7 @@ class SimulatedBed:
         self.bed_id = bed_id
         self.speed = float(speed)
         self.recording_id = recording_id or recording_id_for(bed_id)
+        self.wait_for_consumers_s = wait_for_consumers_s
         self.record_id = getattr(recording, "record_id", "")
         self._pieces: Iterable[Recording] = [recording] if isinstance(recording, Recording) else recording
         self.groups: list[RateGroup] = []
@@ -239,6 +243,7 @@ class SimulatedBed:
         with self._lock:
             self._outlets = {g.name: self._outlet(g) for g in self.groups}
         self._ready.set()
+        self._await_consumers(stop)
         wall0 = time.monotonic()
         try:
             for piece in _chain(first, pieces):
@@ -249,6 +254,20 @@ class SimulatedBed:
                 self._outlets = None
             if isinstance(pieces, Generator):
                 pieces.close()  # stop rendering ahead
+
+    def _await_consumers(self, stop: threading.Event) -> None:
+        """Hold the first sample until every outlet has a reader (up to ``wait_for_consumers_s``).
+
+        LSL sends a new reader only what is pushed after it connects; waiting lets a bridge that starts
+        a moment after the beds receive each night from its first sample, as when a technician starts
+        the recording once acquisition is running. Sample timestamps do not move: the night still
+        starts at ``recording_start``.
+        """
+        deadline = time.monotonic() + self.wait_for_consumers_s
+        assert self._outlets is not None
+        for outlet in list(self._outlets.values()):
+            while not stop.is_set() and not outlet.have_consumers() and time.monotonic() < deadline:
+                outlet.wait_for_consumers(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _play(self, piece: Recording, wall0: float, stop: threading.Event) -> bool:
         blocks = {}
@@ -417,8 +436,13 @@ def run_beds(
     stop_event: threading.Event | None = None,
     piece_s: float = 1800.0,
     prefix: str = "bed",
+    wait_for_bridge_s: float = 30.0,
 ) -> None:
     """Stream ``n`` beds over LSL until ``stop_event`` is set; each bed starts a new night when one ends.
+
+    Beds are ``bed-01`` .. ``bed-NN`` (``prefix``). Each night waits up to ``wait_for_bridge_s`` for a
+    reader on all its outlets before its first sample, so a bridge started just after the beds gets
+    every night from the start.
 
     Blocks. Every bed's first night is read before any bed starts, so a bad ``source`` fails at once
     with a ``PSGError``; rendering happens in the beds' threads, so N beds start together. A bed that
@@ -439,7 +463,7 @@ def run_beds(
                 recording_id = recording_id_for(bed_id)
                 if recording_id == previous:  # nights shorter than a second (tests): keep ids unique
                     recording_id = f"{recording_id}-{count}"
-                SimulatedBed(bed_id, night, speed, recording_id).run(stop)
+                SimulatedBed(bed_id, night, speed, recording_id, wait_for_bridge_s).run(stop)
                 previous, count = recording_id, count + 1
                 night = night_for(source, index + count * n, hours, seed + count, piece_s)
         except BaseException as exc:
