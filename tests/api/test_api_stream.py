@@ -4,6 +4,7 @@ Last-Event-ID resumes exactly, the bed filter holds, and shutdown ends an open f
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
@@ -85,13 +86,20 @@ def test_shutdown_ends_an_open_feed_promptly(api, read_sse) -> None:
 
 
 def test_a_client_that_goes_away_ends_its_feed(api, read_sse) -> None:
-    import time
+    def running_requests() -> int:
+        return len(api.server.server_state.tasks)  # uvicorn's request tasks: one per open feed
 
     with httpx.Client(base_url=api.url, timeout=10.0) as client:
         with client.stream("GET", "/api/stream") as response:
             next(read_sse(response.iter_lines()))
-            assert len(api.server.server_state.tasks) == 1
-    deadline = time.monotonic() + 5.0
-    while api.server.server_state.tasks and time.monotonic() < deadline:
+            assert _within(5.0, lambda: running_requests() == 1), "the open feed is not a running request"
+    assert _within(5.0, lambda: running_requests() == 0), "the feed kept running after its client left"
+
+
+def _within(seconds: float, condition) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    assert not api.server.server_state.tasks, "the feed kept running after its client left"
+    return True
