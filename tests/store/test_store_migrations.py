@@ -76,3 +76,29 @@ def test_the_shipped_alembic_ini_works_with_the_alembic_cli(tmp_path: Path) -> N
         assert current_revision(engine) == "0001"
     finally:
         engine.dispose()
+
+
+def test_the_migration_renders_for_postgresql() -> None:
+    """PostgreSQL by URL: the same migration as DDL (offline mode needs no server), ids as BIGSERIAL."""
+    ini = Path(__file__).resolve().parents[2] / "store" / "alembic.ini"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ini),
+            "-x",
+            "url=postgresql://u@localhost/sleeplm",
+            "upgrade",
+            "head",
+            "--sql",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "id BIGSERIAL NOT NULL" in done.stdout
+    assert "CONSTRAINT uq_epochs_bed_recording_epoch UNIQUE (bed_id, recording_id, epoch)" in done.stdout
+    assert "captions JSON NOT NULL" in done.stdout and "start_time DOUBLE PRECISION NOT NULL" in done.stdout
