@@ -98,11 +98,10 @@ def _device_dict(row: Row) -> dict[str, Any]:
 class Store:
     """The database at ``url``, migrated to this package's schema when opened."""
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        if migrate:
-            upgrade(self.engine)
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -279,13 +278,13 @@ class Store:
                 .where(EpochRow.bed_id == bed_id, EpochRow.recording_id == recording)
                 .order_by(EpochRow.epoch)
             ).all()
-        stages = [MISSING_STAGE] * (rows[-1].epoch + 1 if rows else 0)
+        stages = [MISSING_STAGE] * (rows[-1].epoch + 1)  # a recording row is only ever stored with epochs
         for row in rows:
             stages[row.epoch] = row.stage
         return {
             "bed_id": bed_id,
             "recording_id": recording,
-            "epoch_s": rows[0].epoch_s if rows else 30.0,
+            "epoch_s": rows[0].epoch_s,
             "start_time": started_at,
             "stages": stages,
         }
