@@ -3,7 +3,8 @@
 Delivery guarantee: at least once through the pipeline, exactly once in the store.
 
 * Every agent acks a message only after everything it caused is delivered: the epocher acks a sample
-  chunk when the ``Epocher`` releases it (its epochs emitted *and* out of the detector context window),
+  chunk when the ``Epocher`` releases it (its epochs emitted *and* no longer needed as detector context
+  or for the running normaliser, so a replay rebuilds bit-identical epochs),
   the inference agent acks epochs after their caption records are delivered, the sink acks after its
   transaction commits. Faust commits the highest contiguous acked offset, so a worker killed at any
   point restarts from the oldest message whose work was not finished and rebuilds the same state.
@@ -43,6 +44,7 @@ from services import topics
 from services.metrics import metrics
 from services.settings import Settings
 from store import Store
+from store.records import caption_row, device_event_row
 from stream_agents.epocher import Epocher
 from stream_agents.inference import caption_records
 
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 #: Fields a caption record must have for the sink to store it.
 CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
 DEAD_LETTER_PAYLOAD_BYTES = 4096
+NORMALISER_EPOCHS = 6
 
 
 def create_app(settings: Settings, runtime_name: str = "rules") -> faust.App:
@@ -99,7 +102,8 @@ class _LivePipeline:
         self.captions = raw(topics.CAPTIONS)
         self.alerts = raw(topics.ALERTS)
         self.deadletter = raw(topics.DEADLETTER)
-        self.epocher = Epocher()
+        # A 6-epoch (3-min) normaliser window: a restarted worker replays at most ~3 min per bed.
+        self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS)
         self.bed_partitions: dict[str, TP] = {}
         self._store: Store | None = None
 
@@ -138,10 +142,15 @@ class _LivePipeline:
                 await stream.ack(event)
                 continue
             self.bed_partitions[message.bed_id] = event.message.tp
-            if isinstance(message, DeviceEvent):
-                output = self.epocher.device_event(message, event)
-            else:
-                output = await loop.run_in_executor(None, self.epocher.add, message, event)
+            try:
+                if isinstance(message, DeviceEvent):
+                    output = self.epocher.device_event(message, event)
+                else:
+                    output = await loop.run_in_executor(None, self.epocher.add, message, event)
+            except MessageError as exc:  # valid alone, inconsistent with its stream (rate, labels, times)
+                await self.dead_letter(event, str(exc))
+                await stream.ack(event)
+                continue
             pending = [
                 await self.epochs.send(key=epoch.bed_id.encode(), value=encode_epoch(epoch)) for epoch in output.epochs
             ]
@@ -187,7 +196,9 @@ class _LivePipeline:
             records = []
             for event in batch:
                 try:
-                    records.append(decode_json(event.value, CAPTION_FIELDS))
+                    record = decode_json(event.value, CAPTION_FIELDS)
+                    caption_row(record)  # validate alone: one bad record must not sink the batch
+                    records.append(record)
                 except MessageError as exc:
                     await self.dead_letter(event, str(exc))
             if records:
@@ -207,6 +218,8 @@ class _LivePipeline:
             for event in batch:
                 try:
                     record = decode_json(event.value, ("kind", "bed_id", "type", "at"))
+                    if record["kind"] == "technical":
+                        device_event_row(record)
                 except MessageError as exc:
                     await self.dead_letter(event, str(exc))
                     continue
