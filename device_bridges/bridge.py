@@ -282,8 +282,9 @@ class Bridge:
             self._event(state, "stream_resumed", "samples flowing again")
         state.buffer.append(samples)
         state.stamps.append(stamps)
-        if state.buffered >= max(1, round(state.fs * CHUNK_S)):
-            self._flush(state)
+        size = max(1, round(state.fs * CHUNK_S))
+        while state.buffered >= size:  # a bridge that fell behind still sends ~1-s chunks
+            self._flush(state, size)
 
     def _real_recording(self, bed_id: str, first_sample: float) -> tuple[str, float]:
         """A real bed's recording: started by the first sample of its first stream, shared by its streams."""
@@ -295,13 +296,15 @@ class Bridge:
                     state.recording_id, state.recording_start = self.real_recordings[bed_id]
         return self.real_recordings[bed_id]
 
-    def _flush(self, state: _Stream) -> None:
-        """Produce the buffered samples of ``state`` as one chunk (nothing if the buffer is empty)."""
+    def _flush(self, state: _Stream, size: int | None = None) -> None:
+        """Produce the first ``size`` buffered samples (all if None) of ``state`` as one chunk."""
         if not state.stamps or state.recording_id is None or state.recording_start is None:
             return
         samples = np.concatenate(state.buffer)
         stamps = np.concatenate(state.stamps)
-        state.buffer, state.stamps = [], []
+        size = len(stamps) if size is None else size
+        state.buffer, state.stamps = ([samples[size:]], [stamps[size:]]) if size < len(stamps) else ([], [])
+        samples, stamps = samples[:size], stamps[:size]
         data = state.mapping.apply(samples)
         data[~np.isfinite(data)] = np.nan  # an infinite value is a device fault: a missing sample
         chunk = SampleChunk(

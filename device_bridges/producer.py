@@ -1,15 +1,16 @@
 """Delivery to Kafka through the spool: in order, acknowledged, surviving broker outages.
 
 Every record goes into the ``Spool`` first and leaves it only when the broker has acknowledged it
-(``acks="all"``). A sender thread feeds the oldest unacknowledged records to a kafka-python producer, at
-most ``window`` at a time, with one request in flight per connection and unlimited retries, so the
-producer itself keeps them in order while the broker is away and delivers them when it is back (a
-restarted broker on the same address included). Meanwhile new records pile up behind them in the spool
-(memory, then disk), so nothing overtakes anything. ``send`` never blocks on the broker.
+(``acks="all"``). A sender thread feeds the spooled records to a kafka-python producer with unlimited
+retries, one record in flight per bed (key), so each bed's records reach the broker strictly in spool
+order even when the broker refuses some for a while (a restarted broker does until its topics exist
+again) or disappears and comes back on the same address. Meanwhile new records pile up behind them in
+the spool (memory, then disk), so nothing overtakes anything. ``send`` never blocks on the broker.
 
 If the spool has to drop records (disk budget exhausted) it reports them; this module counts them
-(``sleeplm_spool_overflow``) and queues one ``spool_overflow`` device event per (bed, recording, stream)
-saying which chunks were lost, so the gap is visible downstream as a technical alert.
+(``sleeplm_spool_overflow``), logs them, and once the spool has room again queues one ``spool_overflow``
+device event per (bed, recording, stream) saying which chunks were lost, so the gap is visible
+downstream as a technical alert.
 
 Delivery is at least once: a request whose acknowledgement is lost on a broken connection is sent
 again, so a consumer may see an adjacent duplicate, recognisable by its ``seq``.
@@ -20,7 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from device_bridges.spool import Record, Spool
@@ -69,6 +71,8 @@ class SpooledProducer:
         self.config = producer_config(settings)
         self.delivered = 0
         self._in_flight = 0
+        self._losses: dict[tuple[str, str, str], _Loss] = {}
+        self._loss_lock = threading.Lock()
         self._wake = threading.Condition()
         self._closing = threading.Event()
         self._held = threading.Event()
@@ -77,10 +81,10 @@ class SpooledProducer:
 
     def send(self, key: bytes, value: bytes) -> None:
         """Queue a record behind everything not yet delivered (never blocks on the broker)."""
-        pending = [(key, value)]
-        while pending:  # overflow events can themselves push records out; each round frees a segment
-            dropped = [d for k, v in pending for d in self.spool.append(k, v)]
-            pending = self._overflow_events(dropped) if dropped else []
+        dropped = self.spool.append(key, value)
+        if dropped:
+            self._note_overflow(dropped)
+        self._report_overflow()
         metrics().spooled_chunks.set(len(self.spool))
         with self._wake:
             self._wake.notify()
@@ -121,93 +125,171 @@ class SpooledProducer:
                         self.spool.directory)
 
     # --- sender thread ------------------------------------------------------------------------------
+    #
+    # Order matters per bed (key): each bed has at most one record in flight, always its oldest
+    # unacknowledged one, so a record the broker refuses (a restarted broker answers produce requests
+    # with an error until its topics exist again) is simply sent again before anything newer of that
+    # bed, while other beds carry on. The spool is trimmed through the longest acknowledged prefix.
 
     def _run(self) -> None:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError, KafkaTimeoutError
-
         producer: Any = None
-        in_flight: deque[tuple[Record, Any]] = deque()
-        last_sent: int | None = None
-        backoff = 0.0
+        ahead: deque[Record] = deque()  # read from the spool, not yet acknowledged, in spool order
+        futures: dict[int, tuple[bytes, Any]] = {}  # in flight: index -> (key, future)
+        acked: set[int] = set()
+        retry_at: dict[bytes, float] = {}  # key -> when its refused record may be sent again
+        last_read: int | None = None
         while not self._closing.is_set():
-            if backoff:
-                self._closing.wait(backoff)
             try:
                 if producer is None:
-                    producer = KafkaProducer(**self.config)
-                    backoff = 0.0
-                room = 0 if self._held.is_set() else self.window - len(in_flight)
-                for record in self.spool.peek_after(last_sent, room) if room > 0 else []:
-                    try:
-                        future = producer.send(self.topic, key=record.key, value=record.value)
-                    except KafkaTimeoutError:  # no metadata yet (broker down at start): retry later
-                        backoff = 0.5
-                        break
-                    in_flight.append((record, future))
-                    last_sent = record.index
-                done = self._collect(in_flight)
-                self._in_flight = len(in_flight)
-                if done is False:  # a record failed for good: start again from the oldest undelivered
-                    producer.close(timeout=0)
-                    producer, last_sent, backoff = None, None, 1.0
-                    in_flight.clear()
-                elif not done and not backoff:
+                    producer = self._connect()
+                    if producer is None:
+                        continue
+                if not self._held.is_set() and len(ahead) < self.window:
+                    more = self.spool.peek_after(last_read, self.window - len(ahead))
+                    if more:
+                        ahead.extend(more)
+                        last_read = more[-1].index
+                sent = 0 if self._held.is_set() else self._send_ready(producer, ahead, futures, acked, retry_at)
+                settled = self._settle(ahead, futures, acked, retry_at)
+                self._in_flight = len(futures)
+                if not sent and not settled:
                     with self._wake:
                         self._wake.wait(0.01)
-            except (KafkaError, OSError) as exc:
-                log.warning("bridge producer: %s; retrying", exc)
-                if producer is not None:
-                    producer.close(timeout=0)
-                producer, last_sent, backoff = None, None, min(5.0, max(0.5, backoff * 2))
-                in_flight.clear()
+            except Exception:  # the sender must outlive any surprise; records stay spooled
+                log.exception("bridge producer failed; retrying in 1 s")
+                self._closing.wait(1.0)
         if producer is not None:
-            producer.flush(timeout=5)
-            self._collect(in_flight)
-            producer.close(timeout=5)
+            self._shutdown(producer, ahead, futures, acked, retry_at)
 
-    def _collect(self, in_flight: deque[tuple[Record, Any]]) -> int | bool:
-        """Retire acknowledged records in order; the number retired, or False after a permanent failure."""
-        retired = 0
-        while in_flight and in_flight[0][1].is_done:
-            record, future = in_flight[0]
-            if future.failed():
-                log.error("bridge producer: record %d failed (%s); resending from it", record.index, future.exception)
-                return False
-            in_flight.popleft()
-            self.spool.pop_through(record.index)
+    def _connect(self) -> Any:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        try:
+            return KafkaProducer(**self.config)
+        except KafkaError as exc:
+            log.warning("bridge producer: broker %s unavailable (%s); spooling and retrying", self.settings.kafka, exc)
+            self._closing.wait(1.0)
+            return None
+
+    def _send_ready(
+        self, producer: Any, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
+        retry_at: dict[bytes, float],
+    ) -> int:
+        """Send the oldest unacknowledged record of every bed that has nothing in flight."""
+        from kafka.errors import KafkaTimeoutError
+
+        now = time.monotonic()
+        blocked = {key for key, _ in futures.values()} | {k for k, t in retry_at.items() if t > now}
+        sent = 0
+        for record in ahead:
+            if record.key in blocked or record.index in acked:
+                continue
+            blocked.add(record.key)
+            try:
+                futures[record.index] = (record.key, producer.send(self.topic, key=record.key, value=record.value))
+            except KafkaTimeoutError:  # no metadata (broker away): the record waits for the next round
+                retry_at[record.key] = now + 0.5
+                continue
+            sent += 1
+        return sent
+
+    def _settle(
+        self, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
+        retry_at: dict[bytes, float],
+    ) -> int:
+        """Account for finished sends; trim the spool through the acknowledged prefix. Returns how many."""
+        finished = [(index, key, future) for index, (key, future) in futures.items() if future.is_done]
+        for index, key, future in finished:
+            del futures[index]
+            if future.succeeded():
+                acked.add(index)
+                retry_at.pop(key, None)
+                continue
+            if key not in retry_at:
+                log.warning("bridge producer: broker refused record %d (%s); sending it again", index, future.exception)
+            retry_at[key] = time.monotonic() + 0.5
+        trimmed = None
+        while ahead and ahead[0].index in acked:
+            record = ahead.popleft()
+            acked.discard(record.index)
+            trimmed = record.index
+            self.delivered += 1
             if record.value[:4] == MAGIC_SAMPLES:
                 metrics().chunks_produced.inc()
-            self.delivered += 1
-            retired += 1
-        if retired:
+        if trimmed is not None:
+            self.spool.pop_through(trimmed)
+            self._report_overflow()
             metrics().spooled_chunks.set(len(self.spool))
-        return retired
+        return len(finished)
+
+    def _shutdown(
+        self, producer: Any, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
+        retry_at: dict[bytes, float],
+    ) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            producer.flush(timeout=5)
+        except KafkaError:
+            pass
+        self._settle(ahead, futures, acked, retry_at)
+        try:
+            producer.close(timeout=1)
+        except KafkaError:  # records still unacknowledged: stop the client anyway, they stay spooled
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
 
     # --- overflow -----------------------------------------------------------------------------------
 
-    def _overflow_events(self, dropped: list[Record]) -> list[tuple[bytes, bytes]]:
-        """Count dropped records and build one ``spool_overflow`` event per (bed, recording, stream)."""
+    def _note_overflow(self, dropped: list[Record]) -> None:
+        """Count dropped records and remember, per (bed, recording, stream), which chunks were lost."""
         metrics().spool_overflow.inc(len(dropped))
-        lost: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-        for record in dropped:
-            try:
-                message = decode_samples_message(record.value)
-            except MessageError:
-                continue
-            seq = message.seq if not isinstance(message, DeviceEvent) else -1
-            lost[(message.bed_id, message.recording_id, message.stream)].append(seq)
-        events = []
-        for (bed, recording, stream), seqs in lost.items():
-            chunks = sorted(s for s in seqs if s >= 0)
-            detail = (
-                f"bridge spool full ({self.settings.spool_disk_mb:g} MB on disk): {len(chunks)} chunk(s)"
-                + (f", seq {chunks[0]}..{chunks[-1]}" if chunks else "")
-                + (f" and {len(seqs) - len(chunks)} device event(s)" if len(seqs) > len(chunks) else "")
-                + " dropped"
-            )
-            log.error("bed %s stream %s: %s", bed, stream, detail)
-            event = DeviceEvent(bed, recording, stream, "spool_overflow", time.time(), detail)
+        with self._loss_lock:
+            for record in dropped:
+                try:
+                    message = decode_samples_message(record.value)
+                except MessageError:  # cannot happen for records the bridge built; counted all the same
+                    continue
+                key = (message.bed_id, message.recording_id, message.stream)
+                if key not in self._losses:
+                    log.error("bed %s stream %s: bridge spool full (%g MB), dropping the oldest spooled data",
+                              message.bed_id, message.stream, self.settings.spool_disk_mb)
+                loss = self._losses.setdefault(key, _Loss())
+                if isinstance(message, DeviceEvent):
+                    loss.events += 1
+                else:
+                    loss.chunks += 1
+                    loss.first = message.seq if loss.first is None else min(loss.first, message.seq)
+                    loss.last = message.seq if loss.last is None else max(loss.last, message.seq)
+
+    def _report_overflow(self) -> None:
+        """Queue one ``spool_overflow`` event per stream that lost data, once the spool is half empty.
+
+        While the spool is full every new record pushes old ones out, so the report waits (in memory) until
+        the broker has drained half of the disk spool; it then lands behind the data that survived.
+        """
+        with self._loss_lock:
+            if not self._losses or self.spool.disk_fill > 0.5:
+                return
+            losses, self._losses = self._losses, {}
+        for (bed, recording, stream), loss in losses.items():
+            detail = f"bridge spool full ({self.settings.spool_disk_mb:g} MB on disk): {loss.chunks} chunk(s)"
+            if loss.chunks:
+                detail += f", seq {loss.first}..{loss.last}"
+            if loss.events:
+                detail += f" and {loss.events} device event(s)"
+            event = DeviceEvent(bed, recording, stream, "spool_overflow", time.time(), detail + " dropped")
             metrics().device_events.labels(type="spool_overflow").inc()
-            events.append((bed.encode(), encode_device_event(event)))
-        return events
+            dropped = self.spool.append(bed.encode(), encode_device_event(event))
+            if dropped:  # only if the spool filled up again in between: report those next time
+                self._note_overflow(dropped)
+
+
+@dataclass
+class _Loss:
+    chunks: int = 0
+    events: int = 0
+    first: int | None = None
+    last: int | None = None

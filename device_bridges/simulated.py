@@ -44,6 +44,8 @@ from psg.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
+#: Wall seconds the outlets stay open after a night's last sample (closing at once can cut off the last chunk).
+LINGER_S = 1.0
 #: Annotation files ``read_timeline`` understands, for picking nights out of a folder.
 _TIMELINE_PATTERNS = ("*.json", "*_stage.txt", "*.edf.csv", "*.st", "*.npz", "*.xml", "*.edf")
 
@@ -249,6 +251,7 @@ class SimulatedBed:
             for piece in _chain(first, pieces):
                 if not self._play(piece, wall0, stop):
                     return
+            stop.wait(LINGER_S)  # the night is over: let readers take the last chunk before the outlets close
         finally:
             with self._lock:
                 self._outlets = None

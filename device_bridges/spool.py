@@ -94,6 +94,12 @@ class Spool:
         with self._lock:
             return self._disk_used()
 
+    @property
+    def disk_fill(self) -> float:
+        """Fraction of the disk budget in use (0.0 while everything fits in memory)."""
+        with self._lock:
+            return self._disk_used() / self.disk_bytes
+
     def append(self, key: bytes, value: bytes) -> list[Record]:
         """Queue a record behind everything spooled; returns the records dropped to stay within bounds."""
         with self._lock:
@@ -111,11 +117,18 @@ class Spool:
             return dropped
 
     def peek_after(self, index: int | None, limit: int) -> list[Record]:
-        """Up to ``limit`` records after ``index`` (None: from the oldest), oldest first, without removing them."""
+        """Up to ``limit`` records after ``index`` (None: from the oldest), oldest first, without removing them.
+
+        Records come from memory; disk segments are read back while memory has room for them.
+        """
         with self._lock:
             start = self._head if index is None else index + 1
-            while self._segments and (not self._memory or self._memory[-1].index < start + limit - 1):
-                self._read_back()
+            while (
+                self._segments
+                and (not self._memory or self._memory[-1].index < start + limit - 1)
+                and len(self._memory) + self._segments[0].count <= self.memory_records
+            ):
+                self._read_back()  # read ahead only as far as the memory bound: the rest stays droppable
             return [r for r in self._memory if r.index >= start][:limit]
 
     def pop_through(self, index: int) -> int:

@@ -46,15 +46,17 @@ def test_spills_to_disk_in_order_and_new_records_queue_behind(tmp_path: Path) ->
     assert spool.disk_used == 0 and not list(tmp_path.glob("*.seg"))
 
 
-def test_peek_after_reads_ahead_without_removing(tmp_path: Path) -> None:
+def test_peek_after_reads_ahead_within_the_memory_bound(tmp_path: Path) -> None:
     spool = Spool(tmp_path, memory_records=4, disk_bytes=1_000_000)
-    _fill(spool, 12)
+    _fill(spool, 12)  # 0..3 in memory, 4..11 on disk in segments of 2
     window = spool.peek_after(None, 3)
-    more = spool.peek_after(window[-1].index, 6)  # in flight: 3, next six behind them (crosses to disk)
-    assert [r.index for r in window + more] == list(range(9))
+    more = spool.peek_after(window[-1].index, 6)  # in flight: 0..2; read-ahead stops at the memory bound
+    assert [r.index for r in window + more] == [0, 1, 2, 3]
     assert len(spool) == 12
+    spool.pop_through(1)  # room for one segment from disk
+    assert [r.index for r in spool.peek_after(3, 100)] == [4, 5]
     spool.pop_through(4)
-    assert [r.index for r in spool.peek_after(None, 100)] == list(range(5, 12))
+    assert [r.index for r in spool.peek_after(None, 100)] == [5, 6, 7]
 
 
 def test_disk_bound_drops_oldest_segment_and_reports_it(tmp_path: Path) -> None:
