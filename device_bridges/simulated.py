@@ -333,9 +333,9 @@ class EdfReplay(SimulatedBed):
 
     def __init__(
         self, bed_id: str, path: str | Path, speed: float = 1.0, channel_map: str | Path | None = None,
-        recording_id: str | None = None,
+        recording_id: str | None = None, wait_for_consumers_s: float = 0.0,
     ) -> None:
-        super().__init__(bed_id, edf_recording(path, channel_map), speed, recording_id)
+        super().__init__(bed_id, edf_recording(path, channel_map), speed, recording_id, wait_for_consumers_s)
 
 
 def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Recording:

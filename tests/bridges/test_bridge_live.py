@@ -194,7 +194,7 @@ def test_broker_outage_spools_and_replays_in_order(tmp_path: Path) -> None:
     ensure_topics(first.bootstrap, 2)
     settings = _settings(tmp_path, first.bootstrap, spool_memory_chunks=10)
     bridge = _RunningBridge(settings)
-    bed = SimulatedBed("bed-3", _night(6, seed=3), SPEED, wait_for_consumers_s=20).start()
+    bed = SimulatedBed("bed-3", _night(4, seed=3), SPEED, wait_for_consumers_s=20).start()
     second: EmbeddedBroker | None = None
     before = _Consumer(first.bootstrap)
     try:
@@ -210,7 +210,7 @@ def test_broker_outage_spools_and_replays_in_order(tmp_path: Path) -> None:
         _wait(lambda: bridge.sink.spool.disk_used > 0, 15, "the spool to spill to disk")
         second = start_broker(port=port)
         ensure_topics(second.bootstrap, 2)
-        bed.join(6 * 30 / SPEED + 20)
+        bed.join(4 * 30 / SPEED + 20)
         _wait(lambda: bridge.sink.pending() == 0, 30, "the spool to drain into the new broker")
     finally:
         bed.stop()
@@ -228,5 +228,54 @@ def test_broker_outage_spools_and_replays_in_order(tmp_path: Path) -> None:
         key = (bed.bed_id, group.name)
         chunks = [c for c in early.get(key, []) + late[key] if isinstance(c, SampleChunk)]
         _assert_contiguous(chunks)  # nothing lost, nothing repeated, in order across the outage
-        assert sum(c.n_samples for c in chunks) == bed.pushed_samples[group.name] == 6 * 30 * group.fs
+        assert sum(c.n_samples for c in chunks) == bed.pushed_samples[group.name] == 4 * 30 * group.fs
         assert [c.seq for c in late[key] if isinstance(c, SampleChunk)][0] > 0  # spooled chunks, then live ones
+
+
+def test_real_device_is_mapped_through_its_channel_map(tmp_path: Path, broker: EmbeddedBroker) -> None:
+    """A configured amplifier (OpenBCI-like: 8 unlabelled channels in uV) becomes montage channels of its bed."""
+    import numpy as np
+
+    from device_bridges.bridge_config import load_bridge_config
+    from device_bridges.lsl_config import import_pylsl
+
+    pylsl = import_pylsl()
+    config_path = tmp_path / "bridge.toml"
+    config_path.write_text('simulated = false\n[[beds]]\nid = "bed-cyton"\nchannel_map = "openbci_cyton"\n'
+                           '[[beds.streams]]\nstream = "exg"\nname = "obci_eeg1"\nsource_id = "cyton-test"\n')
+    info = pylsl.StreamInfo("obci_eeg1", "EEG", 8, 250.0, pylsl.cf_float32, "cyton-test")
+    outlet = pylsl.StreamOutlet(info)
+    sink = SpooledProducer(_settings(tmp_path, broker.bootstrap))
+    bridge = Bridge(load_bridge_config(config_path), sink)
+    stop = threading.Event()
+    thread = threading.Thread(target=bridge.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert outlet.wait_for_consumers(15)
+        start = pylsl.local_clock()
+        for second in range(4):  # 4 s of device time at 10x
+            block = np.tile(np.arange(1, 9, dtype=np.float32) * 100, (250, 1))
+            block[:, 7] = 1000.0 * (second + 1)  # ECG electrode, uV
+            outlet.push_chunk(block, (start + (second * 250 + np.arange(250)) / 250.0).tolist())
+            time.sleep(0.1)
+        _wait(lambda: sink.delivered >= 4, 15, "four chunks from the device")
+    finally:
+        stop.set()
+        thread.join(10)
+        sink.close()
+        del outlet
+    consumer = _Consumer(broker.bootstrap)
+    try:
+        _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
+    finally:
+        consumer.close()
+    chunks = [m for m in consumer.messages if isinstance(m, SampleChunk)]
+    _assert_contiguous(chunks)
+    assert {(c.bed_id, c.stream) for c in chunks} == {("bed-cyton", "exg")} and len(chunks) == 4
+    first = chunks[0]
+    assert first.labels == ("EEG C3-A2", "EEG C4-A1", "EOG-L", "EOG-R", "EMG Chin", "ECG")
+    assert first.units == ("uV", "uV", "uV", "uV", "uV", "mV")
+    np.testing.assert_allclose(first.data[:5, 0], [100, 200, 300, 400, 700])  # ch5/ch6 not forwarded
+    np.testing.assert_allclose([c.data[5, 0] for c in chunks], [1.0, 2.0, 3.0, 4.0], rtol=1e-6)  # uV -> mV
+    assert first.recording_start == first.t0  # a real bed's recording starts with its first sample
+    assert first.recording_id.startswith("bed-cyton-") and len(first.recording_id) == len("bed-cyton-") + 15
