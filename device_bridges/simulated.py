@@ -138,12 +138,11 @@ class SimulatedNight:
     def __iter__(self) -> Iterator[Recording]:
         n = max(1, math.ceil(self.duration_s / self.piece_s))
         with ThreadPoolExecutor(1, thread_name_prefix=f"render-{self.record_id}") as pool:
-            ahead = pool.submit(self.render, 0)
-            for index in range(n):
-                piece = ahead.result()
-                if index + 1 < n:
-                    ahead = pool.submit(self.render, index + 1)
-                yield piece
+            queue = [pool.submit(self.render, 0)]
+            for index in range(1, n + 1):
+                if index < n:
+                    queue.append(pool.submit(self.render, index))
+                yield queue.pop(0).result()  # not kept here: the bed frees each piece once converted
 
 
 # --- the bed: LSL outlets on a virtual device clock ------------------------------------------------
@@ -240,6 +239,8 @@ class SimulatedBed:
         if first is None or not first.signals:
             raise PSGError(f"bed {self.bed_id}: the recording has no signals to stream")
         self.groups = rate_groups(first.signals)
+        blocks: dict[str, np.ndarray] | None = self._blocks(first)
+        del first  # float64 signals: only the float32 blocks are kept while playing
         self.pushed_samples = {g.name: 0 for g in self.groups}
         self.recording_start = pylsl.local_clock()
         with self._lock:
@@ -248,9 +249,12 @@ class SimulatedBed:
         self._await_consumers(stop)
         wall0 = time.monotonic()
         try:
-            for piece in _chain(first, pieces):
-                if not self._play(piece, wall0, stop):
+            while blocks is not None:
+                if not self._play(blocks, wall0, stop):
                     return
+                piece = next(pieces, None)
+                blocks = self._blocks(piece) if piece is not None else None
+                del piece
             stop.wait(LINGER_S)  # the night is over: let readers take the last chunk before the outlets close
         finally:
             with self._lock:
@@ -272,7 +276,8 @@ class SimulatedBed:
             while not stop.is_set() and not outlet.have_consumers() and time.monotonic() < deadline:
                 outlet.wait_for_consumers(min(0.2, max(0.0, deadline - time.monotonic())))
 
-    def _play(self, piece: Recording, wall0: float, stop: threading.Event) -> bool:
+    def _blocks(self, piece: Recording) -> dict[str, np.ndarray]:
+        """A piece as one (samples, channels) float32 block per rate group."""
         blocks = {}
         for group in self.groups:
             missing = [label for label in group.labels if label not in piece.signals]
@@ -281,7 +286,11 @@ class SimulatedBed:
             blocks[group.name] = np.stack([piece.signals[label].data for label in group.labels], axis=1).astype(
                 np.float32
             )
-        for second in range(math.ceil(piece.duration_s)):
+        return blocks
+
+    def _play(self, blocks: dict[str, np.ndarray], wall0: float, stop: threading.Event) -> bool:
+        seconds = max(len(blocks[g.name]) / g.fs for g in self.groups)
+        for second in range(math.ceil(seconds)):
             delay = wall0 + (self.pushed_s + 1) / self.speed - time.monotonic()
             if stop.wait(delay) if delay > 0 else stop.is_set():
                 return False
@@ -360,11 +369,6 @@ def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Re
             f"{mapping.source} maps {sorted(mapping.channels)}"[:500]
         )
     return Recording(recording.record_id, signals, recording.start_time, recording.timeline)
-
-
-def _chain(first: Recording, rest: Iterator[Recording]) -> Iterator[Recording]:
-    yield first
-    yield from rest
 
 
 # --- run_beds: N beds until stopped ---------------------------------------------------------------
