@@ -27,6 +27,7 @@ from typing import Any
 
 from device_bridges.spool import Record, Spool
 from psg.codecs import MAGIC_SAMPLES, DeviceEvent, MessageError, decode_samples_message, encode_device_event
+from psg.errors import PSGError
 from services.metrics import metrics
 from services.settings import Settings
 from services.topics import SAMPLES
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 def producer_config(settings: Settings) -> dict[str, Any]:
     """kafka-python producer settings of the bridge (Tansu needs one record per produce batch)."""
     if not settings.kafka:
-        raise ValueError("the bridge needs a broker: set SLEEPLM_KAFKA (sleeplm up starts one)")
+        raise PSGError("settings field 'kafka': the bridge needs a broker (set SLEEPLM_KAFKA; sleeplm up starts one)")
     return {
         "bootstrap_servers": settings.kafka.split(","),
         "client_id": "sleeplm-bridge",
