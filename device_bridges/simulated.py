@@ -444,8 +444,12 @@ def run_beds(
     piece_s: float = 1800.0,
     prefix: str = "bed",
     wait_for_bridge_s: float = 30.0,
+    nights: int | None = None,
 ) -> None:
     """Stream ``n`` beds over LSL until ``stop_event`` is set; each bed starts a new night when one ends.
+
+    ``nights`` bounds the nights per bed (tests and demos that need an exact epoch count); then the
+    function returns once every bed is done.
 
     Beds are ``bed-01`` .. ``bed-NN`` (``prefix``). Each night waits up to ``wait_for_bridge_s`` for a
     reader on all its outlets before its first sample, so a bridge started just after the beds gets
@@ -466,7 +470,7 @@ def run_beds(
     def play(index: int, bed_id: str) -> None:
         night, count, previous = first_nights[index], 0, ""
         try:
-            while not stop.is_set():
+            while not stop.is_set() and (nights is None or count < nights):
                 recording_id = recording_id_for(bed_id)
                 if recording_id == previous:  # nights shorter than a second (tests): keep ids unique
                     recording_id = f"{recording_id}-{count}"
@@ -486,7 +490,8 @@ def run_beds(
         thread.start()
     try:
         while not stop.wait(0.5):
-            pass
+            if not any(thread.is_alive() for thread in threads):
+                break
     finally:
         stop.set()
         for thread in threads:

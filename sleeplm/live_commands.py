@@ -40,14 +40,16 @@ def up_cmd(
     data_dir: Annotated[Path, typer.Option(help="SQLite store, logs, spool and metrics.")] = Path("sleeplm-data"),
     broker: Annotated[str | None, typer.Option(
         help="Kafka bootstrap servers; default: $SLEEPLM_KAFKA, else an embedded broker on loopback.")] = None,
-    hours: Annotated[float, typer.Option(min=0.1, max=24.0, help="Length of each simulated night.")] = 8.0,
+    hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="Length of each simulated night.")] = 8.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
+    nights: Annotated[int | None, typer.Option(min=1, help="Nights per bed, then the beds stop streaming "
+                                               "(default: a new night whenever one ends).")] = None,
 ) -> None:
     """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API."""
     from stream_agents.launcher import UpOptions, run_up
 
     settings = _settings(kafka=broker, api_port=api_port, data_dir=data_dir)
-    raise typer.Exit(run_up(settings, UpOptions(beds=beds, speed=speed, hours=hours, seed=seed)))
+    raise typer.Exit(run_up(settings, UpOptions(beds=beds, speed=speed, hours=hours, seed=seed, nights=nights)))
 
 
 def broker_cmd(
@@ -73,10 +75,13 @@ def broker_cmd(
 def beds_cmd(
     beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
-    hours: Annotated[float, typer.Option(min=0.1, max=24.0, help="Length of each simulated night.")] = 8.0,
+    hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="Length of each simulated night.")] = 8.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
-    edf: Annotated[list[Path] | None, typer.Option(
-        exists=True, dir_okay=False, help="Replay these EDF/EDF+ files as beds instead (repeatable).")] = None,
+    source: Annotated[str, typer.Option(
+        help="'synthetic' (generated nights), a scored timeline file or folder (also looked up under "
+             "$SLEEPLM_DATA, e.g. 'ucddb'), or an EDF/EDF+ file to replay.")] = "synthetic",
+    nights: Annotated[int | None, typer.Option(min=1, help="Stop after this many nights per bed (default: "
+                                               "start a new night when one ends, until stopped).")] = None,
 ) -> None:
     """Stream simulated beds (or EDF replays) as LSL outlets until stopped."""
     from device_bridges.lsl_config import configure_lsl
@@ -84,7 +89,7 @@ def beds_cmd(
     configure_lsl()
     from device_bridges.simulated import run_beds
 
-    run_beds(n=beds, speed=speed, hours=hours, seed=seed, edf_paths=list(edf or []), stop_event=_stop_event())
+    run_beds(n=beds, speed=speed, hours=hours, seed=seed, source=source, nights=nights, stop_event=_stop_event())
 
 
 def bridge_cmd(

@@ -42,7 +42,7 @@ def test_up_serves_every_bed_and_sigint_leaves_no_process(tmp_path: Path) -> Non
     env.pop("SLEEPLM_KAFKA", None)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "sleeplm", "up", "--beds", str(BEDS), "--speed", "20", "--hours", "0.05",
-         "--api-port", str(port), "--data-dir", str(data_dir)],
+         "--nights", "1", "--api-port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}"
