@@ -8,6 +8,7 @@ commands do not pay for Kafka, Faust and FastAPI.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -23,6 +24,16 @@ def _settings(**overrides: Any) -> Any:
     from services.settings import Settings
 
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _log_to_stderr() -> None:
+    """Timestamped warnings and errors on stderr (the launcher sends each part's to its log file).
+
+    kafka-python logs every refused connection at ERROR while a broker is down; the bridge's spool
+    already reports the outage (and what it holds) once, so the client's own lines are muted.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def _stop_event() -> threading.Event:
@@ -84,6 +95,7 @@ def beds_cmd(
                                                "start a new night when one ends, until stopped).")] = None,
 ) -> None:
     """Stream simulated beds (or EDF replays) as LSL outlets until stopped."""
+    _log_to_stderr()
     from device_bridges.lsl_config import configure_lsl
 
     configure_lsl()
@@ -97,6 +109,7 @@ def bridge_cmd(
         exists=True, dir_okay=False, help="TOML listing real LSL devices per bed and their channel maps.")] = None,
 ) -> None:
     """Bridge LSL streams of the beds to Kafka (psg.samples), with reconnect and a bounded spool."""
+    _log_to_stderr()
     from device_bridges.lsl_config import configure_lsl
 
     configure_lsl()
