@@ -83,6 +83,17 @@ def broker_cmd(
         broker.stop()
 
 
+def topics_cmd() -> None:
+    """Create the live-path topics on $SLEEPLM_KAFKA with $SLEEPLM_PARTITIONS partitions (existing ones are kept)."""
+    from services.topics import ensure_topics
+
+    settings = _settings()
+    if not settings.kafka:
+        raise typer.BadParameter("set SLEEPLM_KAFKA to the Kafka bootstrap servers")
+    created = ensure_topics(settings.kafka, settings.partitions, timeout_s=120.0)
+    typer.echo(f"topics created: {', '.join(created) or 'none (all exist)'}")
+
+
 def beds_cmd(
     beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
@@ -141,6 +152,7 @@ def api_cmd(
 def register(app: typer.Typer) -> None:
     app.command("up")(up_cmd)
     app.command("broker")(broker_cmd)
+    app.command("topics")(topics_cmd)
     app.command("beds")(beds_cmd)
     app.command("bridge")(bridge_cmd)
     app.command("worker")(worker_cmd)
