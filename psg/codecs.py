@@ -326,6 +326,21 @@ def decode_epoch(raw: bytes) -> EpochMessage:
 # --- JSON messages (sleep.captions, sleep.alerts, psg.deadletter) -----------------------------------
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars/arrays as plain Python and NaN/inf as None, so strict JSON can write it."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def encode_json(record: dict[str, Any]) -> bytes:
     """A JSON record with ``schema`` set (strict JSON: NaN is written as null by the caller)."""
     return json.dumps({"schema": JSON_SCHEMA, **record}, separators=(",", ":"), allow_nan=False).encode()

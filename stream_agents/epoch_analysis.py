@@ -25,13 +25,12 @@ last code. A channel with no sample in the whole window is left out of the recor
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from psg.codecs import EpochMessage
+from psg.codecs import EpochMessage, to_jsonable
 from psg.detectors import detect_events
 from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE
 from psg.features import epoch_features
@@ -82,11 +81,11 @@ def analyse(window: EpochWindow) -> EpochMessage:
     features: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
     if recording.signals and recording.n_epochs > k:
-        features = json_safe(epoch_features(recording)[k])
+        features = to_jsonable(epoch_features(recording)[k])
         start, end = k * EPOCH_S, (k + 1) * EPOCH_S
         offset = window.first_epoch * EPOCH_S
         events = [
-            json_safe(replace(e, onset_s=e.onset_s + offset).to_dict())
+            to_jsonable(replace(e, onset_s=e.onset_s + offset).to_dict())
             for e in detect_events(recording)
             if e.onset_s < end and e.end_s > start
         ]
@@ -169,16 +168,3 @@ def ecg_heart_rate(ecg: Signal, start_s: float, n: int) -> np.ndarray:
     # No extrapolation beyond a couple of seconds of the first/last measured beat.
     hr[(t < times[0] - 2.0) | (t > times[-1] + 2.0)] = np.nan
     return hr
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers and NaN/inf as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

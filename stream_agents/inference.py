@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from model_runtime.runtime import InferenceRuntime
-from psg.codecs import EpochMessage
+from psg.codecs import EpochMessage, to_jsonable
 from psg.errors import PSGError
-from stream_agents.epoch_analysis import json_safe
 
 
 def caption_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage]) -> list[dict[str, Any]]:
@@ -35,7 +34,7 @@ def caption_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage])
                 f"for {message.bed_id}/{message.recording_id}/{message.epoch}"
             )
         records.append(
-            json_safe(
+            to_jsonable(
                 {
                     "bed_id": message.bed_id,
                     "recording_id": message.recording_id,

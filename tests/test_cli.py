@@ -15,7 +15,8 @@ import pytest
 from psg.formats import read_edf, write_nsrr_xml
 from psg.synthetic import synthetic_timeline
 
-CHANNEL_LABELS = ["ECG", "ABD", "THX", "AF", "EOG-L", "EOG-R", "EEG C3-A2", "EEG C4-A1", "EMG Chin", "POS", "SpO2", "HR"]
+CHANNEL_LABELS = ["ECG", "ABD", "THX", "AF", "EOG-L", "EOG-R", "EEG C3-A2", "EEG C4-A1", "EMG Chin", "POS", "SpO2",
+                  "HR"]
 DETECTED_TYPES = {"obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea", "desaturation",
                   "bradycardia", "tachycardia", "asystole", "signal_loss"}
 

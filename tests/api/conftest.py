@@ -19,32 +19,15 @@ from dashboards.api import ApiServer, create_app
 from services.broker import free_port
 from services.settings import Settings
 from store import Store
+from tests import records
 
 MODALITIES = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
 
 
 def make_record(epoch: int, bed: str = "bed-1", recording: str = "rec-1", stage: str = "N2", **extra: Any) -> dict:
-    """A caption record exactly as ``sleep.captions`` carries it."""
-    record = {
-        "schema": 1,
-        "bed_id": bed,
-        "recording_id": recording,
-        "epoch": epoch,
-        "start_time": 1_700_000_000.0 + 30.0 * epoch,
-        "epoch_s": 30.0,
-        "stage": stage,
-        "stage_source": "rules",
-        "probabilities": None,
-        "captions": {m: f"{m} text {epoch}" for m in MODALITIES},
-        "features": {"hr_mean": 61.5},
-        "quality": {"ECG": [], "AF": ["flat"]},
-        "events": [],
-        "advisories": [],
-        "end_received_at": time.time() - 1.5,
-        "runtime": "rules",
-    }
-    record.update(extra)
-    return record
+    """``tests.records.make_record`` with no events and heart rate as the only feature."""
+    plain = {"features": {"hr_mean": 61.5}, "events": [], "end_received_at": time.time() - 1.5}
+    return records.make_record(epoch, bed, recording, stage, **{**plain, **extra})
 
 
 @dataclass
