@@ -22,12 +22,11 @@ Errors name the file and the key (``beds[0].streams[1].name``) and say what was 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_bridges.channel_map import DEFAULT_MAP, MAPS_DIR, ChannelMap, load_channel_map
+from device_bridges.channel_map import DEFAULT_MAP, MAPS_DIR, ChannelMap, load_channel_map, read_toml
 from psg.errors import PSGError
 
 _TOP_KEYS = {"simulated", "lost_after_s", "beds"}
@@ -72,15 +71,7 @@ def load_bridge_config(path: str | Path | None) -> BridgeConfig:
     if path is None:
         return BridgeConfig()
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PSGError(f"{path}: bridge configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PSGError(f"{path}: cannot read bridge configuration ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PSGError(f"{path}: not valid TOML ({exc})") from None
-    return parse_bridge_config(raw, path)
+    return parse_bridge_config(read_toml(path, "bridge configuration"), path)
 
 
 def parse_bridge_config(raw: dict[str, Any], path: Path) -> BridgeConfig:

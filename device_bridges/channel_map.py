@@ -97,18 +97,22 @@ class ChannelMap:
         )
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """The TOML file at ``path`` as a dict; ``PSGError`` naming the file and ``what`` it should be."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PSGError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PSGError(f"{path}: cannot read {what} ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PSGError(f"{path}: not valid TOML ({exc})") from None
+
+
 def load_channel_map(path: str | Path) -> ChannelMap:
     """Read and validate a channel-map TOML file (see the module docstring for the format)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PSGError(f"{path}: channel map file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PSGError(f"{path}: cannot read channel map ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PSGError(f"{path}: not valid TOML ({exc})") from None
-    return parse_channel_map(raw, str(path))
+    return parse_channel_map(read_toml(path, "channel map"), str(path))
 
 
 def parse_channel_map(raw: dict[str, Any], source: str) -> ChannelMap:
