@@ -24,7 +24,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -168,19 +168,12 @@ class _LivePipeline:
         runtime = load_runtime(self.runtime_name)
         loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
-            good, bad = [], []
-            for event in batch:
-                try:
-                    good.append((event, decode_epoch(event.value)))
-                except MessageError as exc:
-                    bad.append((event, str(exc)))
-            for event, reason in bad:
-                await self.dead_letter(event, reason)
-            if good:
+            messages = await self.decoded(batch, decode_epoch)
+            if messages:
                 started = time.perf_counter()
-                records = await loop.run_in_executor(None, caption_records, runtime, [m for _, m in good])
+                records = await loop.run_in_executor(None, caption_records, runtime, messages)
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
-                self.metrics.batch_size.observe(len(good))
+                self.metrics.batch_size.observe(len(messages))
                 pending = [
                     await self.captions.send(key=record["bed_id"].encode(), value=encode_json(record))
                     for record in records
@@ -193,14 +186,7 @@ class _LivePipeline:
         """sleep.captions -> the store, insert-or-ignore keyed (bed, recording, epoch)."""
         loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(256, within=0.2):
-            records = []
-            for event in batch:
-                try:
-                    record = decode_json(event.value, CAPTION_FIELDS)
-                    caption_row(record)  # validate alone: one bad record must not sink the batch
-                    records.append(record)
-                except MessageError as exc:
-                    await self.dead_letter(event, str(exc))
+            records = await self.decoded(batch, _caption_record)
             if records:
                 inserted = await loop.run_in_executor(None, self.store.insert_epochs, records)
                 self.metrics.epochs_stored.inc(len(inserted))
@@ -214,20 +200,20 @@ class _LivePipeline:
         """sleep.alerts -> the store (technical device events for now; the alert engine extends this)."""
         loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(64, within=0.2):
-            events = []
-            for event in batch:
-                try:
-                    record = decode_json(event.value, ("kind", "bed_id", "type", "at"))
-                    if record["kind"] == "technical":
-                        device_event_row(record)
-                except MessageError as exc:
-                    await self.dead_letter(event, str(exc))
-                    continue
-                if record["kind"] == "technical":
-                    events.append(record)
+            events = [record for record in await self.decoded(batch, _alert_record) if record["kind"] == "technical"]
             if events:
                 await loop.run_in_executor(None, self.store.insert_device_events, events)
             await _ack_all(stream, batch)
+
+    async def decoded(self, batch: Iterable[EventT], decode: Callable[[bytes], Any]) -> list[Any]:
+        """``decode`` of each event's value, in order; events that fail are dead-lettered with the reason."""
+        values = []
+        for event in batch:
+            try:
+                values.append(decode(event.value))
+            except MessageError as exc:
+                await self.dead_letter(event, str(exc))
+        return values
 
     async def dead_letter(self, event: EventT, reason: str) -> None:
         """Send ``event`` to psg.deadletter with ``reason`` (delivered before the caller acks it)."""
@@ -246,6 +232,21 @@ class _LivePipeline:
         log.warning("dead letter from %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
         await _delivered([await self.deadletter.send(key=message.key, value=encode_json(record))])
         self.metrics.dead_letters.labels(message.topic).inc()
+
+
+def _caption_record(raw: bytes) -> dict[str, Any]:
+    """A sleep.captions record, validated alone so that one bad record does not sink the batch."""
+    record = decode_json(raw, CAPTION_FIELDS)
+    caption_row(record)
+    return record
+
+
+def _alert_record(raw: bytes) -> dict[str, Any]:
+    """A sleep.alerts record; technical (device) events are validated as the store will store them."""
+    record = decode_json(raw, ("kind", "bed_id", "type", "at"))
+    if record["kind"] == "technical":
+        device_event_row(record)
+    return record
 
 
 def _technical_alert(device: DeviceEvent) -> dict[str, Any]:
