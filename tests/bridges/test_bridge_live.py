@@ -34,6 +34,16 @@ def _night(epochs: int, seed: int) -> SimulatedNight:
     return SimulatedNight(timeline, seed=seed, piece_s=600)
 
 
+def _read_samples(bootstrap: str) -> list[SampleChunk | DeviceEvent]:
+    """Everything on ``psg.samples``, once the consumer has read every partition to its end."""
+    consumer = _Consumer(bootstrap)
+    try:
+        _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
+    finally:
+        consumer.close()
+    return consumer.messages
+
+
 class _Consumer:
     """Everything on ``psg.samples`` of one broker, read in a background thread (no consumer group)."""
 
@@ -131,12 +141,7 @@ def test_two_beds_every_sample_in_order(tmp_path: Path, broker: EmbeddedBroker) 
               "the bridge to deliver the beds' chunks")
     finally:
         bridge.stop()
-    consumer = _Consumer(broker.bootstrap)
-    try:
-        _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
-    finally:
-        consumer.close()
-    streams = _by_stream([m for m in consumer.messages if isinstance(m, SampleChunk)])
+    streams = _by_stream([m for m in _read_samples(broker.bootstrap) if isinstance(m, SampleChunk)])
     assert sorted(streams) == [(f"bed-{i}", g) for i in (1, 2) for g in ("aux", "exg", "resp")]
     for bed in beds:
         starts = set()
@@ -168,12 +173,7 @@ def test_lost_stream_is_reported_then_resumes_in_sequence(tmp_path: Path, broker
     finally:
         bed.stop()
         bridge.stop()
-    consumer = _Consumer(broker.bootstrap)
-    try:
-        _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
-    finally:
-        consumer.close()
-    for (bed_id, stream), messages in _by_stream(consumer.messages).items():
+    for (bed_id, stream), messages in _by_stream(_read_samples(broker.bootstrap)).items():
         kinds = [m.type if isinstance(m, DeviceEvent) else "chunk" for m in messages]
         lost, resumed = kinds.index("stream_lost"), kinds.index("stream_resumed")
         assert kinds.count("stream_resumed") == 1
@@ -264,12 +264,7 @@ def test_real_device_is_mapped_through_its_channel_map(tmp_path: Path, broker: E
         thread.join(10)
         sink.close()
         del outlet
-    consumer = _Consumer(broker.bootstrap)
-    try:
-        _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
-    finally:
-        consumer.close()
-    chunks = [m for m in consumer.messages if isinstance(m, SampleChunk)]
+    chunks = [m for m in _read_samples(broker.bootstrap) if isinstance(m, SampleChunk)]
     _assert_contiguous(chunks)
     assert {(c.bed_id, c.stream) for c in chunks} == {("bed-cyton", "exg")} and len(chunks) == 4
     first = chunks[0]
