@@ -40,6 +40,7 @@ from psg.codecs import (
     encode_epoch,
     encode_json,
 )
+from psg.model_input import SERVING_WINDOW_EPOCHS
 from services import topics
 from services.metrics import metrics
 from services.settings import Settings
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 #: Fields a caption record must have for the sink to store it.
 CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
 DEAD_LETTER_PAYLOAD_BYTES = 4096
-NORMALISER_EPOCHS = 6
+NORMALISER_EPOCHS = SERVING_WINDOW_EPOCHS
 
 
 def create_app(settings: Settings, runtime_name: str = "rules") -> faust.App:

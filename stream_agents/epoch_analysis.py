@@ -34,9 +34,9 @@ from psg.codecs import EpochMessage, to_jsonable
 from psg.detectors import detect_events
 from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE
 from psg.features import epoch_features
+from psg.model_input import RunningNormaliser, fill_hold, fill_linear
 from psg.montage import AUX_CHANNELS, ECG, EPOCH_S, HR, MODEL_CHANNELS, POS
 from psg.recording import Recording, Signal
-from stream_agents.normalise import RunningNormaliser, fill_hold, fill_linear
 from stream_agents.quality import epoch_quality
 
 #: Below this fraction of real samples an epoch of a channel is zeroed for the feature code (see above).

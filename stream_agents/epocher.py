@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.model_input import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
 from psg.montage import EPOCH_S
 from psg.recording import Signal
 from stream_agents.epoch_analysis import EpochWindow, analyse
-from stream_agents.normalise import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
 
 #: Longest recording the epocher accepts (a sample later than this is a clock error, not a night).
 MAX_RECORDING_S = 48 * 3600.0

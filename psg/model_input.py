@@ -32,7 +32,8 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal as sps
 
-from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES, MODEL_FS, POS
+from psg.montage import EPOCH_S, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES, MODEL_FS, POS
+from psg.recording import Recording
 
 #: MAD -> standard deviation for Gaussian data.
 MAD_TO_SD = 1.4826
@@ -41,6 +42,9 @@ MIN_VALID_FRACTION = 0.5
 #: Default running window: 20 epochs = 10 min, long enough that one stage's amplitude (N3 slow
 #: waves, REM atonia) does not rescale itself away, short enough to follow electrode drift.
 DEFAULT_WINDOW_EPOCHS = 20
+#: The window the live path and the model corpus use: 6 epochs (3 min), so a restarted worker replays
+#: at most ~3 min per bed; the model is trained on inputs normalised exactly like the ones it serves.
+SERVING_WINDOW_EPOCHS = 6
 
 
 def to_model_rate(data: np.ndarray, fs: float) -> np.ndarray:
@@ -167,3 +171,26 @@ def _source_index(n_source: int, fs: float) -> np.ndarray:
     """For each 64-Hz output sample, the index of the native sample at or before it."""
     idx = np.floor(np.arange(MODEL_EPOCH_SAMPLES) * fs / MODEL_FS + 1e-9).astype(np.int64)
     return np.clip(idx, 0, max(n_source - 1, 0))
+
+
+def recording_model_epochs(recording: Recording, window_epochs: int = SERVING_WINDOW_EPOCHS) -> np.ndarray:
+    """Every whole epoch of ``recording`` as model input: (n_epochs, 10, 1920) float32.
+
+    The offline twin of the live epocher: each epoch is cut from the native-rate channels, resampled on
+    its own and normalised by a ``RunningNormaliser`` fed epoch by epoch, so a file and a live bed give
+    the model the same numbers.
+    """
+    n = recording.n_epochs
+    normaliser = RunningNormaliser(window_epochs)
+    out = np.zeros((n, len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES), dtype=np.float32)
+    present = [label for label in MODEL_CHANNELS if recording.get(label) is not None]
+    for epoch in range(n):
+        start, end = epoch * EPOCH_S, (epoch + 1) * EPOCH_S
+        channels = {}
+        for label in present:
+            sig = recording.signals[label]
+            data = sig.window(start, end)
+            if data.size:
+                channels[label] = (data, sig.fs)
+        out[epoch] = normaliser.model_signals(epoch, channels)
+    return out

@@ -1,0 +1,258 @@
+"""The training corpus: 30-s model-input epochs paired with the multilevel captions of ``psg.captions``.
+
+Why it is built this way:
+
+* **Simulated nights from real timelines.** No raw PSG is on our machines, so every shared hypnogram
+  (Dreem, ucddb, Sleep-EDF, slpdb) plus a few synthetic apnea-rich nights is rendered by ``psg.simulate``
+  with several seeds, with and without artifacts. Each epoch then has a known truth (stage, events).
+* **The live path's exact input.** Epochs go through ``psg.model_input.recording_model_epochs``, the
+  offline twin of the live epocher (same resampling, same 6-epoch running normaliser), so the model is
+  trained on what it serves.
+* **Split by night, never by epoch.** Neighbouring epochs of one night are near-duplicates; splitting
+  epochs would leak. ``split_of`` hashes the *timeline* (not the seed), so every rendering of one night
+  lands in the same split.
+* **Cached per night** (``<cache>/<night key>.npz`` + ``.json``): a rebuilt corpus only renders the nights
+  it lacks, and the build shows a progress bar.
+* **Real PSG too.** ``night_from_recording`` takes any ``Recording`` (``load_psg`` reads EDF/EDF+ with its
+  own annotations or an NSRR XML beside it), so a lab with scored real nights trains with the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from psg.captions.night import caption_night
+from psg.errors import PSGError
+from psg.formats import read_timeline
+from psg.formats.edf import read_edf
+from psg.formats.nsrr_xml import read_nsrr_xml
+from psg.model_input import recording_model_epochs
+from psg.recording import Recording
+from psg.simulate import simulate
+from psg.synthetic import synthetic_timeline
+from psg.timeline import RESPIRATORY_EVENT_TYPES, Stage, Timeline
+
+#: Caption levels of every epoch, in the order of the decoder's modality prefix tokens.
+MODALITIES: tuple[str, ...] = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
+#: Fraction of timelines held out for validation (by a hash of the timeline's file name).
+VALIDATION_FRACTION = 0.2
+#: Event flags stored per epoch (1 where an event of the group overlaps the epoch).
+EVENT_FLAGS: tuple[str, ...] = ("apnea", "hypopnea", "arousal", "desaturation", "artifact")
+
+
+@dataclass(frozen=True)
+class NightSpec:
+    """One rendering of one timeline: ``source`` is a timeline file or ``synthetic:<seed>:<ahi>``."""
+
+    source: str
+    seed: int
+    artifacts: bool
+
+    @property
+    def key(self) -> str:
+        stem = Path(self.source).name.replace(":", "_").replace(".", "_")
+        return f"{stem}-s{self.seed}{'-art' if self.artifacts else ''}"
+
+    @property
+    def split(self) -> str:
+        return split_of(self.source)
+
+
+@dataclass
+class Night:
+    """A night as arrays: ``x`` (n, 10, 1920) float16 model input, ``stages`` (n,) int8 (-1 unscored),
+    ``flags`` (n, len(EVENT_FLAGS)) uint8, plus per-epoch captions/features/events for the text side."""
+
+    key: str
+    split: str
+    x: np.ndarray
+    stages: np.ndarray
+    flags: np.ndarray
+    captions: list[dict[str, str]]
+    features: list[dict]
+    events: list[list[dict]]
+
+
+def split_of(source: str) -> str:
+    """'validation' or 'train', fixed per timeline so that every rendering of a night shares its split."""
+    name = Path(source).name if not source.startswith("synthetic:") else source
+    digest = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    return "validation" if digest % 1000 < VALIDATION_FRACTION * 1000 else "train"
+
+
+def timeline_sources(data_dir: Path, per_source: int | None = None) -> list[str]:
+    """Shared hypnograms the simulator can render, at most ``per_source`` from each database, interleaved."""
+    groups = [
+        sorted((data_dir / "ucddb").glob("*_stage.txt")),
+        sorted((data_dir / "dreem" / "dodh" / "scorer_1").glob("*.json")),
+        sorted((data_dir / "dreem" / "dodo" / "scorer_1").glob("*.json")),
+        sorted((data_dir / "sleep-edfx-hypnograms").glob("*.edf.csv")),
+        sorted(p for p in (data_dir / "slpdb").glob("*.st") if p.with_suffix(".hea").is_file()),
+    ]
+    groups = [g[:per_source] for g in groups]
+    out: list[str] = []
+    for i in range(max((len(g) for g in groups), default=0)):
+        out.extend(str(g[i]) for g in groups if i < len(g))
+    return out
+
+
+def default_specs(data_dir: Path, per_source: int = 20, synthetic: int = 8) -> list[NightSpec]:
+    """One rendering per shared timeline (every other one with artifacts), a second rendering of nights
+    that carry scored respiratory events (ucddb, slpdb), and synthetic nights with AHI 5-60."""
+    sources = timeline_sources(data_dir, per_source)
+    sources += [f"synthetic:{1000 + i}:{5 + (55 * i) // max(synthetic - 1, 1)}" for i in range(synthetic)]
+    specs = []
+    for i, source in enumerate(sources):
+        specs.append(NightSpec(source, seed=0, artifacts=i % 2 == 1))
+        if "ucddb" in source or "slpdb" in source or source.startswith("synthetic:"):
+            specs.append(NightSpec(source, seed=1, artifacts=i % 2 == 0))
+    return specs
+
+
+def render(spec: NightSpec) -> Recording:
+    """The simulated night of ``spec``; Sleep-EDF's day-long recordings are cut to the sleep period +- 30 min."""
+    if spec.source.startswith("synthetic:"):
+        _, seed, ahi = spec.source.split(":")
+        timeline = synthetic_timeline(hours=8.0, seed=int(seed), ahi=float(ahi), record_id=spec.key)
+    else:
+        timeline = read_timeline(spec.source)
+        timeline = _crop_to_sleep(timeline)
+    return simulate(timeline, seed=spec.seed, artifacts=spec.artifacts)
+
+
+def _crop_to_sleep(timeline: Timeline, margin_epochs: int = 60) -> Timeline:
+    """Keep the sleep period +- ``margin_epochs`` (Sleep-EDF recordings run ~20 h, mostly daytime wake)."""
+    period = timeline.sleep_period()
+    if period is None:
+        return timeline
+    first = max(period[0] - margin_epochs, 0)
+    last = min(period[1] + margin_epochs + 1, timeline.n_epochs)
+    if first == 0 and last == timeline.n_epochs:
+        return timeline
+    t0, t1 = first * timeline.epoch_s, last * timeline.epoch_s
+    beats = timeline.beat_times_s
+    return replace(
+        timeline,
+        stages=timeline.stages[first:last],
+        events=[replace(e, onset_s=e.onset_s - t0) for e in timeline.events if e.onset_s >= t0 and e.end_s <= t1],
+        beat_times_s=None if beats is None else beats[(beats >= t0) & (beats < t1)] - t0,
+        minute_labels={},
+        start_time=None,
+    )
+
+
+def load_psg(path: str | Path, annotations: str | Path | None = None) -> Recording:
+    """A real or simulated night from EDF/EDF+; scoring from its EDF+ annotations or an NSRR XML.
+
+    ``annotations`` defaults to ``<stem>.xml`` or ``<stem>-nsrr.xml`` beside the EDF when one exists.
+    """
+    path = Path(path)
+    recording = read_edf(path)
+    candidates = (
+        [Path(annotations)] if annotations else [path.with_suffix(".xml"), path.with_name(path.stem + "-nsrr.xml")]
+    )
+    for xml in candidates:
+        if xml.is_file():
+            recording.timeline = read_nsrr_xml(xml)
+            break
+    else:
+        if annotations:
+            raise PSGError(f"{annotations}: annotation file not found")
+    return recording
+
+
+def night_from_recording(recording: Recording, key: str, split: str, seed: int = 0) -> Night:
+    """Model input, truth and varied multilevel captions of every whole epoch of ``recording``."""
+    records, _ = caption_night(recording, style="varied", seed=seed)
+    x = recording_model_epochs(recording)
+    n = min(len(records), x.shape[0])
+    records = records[:n]
+    flags = np.zeros((n, len(EVENT_FLAGS)), dtype=np.uint8)
+    for i, record in enumerate(records):
+        for event in record["events"]:
+            group = _flag_group(event["type"])
+            if group is not None:
+                flags[i, EVENT_FLAGS.index(group)] = 1
+    return Night(
+        key=key,
+        split=split,
+        x=x[:n].astype(np.float16),
+        stages=np.array([int(Stage.from_label(r["stage"])) for r in records], dtype=np.int8),
+        flags=flags,
+        captions=[r["captions"] for r in records],
+        features=[_plain(r["features"]) for r in records],
+        events=[r["events"] for r in records],
+    )
+
+
+def _flag_group(event_type: str) -> str | None:
+    if event_type in RESPIRATORY_EVENT_TYPES:
+        return "hypopnea" if event_type == "hypopnea" else "apnea"
+    return event_type if event_type in EVENT_FLAGS else None
+
+
+def _plain(features: dict) -> dict:
+    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in features.items()}
+
+
+def build_night(spec: NightSpec, cache_dir: Path) -> Path:
+    """Render, caption and cache one night (skipped when its cache files exist). Returns the .npz path."""
+    npz = cache_dir / f"{spec.key}.npz"
+    meta = npz.with_suffix(".json")
+    if npz.is_file() and meta.is_file():
+        return npz
+    night = night_from_recording(render(spec), spec.key, spec.split, seed=spec.seed)
+    save_night(night, cache_dir)
+    return npz
+
+
+def save_night(night: Night, cache_dir: Path) -> Path:
+    """Write ``night`` as ``<key>.npz`` (arrays) + ``<key>.json`` (text side); the .npz is written last."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    npz = cache_dir / f"{night.key}.npz"
+    meta = {
+        "key": night.key,
+        "split": night.split,
+        "captions": night.captions,
+        "features": night.features,
+        "events": night.events,
+    }
+    npz.with_suffix(".json").write_text(json.dumps(meta))
+    tmp = npz.with_suffix(".tmp.npz")
+    np.savez(tmp, x=night.x, stages=night.stages, flags=night.flags)
+    tmp.replace(npz)
+    return npz
+
+
+def load_night(npz: Path) -> Night:
+    """Read a cached night back."""
+    meta = json.loads(npz.with_suffix(".json").read_text())
+    with np.load(npz) as arrays:
+        return Night(
+            meta["key"],
+            meta["split"],
+            arrays["x"],
+            arrays["stages"],
+            arrays["flags"],
+            meta["captions"],
+            meta["features"],
+            meta["events"],
+        )
+
+
+def build_corpus(specs: list[NightSpec], cache_dir: Path, workers: int = 2, progress: bool = True) -> list[Path]:
+    """Build every night of ``specs`` into ``cache_dir`` (``workers`` processes) and return their .npz paths."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if workers <= 1:
+        return [build_night(s, cache_dir) for s in tqdm(specs, desc="corpus", unit="night", disable=not progress)]
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(build_night, s, cache_dir) for s in specs]
+        return [f.result() for f in tqdm(futures, desc="corpus", unit="night", disable=not progress)]
