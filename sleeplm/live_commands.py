@@ -130,7 +130,8 @@ def bridge_cmd(
 
 
 def worker_cmd(
-    runtime: Annotated[str, typer.Option(help="Inference runtime name (model_runtime.runtime.RUNTIMES).")] = "rules",
+    runtime: Annotated[str | None, typer.Option(help="sleeplm or rules; default SLEEPLM_RUNTIME, else sleeplm "
+                                                     "when the model checkpoint exists, else rules.")] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Run the stream agents (epocher, inference, sink) as one Faust worker of the consumer group."""
