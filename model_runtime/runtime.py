@@ -8,8 +8,11 @@ tolerate a replayed epoch (after a worker restart) without raising.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,16 +51,37 @@ class InferenceRuntime(Protocol):
     def infer(self, epochs: Sequence[EpochMessage]) -> list[EpochResult]: ...
 
 
-#: Runtime name -> factory. ``rules`` is the measured-feature caption pipeline (``model_runtime.rules``).
-RUNTIMES: dict[str, Callable[[], InferenceRuntime]] = {}
+#: Runtime name -> factory. ``rules`` is the measured-feature caption pipeline (``model_runtime.rules``),
+#: ``sleeplm`` the model (``model_runtime.model_runtime``); each registers itself when imported.
+RUNTIMES: dict[str, Callable[..., InferenceRuntime]] = {}
+#: Where each known runtime registers itself: imported on first use, so the rules runtime never loads torch.
+RUNTIME_MODULES: dict[str, str] = {"rules": "model_runtime.rules", "sleeplm": "model_runtime.model_runtime"}
+#: ``model_runtime.checkpoint.SHIPPED_CHECKPOINT`` without importing torch (a test keeps the two equal).
+SHIPPED_CHECKPOINT_PATH = Path(__file__).resolve().parent / "checkpoints" / "sleeplm-small.pt"
 
 
-def load_runtime(name: str = "rules") -> InferenceRuntime:
-    """The runtime registered as ``name``; ``ValueError`` naming the known ones otherwise."""
-    if not RUNTIMES:
-        from model_runtime import rules  # noqa: F401  (registers "rules")
+def load_runtime(name: str = "rules", **options: Any) -> InferenceRuntime:
+    """The runtime registered as ``name``; ``ValueError`` naming the known ones otherwise.
+
+    ``options`` (e.g. ``checkpoint``, ``backend``) go to the runtime's factory where it takes them and are
+    ignored where it does not, so the live path passes the model settings whichever runtime it runs.
+    """
+    if name not in RUNTIMES and name in RUNTIME_MODULES:
+        importlib.import_module(RUNTIME_MODULES[name])
     try:
         factory = RUNTIMES[name]
     except KeyError:
-        raise ValueError(f"unknown runtime {name!r}; expected one of {sorted(RUNTIMES)}") from None
-    return factory()
+        known = sorted(set(RUNTIMES) | set(RUNTIME_MODULES))
+        raise ValueError(f"unknown runtime {name!r}; expected one of {known}") from None
+    accepted = inspect.signature(factory).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        options = {k: v for k, v in options.items() if k in accepted}
+    return factory(**options)
+
+
+def default_runtime(checkpoint: str | Path | None = None) -> str:
+    """``'sleeplm'`` when a model checkpoint is there to serve (``checkpoint``, else the shipped one), else
+    ``'rules'``: a checkout without a trained model still runs the live path, on measured features."""
+    if checkpoint is not None:
+        return "sleeplm"  # named explicitly: a missing file is an error the model runtime reports
+    return "sleeplm" if SHIPPED_CHECKPOINT_PATH.is_file() else "rules"

@@ -8,6 +8,7 @@ Defaults are the embedded single-machine setup: loopback only, SQLite under ``./
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,11 +38,38 @@ class Settings(BaseSettings):
     spool_memory_chunks: int = Field(default=600, ge=1, description="bridge in-memory spool, chunks")
     spool_disk_mb: float = Field(default=512.0, gt=0, description="bridge on-disk spool bound, MB")
     stale_after_s: float = Field(default=90.0, gt=0, description="a bed with no epoch for this long is stale")
+    runtime: str | None = Field(
+        default=None,
+        description="inference runtime: 'sleeplm' (the model) or 'rules' (measured features only); "
+        "unset: sleeplm when the model checkpoint exists, else rules",
+    )
+    model_backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="SleepLM backend: onnx on CPU when exported, torch otherwise (auto)"
+    )
+    checkpoint: Path | None = Field(default=None, description="SleepLM checkpoint; unset: the shipped one")
 
-    @field_validator("kafka")
+    @field_validator("kafka", "runtime")
     @classmethod
-    def _no_blank_kafka(cls, value: str | None) -> str | None:
+    def _no_blank(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _no_blank_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def inference_runtime(self) -> str:
+        """The runtime the workers run: ``runtime`` if set, else ``sleeplm`` when a checkpoint is there
+        (``checkpoint`` or the shipped file), else ``rules`` (resolved when a worker starts)."""
+        from model_runtime.runtime import default_runtime
+
+        return self.runtime or default_runtime(self.checkpoint)
+
+    @property
+    def runtime_options(self) -> dict[str, object]:
+        """Keyword options for ``load_runtime`` (the model runtime takes them, the rules runtime ignores them)."""
+        return {"checkpoint": self.checkpoint, "backend": self.model_backend}
 
     @property
     def database_url(self) -> str:

@@ -16,6 +16,8 @@ SAMPLES = "psg.samples"
 EPOCHS = "psg.epochs"
 CAPTIONS = "sleep.captions"
 ALERTS = "sleep.alerts"
+#: One JSON record per model-embedded epoch, keyed by bed: schema, bed_id, recording_id, epoch, start_time,
+#: runtime, embedding (unit vector, 5 decimals); written by the inference agent with the caption record.
 EMBEDDINGS = "sleep.embeddings"
 DEADLETTER = "psg.deadletter"
 ALL_TOPICS: tuple[str, ...] = (SAMPLES, EPOCHS, CAPTIONS, ALERTS, EMBEDDINGS, DEADLETTER)

@@ -5,7 +5,8 @@ Delivery guarantee: at least once through the pipeline, exactly once in the stor
 * Every agent acks a message only after everything it caused is delivered: the epocher acks a sample
   chunk when the ``Epocher`` releases it (its epochs emitted *and* no longer needed as detector context
   or for the running normaliser, so a replay rebuilds bit-identical epochs),
-  the inference agent acks epochs after their caption records are delivered, the sink acks after its
+  the inference agent acks epochs after their caption records (and, with the model runtime, their
+  ``sleep.embeddings`` records) are delivered, the sink acks after its
   transaction commits. Faust commits the highest contiguous acked offset, so a worker killed at any
   point restarts from the oldest message whose work was not finished and rebuilds the same state.
 * Replays therefore re-emit some epochs; the store inserts keyed (bed, recording, epoch) and ignores
@@ -30,7 +31,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
-from model_runtime.runtime import load_runtime
+from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, load_runtime
 from psg.codecs import (
     DeviceEvent,
     MessageError,
@@ -47,7 +48,7 @@ from services.settings import Settings
 from store import Store
 from store.records import caption_row, device_event_row
 from stream_agents.epocher import Epocher
-from stream_agents.inference import caption_records
+from stream_agents.inference import inference_records
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,23 @@ DEAD_LETTER_PAYLOAD_BYTES = 4096
 NORMALISER_EPOCHS = SERVING_WINDOW_EPOCHS
 
 
-def create_app(settings: Settings, runtime_name: str = "rules") -> faust.App:
-    """A Faust app for ``settings`` with the epocher, inference, sink and device-event agents."""
+def create_app(settings: Settings, runtime_name: str | None = None) -> faust.App:
+    """A Faust app for ``settings`` with the epocher, inference, sink and device-event agents.
+
+    ``runtime_name`` defaults to ``settings.inference_runtime`` (SLEEPLM_RUNTIME, else the model when its
+    checkpoint exists, else the rules); the model's checkpoint is checked here so that a worker with a
+    wrong path fails at start, naming it, instead of inside the inference agent.
+    """
     if not settings.kafka:
         raise ValueError("settings.kafka is not set: name the Kafka bootstrap servers (SLEEPLM_KAFKA)")
+    runtime_name = runtime_name or settings.inference_runtime
+    if runtime_name == "sleeplm":
+        checkpoint = settings.checkpoint or SHIPPED_CHECKPOINT_PATH
+        if not checkpoint.is_file():
+            raise ValueError(
+                f"runtime 'sleeplm' needs a model checkpoint, and {checkpoint} is not a file: set SLEEPLM_CHECKPOINT, "
+                "or SLEEPLM_RUNTIME=rules to run on measured features only"
+            )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -95,12 +109,19 @@ class _LivePipeline:
         self.metrics = metrics()
 
         def raw(name: str) -> faust.TopicT:
-            return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                             partitions=settings.partitions)
+            return app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+            )
 
         self.samples = raw(topics.SAMPLES)
         self.epochs = raw(topics.EPOCHS)
         self.captions = raw(topics.CAPTIONS)
+        self.embeddings = raw(topics.EMBEDDINGS)
         self.alerts = raw(topics.ALERTS)
         self.deadletter = raw(topics.DEADLETTER)
         # A 6-epoch (3-min) normaliser window: a restarted worker replays at most ~3 min per bed.
@@ -165,22 +186,29 @@ class _LivePipeline:
                 await stream.ack(token)
 
     async def inference_agent(self, stream: faust.StreamT) -> None:
-        """psg.epochs -> batched runtime -> caption records on sleep.captions."""
-        runtime = load_runtime(self.runtime_name)
+        """psg.epochs -> batched runtime -> caption records on sleep.captions (+ embeddings on sleep.embeddings)."""
         loop = asyncio.get_running_loop()
+        # Loading a model takes seconds: in a thread, so the consumer keeps heartbeating meanwhile.
+        runtime = await loop.run_in_executor(
+            None, lambda: load_runtime(self.runtime_name, **self.settings.runtime_options)
+        )
         async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
             messages = await self.decoded(batch, decode_epoch)
             if messages:
                 started = time.perf_counter()
-                records = await loop.run_in_executor(None, caption_records, runtime, messages)
+                records = await loop.run_in_executor(None, inference_records, runtime, messages)
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.batch_size.observe(len(messages))
                 pending = [
                     await self.captions.send(key=record["bed_id"].encode(), value=encode_json(record))
-                    for record in records
+                    for record in records.captions
+                ]
+                pending += [
+                    await self.embeddings.send(key=record["bed_id"].encode(), value=encode_json(record))
+                    for record in records.embeddings
                 ]
                 await _delivered(pending)
-                self.metrics.captions_out.inc(len(records))
+                self.metrics.captions_out.inc(len(records.captions))
             await _ack_all(stream, batch)
 
     async def sink_agent(self, stream: faust.StreamT) -> None:
