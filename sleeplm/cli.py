@@ -11,7 +11,7 @@ import sys
 import typer
 
 from psg.errors import PSGError
-from sleeplm import live_commands, psg_commands
+from sleeplm import live_commands, model_commands, psg_commands
 
 app = typer.Typer(
     name="sleeplm",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 psg_commands.register(app)
 live_commands.register(app)
+model_commands.register(app)
 
 
 def main() -> None:

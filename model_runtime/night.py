@@ -1,0 +1,233 @@
+"""SleepLM on files: read one night (EDF/EDF+, NSRR XML beside it) and stage, describe or query it.
+
+``SleepLM`` works on model-input arrays; this module is the file-level layer the CLI and notebooks share,
+so ``sleeplm stage NIGHT.edf --json`` and ``stage_night(lm, load_night_input(path))`` return the same
+dict. Every function returns exactly the JSON shape its command prints.
+
+>>> night = load_night_input("night.edf")
+>>> stage_night(lm, night)["stages"][:3]
+>>> describe_night(lm, night, slice(10, 20), "cardiac")["captions"][0]["text"]
+>>> query_night(lm, night, "obstructive apnea during REM", top=5)["matches"]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model_runtime.corpus import MODALITIES, load_psg
+from model_runtime.prompts import STAGE_LABELS
+from model_runtime.sleeplm import SleepLM
+from model_runtime.zero_shot import causal_smooth
+from psg.errors import PSGError
+from psg.montage import EPOCH_S
+from psg.recording import Recording
+from psg.timeline import Stage
+
+#: Epochs per model call when progress is shown: small enough for a live bar, large enough to batch well.
+CHUNK_EPOCHS = 128
+#: What ``--modality`` accepts: one caption level, or ``all`` (every level of each epoch, in this order).
+MODALITY_CHOICES: tuple[str, ...] = (*MODALITIES, "all")
+_EPOCH_RANGE = re.compile(r"^\s*(\d*)\s*(?::\s*(\d*)\s*)?$")
+
+
+@dataclass
+class NightInput:
+    """One night ready for the model: the recording, its model input, measured features and scored truth.
+
+    ``truth`` holds the scored stage label of each epoch ('W', 'N1', 'N2', 'N3', 'R'; '?' unscored) when the
+    file carries scoring (EDF+ annotations or an NSRR XML beside it), else None.
+    """
+
+    path: Path
+    recording: Recording
+    x: np.ndarray  # (n, 10, 1920) float32, the live path's exact input
+    features: list[dict]  # psg.features.epoch_features, plain Python numbers
+    truth: list[str] | None
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.x.shape[0])
+
+    def truth_indices(self) -> np.ndarray | None:
+        """Scored stages as indices into ``STAGE_LABELS`` (-1 unscored), the probe's labels; None if unscored."""
+        if self.truth is None:
+            return None
+        index = {label: i for i, label in enumerate(STAGE_LABELS)}
+        return np.array([index.get(label, -1) for label in self.truth], dtype=np.int64)
+
+
+def load_night_input(path: str | Path, progress: bool = False) -> NightInput:
+    """Read ``path`` and compute everything the model and the captions need; clear errors for bad files."""
+    from psg.features import epoch_features
+    from psg.model_input import recording_model_epochs
+
+    path = Path(path)
+    if not path.is_file():
+        raise PSGError(f"{path}: no such file (expected an EDF/EDF+ night)")
+    with tqdm(total=3, desc=f"reading {path.name}", unit="step", leave=False, disable=not progress) as bar:
+        recording = load_psg(path)
+        bar.update()
+        if recording.n_epochs < 1:
+            raise PSGError(f"{path}: shorter than one {EPOCH_S:g}-s epoch; nothing to analyse")
+        x = recording_model_epochs(recording)
+        bar.update()
+        features = [_plain(f) for f in epoch_features(recording)]
+        bar.update()
+    n = min(len(x), len(features))
+    return NightInput(path, recording, x[:n], features[:n], _truth(recording, n))
+
+
+def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: bool = False) -> dict:
+    """Zero-shot stages of every epoch: ``{"stages": [...], "probabilities": [[W, N1, N2, N3, R], ...]}``.
+
+    Text prompts only (no supervised head); ``smooth`` applies the causal (look-back only) smoothing, so an
+    epoch's stage here equals the stage a live bed shows the moment that epoch arrives.
+    """
+    labels, probs = _stages(lm, night.x, smooth, progress)
+    return {"stages": labels, "probabilities": probs.tolist()}
+
+
+def describe_night(
+    lm: SleepLM,
+    night: NightInput,
+    epochs: slice | None = None,
+    modality: str = "stage_event",
+    progress: bool = False,
+) -> dict:
+    """Generated captions: ``{"captions": [{"epoch", "start_s", "modality", "text"}, ...]}``.
+
+    Numbers in the text are the epoch's measured features (``psg.features.epoch_features``), never model
+    output. The decoder's stage prefix is the model's own smoothed zero-shot stage of the whole night, so
+    a caption never contradicts ``stage_night``; smoothing is causal, so staging up to the slice's end
+    gives exactly the whole night's stages for the slice. ``modality='all'`` writes every level per epoch.
+    """
+    modalities = _modalities(modality)
+    start, stop = _resolve(epochs, night.n_epochs)
+    stages, _ = _stages(lm, night.x[:stop], smooth=True, progress=progress)
+    captions = []
+    chunks = list(_chunks(start, stop))
+    bar = tqdm(total=stop - start, desc="describing", unit="epoch", leave=False, disable=not progress)
+    for a, b in chunks:
+        x, features = night.x[a:b], night.features[a:b]
+        texts = {m: lm.describe(x, features, modality=m, stages=stages[a:b]) for m in modalities}
+        for i in range(b - a):
+            for m in modalities:
+                captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": texts[m][i]})
+        bar.update(b - a)
+    bar.close()
+    return {"captions": captions}
+
+
+def query_night(lm: SleepLM, night: NightInput, text: str, top: int = 10, progress: bool = False) -> dict:
+    """Epochs most similar to ``text``: ``{"matches": [{"epoch", "start_s", "score", "spans": [[a, b], ...]}]}``,
+    best first; spans are recording seconds inside the matched epoch (language-guided localisation)."""
+    if not isinstance(text, str) or not text.strip():
+        raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
+    if top < 1:
+        raise PSGError(f"--top must be >= 1, got {top}")
+    embeddings = _embed(lm, night.x, progress)
+    matches = lm.query(night.x, text, top=top, embeddings=embeddings)
+    return {
+        "matches": [
+            {
+                "epoch": m.epoch,
+                "start_s": m.start_s,
+                "score": m.score,
+                "spans": [[float(a), float(b)] for a, b in m.spans],
+            }
+            for m in matches
+        ]
+    }
+
+
+def parse_epochs(text: str | None) -> slice | None:
+    """``--epochs`` text -> slice: 'A:B' (B exclusive), 'A:', ':B' or a single epoch 'A'; None for all."""
+    if text is None:
+        return None
+    match = _EPOCH_RANGE.match(text)
+    if not match or (match.group(1) == "" and match.group(2) in (None, "")):
+        raise PSGError(f"--epochs must be A:B (0-based, B exclusive), A:, :B or A, got {text!r}")
+    first = int(match.group(1)) if match.group(1) else 0
+    if match.group(2) is None:
+        return slice(first, first + 1)
+    return slice(first, int(match.group(2)) if match.group(2) else None)
+
+
+def check_modality(modality: str) -> str:
+    """``modality`` if it is a caption level or 'all', else a clear error listing them."""
+    if modality not in MODALITY_CHOICES:
+        raise PSGError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITY_CHOICES)}")
+    return modality
+
+
+def embed_night(lm: SleepLM, night: NightInput, progress: bool = False) -> np.ndarray:
+    """Unit embeddings (n, E) of every epoch (for probes and retrieval), with an optional progress bar."""
+    return _embed(lm, night.x, progress)
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+def _stages(lm: SleepLM, x: np.ndarray, smooth: bool, progress: bool) -> tuple[list[str], np.ndarray]:
+    # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
+    probs = lm.stage_probabilities(_embed(lm, x, progress))
+    if smooth and len(probs):
+        probs = causal_smooth(probs)
+    return [STAGE_LABELS[i] for i in probs.argmax(axis=1)], probs
+
+
+def _embed(lm: SleepLM, x: np.ndarray, progress: bool) -> np.ndarray:
+    if not progress:
+        return lm.embed(x)
+    parts = []
+    with tqdm(total=len(x), desc="encoding", unit="epoch", leave=False) as bar:
+        for a, b in _chunks(0, len(x)):
+            parts.append(lm.embed(x[a:b]))
+            bar.update(b - a)
+    return np.concatenate(parts) if parts else lm.embed(x)
+
+
+def _chunks(start: int, stop: int) -> Iterator[tuple[int, int]]:
+    for a in range(start, stop, CHUNK_EPOCHS):
+        yield a, min(a + CHUNK_EPOCHS, stop)
+
+
+def _resolve(epochs: slice | None, n: int) -> tuple[int, int]:
+    """A slice -> (start, stop) inside [0, n), or a clear error (no silent clipping: a typo should show)."""
+    if epochs is None:
+        return 0, n
+    if epochs.step not in (None, 1):
+        raise PSGError(f"--epochs takes a contiguous range, got step {epochs.step}")
+    start = 0 if epochs.start is None else int(epochs.start)
+    stop = n if epochs.stop is None else int(epochs.stop)
+    if not 0 <= start < stop <= n:
+        raise PSGError(f"--epochs {start}:{stop} is out of range; the night has epochs 0:{n} (B exclusive)")
+    return start, stop
+
+
+def _modalities(modality: str) -> tuple[str, ...]:
+    return MODALITIES if check_modality(modality) == "all" else (modality,)
+
+
+def _truth(recording: Recording, n: int) -> list[str] | None:
+    timeline = recording.timeline
+    if timeline is None or not np.any(timeline.stages != Stage.UNSCORED):
+        return None
+    stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
+    k = min(n, timeline.n_epochs)
+    stages[:k] = timeline.stages[:k]
+    return [Stage(int(s)).label for s in stages]
+
+
+def _plain(features: dict) -> dict:
+    """NumPy scalars -> Python numbers, so caption slots (which accept int/float) and JSON both take them."""
+    out = {}
+    for key, value in features.items():
+        if isinstance(value, (np.floating, np.integer)):
+            value = value.item()
+        out[key] = value
+    return out

@@ -1,0 +1,306 @@
+"""Model commands: ``stage``, ``describe``, ``query``, ``probe`` on files; ``train``, ``export``, ``eval`` and
+``bench model`` for the checkpoint itself.
+
+Thin like the PSG commands: each parses its options, calls one function of ``model_runtime`` (the same
+function a notebook calls) and prints its dict, as JSON with ``--json`` or as a short table. Torch and
+the model are imported inside the commands so ``sleeplm --help`` and the PSG commands stay fast. Bad
+input raises ``PSGError``; ``sleeplm.cli.main`` prints it on one line and exits 2. Progress bars go to
+stderr, so ``--json`` output on stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from psg.errors import PSGError
+from sleeplm.jsonio import dumps
+
+BACKENDS = ("auto", "torch", "onnx")
+NightArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A night as EDF/EDF+ (scoring from its annotations or an NSRR XML "
+        "beside it, <stem>.xml or <stem>-nsrr.xml).",
+        show_default=False,
+    ),
+]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint", help="SleepLM checkpoint (default: the shipped model_runtime/checkpoints/sleeplm-small.pt)."
+    ),
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto: onnxruntime when an export sits beside the checkpoint (CPU), else torch; or torch / onnx."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+def _load(checkpoint: Path | None, backend: str) -> Any:
+    _check_backend(backend)
+    from model_runtime.sleeplm import SleepLM
+
+    return SleepLM.load(checkpoint, backend=backend)
+
+
+def stage_cmd(
+    night: NightArg,
+    smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Causal smoothing over epochs.")] = True,
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Zero-shot sleep stages of every epoch (text prompts only) with W/N1/N2/N3/R probabilities."""
+    from model_runtime.night import load_night_input, stage_night
+    from model_runtime.prompts import STAGE_LABELS
+
+    lm = _load(checkpoint, backend)
+    result = stage_night(lm, load_night_input(night, progress=True), smooth=smooth, progress=True)
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    typer.echo(f"{'epoch':>5} {'start_s':>8}  stage  {'  '.join(f'{s:>5}' for s in STAGE_LABELS)}")
+    for i, (stage, probs) in enumerate(zip(result["stages"], result["probabilities"], strict=True)):
+        typer.echo(f"{i:>5} {i * 30.0:>8.0f}  {stage:<5}  {'  '.join(f'{p:>5.2f}' for p in probs)}")
+    counts = {s: result["stages"].count(s) for s in STAGE_LABELS}
+    typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+
+
+def describe_cmd(
+    night: NightArg,
+    epochs: Annotated[str | None, typer.Option(help="Epoch range A:B (0-based, B exclusive), A:, :B or A.")] = None,
+    modality: Annotated[
+        str, typer.Option(help="stage_event, brain, cardiac, respiratory, somatic, or all.")
+    ] = "stage_event",
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Generated captions of epochs; every number in them is a measured feature of that epoch."""
+    from model_runtime.night import check_modality, describe_night, load_night_input, parse_epochs
+
+    check_modality(modality)
+    window = parse_epochs(epochs)
+    lm = _load(checkpoint, backend)
+    result = describe_night(lm, load_night_input(night, progress=True), window, modality, progress=True)
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    for c in result["captions"]:
+        typer.echo(f"[{c['epoch']} @ {c['start_s']:.0f} s, {c['modality']}] {c['text']}")
+
+
+def query_cmd(
+    night: NightArg,
+    text: Annotated[str, typer.Argument(help="What to look for, e.g. 'obstructive apnea during REM'.")],
+    top: Annotated[int, typer.Option(help="How many epochs to return, best first.")] = 10,
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the epochs that best match a sentence, with the seconds inside each where it happens."""
+    from model_runtime.night import load_night_input, query_night
+
+    if not text.strip():
+        raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
+    if top < 1:
+        raise PSGError(f"--top must be >= 1, got {top}")
+    lm = _load(checkpoint, backend)
+    result = query_night(lm, load_night_input(night, progress=True), text, top=top, progress=True)
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    typer.echo(f"{'epoch':>5} {'start_s':>8} {'score':>6}  spans (s)")
+    for m in result["matches"]:
+        spans = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in m["spans"])
+        typer.echo(f"{m['epoch']:>5} {m['start_s']:>8.0f} {m['score']:>6.3f}  {spans}")
+
+
+def probe_cmd(
+    nights: Annotated[list[Path], typer.Argument(help="Scored nights (EDF+ annotations or NSRR XML beside).")],
+    shots: Annotated[int, typer.Option(help="Labelled epochs per stage to fit on (K).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of training epochs.")] = 0,
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Few-shot staging: a linear probe on SleepLM embeddings, K scored epochs per stage, tested on the rest."""
+    import numpy as np
+
+    from model_runtime.night import embed_night, load_night_input
+    from model_runtime.probe import run_probe
+
+    if shots < 1:
+        raise PSGError(f"--shots must be >= 1, got {shots}")
+    lm = _load(checkpoint, backend)
+    embeddings, labels = [], []
+    for path in nights:
+        night = load_night_input(path, progress=True)
+        truth = night.truth_indices()
+        if truth is None:
+            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
+        embeddings.append(embed_night(lm, night, progress=True))
+        labels.append(truth)
+    result = run_probe(np.concatenate(embeddings), np.concatenate(labels), shots=shots, seed=seed)
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    typer.echo(
+        f"linear probe, {result['shots']} shots per stage: {result['train_epochs']} train epochs, "
+        f"{result['test_epochs']} test epochs"
+    )
+    typer.echo(f"accuracy {result['accuracy']:.3f}  macro-F1 {result['macro_f1']:.3f}  kappa {result['kappa']:.3f}")
+    typer.echo("per-stage F1: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_class_f1"].items()))
+
+
+def train_cmd(
+    config: Annotated[str, typer.Option(help="Model size: small (CPU serving) or base (GPU).")] = "small",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "--checkpoint",
+            help="Checkpoint to write (default: the shipped path, model_runtime/checkpoints/sleeplm-small.pt).",
+        ),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps (default: TrainOptions.steps).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Shared reference data with the scored timelines (default: $SLEEPLM_DATA or ../shared/data)."
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Corpus cache, reused across runs (default: <SLEEPLM_DATA_DIR or ./sleeplm-data>/corpus)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
+    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
+    from model_runtime.config import get_config
+    from model_runtime.train import TrainOptions, train
+    from psg.paths import shared_data_dir
+
+    get_config(config)
+    if steps is not None and steps < 1:
+        raise PSGError(f"--steps must be >= 1, got {steps}")
+    out = out or SHIPPED_CHECKPOINT
+    data = data or shared_data_dir()
+    cache = cache or working_data_dir() / "corpus"
+    options = TrainOptions(config=config, **({"steps": steps} if steps is not None else {}))
+    training = train(options, data, cache, out)
+    paths = {"checkpoint": out, "history": out.with_suffix(".history.json"), "loss_png": out.with_suffix(".loss.png")}
+    if as_json:
+        typer.echo(dumps({**{k: str(v) for k, v in paths.items()}, "training": training}))
+        return
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+
+
+def export_cmd(
+    onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--onnx",
+            help="Folder for the ONNX graphs (default: beside the checkpoint, <name>.onnx/, "
+            "where --backend auto finds it).",
+        ),
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+) -> None:
+    """Export the checkpoint to ONNX (encoder and decoder step), verified against torch, for CPU serving."""
+    from model_runtime.onnx_export import export_onnx
+
+    folder = export_onnx(checkpoint, onnx)
+    typer.echo(f"exported ONNX to {folder}")
+
+
+def eval_cmd(
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for model_eval.json and the plots.")] = None,
+    checkpoint: CheckpointOpt = None,
+    backend: Annotated[str, typer.Option(help="torch (default, as the evaluation reports), auto or onnx.")] = "torch",
+    data: Annotated[Path | None, typer.Option(help="Shared reference data (default: $SLEEPLM_DATA).")] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rendered validation nights, reused across runs (default: <SLEEPLM_DATA_DIR or ./sleeplm-data>/eval)."
+        ),
+    ] = None,
+    nights: Annotated[int | None, typer.Option(help="Evaluate only the first N validation nights.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate the checkpoint on the held-out validation nights (staging, captions, retrieval, few-shot)."""
+    _check_backend(backend)
+    if nights is not None and nights < 1:
+        raise PSGError(f"--nights must be >= 1, got {nights}")
+    from model_runtime.evaluate import evaluate
+
+    result = evaluate(
+        checkpoint=checkpoint,
+        data_dir=data,
+        cache_dir=cache or working_data_dir() / "eval",
+        out_dir=out,
+        progress=True,
+        nights=nights,
+        backend=backend,
+    )
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key}: {dumps(value) if isinstance(value, (dict, list)) else value}")
+
+
+def bench_model_cmd(
+    batch: Annotated[int, typer.Option(help="Epochs per inference call.")] = 256,
+    seconds: Annotated[float, typer.Option(help="How long to measure.")] = 10.0,
+    checkpoint: CheckpointOpt = None,
+    backend: BackendOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure model throughput (embedding + zero-shot stage + caption, epochs/s) on this machine."""
+    _check_backend(backend)
+    if batch < 1 or seconds <= 0:
+        raise PSGError(f"--batch must be >= 1 and --seconds > 0, got {batch} and {seconds}")
+    from model_runtime.bench import bench_model
+
+    result = bench_model(checkpoint=checkpoint, backend=backend, batch=batch, seconds=seconds, progress=True)
+    if as_json:
+        typer.echo(dumps(result))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key}: {value}")
+
+
+def working_data_dir() -> Path:
+    """The live path's data folder (``SLEEPLM_DATA_DIR``, default ``./sleeplm-data``): generated working data
+    (corpus, rendered nights) lives with the store and spool, never in the read-only shared data."""
+    from services.settings import Settings
+
+    return Path(Settings().data_dir)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the model commands (and the ``bench`` group with ``bench model``) to the ``sleeplm`` app."""
+    app.command("stage")(stage_cmd)
+    app.command("describe")(describe_cmd)
+    app.command("query")(query_cmd)
+    app.command("probe")(probe_cmd)
+    app.command("train")(train_cmd)
+    app.command("export")(export_cmd)
+    app.command("eval")(eval_cmd)
+    bench = typer.Typer(help="Benchmarks: `bench model` measures SleepLM inference.", no_args_is_help=True)
+    bench.command("model")(bench_model_cmd)
+    app.add_typer(bench, name="bench")
