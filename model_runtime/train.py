@@ -28,7 +28,8 @@ from model_runtime.prompts import STAGE_LABELS, event_prompts, stage_prompts
 from model_runtime.text_tower import mask_numbers
 from model_runtime.zero_shot import class_embeddings, class_probabilities
 
-MODALITY_WEIGHTS = np.array([0.4, 0.15, 0.15, 0.15, 0.15])
+#: Caption level trained per sample: stage_event (written live for every epoch) most, long brain captions least.
+MODALITY_WEIGHTS = np.array([0.5, 0.1, 0.15, 0.1, 0.15])
 #: Fraction of captions trained with the '?' stage prefix, so the decoder can also state the stage itself.
 UNKNOWN_STAGE_RATE = 0.2
 
@@ -38,15 +39,15 @@ class TrainOptions:
     """Everything that decides the result of ``train`` (recorded in the checkpoint)."""
 
     config: str = "small"
-    steps: int = 3000
-    batch: int = 96
+    steps: int = 2000
+    batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup: int = 150
     seed: int = 0
     per_source: int = 12
     synthetic_nights: int = 8
-    eval_every: int = 500
+    eval_every: int = 250
     threads: int = 2
 
 
@@ -182,6 +183,9 @@ def train(options: TrainOptions, data_dir: Path, cache_dir: Path, out: Path, pro
     ckpt = Checkpoint(model, tokenizer, s_prompts, stage_features, e_prompts, event_features, {}, training)
     save_checkpoint(ckpt, out)
     write_history(history, out)
+    from model_runtime.calibrate import calibrate  # imports SleepLM, which needs a saved checkpoint
+
+    training["calibration"] = calibrate(out, cache_dir)
     return training
 
 
