@@ -138,8 +138,9 @@ def bench_model(
     per second of caption generation alone), ``batch``, ``device``, ``backend``, ``threads``,
     ``reference_epochs_per_s`` and ``speedup_vs_reference`` (None with ``reference=False``),
     ``parameters`` (of the checkpoint's model), ``checkpoint_mb``, and the breakdown
-    ``seconds_per_batch`` and ``caption_tokens_mean`` (an untrained model writes every caption to the
-    64-token limit; a trained one stops at ~30 tokens, so its captions cost about half).
+    ``seconds_per_batch`` and ``caption_tokens_mean``. Caption cost follows the checkpoint: a batch
+    steps until its longest caption ends (at most 64 tokens for stage_event), so compare rates of
+    different checkpoints together with their mean caption length.
     """
     import torch
 
