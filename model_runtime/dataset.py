@@ -63,7 +63,7 @@ def build_tokenizer(nights: list[Night]) -> CaptionTokenizer:
     return CaptionTokenizer.build(
         slot_pieces(caps[m], m, feats)
         for night in nights
-        for caps, feats in zip(night.captions, night.features)
+        for caps, feats in zip(night.captions, night.features, strict=True)
         for m in MODALITIES
     )
 

@@ -48,7 +48,6 @@ from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
 from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import fill_slots
-from model_runtime.zero_shot import causal_smooth
 from psg.captions.night import caption_night
 from psg.codecs import to_jsonable
 from psg.errors import PSGError
@@ -428,7 +427,7 @@ def zero_shot_stages(lm: SleepLM, embeddings: np.ndarray, smooth: bool) -> np.nd
     """Stage indices per epoch exactly as ``SleepLM.stage(x, smooth)`` (from embeddings computed once)."""
     probs = lm.stage_probabilities(embeddings)
     if smooth and len(probs):
-        probs = causal_smooth(probs)
+        probs = lm.smooth(probs)
     return probs.argmax(axis=1)
 
 

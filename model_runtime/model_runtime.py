@@ -52,7 +52,7 @@ from model_runtime.rules import message_events
 from model_runtime.runtime import RUNTIMES, EpochResult
 from model_runtime.sleeplm import SleepLM
 from model_runtime.tokenizer import NUM, fill_slots
-from model_runtime.zero_shot import causal_smooth, transition_matrix
+from model_runtime.zero_shot import transition_matrix
 from psg.captions import caption_epoch
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
@@ -98,7 +98,7 @@ class SleepLMRuntime:
     def _start(self, lm: SleepLM) -> None:
         self.lm = lm
         self._chains: dict[str, _Chain] = {}
-        self._transition = transition_matrix(len(STAGE_LABELS))
+        self._transition = lm.transition if lm.transition is not None else transition_matrix(len(STAGE_LABELS))
 
     def infer(self, epochs: Sequence[EpochMessage]) -> list[EpochResult]:
         """One result per epoch, in order; each bed's epochs are expected in order, replays are tolerated."""
@@ -155,13 +155,13 @@ class SleepLMRuntime:
         chain = self._chain(message)
         if message.epoch <= chain.last_epoch:
             prior = chain.priors.get(message.epoch)
-            return probs.astype(np.float64) if prior is None else causal_smooth(probs[None], prior=prior)[0]
+            return probs.astype(np.float64) if prior is None else self.lm.smooth(probs[None], prior=prior)[0]
         if chain.belief is None:
             prior = np.full(len(probs), 1.0 / len(probs))
         else:  # epochs skipped since the last belief (gap, unscorable epochs): let the chain run over them
             skipped = min(message.epoch - chain.belief_epoch - 1, _MAX_GAP)
             prior = chain.belief @ np.linalg.matrix_power(self._transition, skipped)
-        posterior = causal_smooth(probs[None], prior=prior)[0]
+        posterior = self.lm.smooth(probs[None], prior=prior)[0]
         chain.priors[message.epoch] = prior
         while len(chain.priors) > PRIOR_EPOCHS:
             chain.priors.popitem(last=False)

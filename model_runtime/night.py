@@ -23,7 +23,6 @@ from tqdm import tqdm
 from model_runtime.corpus import MODALITIES, load_psg
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
-from model_runtime.zero_shot import causal_smooth
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
 from psg.recording import Recording
@@ -176,7 +175,7 @@ def _stages(lm: SleepLM, x: np.ndarray, smooth: bool, progress: bool) -> tuple[l
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
     probs = lm.stage_probabilities(_embed(lm, x, progress))
     if smooth and len(probs):
-        probs = causal_smooth(probs)
+        probs = lm.smooth(probs)
     return [STAGE_LABELS[i] for i in probs.argmax(axis=1)], probs
 
 

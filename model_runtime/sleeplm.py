@@ -58,7 +58,9 @@ class SleepLM:
         self.backend = backend
         self.batch = batch
         model = checkpoint.model
-        self.scale = float(model.logit_scale.detach().exp().clamp(max=100))
+        calibration = checkpoint.calibration
+        self.scale = float(calibration.get("stage_scale", model.logit_scale.detach().exp().clamp(max=100)))
+        self.transition = np.asarray(calibration["transition"]) if "transition" in calibration else None
         self.patches = model.encoder.patches
         self.patch_s = EPOCH_S / self.patches
         self.tokenizer = checkpoint.tokenizer
@@ -126,11 +128,15 @@ class SleepLM:
         """Zero-shot (n, 5) probabilities over W, N1, N2, N3, R from embeddings."""
         return class_probabilities(embeddings, self.stage_classes, self.scale)
 
+    def smooth(self, probabilities: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+        """Causal smoothing of consecutive epochs' probabilities with the checkpoint's stage transitions."""
+        return causal_smooth(probabilities, prior=prior, transition=self.transition)
+
     def stage(self, x: np.ndarray, smooth: bool = True) -> tuple[list[str], np.ndarray]:
         """Stage labels and (n, 5) probabilities of consecutive epochs of one night."""
         probs = self.stage_probabilities(self.embed(x))
         if smooth and len(probs):
-            probs = causal_smooth(probs)
+            probs = self.smooth(probs)
         return [STAGE_LABELS[i] for i in probs.argmax(axis=1)], probs
 
     def event_scores(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:

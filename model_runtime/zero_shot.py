@@ -37,12 +37,16 @@ def transition_matrix(n_classes: int, stay: float = STAY_PROBABILITY) -> np.ndar
 
 
 def causal_smooth(
-    probabilities: np.ndarray, stay: float = STAY_PROBABILITY, prior: np.ndarray | None = None
+    probabilities: np.ndarray,
+    stay: float = STAY_PROBABILITY,
+    prior: np.ndarray | None = None,
+    transition: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Forward-filtered posteriors: p_t ∝ probs_t * (p_{t-1} @ T). ``prior`` continues a live bed's chain."""
+    """Forward-filtered posteriors: p_t ∝ probs_t * (p_{t-1} @ T). ``prior`` continues a live bed's chain;
+    ``transition`` (k, k) replaces the sticky chain (the checkpoint's hypnogram statistics)."""
     probs = np.asarray(probabilities, dtype=np.float64)
     out = np.empty_like(probs)
-    transition = transition_matrix(probs.shape[1], stay)
+    transition = transition_matrix(probs.shape[1], stay) if transition is None else np.asarray(transition)
     belief = np.full(probs.shape[1], 1.0 / probs.shape[1]) if prior is None else np.asarray(prior, dtype=np.float64)
     for t, p in enumerate(probs):
         belief = (belief @ transition) * np.clip(p, 1e-6, None)
