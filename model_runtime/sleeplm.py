@@ -178,19 +178,29 @@ class SleepLM:
         logits = None
         for position, token in enumerate(prefix):
             logits, past_k, past_v = self.backend.step(token, position, memory, past_k, past_v)
-        generated = np.zeros((b, 0), dtype=np.int64)
-        done = np.zeros(b, dtype=bool)
+        out: list[list[int]] = [[] for _ in range(b)]
+        active = np.arange(b)  # rows still in the batch; finished rows are dropped from it (see below)
+        done = np.zeros(b, dtype=bool)  # aligned with ``active``
         max_new = min(MAX_NEW_TOKENS[modality], self.checkpoint.model.config.max_caption_tokens - len(prefix))
         for position in range(len(prefix), len(prefix) + max_new):
             logits[:, self._never] = -np.inf
             token = logits.argmax(axis=1).astype(np.int64)
             token[done] = tok.eos_id
-            generated = np.concatenate([generated, token[:, None]], axis=1)
+            for row, t, finished in zip(active, token, done, strict=True):
+                if not finished:
+                    out[row].append(int(t))
             done |= token == tok.eos_id
-            if done.all():
+            alive = ~done
+            if not alive.any():
                 break
+            # Most stage_event captions ("no events") end early and a few long ones run on: once a quarter
+            # of the rows have finished, shrink the batch so later steps only compute the live rows.
+            if alive.sum() <= 0.75 * len(active):
+                active, token, memory, done = active[alive], token[alive], memory[alive], done[alive]
+                past_k, past_v = past_k[:, alive], past_v[:, alive]
+                logits = logits[alive]
             logits, past_k, past_v = self.backend.step(token, position, memory, past_k, past_v)
-        return [tok.pieces(row) for row in generated]
+        return [tok.pieces(row) for row in out]
 
     def describe(
         self,
