@@ -49,7 +49,8 @@ EVENT_FLAGS: tuple[str, ...] = ("apnea", "hypopnea", "arousal", "desaturation", 
 
 @dataclass(frozen=True)
 class NightSpec:
-    """One rendering of one timeline: ``source`` is a timeline file or ``synthetic:<seed>:<ahi>``."""
+    """One night of the corpus: ``source`` is a timeline file (rendered by the simulator), ``synthetic:<seed>:<ahi>``,
+    or a real scored PSG file (``.edf``: read as it is, EDF+ annotations or an NSRR XML beside it)."""
 
     source: str
     seed: int
@@ -103,9 +104,12 @@ def timeline_sources(data_dir: Path, per_source: int | None = None) -> list[str]
     return out
 
 
-def default_specs(data_dir: Path, per_source: int = 20, synthetic: int = 8) -> list[NightSpec]:
+def default_specs(
+    data_dir: Path, per_source: int = 20, synthetic: int = 8, psg_dir: Path | None = None
+) -> list[NightSpec]:
     """One rendering per shared timeline (every other one with artifacts), a second rendering of nights
-    that carry scored respiratory events (ucddb, slpdb), and synthetic nights with AHI 5-60."""
+    that carry scored respiratory events (ucddb, slpdb), synthetic nights with AHI 5-60, and every
+    ``*.edf`` under ``psg_dir`` (a lab's real scored nights) as it is."""
     sources = timeline_sources(data_dir, per_source)
     sources += [f"synthetic:{1000 + i}:{5 + (55 * i) // max(synthetic - 1, 1)}" for i in range(synthetic)]
     specs = []
@@ -113,11 +117,22 @@ def default_specs(data_dir: Path, per_source: int = 20, synthetic: int = 8) -> l
         specs.append(NightSpec(source, seed=0, artifacts=i % 2 == 1))
         if "ucddb" in source or "slpdb" in source or source.startswith("synthetic:"):
             specs.append(NightSpec(source, seed=1, artifacts=i % 2 == 0))
+    if psg_dir is not None:
+        edfs = sorted(Path(psg_dir).rglob("*.edf"))
+        if not edfs:
+            raise PSGError(f"{psg_dir}: no .edf files to train on")
+        specs += [NightSpec(str(path), seed=0, artifacts=False) for path in edfs]
     return specs
 
 
 def render(spec: NightSpec) -> Recording:
-    """The simulated night of ``spec``; Sleep-EDF's day-long recordings are cut to the sleep period +- 30 min."""
+    """The night of ``spec``: a real PSG file as recorded, else simulated (Sleep-EDF's day-long recordings
+    cut to the sleep period +- 30 min)."""
+    if spec.source.lower().endswith(".edf"):
+        recording = load_psg(spec.source)
+        if recording.timeline is None:
+            raise PSGError(f"{spec.source}: no scored stages (EDF+ annotations or an NSRR XML beside it) to train on")
+        return recording
     if spec.source.startswith("synthetic:"):
         _, seed, ahi = spec.source.split(":")
         timeline = synthetic_timeline(hours=8.0, seed=int(seed), ahi=float(ahi), record_id=spec.key)

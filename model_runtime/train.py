@@ -49,6 +49,7 @@ class TrainOptions:
     synthetic_nights: int = 8
     eval_every: int = 250
     threads: int = 2
+    psg_dir: str | None = None  # a folder of real scored EDF/EDF+ nights added to the corpus
 
 
 def sampling_weights(arrays: TrainingArrays) -> np.ndarray:
@@ -113,7 +114,12 @@ def train(options: TrainOptions, data_dir: Path, cache_dir: Path, out: Path, pro
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     started = time.time()
-    specs = default_specs(data_dir, per_source=options.per_source, synthetic=options.synthetic_nights)
+    specs = default_specs(
+        data_dir,
+        per_source=options.per_source,
+        synthetic=options.synthetic_nights,
+        psg_dir=Path(options.psg_dir) if options.psg_dir else None,
+    )
     build_corpus(specs, cache_dir, workers=options.threads, progress=progress)
     config = get_config(options.config)
     train_nights = load_split(cache_dir, "train", progress)

@@ -185,6 +185,10 @@ def train_cmd(
         Path | None,
         typer.Option(help="Corpus cache, reused across runs (default: <SLEEPLM_DATA_DIR or ./sleeplm-data>/corpus)."),
     ] = None,
+    psg: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real scored EDF/EDF+ nights (annotations or NSRR XML beside them) to add."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
@@ -199,7 +203,11 @@ def train_cmd(
     out = out or SHIPPED_CHECKPOINT
     data = data or shared_data_dir()
     cache = cache or working_data_dir() / "corpus"
-    options = TrainOptions(config=config, **({"steps": steps} if steps is not None else {}))
+    if psg is not None and not psg.is_dir():
+        raise PSGError(f"--psg {psg}: not a folder")
+    options = TrainOptions(
+        config=config, psg_dir=str(psg) if psg else None, **({"steps": steps} if steps is not None else {})
+    )
     training = train(options, data, cache, out)
     paths = {"checkpoint": out, "history": out.with_suffix(".history.json"), "loss_png": out.with_suffix(".loss.png")}
     if as_json:
