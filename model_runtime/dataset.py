@@ -20,8 +20,10 @@ from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import CaptionTokenizer, slot_pieces
 from psg.timeline import Stage
 
-#: Contrastive text options per epoch: the five caption levels, then the stage sentence alone.
-TEXT_OPTIONS: tuple[str, ...] = (*MODALITIES, "stage_sentence")
+#: Contrastive text options per epoch: the five caption levels, the stage sentence alone, and the event
+#: sentences alone (what a clinician's "hypopnea" query or watch rule looks like).
+TEXT_OPTIONS: tuple[str, ...] = (*MODALITIES, "stage_sentence", "event_sentences")
+RESPIRATORY = ("obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea")
 
 
 @dataclass
@@ -34,7 +36,7 @@ class TrainingArrays:
     night: np.ndarray  # (n,) int32 index into ``night_keys``
     night_keys: list[str]
     text_index: np.ndarray  # (n, len(TEXT_OPTIONS)) int32
-    #: (n, len(MODALITIES), max_tokens) int16, 0-padded: modality token, stage token, caption, <eos>
+    #: (n, len(MODALITIES), max_tokens) int16, 0-padded: modality, stage and evidence tokens, caption, <eos>
     caption_ids: np.ndarray
     features: list[dict]
     captions: list[dict[str, str]]
@@ -44,6 +46,17 @@ class TrainingArrays:
 def stage_sentence_of(stage_event_caption: str) -> str:
     """The first sentence of a stage_event caption (the stage statement)."""
     return stage_event_caption.split(". ")[0].rstrip(".") + "."
+
+
+def event_sentences_of(stage_event_caption: str) -> str:
+    """A stage_event caption without its stage sentence: the events, or the "no events" sentence."""
+    return stage_event_caption.split(". ", 1)[1] if ". " in stage_event_caption else stage_event_caption
+
+
+def respiratory_evidence(events: list[dict]) -> str:
+    """The first respiratory event type overlapping the epoch (by onset), or 'none'."""
+    respiratory = sorted((e for e in events if e["type"] in RESPIRATORY), key=lambda e: e["onset_s"])
+    return respiratory[0]["type"] if respiratory else "none"
 
 
 def load_split(cache_dir: Path, split: str, progress: bool = True) -> list[Night]:
@@ -82,12 +95,19 @@ def to_arrays(
         night_idx.append(np.full(int(mask.sum()), k, dtype=np.int32))
         for i in np.flatnonzero(mask):
             caps, feats = night.captions[i], night.features[i]
-            options = [caps[m] for m in MODALITIES] + [stage_sentence_of(caps["stage_event"])]
+            options = [caps[m] for m in MODALITIES] + [
+                stage_sentence_of(caps["stage_event"]),
+                event_sentences_of(caps["stage_event"]),
+            ]
             text_rows.append([texts.setdefault(mask_numbers(t), len(texts)) for t in options])
             rows = np.zeros((len(MODALITIES), max_tokens), dtype=np.int16)
             for j, m in enumerate(MODALITIES):
-                prefix = [tokenizer.modality_id(m), tokenizer.stage_id(Stage(int(night.stages[i])).label)]
-                ids = [*prefix, *tokenizer.encode(slot_pieces(caps[m], m, feats), max_tokens - 2)]
+                prefix = [
+                    tokenizer.modality_id(m),
+                    tokenizer.stage_id(Stage(int(night.stages[i])).label),
+                    tokenizer.evidence_id(respiratory_evidence(night.events[i])),
+                ]
+                ids = [*prefix, *tokenizer.encode(slot_pieces(caps[m], m, feats), max_tokens - len(prefix))]
                 rows[j, : len(ids)] = ids
             cap_rows.append(rows)
             features.append(feats)

@@ -37,7 +37,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +45,12 @@ from tqdm import tqdm
 
 from model_runtime.corpus import NightSpec, default_specs, render
 from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
+from model_runtime.sleeplm import SleepLM, respiratory_evidence
 from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import fill_slots
 from psg.captions.night import caption_night
 from psg.codecs import to_jsonable
+from psg.detectors import detect_events
 from psg.errors import PSGError
 from psg.model_input import recording_model_epochs
 from psg.montage import EEG_C4, EMG_CHIN, EOG_L
@@ -73,7 +74,7 @@ QUERY_TOP = 20
 QUERIES: dict[str, str] = {"hypopnea": "hypopnea", "obstructive apnea": "obstructive_apnea"}
 #: Acceptance thresholds of the issue (held-out simulated timelines).
 CRITERIA = {"macro_f1": 0.80, "accuracy_over_yasa": 0.03, "stated_stage": 0.85, "respiratory_f1": 0.75, "query": 0.80}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _STATED = re.compile(r"\((W|N1|N2|N3|R)\)")
 _RESPIRATORY_WORD = re.compile(r"apnea|hypopnea", re.IGNORECASE)
 #: 'hypopnea' does not contain 'apnea', so this matches apneas only.
@@ -103,6 +104,9 @@ class EvalNight:
     truth: np.ndarray
     events: list[list[str]]
     yasa: np.ndarray | None
+    #: Per epoch, the respiratory event type the AASM rule detectors measured ('none'): the decoder's
+    #: evidence prefix, exactly as `sleeplm describe` and the live path give it (never the truth).
+    evidence: list[str] = field(default_factory=list)
 
     @property
     def n_epochs(self) -> int:
@@ -190,6 +194,7 @@ def night_from_recording(recording: Recording, key: str, source: str, run_yasa: 
         truth=truth.astype(np.int64),
         events=[sorted({e["type"] for e in r["events"]}) for r in records],
         yasa=yasa,
+        evidence=respiratory_evidence([e.to_dict() for e in detect_events(recording)], n),
     )
 
 
@@ -212,11 +217,17 @@ def prepare_night(spec: NightSpec, cache_dir: Path | None = None) -> EvalNight:
                     arrays["truth"],
                     meta["events"],
                     yasa,
+                    meta["evidence"],
                 )
     night = night_from_recording(render(spec), spec.key, spec.source)
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        meta = {"features": night.features, "captions": night.captions, "events": night.events}
+        meta = {
+            "features": night.features,
+            "captions": night.captions,
+            "events": night.events,
+            "evidence": night.evidence,
+        }
         meta_path.write_text(json.dumps({**meta, "has_yasa": night.yasa is not None, "source": spec.source}))
         tmp = npz.with_suffix(".tmp.npz")
         yasa = night.yasa if night.yasa is not None else np.zeros(0, np.int64)
@@ -469,10 +480,16 @@ def caption_results(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Caption facts of the product path (stage prefix = the model's smoothed zero-shot stage, via
-    ``describe``), of the decoder alone (prefix '?') and of the reference captions, on sampled epochs."""
+    """Caption facts of the product path (stage prefix = the model's smoothed zero-shot stage, evidence
+    prefix = the AASM detectors' respiratory finding, via ``describe``), of the same without evidence, of
+    the decoder alone (both prefixes '?') and of the reference captions, on sampled epochs."""
     rng = np.random.default_rng(seed)
-    texts: dict[str, list[str]] = {"model_stage": [], "decoder_alone": [], "reference": []}
+    texts: dict[str, list[str]] = {
+        "model_stage": [],
+        "model_stage_no_evidence": [],
+        "decoder_alone": [],
+        "reference": [],
+    }
     truth: list[int] = []
     events: list[list[str]] = []
     given: list[int] = []
@@ -484,7 +501,10 @@ def caption_results(
         for start in range(0, len(idx), chunk):
             part = idx[start : start + chunk]
             stages = [STAGE_LABELS[int(s)] for s in smoothed[night.key][part]]
-            texts["model_stage"] += lm.describe(night.x[part], [night.features[i] for i in part], "stage_event", stages)
+            features = [night.features[i] for i in part]
+            evidence = [night.evidence[i] for i in part]
+            texts["model_stage"] += lm.describe(night.x[part], features, "stage_event", stages, evidence)
+            texts["model_stage_no_evidence"] += lm.describe(night.x[part], features, "stage_event", stages)
             pieces = lm.generate(memories[night.key][part], "stage_event", ["?"] * len(part))
             texts["decoder_alone"] += [fill_slots(p, night.features[i], []) for p, i in zip(pieces, part, strict=True)]
             bar.update(len(part))

@@ -50,7 +50,7 @@ import numpy as np
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.rules import message_events
 from model_runtime.runtime import RUNTIMES, EpochResult
-from model_runtime.sleeplm import SleepLM
+from model_runtime.sleeplm import SleepLM, respiratory_evidence
 from model_runtime.tokenizer import NUM, fill_slots
 from model_runtime.zero_shot import transition_matrix
 from psg.captions import caption_epoch
@@ -177,7 +177,8 @@ class SleepLMRuntime:
         if not messages:
             return []
         texts = []
-        for i, pieces in enumerate(self.lm.generate(memory, "stage_event", stages)):
+        evidence = [respiratory_evidence(m.events, m.epoch + 1)[m.epoch] for m in messages]
+        for i, pieces in enumerate(self.lm.generate(memory, "stage_event", stages, evidence)):
             spans = self.lm._event_spans(x[i], pieces) if NUM in "".join(pieces) else []  # noqa: SLF001
             texts.append(fill_slots(pieces, messages[i].features, spans))
         return texts

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from model_runtime.corpus import MODALITIES, load_psg
 from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
+from model_runtime.sleeplm import SleepLM, respiratory_evidence
+from psg.detectors import detect_events
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
 from psg.recording import Recording
@@ -102,19 +103,25 @@ def describe_night(
     """Generated captions: ``{"captions": [{"epoch", "start_s", "modality", "text"}, ...]}``.
 
     Numbers in the text are the epoch's measured features (``psg.features.epoch_features``), never model
-    output. The decoder's stage prefix is the model's own smoothed zero-shot stage of the whole night, so
-    a caption never contradicts ``stage_night``; smoothing is causal, so staging up to the slice's end
-    gives exactly the whole night's stages for the slice. ``modality='all'`` writes every level per epoch.
+    output; the respiratory event the AASM rule detectors measured in each epoch is the decoder's
+    evidence prefix (the file's own annotations are never read for it). The decoder's stage prefix is
+    the model's own smoothed zero-shot stage of the whole night, so a caption never contradicts
+    ``stage_night``; smoothing is causal, so staging up to the slice's end gives exactly the whole
+    night's stages for the slice. ``modality='all'`` writes every level per epoch.
     """
     modalities = _modalities(modality)
     start, stop = _resolve(epochs, night.n_epochs)
     stages, _ = _stages(lm, night.x[:stop], smooth=True, progress=progress)
+    # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations.
+    evidence = respiratory_evidence([e.to_dict() for e in detect_events(night.recording)], night.n_epochs)
     captions = []
     chunks = list(_chunks(start, stop))
     bar = tqdm(total=stop - start, desc="describing", unit="epoch", leave=False, disable=not progress)
     for a, b in chunks:
         x, features = night.x[a:b], night.features[a:b]
-        texts = {m: lm.describe(x, features, modality=m, stages=stages[a:b]) for m in modalities}
+        texts = {
+            m: lm.describe(x, features, modality=m, stages=stages[a:b], evidence=evidence[a:b]) for m in modalities
+        }
         for i in range(b - a):
             for m in modalities:
                 captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": texts[m][i]})

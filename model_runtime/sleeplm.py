@@ -25,6 +25,7 @@ from model_runtime.tokenizer import EOS, NUM, SPACE, fill_slots
 from model_runtime.zero_shot import causal_smooth, class_embeddings, class_probabilities
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
+from psg.timeline import RESPIRATORY_EVENT_TYPES as RESPIRATORY_TYPES
 
 #: Longest caption the decoder writes per level (stage_event captions need ~30 tokens, brain ~130).
 MAX_NEW_TOKENS = {"stage_event": 64, "brain": 150, "cardiac": 48, "respiratory": 90, "somatic": 40}
@@ -154,27 +155,40 @@ class SleepLM:
         ]
 
     # --- captions --------------------------------------------------------------------------------
-    def generate(self, memory: np.ndarray, modality: str, stages: Sequence[str] | None = None) -> list[list[str]]:
-        """Greedy, KV-cached decoding of one caption level for a batch: pieces per epoch (slots unfilled)."""
+    def generate(
+        self,
+        memory: np.ndarray,
+        modality: str,
+        stages: Sequence[str] | None = None,
+        evidence: Sequence[str | None] | None = None,
+    ) -> list[list[str]]:
+        """Greedy, KV-cached decoding of one caption level for a batch: pieces per epoch (slots unfilled).
+
+        ``stages`` and ``evidence`` (the measured detectors' respiratory event type or 'none' per epoch;
+        None = '?') are the decoder's prefix; see ``model_runtime.tokenizer``."""
         if modality not in MAX_NEW_TOKENS:
             raise PSGError(f"unknown modality {modality!r}; expected one of {', '.join(MAX_NEW_TOKENS)}")
         out: list[list[str]] = []
         for i in range(0, len(memory), self.batch):
             part = memory[i : i + self.batch]
             part_stages = None if stages is None else stages[i : i + self.batch]
-            out.extend(self._generate_batch(part, modality, part_stages))
+            part_evidence = None if evidence is None else evidence[i : i + self.batch]
+            out.extend(self._generate_batch(part, modality, part_stages, part_evidence))
         return out
 
-    def _generate_batch(self, memory: np.ndarray, modality: str, stages: Sequence[str] | None) -> list[list[str]]:
+    def _generate_batch(
+        self, memory: np.ndarray, modality: str, stages: Sequence[str] | None, evidence: Sequence[str | None] | None
+    ) -> list[list[str]]:
         b = len(memory)
         tok = self.tokenizer
         past_k, past_v = self.backend.empty_cache(b)
-        prefix = [np.full(b, tok.modality_id(modality), dtype=np.int64)]
-        prefix.append(
-            np.array(
-                [tok.stage_id(s) for s in stages] if stages is not None else [tok.stage_id("?")] * b, dtype=np.int64
-            )
-        )
+        prefix = [
+            np.full(b, tok.modality_id(modality), dtype=np.int64),
+            np.array([tok.stage_id(s) for s in (stages if stages is not None else ["?"] * b)], dtype=np.int64),
+        ]
+        if tok.has_evidence:
+            labels = evidence if evidence is not None else [None] * b
+            prefix.append(np.array([tok.evidence_id(e) for e in labels], dtype=np.int64))
         logits = None
         for position, token in enumerate(prefix):
             logits, past_k, past_v = self.backend.step(token, position, memory, past_k, past_v)
@@ -208,14 +222,16 @@ class SleepLM:
         features: Sequence[Mapping[str, object]],
         modality: str = "stage_event",
         stages: Sequence[str] | None = None,
+        evidence: Sequence[str | None] | None = None,
     ) -> list[str]:
         """Generated captions of ``modality`` for epochs ``x``; numbers come from ``features`` (measured)
-        and, for event spans, from the model's own localisation of the event it named."""
+        and, for event spans, from the model's own localisation of the event it named. ``evidence``: see
+        ``generate`` (``respiratory_evidence`` turns detector output into it)."""
         embeddings, memory = self.encode(x)
         if stages is None and modality == "stage_event":
             stages = [STAGE_LABELS[i] for i in self.stage_probabilities(embeddings).argmax(axis=1)]
         texts = []
-        for i, pieces in enumerate(self.generate(memory, modality, stages)):
+        for i, pieces in enumerate(self.generate(memory, modality, stages, evidence)):
             spans = self._event_spans(x[i], pieces) if NUM in "".join(pieces) else []
             texts.append(fill_slots(pieces, features[i] if i < len(features) else {}, spans))
         return texts
@@ -289,6 +305,21 @@ class SleepLM:
             )
             for i, s in zip(order, spans, strict=True)
         ]
+
+
+def respiratory_evidence(detected: Sequence[Mapping[str, object]], n_epochs: int) -> list[str]:
+    """Per epoch, the first respiratory event type the AASM detectors found overlapping it, else 'none'.
+
+    ``detected``: dicts with ``type``, ``onset_s``, ``duration_s`` in recording seconds (the shape of
+    ``DetectedEvent.to_dict`` and of the live path's ``EpochMessage.events``)."""
+    out = ["none"] * n_epochs
+    respiratory = [e for e in detected if e.get("type") in RESPIRATORY_TYPES]
+    for event in sorted(respiratory, key=lambda e: float(e["onset_s"]), reverse=True):
+        onset, end = float(event["onset_s"]), float(event["onset_s"]) + float(event["duration_s"])
+        for epoch in range(max(int(onset // EPOCH_S), 0), min(int(end // EPOCH_S) + 1, n_epochs)):
+            if onset < (epoch + 1) * EPOCH_S and end > epoch * EPOCH_S:
+                out[epoch] = str(event["type"])
+    return out
 
 
 def _named_event(sentence_words: list[str]) -> str | None:

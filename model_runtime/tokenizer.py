@@ -26,6 +26,11 @@ MODALITY_TOKENS = {m: f"<m:{m}>" for m in ("stage_event", "brain", "cardiac", "r
 #: In training it is the scored stage (sometimes '?'); at inference the model's own zero-shot stage, so
 #: a bed's caption never contradicts the stage shown next to it.
 STAGE_TOKENS = {s: f"<s:{s}>" for s in ("W", "N1", "N2", "N3", "R", "?")}
+#: Third prefix token: the respiratory event the measured AASM detectors found in the epoch (``none``), or
+#: ``?`` when no detector ran. Grounds the caption's event sentence in measured evidence the way feature
+#: slots ground its numbers; with ``?`` the decoder reads events from the signal alone.
+EVIDENCE_LABELS = ("obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea", "none", "?")
+EVIDENCE_TOKENS = {e: f"<e:{e}>" for e in EVIDENCE_LABELS}
 #: Feature keys each modality's caption may write, in the order its sentences mention them.
 MODALITY_FEATURES: dict[str, tuple[str, ...]] = {
     "stage_event": (),
@@ -122,7 +127,7 @@ class CaptionTokenizer:
     def build(cls, piece_lists: Iterable[list[str]], min_count: int = 2) -> CaptionTokenizer:
         """A vocabulary of every piece seen at least ``min_count`` times, plus the special tokens."""
         counts = Counter(p for pieces in piece_lists for p in pieces)
-        specials = [PAD, UNK, EOS, *MODALITY_TOKENS.values(), *STAGE_TOKENS.values()]
+        specials = [PAD, UNK, EOS, *MODALITY_TOKENS.values(), *STAGE_TOKENS.values(), *EVIDENCE_TOKENS.values()]
         words = sorted(p for p, c in counts.items() if c >= min_count and p not in specials)
         return cls(specials + words)
 
@@ -131,6 +136,15 @@ class CaptionTokenizer:
 
     def modality_id(self, modality: str) -> int:
         return self.index[MODALITY_TOKENS[modality]]
+
+    @property
+    def has_evidence(self) -> bool:
+        """True for vocabularies with the evidence prefix (checkpoints trained after it was introduced)."""
+        return EVIDENCE_TOKENS["?"] in self.index
+
+    def evidence_id(self, label: str | None) -> int:
+        """Id of the evidence prefix token for a respiratory event type, 'none', or anything else: '?'."""
+        return self.index[EVIDENCE_TOKENS.get(label or "?", EVIDENCE_TOKENS["?"])]
 
     def stage_id(self, stage: str) -> int:
         """Id of the stage prefix token for label 'W'..'R' (anything else: '?')."""

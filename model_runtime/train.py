@@ -1,7 +1,7 @@
 """Training: builds (or reuses) the corpus, trains ReCoCa, writes the checkpoint, the loss history and its plot.
 
 Sampling is stage-balanced (weights 1/sqrt(stage frequency), so N1 is seen ~3x more often than its
-share) and epochs with respiratory events are drawn twice as often: macro-F1 and event mentions are
+share) and epochs with respiratory events are drawn three times as often: macro-F1 and event mentions are
 what the model is judged on. Augmentation is per-channel amplitude jitter and a little noise, the
 variation a different amplifier or electrode gives. Each sample trains one caption level, stage_event
 most often (it is what the live path writes for every epoch).
@@ -26,12 +26,19 @@ from model_runtime.dataset import TEXT_OPTIONS, TrainingArrays, build_tokenizer,
 from model_runtime.model import ReCoCa
 from model_runtime.prompts import STAGE_LABELS, event_prompts, stage_prompts
 from model_runtime.text_tower import mask_numbers
+from model_runtime.tokenizer import EVIDENCE_LABELS
 from model_runtime.zero_shot import class_embeddings, class_probabilities
 
 #: Caption level trained per sample: stage_event (written live for every epoch) most, long brain captions least.
 MODALITY_WEIGHTS = np.array([0.5, 0.1, 0.15, 0.1, 0.15])
 #: Fraction of captions trained with the '?' stage prefix, so the decoder can also state the stage itself.
 UNKNOWN_STAGE_RATE = 0.2
+#: Fraction trained with the '?' evidence prefix (events read from the signal alone), and the fraction
+#: whose evidence is replaced by a random label (detectors err; the decoder must weigh the signal too).
+UNKNOWN_EVIDENCE_RATE = 0.3
+WRONG_EVIDENCE_RATE = 0.05
+#: For stage_event samples, which contrastive text: the full caption, the stage sentence, the event sentences.
+STAGE_EVENT_TEXTS = (0.4, 0.3, 0.3)
 
 
 @dataclass
@@ -39,7 +46,7 @@ class TrainOptions:
     """Everything that decides the result of ``train`` (recorded in the checkpoint)."""
 
     config: str = "small"
-    steps: int = 2000
+    steps: int = 3000
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -53,11 +60,11 @@ class TrainOptions:
 
 
 def sampling_weights(arrays: TrainingArrays) -> np.ndarray:
-    """Stage-balanced (1/sqrt frequency) sampling, respiratory-event epochs x2; sums to 1."""
+    """Stage-balanced (1/sqrt frequency) sampling, respiratory-event epochs x3; sums to 1."""
     counts = np.bincount(arrays.stages.astype(np.int64), minlength=5).astype(float)
     w = 1.0 / np.sqrt(np.maximum(counts[arrays.stages], 1.0))
     respiratory = arrays.flags[:, [EVENT_FLAGS.index("apnea"), EVENT_FLAGS.index("hypopnea")]].any(axis=1)
-    w = w * np.where(respiratory, 2.0, 1.0)
+    w = w * np.where(respiratory, 3.0, 1.0)
     return w / w.sum()
 
 
@@ -148,13 +155,20 @@ def train(options: TrainOptions, data_dir: Path, cache_dir: Path, out: Path, pro
     for step in bar:
         idx = rng.choice(len(weights), size=options.batch, p=weights)
         modality = rng.choice(len(MODALITIES), size=options.batch, p=MODALITY_WEIGHTS)
-        option = np.where(
-            (modality == 0) & (rng.random(options.batch) < 0.5), TEXT_OPTIONS.index("stage_sentence"), modality
+        stage_event_text = rng.choice(
+            [0, TEXT_OPTIONS.index("stage_sentence"), TEXT_OPTIONS.index("event_sentences")],
+            size=options.batch,
+            p=STAGE_EVENT_TEXTS,
         )
+        option = np.where(modality == 0, stage_event_text, modality)
         text_ids = train_arrays.text_index[idx, option]
         captions = train_arrays.caption_ids[idx, modality].astype(np.int64)
         unknown = rng.random(options.batch) < UNKNOWN_STAGE_RATE
         captions[unknown, 1] = tokenizer.stage_id("?")
+        draw = rng.random(options.batch)
+        captions[draw < UNKNOWN_EVIDENCE_RATE, 2] = tokenizer.evidence_id("?")
+        wrong = draw > 1 - WRONG_EVIDENCE_RATE
+        captions[wrong, 2] = [tokenizer.evidence_id(e) for e in rng.choice(EVIDENCE_LABELS[:-1], size=int(wrong.sum()))]
         length = int((captions != 0).sum(axis=1).max())
         x = augment(torch.from_numpy(train_arrays.x[idx].astype(np.float32)), generator)
         for group in optimizer.param_groups:
@@ -184,7 +198,7 @@ def train(options: TrainOptions, data_dir: Path, cache_dir: Path, out: Path, pro
         "train_nights": train_arrays.night_keys,
         "validation_nights": val_arrays.night_keys,
         "final": history[-1],
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     ckpt = Checkpoint(model, tokenizer, s_prompts, stage_features, e_prompts, event_features, {}, training)
     save_checkpoint(ckpt, out)
