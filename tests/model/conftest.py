@@ -7,6 +7,7 @@ generated captions use the real slot machinery.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,12 @@ def tiny_checkpoint(simulated_recording: Recording, tmp_path_factory: pytest.Tem
     model = ReCoCa(TINY_CONFIG, len(tokenizer)).eval()
     ckpt = Checkpoint(model, tokenizer, s_prompts, s_features, e_prompts, e_features, {}, {"tiny": True})
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Model tests run torch on one thread: the tiny test model is ~8x faster so on a busy 2-core box."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

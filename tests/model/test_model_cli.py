@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from model_runtime.corpus import MODALITIES
@@ -18,15 +16,6 @@ from model_runtime.prompts import STAGE_LABELS
 from sleeplm.cli import app, main
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model runs ~8x faster on one thread when the box is busy (2 cores shared with training)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run_json(*args: str) -> dict:

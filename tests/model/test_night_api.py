@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from model_runtime.corpus import MODALITIES
 from model_runtime.night import (
@@ -23,15 +21,6 @@ from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
 from model_runtime.tokenizer import format_feature
 from psg.errors import PSGError
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model runs ~8x faster on one thread when the box is busy (2 cores shared with training)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

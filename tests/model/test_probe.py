@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from model_runtime.night import embed_night, load_night_input
 from model_runtime.probe import evaluate_probe, fit_probe, probe_curve, run_probe
@@ -16,15 +14,6 @@ from model_runtime.sleeplm import SleepLM
 from psg.errors import PSGError
 
 RESULT_KEYS = {"shots", "accuracy", "macro_f1", "kappa", "per_class_f1", "train_epochs", "test_epochs"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model runs ~8x faster on one thread when the box is busy (2 cores shared with training)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def clusters(n_per_class: int = 40, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
