@@ -20,8 +20,9 @@ import numpy as np
 
 from model_runtime.checkpoint import load_checkpoint, save_checkpoint
 from model_runtime.dataset import load_split
-from model_runtime.prompts import STAGE_LABELS
+from model_runtime.prompts import NO_EVENT, NO_EVENT_PROMPTS, STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
+from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.zero_shot import softmax
 
 #: A class whose best validation F1 stays below this raises no advisories.
@@ -65,8 +66,19 @@ def best_scale(cosines: np.ndarray, truth: np.ndarray) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
+def ensure_no_event_prompts(checkpoint: Path) -> None:
+    """Add the "no events" contrast prompts to a checkpoint trained before they existed."""
+    ckpt = load_checkpoint(checkpoint)
+    if NO_EVENT in ckpt.event_prompt_features:
+        return
+    ckpt.event_prompts[NO_EVENT] = list(NO_EVENT_PROMPTS)
+    ckpt.event_prompt_features[NO_EVENT] = embed_texts([mask_numbers(t) for t in NO_EVENT_PROMPTS])
+    save_checkpoint(ckpt, checkpoint)
+
+
 def calibrate(checkpoint: Path, cache_dir: Path, out: Path | None = None) -> dict:
     """Fit temperature, transitions and event thresholds on the cached nights; write them into the checkpoint."""
+    ensure_no_event_prompts(checkpoint)
     lm = SleepLM.load(checkpoint, backend="torch")
     nights = load_split(cache_dir, "validation", progress=False)
     embeddings, events, stages = [], [], []

@@ -45,9 +45,16 @@ def stage_prompts() -> dict[str, list[str]]:
     return out
 
 
+#: The contrast class of event scoring: an event's score is its similarity minus this one's, so an
+#: epoch is judged by "this event rather than nothing", not by how much its stage resembles the words.
+NO_EVENT = "none"
+NO_EVENT_PROMPTS = ("No events are documented in this epoch.", "No scored events occur in this epoch.")
+
+
 def event_prompts() -> dict[str, list[str]]:
-    """Per event class, phrasings of 'this epoch contains a <name>' in the caption pipeline's words."""
-    out = {}
+    """Per event class, phrasings of 'this epoch contains a <name>' in the caption pipeline's words,
+    plus the ``NO_EVENT`` contrast class."""
+    out = {NO_EVENT: list(NO_EVENT_PROMPTS)}
     for key, event in EVENT_CLASSES.items():
         name = event_name(event)
         out[key] = [

@@ -19,7 +19,7 @@ import numpy as np
 
 from model_runtime.backends import Backend, TorchBackend
 from model_runtime.checkpoint import Checkpoint, load_checkpoint
-from model_runtime.prompts import STAGE_LABELS
+from model_runtime.prompts import NO_EVENT, STAGE_LABELS
 from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import EOS, NUM, SPACE, fill_slots
 from model_runtime.zero_shot import causal_smooth, class_embeddings, class_probabilities
@@ -70,10 +70,12 @@ class SleepLM:
             i for i, p in enumerate(self.tokenizer.vocab) if p.startswith(("<m:", "<s:")) or p in ("<pad>", "<unk>")
         ]
         self.stage_classes = self.project_text_features([checkpoint.stage_prompt_features[k] for k in STAGE_LABELS])
-        self.event_labels = list(checkpoint.event_prompt_features)
+        self.event_labels = [k for k in checkpoint.event_prompt_features if k != NO_EVENT]
         self.event_classes = self.project_text_features(
             [checkpoint.event_prompt_features[k] for k in self.event_labels]
         )
+        none = checkpoint.event_prompt_features.get(NO_EVENT)
+        self.no_event_class = None if none is None else self.project_text_features([none])[0]
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "auto", device: str | None = None) -> SleepLM:
@@ -141,8 +143,11 @@ class SleepLM:
         return [STAGE_LABELS[i] for i in probs.argmax(axis=1)], probs
 
     def event_scores(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
-        """Cosine similarity of each epoch to each event class's prompts."""
+        """Per event class, each epoch's cosine similarity to the class's prompts minus its similarity to
+        the "no events" prompts (when the checkpoint has them)."""
         sims = embeddings @ self.event_classes.T
+        if self.no_event_class is not None:
+            sims = sims - (embeddings @ self.no_event_class)[:, None]
         return {label: sims[:, j] for j, label in enumerate(self.event_labels)}
 
     def detect_events(self, embeddings: np.ndarray) -> list[list[str]]:
