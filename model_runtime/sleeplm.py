@@ -104,10 +104,11 @@ class SleepLM:
         return class_embeddings(projected)
 
     def embed_text(self, text: str) -> np.ndarray:
-        """A sentence (query, watch rule) -> unit vector (E,) in the shared space (loads MiniLM once)."""
+        """A query or watch rule -> unit vector (E,) in the shared space (loads MiniLM once): the mean of the
+        text as written and the text set in the captions' own sentence frames (``query_templates``)."""
         if not text or not text.strip():
             raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
-        return self.project_text_features([embed_texts([mask_numbers(text.strip())])])[0]
+        return self.project_text_features([embed_texts([mask_numbers(t) for t in query_templates(text)])])[0]
 
     # --- signal side -----------------------------------------------------------------------------
     def encode(self, x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -310,6 +311,18 @@ class SleepLM:
             )
             for i, s in zip(order, spans, strict=True)
         ]
+
+
+def query_templates(text: str) -> list[str]:
+    """A user's text alone and in the caption sentences it would appear in (CLIP-style prompt ensembling):
+    'hypopnea' is matched as 'A hypopnea occurs between # and # seconds of the epoch.' too."""
+    text = text.strip().rstrip(".")
+    return [
+        text,
+        f"{text}.",
+        f"A {text} occurs between # and # seconds of the epoch.",
+        f"{text[:1].upper()}{text[1:]} recorded from # s to # s.",
+    ]
 
 
 def respiratory_evidence(detected: Sequence[Mapping[str, object]], n_epochs: int) -> list[str]:
