@@ -34,6 +34,7 @@ from model_runtime.evaluate import (
 )
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
+from model_runtime.text_tower import embed_texts, mask_numbers
 from psg.captions.night import caption_night
 from psg.captions.phrasing import Phraser
 from psg.captions.stage_event import StageContext, stage_event_caption
@@ -203,7 +204,7 @@ def test_model_steps_on_a_tiny_checkpoint(tiny_checkpoint: Path, eval_night: Eva
     assert [p.name for p in write_plots(result, tmp_path)] == ["confusion.png", "per_night_accuracy.png"]
 
 
-def test_caption_text_embeddings_match_embed_text(tiny_checkpoint: Path) -> None:
+def test_caption_text_embeddings_are_the_projected_single_texts(tiny_checkpoint: Path) -> None:
     lm = SleepLM.load(tiny_checkpoint, backend="torch", device="cpu")
     texts = [
         "This epoch is scored as Stable Light Sleep (N2). A Hypopnea occurs between 1.0 and 9.5 seconds.",
@@ -212,7 +213,8 @@ def test_caption_text_embeddings_match_embed_text(tiny_checkpoint: Path) -> None
     ]
     emb = embed_caption_texts(lm, texts)
     assert emb.shape == (3, lm.checkpoint.model.config.embed_dim)
-    np.testing.assert_allclose(emb[2], lm.embed_text(texts[2]), atol=1e-5)
+    single = lm.project_text_features([embed_texts([mask_numbers(texts[2])])])[0]
+    np.testing.assert_allclose(emb[2], single, atol=1e-5)  # a caption as written (queries add templates)
     np.testing.assert_allclose(emb[0], emb[1])  # numbers are masked: same sentence, same embedding
 
 
