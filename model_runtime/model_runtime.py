@@ -51,7 +51,6 @@ from model_runtime.prompts import STAGE_LABELS
 from model_runtime.rules import message_events
 from model_runtime.runtime import RUNTIMES, EpochResult
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
-from model_runtime.tokenizer import NUM, fill_slots
 from model_runtime.zero_shot import transition_matrix
 from psg.captions import caption_epoch
 from psg.codecs import EpochMessage
@@ -176,12 +175,9 @@ class SleepLMRuntime:
         (what ``SleepLM.describe`` does, without encoding the batch a second time)."""
         if not messages:
             return []
-        texts = []
         evidence = [respiratory_evidence(m.events, m.epoch + 1)[m.epoch] for m in messages]
-        for i, pieces in enumerate(self.lm.generate(memory, "stage_event", stages, evidence)):
-            spans = self.lm._event_spans(x[i], pieces) if NUM in "".join(pieces) else []  # noqa: SLF001
-            texts.append(fill_slots(pieces, messages[i].features, spans))
-        return texts
+        generated = self.lm.generate(memory, "stage_event", stages, evidence)
+        return [self.lm.fill(x[i], pieces, messages[i].features) for i, pieces in enumerate(generated)]
 
     def _advisories(self, embeddings: np.ndarray, messages: list[EpochMessage]) -> list[list[dict[str, Any]]]:
         """Per epoch, the model's advisory events as ``DetectedEvent.to_dict``-shaped dicts (whole epoch)."""

@@ -236,11 +236,14 @@ class SleepLM:
         embeddings, memory = self.encode(x)
         if stages is None and modality == "stage_event":
             stages = [STAGE_LABELS[i] for i in self.stage_probabilities(embeddings).argmax(axis=1)]
-        texts = []
-        for i, pieces in enumerate(self.generate(memory, modality, stages, evidence)):
-            spans = self._event_spans(x[i], pieces) if NUM in "".join(pieces) else []
-            texts.append(fill_slots(pieces, features[i] if i < len(features) else {}, spans))
-        return texts
+        generated = self.generate(memory, modality, stages, evidence)
+        return [self.fill(x[i], pieces, features[i] if i < len(features) else {}) for i, pieces in enumerate(generated)]
+
+    def fill(self, epoch: np.ndarray, pieces: list[str], features: Mapping[str, object]) -> str:
+        """Generated pieces of one epoch -> text: measured ``features`` in the feature slots, and in the span
+        slots the span of the event each sentence names, localised by the model in ``epoch`` (10, 1920)."""
+        spans = self._event_spans(epoch, pieces) if NUM in "".join(pieces) else []
+        return fill_slots(pieces, features, spans)
 
     def _event_spans(self, epoch: np.ndarray, pieces: list[str]) -> list[tuple[float, float]]:
         """For each sentence with span slots, the span of the event it names, located in ``epoch``."""
