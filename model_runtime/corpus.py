@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from psg.captions.night import caption_night
+from psg.codecs import to_jsonable
 from psg.errors import PSGError
 from psg.formats import read_timeline
 from psg.formats.edf import read_edf
@@ -202,7 +203,7 @@ def night_from_recording(recording: Recording, key: str, split: str, seed: int =
         stages=np.array([int(Stage.from_label(r["stage"])) for r in records], dtype=np.int8),
         flags=flags,
         captions=[r["captions"] for r in records],
-        features=[_plain(r["features"]) for r in records],
+        features=[to_jsonable(r["features"]) for r in records],
         events=[r["events"] for r in records],
     )
 
@@ -211,10 +212,6 @@ def _flag_group(event_type: str) -> str | None:
     if event_type in RESPIRATORY_EVENT_TYPES:
         return "hypopnea" if event_type == "hypopnea" else "apnea"
     return event_type if event_type in EVENT_FLAGS else None
-
-
-def _plain(features: dict) -> dict:
-    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in features.items()}
 
 
 def build_night(spec: NightSpec, cache_dir: Path) -> Path:

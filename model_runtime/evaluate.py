@@ -189,7 +189,7 @@ def night_from_recording(recording: Recording, key: str, source: str, run_yasa: 
         source=source,
         group=source_group(source),
         x=np.ascontiguousarray(x[:n], dtype=np.float32),
-        features=[_plain(r["features"]) for r in records],
+        features=[to_jsonable(r["features"]) for r in records],
         captions=[r["captions"]["stage_event"] for r in records],
         truth=truth.astype(np.int64),
         events=[sorted({e["type"] for e in r["events"]}) for r in records],
@@ -948,7 +948,3 @@ def summary_markdown(result: dict) -> str:
     checks = ", ".join(f"{k} {verdicts[v]}" for k, v in (result.get("passes") or {}).items())
     lines += ["", f"Criteria: {checks}"]
     return "\n".join(lines)
-
-
-def _plain(features: dict) -> dict:
-    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v) for k, v in features.items()}

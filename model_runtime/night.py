@@ -23,6 +23,7 @@ from tqdm import tqdm
 from model_runtime.corpus import MODALITIES, load_psg
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
+from psg.codecs import to_jsonable
 from psg.detectors import detect_events
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
@@ -77,7 +78,7 @@ def load_night_input(path: str | Path, progress: bool = False) -> NightInput:
             raise PSGError(f"{path}: shorter than one {EPOCH_S:g}-s epoch; nothing to analyse")
         x = recording_model_epochs(recording)
         bar.update()
-        features = [_plain(f) for f in epoch_features(recording)]
+        features = [to_jsonable(f) for f in epoch_features(recording)]
         bar.update()
     n = min(len(x), len(features))
     return NightInput(path, recording, x[:n], features[:n], _truth(recording, n))
@@ -227,13 +228,3 @@ def _truth(recording: Recording, n: int) -> list[str] | None:
     k = min(n, timeline.n_epochs)
     stages[:k] = timeline.stages[:k]
     return [Stage(int(s)).label for s in stages]
-
-
-def _plain(features: dict) -> dict:
-    """NumPy scalars -> Python numbers, so caption slots (which accept int/float) and JSON both take them."""
-    out = {}
-    for key, value in features.items():
-        if isinstance(value, (np.floating, np.integer)):
-            value = value.item()
-        out[key] = value
-    return out
