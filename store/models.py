@@ -13,10 +13,12 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -97,3 +99,141 @@ class DeviceEventRow(Base):
         UniqueConstraint("bed_id", "recording_id", "stream", "type", "at", name="uq_device_events_natural"),
         Index("ix_device_events_bed_id", "bed_id", "id"),
     )
+
+
+class AlertRow(Base):
+    """The current state of one nurse alert (``stream_agents.alerts``); its history is in ``alert_events``.
+
+    Written by the alert agent (every transition) and by the API (acknowledgements). State only moves
+    forward (raised -> acknowledged -> resolved), whichever writer comes second, so a replayed or late
+    transition never undoes a nurse's acknowledgement.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    bed_id: Mapped[str] = mapped_column(String(128))
+    recording_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(160))
+    priority: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    raised_at: Mapped[float] = mapped_column(Double, doc="device time the condition met its onset delay")
+    updated_at: Mapped[float] = mapped_column(Double)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[float | None] = mapped_column(Double)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[float | None] = mapped_column(Double)
+    resolved_at: Mapped[float | None] = mapped_column(Double)
+    stored_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        Index("ix_alerts_state_bed", "state", "bed_id"),
+        Index("ix_alerts_bed_raised", "bed_id", "raised_at"),
+    )
+
+
+class AlertEventRow(Base):
+    """One transition of one alert (raised, updated, acknowledged, escalated, resolved), with the alert as it
+    was then. ``id`` is the live feed's alert cursor; (alert, kind, at) is unique so replays are ignored."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(256))
+    bed_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[float] = mapped_column(Double)
+    alert: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stored_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        UniqueConstraint("alert_id", "kind", "at", name="uq_alert_events_natural"),
+        Index("ix_alert_events_bed_id", "bed_id", "id"),
+    )
+
+
+class AuditRow(Base):
+    """Who did what, when: acknowledgements, watch-rule and threshold changes, token creation and revocation.
+    Append-only; ``at`` is the API host's wall clock."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Double)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ApiTokenRow(Base):
+    """A bearer token of the API: only its SHA-256 is kept (the token itself is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[float | None] = mapped_column(Double)
+    last_used_at: Mapped[float | None] = mapped_column(Double)
+
+
+class WatchRuleRow(Base):
+    """A plain-language watch rule for one bed (``bed_id``) or the whole ward (``bed_id`` NULL).
+
+    Deleting a rule keeps the row (``deleted_at``) so the advisories it raised stay explainable."""
+
+    __tablename__ = "watch_rules"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(Text)
+    bed_id: Mapped[str | None] = mapped_column(String(128))
+    min_duration_s: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float | None] = mapped_column(Double, doc="operator override of the calibrated threshold")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    deleted_at: Mapped[float | None] = mapped_column(Double)
+
+
+class BedThresholdsRow(Base):
+    """A bed's own alert limits (fields of ``stream_agents.alerts.Thresholds`` that differ from the defaults)."""
+
+    __tablename__ = "bed_thresholds"
+
+    bed_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    values: Mapped[dict[str, float]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class WaveformRow(Base):
+    """The latest epoch's model-montage traces of each bed (float16, downsampled) for the bed view."""
+
+    __tablename__ = "waveforms"
+
+    bed_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[float] = mapped_column(Double)
+    fs: Mapped[float] = mapped_column(Double)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    data: Mapped[bytes] = mapped_column(LargeBinary, doc="float16 little-endian, channels x samples")
+    stored_at: Mapped[float] = mapped_column(Double)
+
+
+class EmbeddingRow(Base):
+    """An epoch's unit vector in SleepLM's joint space (float32): plain-language search over a night."""
+
+    __tablename__ = "embeddings"
+
+    bed_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary, doc="float32 little-endian")

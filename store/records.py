@@ -122,3 +122,66 @@ def device_event_row(event: Any, what: str = "device event") -> dict[str, Any]:
         "at": _number(event, "at", what),
         "detail": _text(event, "detail", what, default=""),
     }
+
+
+#: Alert priorities and states as the alert engine writes them (``stream_agents.alerts.model``).
+ALERT_PRIORITIES: tuple[str, ...] = ("high", "medium", "low", "advisory")
+ALERT_STATES: tuple[str, ...] = ("raised", "acknowledged", "resolved")
+ALERT_EVENT_KINDS: tuple[str, ...] = ("raised", "updated", "acknowledged", "escalated", "resolved")
+MAX_ALERT_ID_CHARS = 256
+
+
+def alert_event_row(event: Any, what: str = "alert event") -> dict[str, Any]:
+    """The ``alerts`` row values and the transition of one ``sleep.alerts`` record of kind "alert":
+    ``{"kind": "alert", "event": <transition>, "alert": <AlertEvent.alert.to_dict()>}``.
+
+    Returns ``{"kind": <transition>, "at": <time of the transition>, "alert": <row values>}``; the time
+    is the alert's own time of that transition (``raised_at``, ``acknowledged_at``, ...), so a replayed
+    transition has the same key and is stored once.
+    """
+    if not isinstance(event, dict):
+        raise MessageError(f"{what}: expected a JSON object, got {type(event).__name__}")
+    kind = event.get("event")
+    if kind not in ALERT_EVENT_KINDS:
+        raise _fail(what, "event", f"one of {', '.join(ALERT_EVENT_KINDS)}", kind)
+    alert = _typed(event, "alert", dict, what)
+    inner = f"{what} alert"
+    alert_id = alert.get("id")
+    if not isinstance(alert_id, str) or not alert_id or len(alert_id) > MAX_ALERT_ID_CHARS:
+        raise _fail(inner, "id", f"a non-empty string of at most {MAX_ALERT_ID_CHARS} characters", alert_id)
+    priority, state = alert.get("priority"), alert.get("state")
+    if priority not in ALERT_PRIORITIES:
+        raise _fail(inner, "priority", f"one of {', '.join(ALERT_PRIORITIES)}", priority)
+    if state not in ALERT_STATES:
+        raise _fail(inner, "state", f"one of {', '.join(ALERT_STATES)}", state)
+    alert_type = _text(alert, "type", inner)
+    if not alert_type or len(alert_type) > 160:
+        raise _fail(inner, "type", "an alert type of at most 160 characters", alert_type)
+    acknowledged_by = _text(alert, "acknowledged_by", inner, optional=True)
+    if acknowledged_by is not None and len(acknowledged_by) > 128:
+        raise _fail(inner, "acknowledged_by", "a name of at most 128 characters", acknowledged_by)
+    row = {
+        "id": alert_id,
+        "bed_id": _ident(alert, "bed_id", inner),
+        "recording_id": _ident(alert, "recording_id", inner),
+        "type": alert_type,
+        "priority": priority,
+        "state": state,
+        "raised_at": _number(alert, "raised_at", inner),
+        "updated_at": _number(alert, "updated_at", inner),
+        "evidence": _typed(alert, "evidence", dict, inner, default={}),
+        "escalated": bool(alert.get("escalated", False)),
+        "escalated_at": _number(alert, "escalated_at", inner, optional=True),
+        "acknowledged_by": acknowledged_by,
+        "acknowledged_at": _number(alert, "acknowledged_at", inner, optional=True),
+        "resolved_at": _number(alert, "resolved_at", inner, optional=True),
+    }
+    at = {
+        "raised": row["raised_at"],
+        "acknowledged": row["acknowledged_at"],
+        "escalated": row["escalated_at"],
+        "resolved": row["resolved_at"],
+    }.get(kind, row["updated_at"])
+    if at is None:
+        raise _fail(inner, f"{kind}_at", f"the time of the {kind!r} transition", None)
+    return {"kind": kind, "at": at, "alert": row}

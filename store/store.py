@@ -9,18 +9,25 @@ transaction. Reads are plain queries; the live feed pages through inserts by row
 from __future__ import annotations
 
 import heapq
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, text
+from sqlalchemy import Select, and_, func, select, text, tuple_
 from sqlalchemy.engine import Connection, Row
 
 from psg.errors import PSGError
+from store.access_store import AccessStore
+from store.alert_store import ALERT_EVENTS, PRIORITY_RANK, AlertStore
+from store.dialect import insert_statement
 from store.engine import make_engine, write_connection
 from store.migrate import upgrade
-from store.models import DeviceEventRow, EpochRow, RecordingRow
+from store.models import AlertEventRow, AlertRow, DeviceEventRow, EpochRow, RecordingRow
+from store.night_store import NightStore, embedding_values, waveform_values, write_night_data
 from store.records import caption_row, device_event_row
+from store.watch_store import WatchStore
 
 #: Stage label of an epoch the store does not have (a gap in the hypnogram).
 MISSING_STAGE = "?"
@@ -36,36 +43,34 @@ class UnknownBed(LookupError):
 
 @dataclass(frozen=True, order=True)
 class Cursor:
-    """A position in the live feed: the last epoch row id and device-event row id already delivered.
+    """A position in the live feed: the last epoch, device-event and alert-transition row ids delivered.
 
-    Written ``"<epoch id>-<event id>"`` (the SSE event id a client sends back as ``Last-Event-ID``).
+    Written ``"<epoch id>-<event id>-<alert id>"`` (the SSE event id a client sends back as
+    ``Last-Event-ID``). The two-part form of older clients is read with the alert part at 0.
     """
 
     epoch_id: int = 0
     event_id: int = 0
+    alert_id: int = 0
 
     def __str__(self) -> str:
-        return f"{self.epoch_id}-{self.event_id}"
+        return f"{self.epoch_id}-{self.event_id}-{self.alert_id}"
 
     @classmethod
     def parse(cls, value: str) -> Cursor:
         """``Cursor`` from its text; ``PSGError`` saying the expected form otherwise."""
         parts = value.strip().split("-")
-        if len(parts) != 2 or not all(part.isdigit() for part in parts):
-            raise PSGError(f"cursor {value!r}: expected '<epoch id>-<event id>' (two integers >= 0)")
-        return cls(int(parts[0]), int(parts[1]))
+        if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
+            raise PSGError(f"cursor {value!r}: expected '<epoch id>-<event id>-<alert id>' (integers >= 0)")
+        return cls(*(int(part) for part in parts))
 
 
-def _insert(connection: Connection, model: type) -> Any:
-    """The dialect's INSERT that supports ON CONFLICT DO NOTHING."""
-    name = connection.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        raise PSGError(f"database {name!r}: the store supports sqlite and postgresql")
-    return insert(model)
+def caption_values(record: Any, what: str = "caption record") -> tuple[dict, dict | None, dict | None]:
+    """A caption record's epoch row, waveform row and embedding row (both optional), validated:
+    ``MessageError`` naming the record and field. The sink calls it per message to dead-letter exactly
+    the bad ones; ``insert_epochs`` calls it again for the batch."""
+    row = caption_row(record, what=what)
+    return row, waveform_values(record, what), embedding_values(record, what)
 
 
 def _epoch_dict(row: Row) -> dict[str, Any]:
@@ -95,8 +100,11 @@ def _device_dict(row: Row) -> dict[str, Any]:
     }
 
 
-class Store:
-    """The database at ``url``, migrated to this package's schema when opened."""
+class Store(AlertStore, AccessStore, WatchStore, NightStore):
+    """The database at ``url``, migrated to this package's schema when opened.
+
+    Epochs, device events and the live feed are here; alerts, tokens and audit, watch rules and
+    thresholds, waveforms and embeddings are the mixins' (one module each)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -124,13 +132,18 @@ class Store:
 
         Each returned row is the stored values (``id``, ``stored_at``, ``latency_s`` = stored_at -
         end_received_at, ...), in input order. A record repeated within ``records`` counts once (the
-        first wins, as for replays). ``MessageError`` naming the record and field if one is invalid;
-        then nothing is stored.
+        first wins, as for replays). A record's ``waveform`` and ``embedding`` are kept in the same
+        transaction (``store.night_store``). ``MessageError`` naming the record and field if one is
+        invalid; then nothing is stored.
         """
         rows: dict[tuple, dict[str, Any]] = {}
+        waveforms: list[dict[str, Any]] = []
+        embeddings: list[dict[str, Any]] = []
         for index, record in enumerate(records):
-            row = caption_row(record, what=f"caption record {index}")
+            row, waveform, embedding = caption_values(record, what=f"caption record {index}")
             rows.setdefault(tuple(row[k] for k in _EPOCH_KEY), row)
+            waveforms += [waveform] if waveform else []
+            embeddings += [embedding] if embedding else []
         if not rows:
             return []
         now = time.time()
@@ -148,13 +161,16 @@ class Store:
                     "first_seen_at": now,
                 }
         with write_connection(self.engine) as connection:
-            connection.execute(_insert(connection, RecordingRow).on_conflict_do_nothing(), list(recordings.values()))
+            connection.execute(
+                insert_statement(connection, RecordingRow).on_conflict_do_nothing(), list(recordings.values())
+            )
             statement = (
-                _insert(connection, EpochRow)
+                insert_statement(connection, EpochRow)
                 .on_conflict_do_nothing(index_elements=list(_EPOCH_KEY))
                 .returning(EpochRow.id, EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch)
             )
             new = connection.execute(statement, list(rows.values())).all()
+            write_night_data(connection, waveforms, embeddings, now)
         inserted = {(r.bed_id, r.recording_id, r.epoch): r.id for r in new}
         return [{"id": inserted[key], **row} for key, row in rows.items() if key in inserted]
 
@@ -172,7 +188,7 @@ class Store:
             row["stored_at"] = now
         with write_connection(self.engine) as connection:
             statement = (
-                _insert(connection, DeviceEventRow)
+                insert_statement(connection, DeviceEventRow)
                 .on_conflict_do_nothing(index_elements=list(_DEVICE_KEY))
                 .returning(DeviceEventRow.id)
             )
@@ -307,45 +323,112 @@ class Store:
             return Cursor(
                 int(connection.scalar(select(func.max(EpochRow.id))) or 0),
                 int(connection.scalar(select(func.max(DeviceEventRow.id))) or 0),
+                int(connection.scalar(select(func.max(AlertEventRow.id))) or 0),
             )
 
     def feed_since(
         self, cursor: Cursor | str | None = None, bed_id: str | None = None, limit: int = 500
     ) -> tuple[list[dict[str, Any]], Cursor]:
-        """Epochs and device events stored after ``cursor`` (of one bed if given), in store order.
+        """Epochs, device events and alert transitions stored after ``cursor`` (of one bed if given), in
+        store order.
 
-        Returns at most ``limit`` items ``{"kind": "epoch"|"device", "cursor": str, "data": {...}}``
-        (``cursor`` = the position just after that item) and the cursor to ask from next time.
-        Writers commit in id order (see ``store.engine``), so nothing is skipped.
+        Returns at most ``limit`` items ``{"kind": "epoch"|"device"|"alert", "cursor": str, "data": {...}}``
+        (``cursor`` = the position just after that item) and the cursor to ask from next time. An alert
+        item's data is the alert as it was after the transition, plus ``transition`` (raised, updated,
+        acknowledged, escalated, resolved). Writers commit in id order (see ``store.engine``), so
+        nothing is skipped.
         """
         if not isinstance(cursor, Cursor):
             cursor = Cursor() if cursor is None else Cursor.parse(cursor)
         head = self.feed_head()
-        with self.engine.connect() as connection:
-            epoch_query = select(EPOCHS).where(EpochRow.id > cursor.epoch_id, EpochRow.id <= head.epoch_id)
-            event_query = select(DEVICE_EVENTS).where(
-                DeviceEventRow.id > cursor.event_id, DeviceEventRow.id <= head.event_id
-            )
-            if bed_id is not None:
-                epoch_query = epoch_query.where(EpochRow.bed_id == bed_id)
-                event_query = event_query.where(DeviceEventRow.bed_id == bed_id)
-            epochs = connection.execute(epoch_query.order_by(EpochRow.id).limit(limit)).all()
-            events = connection.execute(event_query.order_by(DeviceEventRow.id).limit(limit)).all()
-        merged = heapq.merge(
-            (("epoch", row) for row in epochs), (("device", row) for row in events), key=lambda item: item[1].stored_at
+        sources = (
+            ("epoch", EPOCHS, EpochRow, cursor.epoch_id, head.epoch_id),
+            ("device", DEVICE_EVENTS, DeviceEventRow, cursor.event_id, head.event_id),
+            ("alert", ALERT_EVENTS, AlertEventRow, cursor.alert_id, head.alert_id),
         )
+        fetched: dict[str, list[Row]] = {}
+        with self.engine.connect() as connection:
+            for kind, table, model, after, upto in sources:
+                query = select(table).where(model.id > after, model.id <= upto)
+                if bed_id is not None:
+                    query = query.where(model.bed_id == bed_id)
+                fetched[kind] = connection.execute(query.order_by(model.id).limit(limit)).all()
+        tagged = (_tagged(kind, rows) for kind, rows in fetched.items())
+        merged = heapq.merge(*tagged, key=lambda item: item[1].stored_at)
         items: list[dict[str, Any]] = []
-        epoch_id, event_id = cursor.epoch_id, cursor.event_id
+        position = {"epoch": cursor.epoch_id, "device": cursor.event_id, "alert": cursor.alert_id}
         for kind, row in merged:
             if len(items) == limit:
-                return items, Cursor(epoch_id, event_id)
-            if kind == "epoch":
-                epoch_id = row.id
-                data = _epoch_dict(row)
-            else:
-                event_id = row.id
-                data = _device_dict(row)
-            items.append({"kind": kind, "cursor": str(Cursor(epoch_id, event_id)), "data": data})
-        if len(epochs) < limit and len(events) < limit:
+                return items, Cursor(position["epoch"], position["device"], position["alert"])
+            position[kind] = row.id
+            items.append({
+                "kind": kind,
+                "cursor": str(Cursor(position["epoch"], position["device"], position["alert"])),
+                "data": _FEED_DATA[kind](row),
+            })
+        if all(len(rows) < limit for rows in fetched.values()):
             return items, head  # everything up to head was seen, including other beds' rows
-        return items, Cursor(epoch_id, event_id)
+        return items, Cursor(position["epoch"], position["device"], position["alert"])
+
+    # --- the ward ---------------------------------------------------------------------------------
+
+    def ward(self, stale_after_s: float, now: float | None = None) -> list[dict[str, Any]]:
+        """Per bed (latest recording): ``beds`` plus the latest epoch's stage_event caption, SpO2 and heart
+        rate, its bad channels, the active alert count and the highest-priority active alert."""
+        beds = self.beds(stale_after_s, now)
+        if not beds:
+            return []
+        keys = [(b["bed_id"], b["recording_id"], b["last_epoch"]) for b in beds]
+        with self.engine.connect() as connection:
+            latest = {
+                (r.bed_id, r.recording_id, r.epoch): r
+                for r in connection.execute(
+                    select(EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch, EpochRow.captions,
+                           EpochRow.features, EpochRow.quality)
+                    .where(tuple_(EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch).in_(keys))
+                ).all()
+            }
+            active = connection.execute(
+                select(AlertRow).where(AlertRow.state.in_(("raised", "acknowledged")))
+            ).all()
+        by_bed: dict[str, list[Row]] = {}
+        for alert in active:
+            by_bed.setdefault(alert.bed_id, []).append(alert)
+        out = []
+        for bed, key in zip(beds, keys, strict=True):
+            row = latest.get(key)
+            features = row.features if row is not None else {}
+            alerts = sorted(
+                by_bed.get(bed["bed_id"], []),
+                key=lambda a: (PRIORITY_RANK.get(a.priority, 9), a.state != "raised", -a.raised_at),
+            )
+            top = alerts[0] if alerts else None
+            out.append({
+                **bed,
+                "caption": row.captions.get("stage_event") if row is not None else None,
+                "spo2": _finite(features.get("spo2_mean")),
+                "hr": _finite(features.get("hr_bpm")),
+                "bad_channels": sorted(c for c, flags in (row.quality if row is not None else {}).items() if flags),
+                "active_alerts": len(alerts),
+                "top_alert": None if top is None else {
+                    "id": top.id, "type": top.type, "priority": top.priority, "state": top.state,
+                    "escalated": bool(top.escalated), "raised_at": top.raised_at,
+                },
+            })
+        return out
+
+
+def _tagged(kind: str, rows: list[Row]) -> Iterator[tuple[str, Row]]:
+    for row in rows:
+        yield kind, row
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _alert_feed_dict(row: Row) -> dict[str, Any]:
+    return {**row.alert, "transition": row.kind}
+
+
+_FEED_DATA = {"epoch": _epoch_dict, "device": _device_dict, "alert": _alert_feed_dict}

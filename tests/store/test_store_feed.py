@@ -1,4 +1,4 @@
-"""The live feed: epochs and device events after a cursor, in store order, paged, per bed."""
+"""The live feed: epochs, device events and alert transitions after a cursor, in store order, paged, per bed."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def test_feed_pages_through_epochs_and_events_in_store_order(store: Store, recor
 
     items, cursor = store.feed_since(start)
     assert [(i["kind"], i["cursor"]) for i in items] == [
-        ("epoch", "1-0"),
-        ("epoch", "2-0"),
-        ("device", "2-1"),
-        ("epoch", "3-1"),
+        ("epoch", "1-0-0"),
+        ("epoch", "2-0-0"),
+        ("device", "2-1-0"),
+        ("epoch", "3-1-0"),
     ]
     assert items[2]["data"] == {
         "bed_id": "bed-1",
@@ -56,6 +56,7 @@ def test_feed_filtered_by_bed_skips_other_beds_and_moves_on(store: Store, record
 
 
 def test_cursor_text_round_trips_and_bad_text_is_explained() -> None:
-    assert Cursor.parse(str(Cursor(12, 3))) == Cursor(12, 3)
-    with pytest.raises(PSGError, match=r"cursor 'abc': expected '<epoch id>-<event id>'"):
+    assert Cursor.parse(str(Cursor(12, 3, 7))) == Cursor(12, 3, 7)
+    assert Cursor.parse("12-3") == Cursor(12, 3, 0)  # the form of clients from before alerts
+    with pytest.raises(PSGError, match=r"cursor 'abc': expected '<epoch id>-<event id>-<alert id>'"):
         Cursor.parse("abc")

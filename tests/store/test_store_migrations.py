@@ -21,9 +21,10 @@ def test_upgrade_creates_the_schema_of_the_models(db_url: str) -> None:
     upgrade(db_url)
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() == "0002"
         tables = set(inspect(engine).get_table_names())
-        assert {"recordings", "epochs", "device_events", "alembic_version"} <= tables
+        assert {"recordings", "epochs", "device_events", "alerts", "alert_events", "audit_log", "api_tokens",
+                "watch_rules", "bed_thresholds", "waveforms", "embeddings", "alembic_version"} <= tables
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         uniques = inspect(engine).get_unique_constraints("epochs")
@@ -41,7 +42,7 @@ def test_upgrade_twice_is_a_no_op_and_keeps_data(db_url: str, record) -> None:
     upgrade(db_url)
     with Store(db_url) as store:
         assert store.count_epochs() == 2
-        assert current_revision(store.engine) == "0001"
+        assert current_revision(store.engine) == "0002"
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(db_url: str) -> None:
@@ -73,7 +74,7 @@ def test_the_shipped_alembic_ini_works_with_the_alembic_cli(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     engine = make_engine(url)
     try:
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
 

@@ -34,9 +34,9 @@ def resume_cursor(
     last_event_id: Annotated[
         str | None,
         Header(
-            pattern=r"^[0-9]+-[0-9]+$",
+            pattern=r"^[0-9]+-[0-9]+(-[0-9]+)?$",
             max_length=64,
-            description="SSE id of the last event received ('<epoch id>-<event id>'): resume right after it",
+            description="SSE id of the last event received ('<epoch id>-<event id>-<alert id>'): resume right after it",
         ),
     ] = None,
 ) -> Cursor | None:
