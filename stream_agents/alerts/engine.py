@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from psg.codecs import EpochMessage
 from psg.montage import ABD, AF, ECG, HR, SPO2, THX
+from stream_agents.alerts.facts import EpochFacts
 from stream_agents.alerts.model import (
     APNEA_CLUSTER,
     ASYSTOLE,
@@ -64,9 +64,23 @@ DEPENDS: dict[str, str] = {
     RESPIRATORY_EVENT: "respiratory",
 }
 RESPIRATORY_TYPES = frozenset({"obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea"})
+#: The technical alert of a bed whose device stream(s) stopped arriving.
+STREAM_ALERT = f"{TECHNICAL_PREFIX}stream"
 #: Two detector events of one type overlapping within this tolerance are the same event seen from two
 #: windows (an event spanning an epoch boundary is reported with both epochs).
 SAME_EVENT_TOLERANCE_S = 1.0
+
+
+def alert_id(bed_id: str, kind: str, raised_at: float) -> str:
+    """``<bed>:<type>:<device second it was raised>``: the same data raise the same id, so an alert
+    raised again by a replay after a worker restart is the stored one, not a second alert."""
+    return f"{bed_id}:{kind}:{int(math.floor(raised_at))}"
+
+
+def _stream_evidence(start: float, end: float, count: int, streams: list[str]) -> dict[str, Any]:
+    lost = sorted(streams)
+    text = f"technical: device stream(s) {', '.join(lost)} lost" if lost else "technical: device streams back"
+    return {"start": start, "end": end, "count": count, "values": {"streams": lost}, "text": text}
 
 
 def group_bad(group: str, bad: set[str]) -> bool:
@@ -109,7 +123,8 @@ class _Bed:
 
 
 class AlertEngine:
-    """Turns ``EpochMessage``s into alert transitions; see the module docstring for the rules.
+    """Turns epochs (``EpochFacts``: an ``EpochMessage`` or a caption record's facts) into alert transitions;
+    see the module docstring for the rules.
 
     ``process`` and ``tick`` return ``AlertEvent``s (raised, updated, acknowledged, escalated, resolved)
     with alert snapshots; the caller publishes and stores them.
@@ -119,7 +134,6 @@ class AlertEngine:
         self.config = config or AlertConfig()
         self._beds: dict[str, _Bed] = {}
         self._alerts: dict[str, Alert] = {}
-        self._counters: dict[tuple[str, str], int] = {}
         #: Every acknowledgement: alert_id, user, at, previous_state.
         self.audit: list[dict[str, Any]] = []
         # Per-call scratch of ``process``: the transitions so far, alerts extended, the caption.
@@ -191,6 +205,84 @@ class AlertEngine:
         events += self._maybe_resolve(bed, alert, bed.last_end)
         return events
 
+    # --- state shared with the store ----------------------------------------------------------------
+
+    def restore(self, alerts: Iterable[Mapping[str, Any]]) -> None:
+        """Take over active alerts (``Alert.to_dict`` shape, as the store keeps them) after a worker restart
+        or a partition move, so that replayed epochs merge into them instead of raising them again."""
+        for data in alerts:
+            alert = Alert.from_dict(data)
+            if not alert.active or alert.id in self._alerts:
+                continue
+            bed = self._bed(alert.bed_id)
+            bed.recording_id = bed.recording_id or alert.recording_id
+            self._alerts[alert.id] = alert
+            bed.active[alert.type] = alert
+            end = alert.evidence.get("end")
+            if isinstance(end, (int, float)):
+                bed.last_true[alert.type] = max(bed.last_true.get(alert.type, -math.inf), float(end))
+
+    def adopt(self, states: Mapping[str, Mapping[str, Any]]) -> list[AlertEvent]:
+        """Apply what others wrote to the store (``alert id -> {"state", "acknowledged_by", "acknowledged_at"}``):
+        a nurse's acknowledgement through the API is taken as if given here (audited, may resolve a clear
+        high alert); an alert the store already has resolved is dropped without a new transition."""
+        events: list[AlertEvent] = []
+        for alert_id_, stored in states.items():
+            alert = self._alerts.get(alert_id_)
+            if alert is None or not alert.active:
+                continue
+            if stored.get("state") == State.RESOLVED.value:
+                alert.state = State.RESOLVED
+                self._beds[alert.bed_id].active.pop(alert.type, None)
+            elif stored.get("state") == State.ACKNOWLEDGED.value and alert.state is State.RAISED:
+                events += self.acknowledge(
+                    alert_id_,
+                    str(stored.get("acknowledged_by") or "unknown"),
+                    float(stored.get("acknowledged_at") or alert.updated_at),
+                )
+        return events
+
+    # --- device streams -----------------------------------------------------------------------------
+
+    def device_event(self, bed_id: str, recording_id: str, kind: str, at: float, stream: str) -> list[AlertEvent]:
+        """A device stream of the bed was lost or resumed (the bridge's events): one technical alert per bed,
+        ``technical:stream`` (medium: someone must go to the bed), naming every stream still lost; it
+        resolves when the last lost stream is back. Other kinds (spool overflow) raise nothing here."""
+        bed = self._bed(bed_id)
+        self._events, self._touched, self._caption = [], set(), None
+        alert = bed.active.get(STREAM_ALERT)
+        at = float(at)
+        if kind == "stream_lost" and alert is None:
+            alert = Alert(
+                id=alert_id(bed_id, STREAM_ALERT, at),
+                bed_id=bed_id,
+                recording_id=recording_id,
+                type=STREAM_ALERT,
+                priority=Priority.MEDIUM,
+                state=State.RAISED,
+                raised_at=at,
+                updated_at=at,
+                evidence=_stream_evidence(at, at, 1, [stream]),
+            )
+            self._alerts[alert.id] = alert
+            bed.active[STREAM_ALERT] = alert
+            self._emit("raised", alert)
+        elif kind == "stream_lost" and stream not in alert.evidence["values"]["streams"]:
+            ev = alert.evidence
+            alert.evidence = _stream_evidence(ev["start"], at, ev["count"] + 1, [*ev["values"]["streams"], stream])
+            alert.updated_at = max(alert.updated_at, at)
+            self._emit("updated", alert)
+        elif kind == "stream_resumed" and alert is not None:
+            ev = alert.evidence
+            remaining = [s for s in ev["values"]["streams"] if s != stream]
+            alert.evidence = _stream_evidence(ev["start"], max(float(ev["end"]), at), ev["count"], remaining)
+            if remaining:
+                alert.updated_at = max(alert.updated_at, at)
+                self._emit("updated", alert)
+            else:
+                self._resolve(bed, alert, at)
+        return self._events
+
     # --- time ---------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[AlertEvent]:
@@ -206,7 +298,7 @@ class AlertEngine:
 
     def process(
         self,
-        message: EpochMessage,
+        message: EpochFacts,
         advisories: Iterable[Mapping[str, Any]] = (),
         watch_findings: Iterable[Mapping[str, Any]] = (),
         caption: str | None = None,
@@ -276,7 +368,7 @@ class AlertEngine:
     def _sustained(
         self,
         bed: _Bed,
-        message: EpochMessage,
+        message: EpochFacts,
         kind: str,
         series: np.ndarray,
         holds: Callable[[float], bool],
@@ -311,7 +403,7 @@ class AlertEngine:
         for kind in kinds:
             bed.runs.pop(kind, None)
 
-    def _detector_events(self, bed: _Bed, message: EpochMessage, recording_start: float, bad_groups: set[str]) -> None:
+    def _detector_events(self, bed: _Bed, message: EpochFacts, recording_start: float, bad_groups: set[str]) -> None:
         cfg = self.config
         for event in sorted(message.events, key=lambda e: float(e.get("onset_s", 0.0))):
             etype = event.get("type")
@@ -367,7 +459,7 @@ class AlertEngine:
     def _external(
         self,
         bed: _Bed,
-        message: EpochMessage,
+        message: EpochFacts,
         advisories: Iterable[Mapping[str, Any]],
         watch_findings: Iterable[Mapping[str, Any]],
         t_end: float,
@@ -392,7 +484,7 @@ class AlertEngine:
             self._hold(bed, message, kind, t0, t_end, values, new_occurrence=True, priority=Priority.ADVISORY)
 
     def _technical(
-        self, bed: _Bed, message: EpochMessage, group: str, is_bad: bool, t0: float, t_end: float, bad: set[str]
+        self, bed: _Bed, message: EpochFacts, group: str, is_bad: bool, t0: float, t_end: float, bad: set[str]
     ) -> None:
         kind = f"{TECHNICAL_PREFIX}{group}"
         if is_bad:
@@ -417,7 +509,7 @@ class AlertEngine:
     def _hold(
         self,
         bed: _Bed,
-        message: EpochMessage,
+        message: EpochFacts,
         kind: str,
         start: float,
         end: float,
@@ -431,10 +523,8 @@ class AlertEngine:
         bed.last_true[kind] = max(bed.last_true.get(kind, -math.inf), end if until is None else until)
         alert = bed.active.get(kind)
         if alert is None:
-            key = (message.bed_id, kind)
-            self._counters[key] = self._counters.get(key, 0) + 1
             alert = Alert(
-                id=f"{message.bed_id}:{kind}:{self._counters[key]}",
+                id=alert_id(message.bed_id, kind, end),
                 bed_id=message.bed_id,
                 recording_id=message.recording_id,
                 type=kind,

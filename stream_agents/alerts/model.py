@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Literal
@@ -133,6 +134,27 @@ class Alert:
     def latched(self) -> bool:
         """High alerts never auto-resolve: they need an acknowledgement and a cleared condition."""
         return self.priority is Priority.HIGH
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """An alert from ``to_dict`` output (or a store row, which has the same fields without ``audit``)."""
+        return cls(
+            id=str(data["id"]),
+            bed_id=str(data["bed_id"]),
+            recording_id=str(data["recording_id"]),
+            type=str(data["type"]),
+            priority=Priority(data["priority"]),
+            state=State(data["state"]),
+            raised_at=float(data["raised_at"]),
+            updated_at=float(data["updated_at"]),
+            evidence=copy.deepcopy(dict(data.get("evidence") or {})),
+            escalated=bool(data.get("escalated", False)),
+            escalated_at=data.get("escalated_at"),
+            acknowledged_by=data.get("acknowledged_by"),
+            acknowledged_at=data.get("acknowledged_at"),
+            resolved_at=data.get("resolved_at"),
+            audit=list(data.get("audit") or []),
+        )
 
     def snapshot(self) -> Alert:
         return copy.deepcopy(self)

@@ -82,7 +82,7 @@ def test_desaturation_dedupes_then_resolves_after_hysteresis() -> None:
     events = engine.process(epoch(0, 85.0))
     assert kinds(events) == [("raised", "desaturation")]
     alert_id = events[0].alert.id
-    assert alert_id == "bed1:desaturation:1"
+    assert alert_id == f"bed1:desaturation:{int(T0) + 15}"  # bed, type, device second it was raised
     # ongoing: one 'updated' per epoch, same alert, evidence extended
     events = engine.process(epoch(1, 84.0))
     assert kinds(events) == [("updated", "desaturation")]
@@ -100,7 +100,7 @@ def test_desaturation_dedupes_then_resolves_after_hysteresis() -> None:
     assert events[0].alert.state is State.RESOLVED and engine.active() == []
     # a later dip is a new alert with a new id
     events = engine.process(epoch(6, 85.0))
-    assert [e.alert.id for e in events if e.kind == "raised"] == ["bed1:desaturation:2"]
+    assert [e.alert.id for e in events if e.kind == "raised"] == [f"bed1:desaturation:{int(T0) + 6 * 30 + 15}"]
 
 
 def test_high_alert_latches_until_acknowledged_and_clear() -> None:
@@ -313,3 +313,71 @@ def test_simulated_night_through_the_real_epocher(baseline: list[EpochMessage]) 
         assert json.loads(json.dumps(e.to_dict(), allow_nan=False))["kind"] == e.kind
     desat = [e.kind for e in events if e.alert.type == "desaturation" and e.kind != "updated"]
     assert desat and desat.count("raised") == desat.count("resolved")
+
+
+def test_restored_alerts_absorb_a_replay_instead_of_raising_twice() -> None:
+    first = AlertEngine()
+    raised = [e.alert for e in first.process(epoch(0, 85.0)) if e.kind == "raised"]
+    stored = [a.to_dict() for a in raised]
+    restarted = AlertEngine()  # a new worker: the store gives it the active alerts back
+    restarted.restore(stored)
+    replay = restarted.process(epoch(1, 85.0))
+    assert kinds(replay) == [("updated", "desaturation")] and replay[0].alert.id == raised[0].id
+    # the same data on an engine without the store raise the same id (deterministic ids)
+    assert [e.alert.id for e in AlertEngine().process(epoch(0, 85.0))] == [raised[0].id]
+
+
+def test_adopting_the_store_acknowledgement_and_resolution() -> None:
+    engine = AlertEngine()
+    [high] = [e.alert for e in engine.process(epoch(0, 75.0)) if e.alert.type == "spo2_critical"]
+    desat = engine.active()[1]
+    events = engine.adopt(
+        {
+            high.id: {"state": "acknowledged", "acknowledged_by": "nurse.ann", "acknowledged_at": T0 + 40},
+            desat.id: {"state": "resolved"},
+            "unknown": {"state": "acknowledged"},
+        }
+    )
+    assert kinds(events) == [("acknowledged", "spo2_critical")]
+    assert engine.get(high.id).acknowledged_by == "nurse.ann" and engine.audit[0]["user"] == "nurse.ann"
+    assert [a.type for a in engine.active()] == ["spo2_critical"]  # the resolved one was dropped, silently
+    assert engine.adopt({high.id: {"state": "acknowledged"}}) == []  # already acknowledged here
+
+
+def test_lost_device_streams_raise_one_technical_alert_until_all_are_back() -> None:
+    engine = AlertEngine()
+    [raised] = engine.device_event(BED, "rec1", "stream_lost", T0 + 5, "bed1-exg")
+    assert raised.kind == "raised" and raised.alert.type == "technical:stream"
+    assert raised.alert.priority is Priority.MEDIUM and "bed1-exg" in raised.alert.evidence["text"]
+    assert kinds(engine.device_event(BED, "rec1", "stream_lost", T0 + 6, "bed1-resp")) == [
+        ("updated", "technical:stream")
+    ]
+    assert kinds(engine.device_event(BED, "rec1", "stream_resumed", T0 + 60, "bed1-exg")) == [
+        ("updated", "technical:stream")
+    ]
+    events = engine.device_event(BED, "rec1", "stream_resumed", T0 + 65, "bed1-resp")
+    assert kinds(events) == [("resolved", "technical:stream")] and events[0].alert.resolved_at == T0 + 65
+    assert engine.device_event(BED, "rec1", "spool_overflow", T0 + 70, "bridge") == []
+    assert engine.active() == []
+
+
+def test_caption_record_facts_drive_the_same_rules() -> None:
+    from stream_agents.alerts.facts import aux_record, facts_from_record
+
+    message = epoch(0, [96.0] * 10 + [75.0] * 20)
+    record = {
+        "bed_id": BED,
+        "recording_id": "rec1",
+        "epoch": 0,
+        "start_time": T0,
+        "epoch_s": 30.0,
+        "quality": message.quality,
+        "events": [],
+        "aux": aux_record(message.aux),
+    }
+    from_message = kinds(AlertEngine().process(message))
+    assert from_message and kinds(AlertEngine().process(facts_from_record(record))) == from_message
+    no_aux = facts_from_record({**record, "aux": None})
+    assert np.isnan(no_aux.aux).all() and AlertEngine().process(no_aux) == []
+    with pytest.raises(PSGError, match="field 'aux.spo2': expected numbers or null"):
+        facts_from_record({**record, "aux": {"spo2": ["low"], "hr": []}})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from psg.model_input import RunningNormaliser, hold_to_model_rate, robust_stats, to_model_rate
 from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES, POS
 from psg.recording import Signal
-from psg.model_input import RunningNormaliser, hold_to_model_rate, robust_stats, to_model_rate
 from stream_agents.quality import channel_flags, epoch_quality, has_gap
 
 RNG = np.random.default_rng(0)
