@@ -49,6 +49,9 @@ class Metrics:
     latency: Any  # Histogram: epoch end (bridge arrival of its last sample) -> caption stored, seconds
     batch_size: Any  # Histogram: epochs per inference batch
     inference_seconds: Any  # Histogram: runtime time per batch
+    alerts: Any  # Counter: alert transitions, by priority and transition (raised, acknowledged, ...)
+    active_alerts: Any  # Gauge: active alerts held by the alert monitors (summed over live workers)
+    beds: Any  # Gauge: beds by status (live, stale), from the store at each scrape of the API
 
 
 @cache
@@ -78,6 +81,9 @@ def metrics() -> Metrics:
         latency=Histogram("sleeplm_epoch_latency_seconds", "Epoch end to caption stored", buckets=LATENCY_BUCKETS),
         batch_size=Histogram("sleeplm_inference_batch_size", "Epochs per inference batch", buckets=BATCH_BUCKETS),
         inference_seconds=Histogram("sleeplm_inference_seconds", "Runtime seconds per inference batch"),
+        alerts=Counter("sleeplm_alerts", "Alert transitions", ["priority", "transition"]),
+        active_alerts=Gauge("sleeplm_active_alerts", "Active alerts held by the workers", multiprocess_mode="livesum"),
+        beds=Gauge("sleeplm_beds", "Beds by status", ["status"], multiprocess_mode="mostrecent"),
     )
 
 

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
         default="auto", description="SleepLM backend: onnx on CPU when exported, torch otherwise (auto)"
     )
     checkpoint: Path | None = Field(default=None, description="SleepLM checkpoint; unset: the shipped one")
+    waveform_hz: float = Field(
+        default=32.0, ge=0, le=64, description="rate of the last-epoch traces the bed view shows; 0 = none"
+    )
+    alert_sync_s: float = Field(
+        default=2.0, gt=0, le=60, description="how often workers read acknowledgements, rules and thresholds"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins allowed to call the API from a browser (JSON list); empty = same origin only",
+    )
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body the API accepts")
 
     @field_validator("kafka", "runtime")
     @classmethod

@@ -195,6 +195,7 @@ class WatchRuleRow(Base):
     bed_id: Mapped[str | None] = mapped_column(String(128))
     min_duration_s: Mapped[float] = mapped_column(Double)
     threshold: Mapped[float | None] = mapped_column(Double, doc="operator override of the calibrated threshold")
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="written by the worker that compiled it")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[float] = mapped_column(Double)

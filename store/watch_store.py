@@ -36,6 +36,7 @@ def _rule_dict(row: Any) -> dict[str, Any]:
         "bed_id": row.bed_id,
         "min_duration_s": row.min_duration_s,
         "threshold": row.threshold,
+        "calibration": row.calibration,
         "enabled": bool(row.enabled),
         "created_by": row.created_by,
         "created_at": row.created_at,
@@ -141,6 +142,13 @@ class WatchStore:
         with write_connection(self.engine) as connection:
             connection.execute(RULES.update().where(WatchRuleRow.id == rule_id).values(deleted_at=now, updated_at=now))
             connection.execute(audit_entry(by, role, "delete_rule", f"rule {rule_id}", {"text": rule["text"]}, now))
+
+    def set_rule_calibrations(self, calibrations: dict[int, dict[str, Any]]) -> None:
+        """Record how the worker calibrated each rule (threshold, method, bank F1), for the API to show;
+        it does not change ``updated_at``, which is the rule's version."""
+        with write_connection(self.engine) as connection:
+            for rule_id, calibration in calibrations.items():
+                connection.execute(RULES.update().where(WatchRuleRow.id == rule_id).values(calibration=calibration))
 
     # --- per-bed thresholds -----------------------------------------------------------------------
 

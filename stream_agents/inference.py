@@ -8,6 +8,7 @@ are None), so the agent only encodes and sends them.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -16,7 +17,11 @@ import numpy as np
 from model_runtime.runtime import EpochResult, InferenceRuntime
 from psg.codecs import EpochMessage, to_jsonable
 from psg.errors import PSGError
+from psg.montage import MODEL_CHANNELS, MODEL_FS
+from stream_agents.alerts.facts import aux_record
 
+#: Rate of the waveform preview in caption records (Hz); the model input is 64 Hz.
+WAVEFORM_HZ = 32.0
 #: Decimals an embedding keeps on ``sleep.embeddings``: cosine scores move by < 1e-4, JSON stays compact.
 EMBEDDING_DECIMALS = 5
 
@@ -33,9 +38,16 @@ def caption_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage])
     return inference_records(runtime, messages).captions
 
 
-def inference_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage]) -> InferenceRecords:
+def inference_records(
+    runtime: InferenceRuntime, messages: Sequence[EpochMessage], waveform_hz: float = WAVEFORM_HZ
+) -> InferenceRecords:
     """Caption records (one per message, in order) and embedding records (one per result that has an
     embedding, in order) from a single ``runtime.infer`` call.
+
+    Besides stage, captions, features, quality and events, a caption record carries what the alert agent
+    and the bed view need and nothing else has: ``aux`` (per-second SpO2 and HR), ``embedding`` (the
+    joint-space vector, for watch rules and plain-language search; None without one) and ``waveform``
+    (the epoch's model-montage traces at ``waveform_hz``, float16; None when 0).
 
     Raises ``PSGError`` if the runtime answers with a different number of results or for other epochs
     than it was given (a runtime bug must not store captions under the wrong bed or epoch).
@@ -70,6 +82,9 @@ def inference_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage
                     "advisories": result.advisories,
                     "end_received_at": message.end_received_at,
                     "runtime": runtime.name,
+                    "aux": aux_record(message.aux),
+                    "embedding": None if result.embedding is None else rounded_embedding(result.embedding),
+                    "waveform": waveform_preview(message.signals, waveform_hz) if waveform_hz else None,
                 }
             )
         )
@@ -81,7 +96,6 @@ def inference_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage
 def embedding_record(message: EpochMessage, result: EpochResult, runtime_name: str) -> dict[str, Any]:
     """The ``sleep.embeddings`` record of one epoch (``encode_json`` adds ``schema``): the joint-space vector
     rounded to ``EMBEDDING_DECIMALS``, keyed like the caption record so consumers can join the two."""
-    vector = np.asarray(result.embedding, dtype=np.float64).ravel()
     return to_jsonable(
         {
             "bed_id": message.bed_id,
@@ -89,6 +103,26 @@ def embedding_record(message: EpochMessage, result: EpochResult, runtime_name: s
             "epoch": message.epoch,
             "start_time": message.start_time,
             "runtime": runtime_name,
-            "embedding": [round(float(v), EMBEDDING_DECIMALS) for v in vector],
+            "embedding": rounded_embedding(result.embedding),
         }
     )
+
+
+def rounded_embedding(embedding: np.ndarray) -> list[float]:
+    """The vector as a JSON list rounded to ``EMBEDDING_DECIMALS``."""
+    return [round(float(v), EMBEDDING_DECIMALS) for v in np.asarray(embedding, dtype=np.float64).ravel()]
+
+
+def waveform_preview(signals: np.ndarray, hz: float) -> dict[str, Any]:
+    """The epoch's traces for the bed view: each model channel averaged down to ``hz`` (a boxcar, which is
+    also the anti-alias filter: the page draws 30 s in a few hundred pixels), as base64 float16."""
+    x = np.asarray(signals, dtype=np.float32)
+    factor = max(1, int(round(MODEL_FS / hz)))
+    usable = x.shape[1] - x.shape[1] % factor
+    reduced = x[:, :usable].reshape(x.shape[0], -1, factor).mean(axis=2)
+    data = np.clip(np.nan_to_num(reduced), -60000, 60000).astype("<f2")
+    return {
+        "fs": MODEL_FS / factor,
+        "channels": list(MODEL_CHANNELS),
+        "data_b64": base64.b64encode(data.tobytes()).decode(),
+    }

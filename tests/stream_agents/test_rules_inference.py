@@ -19,7 +19,8 @@ from stream_agents.inference import caption_records
 
 CAPTION_FIELDS = {
     "bed_id", "recording_id", "epoch", "start_time", "epoch_s", "stage", "stage_source", "probabilities",
-    "captions", "features", "quality", "events", "advisories", "end_received_at", "runtime",
+    "captions", "features", "quality", "events", "advisories", "end_received_at", "runtime", "aux", "embedding",
+    "waveform",
 }
 
 
@@ -84,6 +85,9 @@ def test_caption_records_are_strict_json_in_the_contract_shape(baseline: list[Ep
         json.dumps(record, allow_nan=False)
         assert decode_json(encode_json(record), tuple(CAPTION_FIELDS))["captions"] == record["captions"]
     assert records[2]["features"]["hr_bpm"] is None
+    assert records[0]["embedding"] is None  # the rules runtime has no joint space
+    assert len(records[0]["aux"]["spo2"]) == 30 and len(records[0]["aux"]["hr"]) == 30
+    assert records[0]["waveform"]["fs"] == 32.0 and len(records[0]["waveform"]["channels"]) == 10
     assert caption_records(RulesRuntime(), []) == []
 
 

@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("bed_id", sa.String(128), nullable=True),
         sa.Column("min_duration_s", sa.Double(), nullable=False),
         sa.Column("threshold", sa.Double(), nullable=True),
+        sa.Column("calibration", sa.JSON(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),

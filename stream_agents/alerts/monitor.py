@@ -1,0 +1,113 @@
+"""The alert agent's broker-free core: caption records and device events in, ``sleep.alerts`` records out.
+
+``AlertMonitor`` owns the worker's ``AlertEngine`` and ``WatchRules``. What clinicians and nurses change
+through the API (per-bed thresholds, watch rules, acknowledgements) reaches it as a ``ControlSnapshot``
+read from the store by the agent's sync timer, and the alerts a bed already has are handed back from
+the store (``restore``) the first time this worker sees the bed, so a restarted or rebalanced worker
+continues the bed's alerts instead of raising them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from psg.codecs import MessageError
+from stream_agents.alerts.engine import AlertEngine
+from stream_agents.alerts.facts import facts_from_record
+from stream_agents.alerts.model import AlertConfig, AlertError, AlertEvent, Thresholds
+from stream_agents.alerts.watch import CompiledRule, RuleScorer, WatchRules
+
+log = logging.getLogger(__name__)
+
+THRESHOLD_FIELDS = frozenset(f.name for f in fields(Thresholds))
+
+
+@dataclass(frozen=True)
+class ControlSnapshot:
+    """What the store says now: per-bed threshold changes, enabled watch rules, states of our active alerts."""
+
+    thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    rules: list[Mapping[str, Any]] = field(default_factory=list)
+    alert_states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def alert_record(event: AlertEvent) -> dict[str, Any]:
+    """The ``sleep.alerts`` record of one transition (``encode_json`` adds the schema version)."""
+    return {"kind": "alert", "event": event.kind, "bed_id": event.alert.bed_id, "alert": event.alert.to_dict()}
+
+
+def bed_thresholds(values: Mapping[str, float], defaults: Thresholds | None = None) -> Thresholds:
+    """``Thresholds`` of a bed from its stored changes; ``AlertError`` naming a field that is unknown or
+    makes no sense with the others (the API checks with this too, before storing)."""
+    unknown = set(values) - THRESHOLD_FIELDS
+    if unknown:
+        raise AlertError(f"thresholds {sorted(unknown)}: unknown, expected some of {sorted(THRESHOLD_FIELDS)}")
+    return replace(defaults or Thresholds(), **{k: float(v) for k, v in values.items()})
+
+
+class AlertMonitor:
+    """See the module docstring."""
+
+    def __init__(self, config: AlertConfig | None = None, scorer: RuleScorer | None = None) -> None:
+        self.engine = AlertEngine(config)
+        self.watch = WatchRules(scorer)
+        self.restored: set[str] = set()
+        self._thresholds: dict[str, dict[str, float]] = {}
+
+    def caption(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One caption record -> the ``sleep.alerts`` records of its transitions. ``MessageError`` when the
+        record's alert inputs are malformed."""
+        facts = facts_from_record(dict(record))
+        findings = self.watch.findings(record)
+        captions = record.get("captions") or {}
+        advisories = [a for a in record.get("advisories") or [] if isinstance(a, Mapping)]
+        events = self.engine.process(facts, advisories, findings, captions.get("stage_event"))
+        return [alert_record(e) for e in events]
+
+    def device(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A technical device event (``sleep.alerts`` kind "technical") -> alert records."""
+        try:
+            events = self.engine.device_event(
+                str(record["bed_id"]),
+                str(record["recording_id"]),
+                str(record["type"]),
+                float(record["at"]),
+                str(record.get("stream", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"device event: {exc!r} (expected bed_id, recording_id, type, at, stream)") from None
+        return [alert_record(e) for e in events]
+
+    def restore(self, bed_id: str, alerts: Iterable[Mapping[str, Any]]) -> None:
+        """Hand the engine the bed's stored active alerts (once per bed per ownership)."""
+        self.engine.restore(alerts)
+        self.restored.add(bed_id)
+
+    def forget_beds(self, beds: Iterable[str]) -> None:
+        """Beds whose partitions moved to another worker: restore again if they come back."""
+        lost = set(beds)
+        self.restored -= lost
+        self.watch.forget_beds(lost)
+
+    def active_ids(self) -> list[str]:
+        return [a.id for a in self.engine.active()]
+
+    def apply(self, snapshot: ControlSnapshot) -> tuple[list[dict[str, Any]], list[CompiledRule]]:
+        """Apply a store snapshot: thresholds, rules, acknowledgements. Returns the alert records it caused
+        and the rules compiled now (their calibration is written back to the store)."""
+        for bed_id, values in snapshot.thresholds.items():
+            if self._thresholds.get(bed_id) != dict(values):
+                try:
+                    self.engine.set_thresholds(bed_id, bed_thresholds(values, self.engine.config.thresholds))
+                    self._thresholds[bed_id] = dict(values)
+                except AlertError as exc:
+                    log.warning("bed %s keeps its thresholds: %s", bed_id, exc)
+        for bed_id in set(self._thresholds) - set(snapshot.thresholds):
+            self.engine.set_thresholds(bed_id, self.engine.config.thresholds)
+            del self._thresholds[bed_id]
+        compiled = self.watch.update(snapshot.rules)
+        events = self.engine.adopt(snapshot.alert_states)
+        return [alert_record(e) for e in events], compiled

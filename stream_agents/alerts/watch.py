@@ -1,0 +1,144 @@
+"""Plain-language watch rules on the live stream: each new epoch's embedding scored against every rule of
+its bed and of the ward; a finding once the score has held for the rule's minimum duration.
+
+WHY a minimum duration: a single epoch that happens to resemble "REM with oxygen desaturation" is
+noise more often than a pattern; a clinician who asks for it wants the pattern. Each rule needs
+``ceil(min_duration_s / epoch_s)`` consecutive epochs at or above its threshold, then reports a finding
+on every epoch while it keeps holding (the alert engine merges those into one advisory alert and lets
+it resolve after its hysteresis once the findings stop).
+
+The model side (text vector, score, calibrated threshold) is a ``RuleScorer``: ``ModelRuleScorer``
+wraps SleepLM and its reference bank (``model_runtime.watch_rules``); the rules runtime has no joint
+space, so with it rules are kept but report ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from psg.errors import PSGError
+
+log = logging.getLogger(__name__)
+
+
+class RuleScorer(Protocol):
+    """The model side of watch rules."""
+
+    def compile(self, text: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """The rule's vector and its calibration (a strict-JSON dict with at least ``threshold``)."""
+        ...
+
+    def score(self, vector: np.ndarray, embedding: np.ndarray) -> float:
+        """How much one epoch looks like the rule (same scale as the calibrated threshold)."""
+        ...
+
+
+@dataclass
+class CompiledRule:
+    """A rule ready to score: ``threshold`` is the operator's override, else the calibrated one."""
+
+    id: int
+    text: str
+    bed_id: str | None
+    min_duration_s: float
+    version: float
+    vector: np.ndarray
+    threshold: float
+    calibration: dict[str, Any]
+
+    def applies_to(self, bed_id: str) -> bool:
+        return self.bed_id is None or self.bed_id == bed_id
+
+
+@dataclass
+class WatchRules:
+    """The compiled rules of a worker and the per-(bed, rule) streaks; see the module docstring."""
+
+    scorer: RuleScorer | None = None
+    rules: dict[int, CompiledRule] = field(default_factory=dict)
+    #: (bed, rule id) -> (recording, last epoch, consecutive epochs at or above the threshold)
+    streaks: dict[tuple[str, int], tuple[str, int, int]] = field(default_factory=dict)
+    #: rule id -> why it cannot run (compilation failed, or no model)
+    unavailable: dict[int, str] = field(default_factory=dict)
+
+    def update(self, rules: Iterable[Mapping[str, Any]]) -> list[CompiledRule]:
+        """Bring the compiled set in line with the store's enabled rules; returns the rules compiled now
+        (new or changed), whose calibration the caller may write back. A rule that fails to compile is
+        kept out and listed in ``unavailable``, the others go on."""
+        wanted = {int(r["id"]): r for r in rules}
+        for gone in set(self.rules) - set(wanted):
+            del self.rules[gone]
+        for rule_id in set(self.unavailable) - set(wanted):
+            del self.unavailable[rule_id]
+        self.streaks = {k: v for k, v in self.streaks.items() if k[1] in wanted}
+        compiled = []
+        for rule_id, rule in wanted.items():
+            version = float(rule.get("updated_at") or 0.0)
+            current = self.rules.get(rule_id)
+            if current is not None and current.version == version:
+                continue
+            if self.scorer is None:
+                self.unavailable[rule_id] = "watch rules need the sleeplm runtime (SLEEPLM_RUNTIME=sleeplm)"
+                continue
+            try:
+                vector, calibration = self.scorer.compile(str(rule["text"]))
+            except PSGError as exc:
+                self.unavailable[rule_id] = str(exc)
+                log.warning("watch rule %s cannot run: %s", rule_id, exc)
+                continue
+            override = rule.get("threshold")
+            self.rules[rule_id] = CompiledRule(
+                id=rule_id,
+                text=str(rule["text"]),
+                bed_id=rule.get("bed_id"),
+                min_duration_s=float(rule.get("min_duration_s") or 30.0),
+                version=version,
+                vector=vector,
+                threshold=float(override if override is not None else calibration["threshold"]),
+                calibration=calibration,
+            )
+            self.unavailable.pop(rule_id, None)
+            compiled.append(self.rules[rule_id])
+        return compiled
+
+    def findings(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Findings for one caption record (``rule_id``, ``text``, ``score``, ``threshold``, ``epochs``): rules
+        of its bed whose score held for their minimum duration. A record without an embedding (unscorable
+        epoch, rules runtime) breaks every streak of its bed: the pattern was not seen."""
+        bed, recording, epoch = record["bed_id"], record["recording_id"], int(record["epoch"])
+        embedding = record.get("embedding")
+        vector = None if embedding is None else np.asarray(embedding, dtype=np.float32)
+        epoch_s = float(record.get("epoch_s") or 30.0)
+        out = []
+        for rule in self.rules.values():
+            if not rule.applies_to(bed):
+                continue
+            key = (bed, rule.id)
+            score = None if vector is None else float(self.scorer.score(rule.vector, vector))  # type: ignore[union-attr]
+            last = self.streaks.get(key)
+            if last is not None and last[0] == recording and epoch <= last[1]:
+                continue  # a replayed epoch: already judged
+            run = last[2] if last is not None and last[0] == recording and last[1] == epoch - 1 else 0
+            run = run + 1 if score is not None and score >= rule.threshold else 0
+            self.streaks[key] = (recording, epoch, run)
+            if run >= max(1, math.ceil(rule.min_duration_s / epoch_s - 1e-9)):
+                out.append(
+                    {
+                        "rule_id": rule.id,
+                        "text": rule.text,
+                        "score": round(score, 4),
+                        "threshold": round(rule.threshold, 4),
+                        "epochs": run,
+                    }
+                )
+        return out
+
+    def forget_beds(self, beds: Iterable[str]) -> None:
+        lost = set(beds)
+        self.streaks = {k: v for k, v in self.streaks.items() if k[0] not in lost}
