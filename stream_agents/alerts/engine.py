@@ -27,9 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from psg.montage import ABD, AF, ECG, HR, SPO2, THX
-from stream_agents.alerts.facts import EpochFacts
-from stream_agents.alerts.model import (
+from psg.alerting import (
     APNEA_CLUSTER,
     ASYSTOLE,
     BRADYCARDIA,
@@ -48,6 +46,8 @@ from stream_agents.alerts.model import (
     State,
     Thresholds,
 )
+from psg.montage import ABD, AF, ECG, HR, SPO2, THX
+from stream_agents.alerts.facts import EpochFacts
 
 #: Quality flags that make a channel unusable for alerts ("clipped"/"noisy" traces still carry the
 #: rhythm and the oximeter number, so they do not suppress).

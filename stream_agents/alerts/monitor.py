@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from psg.alerting import AlertConfig, AlertError, AlertEvent, bed_thresholds
 from psg.codecs import MessageError
 from stream_agents.alerts.engine import AlertEngine
 from stream_agents.alerts.facts import facts_from_record
-from stream_agents.alerts.model import AlertConfig, AlertError, AlertEvent, Thresholds
 from stream_agents.alerts.watch import CompiledRule, RuleScorer, WatchRules
 
 log = logging.getLogger(__name__)
-
-THRESHOLD_FIELDS = frozenset(f.name for f in fields(Thresholds))
-
 
 @dataclass(frozen=True)
 class ControlSnapshot:
@@ -37,15 +34,6 @@ class ControlSnapshot:
 def alert_record(event: AlertEvent) -> dict[str, Any]:
     """The ``sleep.alerts`` record of one transition (``encode_json`` adds the schema version)."""
     return {"kind": "alert", "event": event.kind, "bed_id": event.alert.bed_id, "alert": event.alert.to_dict()}
-
-
-def bed_thresholds(values: Mapping[str, float], defaults: Thresholds | None = None) -> Thresholds:
-    """``Thresholds`` of a bed from its stored changes; ``AlertError`` naming a field that is unknown or
-    makes no sense with the others (the API checks with this too, before storing)."""
-    unknown = set(values) - THRESHOLD_FIELDS
-    if unknown:
-        raise AlertError(f"thresholds {sorted(unknown)}: unknown, expected some of {sorted(THRESHOLD_FIELDS)}")
-    return replace(defaults or Thresholds(), **{k: float(v) for k, v in values.items()})
 
 
 class AlertMonitor:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from psg.alerting import AlertError, bed_thresholds
 from psg.codecs import MessageError
 from psg.errors import PSGError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS
 from stream_agents.alerts.facts import aux_record
-from stream_agents.alerts.model import AlertError
-from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot, bed_thresholds
+from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
 from stream_agents.alerts.watch import WatchRules
 
 T0 = 1_700_000_000.0

@@ -1,5 +1,8 @@
 """Data types of the nurse alert engine: priorities, states, thresholds, the alert itself.
 
+They live in the domain kernel because every part speaks them: the alert engine (``stream_agents.alerts``)
+raises alerts, the store keeps them, the API validates a bed's thresholds with ``bed_thresholds``.
+
 WHY the thresholds carry onset delays and the config a hysteresis: 87-99 % of bedside monitor alarms
 are not actionable (Sendelbach & Funk, AACN Adv Crit Care 2013), and alarm fatigue makes nurses miss the
 ones that are. A short dip or a jittering value must not ring a bell, and an alert must not flap on and
@@ -12,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from typing import Any, Literal
 
@@ -206,3 +209,15 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalar
         return _jsonable(value.item())
     return value
+
+
+THRESHOLD_FIELDS = frozenset(f.name for f in fields(Thresholds))
+
+
+def bed_thresholds(values: Mapping[str, float], defaults: Thresholds | None = None) -> Thresholds:
+    """``Thresholds`` of a bed from its stored changes; ``AlertError`` naming a field that is unknown or
+    makes no sense with the others (the API checks with this before storing, the workers when applying)."""
+    unknown = set(values) - THRESHOLD_FIELDS
+    if unknown:
+        raise AlertError(f"thresholds {sorted(unknown)}: unknown, expected some of {sorted(THRESHOLD_FIELDS)}")
+    return replace(defaults or Thresholds(), **{k: float(v) for k, v in values.items()})
