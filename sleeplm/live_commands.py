@@ -150,6 +150,62 @@ def api_cmd(
     run_api(_settings(api_host=host, api_port=port))
 
 
+token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+_DATA_DIR_HELP = "Data folder of the SQLite store (ignored when SLEEPLM_DB_URL is set)."
+
+
+def _store(data_dir: Path | None) -> Any:
+    from store import Store
+
+    return Store(_settings(data_dir=data_dir).database_url)
+
+
+@token_app.command("create")
+def token_create_cmd(
+    role: Annotated[str, typer.Option(help="viewer (reads), nurse (also acknowledges alerts) or admin (also "
+                                           "manages rules, thresholds, tokens).")],
+    name: Annotated[str, typer.Option(help="Who holds the token (recorded in the audit log), e.g. night-nurse-3.")],
+    data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_HELP)] = None,
+) -> None:
+    """Create an API token. It is printed once, alone on the last line; only its hash is stored."""
+    with _store(data_dir) as store:
+        token, record = store.create_token(name, role, created_by="cli")
+    typer.echo(f"token {record['id']} for {record['name']!r} ({record['role']}); keep it secret, it is not shown "
+               "again:")
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list_cmd(data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_HELP)] = None) -> None:
+    """List tokens (id, role, name, created, revoked, last used); the secrets themselves are not stored."""
+    import datetime as dt
+
+    def when(ts: float | None) -> str:
+        return "-" if ts is None else dt.datetime.fromtimestamp(ts).isoformat(timespec="seconds")
+
+    with _store(data_dir) as store:
+        for t in store.tokens():
+            typer.echo(f"{t['id']:>4}  {t['role']:<7} {t['name']:<32} created {when(t['created_at'])}  "
+                       f"revoked {when(t['revoked_at'])}  last used {when(t['last_used_at'])}")
+
+
+@token_app.command("revoke")
+def token_revoke_cmd(
+    token_id: Annotated[int, typer.Argument(help="The id `sleeplm token list` shows.")],
+    data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_HELP)] = None,
+) -> None:
+    """Revoke a token: the API refuses it from now on (within 5 s in a running API)."""
+    from psg.errors import PSGError
+    from store.access_store import UnknownToken
+
+    with _store(data_dir) as store:
+        try:
+            record = store.revoke_token(token_id, by="cli")
+        except UnknownToken as exc:
+            raise PSGError(str(exc)) from None
+    typer.echo(f"token {record['id']} ({record['name']!r}) revoked")
+
+
 def register(app: typer.Typer) -> None:
     app.command("up")(up_cmd)
     app.command("broker")(broker_cmd)
@@ -158,3 +214,4 @@ def register(app: typer.Typer) -> None:
     app.command("bridge")(bridge_cmd)
     app.command("worker")(worker_cmd)
     app.command("api")(api_cmd)
+    app.add_typer(token_app, name="token")

@@ -162,3 +162,14 @@ class NightStore:
                 key = (str(event.get("type")), round(float(event.get("onset_s", 0.0)), 1))
                 seen.setdefault(key, event)
         return sorted(seen.values(), key=lambda e: float(e.get("onset_s", 0.0)))
+
+    def night_captions(self, bed_id: str, recording_id: str) -> list[dict[str, Any]]:
+        """Every stored epoch of a recording as ``{"epoch", "start_time", "stage", "captions"}``, in epoch order
+        (what a search over the night ranks)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(EpochRow.epoch, EpochRow.start_time, EpochRow.stage, EpochRow.captions)
+                .where(EpochRow.bed_id == bed_id, EpochRow.recording_id == recording_id)
+                .order_by(EpochRow.epoch)
+            ).all()
+        return [dict(row._mapping) for row in rows]

@@ -1,8 +1,13 @@
-"""The FastAPI application: ``create_app(settings)`` wires routers, dependencies and error handlers.
+"""The FastAPI application: ``create_app(settings)`` wires routers, security, middleware and error handlers.
 
-Read-only over the store (the sink is the only writer); ``/metrics`` also reports consumer lag when
-a broker is configured. The live feed's item schema (epoch and device events) is added to the
-OpenAPI document here, because an SSE response's data is described per event, not by a return type.
+The store is where every part meets: the sink and alert agent write epochs and alerts, the API reads
+them and writes what people do (acknowledgements, watch rules, thresholds, tokens; each audited).
+Every route but ``/api/health`` needs a bearer token (``dashboards.api.security``), the OpenAPI
+document included (``/openapi.json``; the Swagger page is off: it would load its script from a CDN).
+The nurse web page (``dashboards/static``) is served at ``/`` and carries no data until it signs in.
+CORS is closed unless ``SLEEPLM_CORS_ORIGINS`` names origins. ``/metrics`` also reports consumer lag
+when a broker is configured. The live feed's item schemas (epoch, device and alert events) are added to
+the OpenAPI document here, because an SSE response's data is described per event, not by a return type.
 """
 
 from __future__ import annotations
@@ -10,21 +15,33 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 from dashboards.api.deps import StoreProvider, StoreUnavailable
 from dashboards.api.lag import ConsumerLag
-from dashboards.api.routers import beds, health, metrics, stream
+from dashboards.api.middleware import AccessLog, BodyLimit, SecurityHeaders
+from dashboards.api.routers import access, alerts, beds, health, metrics, rules, stream
 from dashboards.api.routers.health import package_version
-from dashboards.api.schemas import StreamDevice, StreamEpoch
+from dashboards.api.schemas import StreamAlert, StreamDevice, StreamEpoch
+from dashboards.api.search import NightSearch
+from dashboards.api.security import TokenCache, Viewer
+from psg.errors import PSGError
 from services.metrics import metrics as live_metrics
 from services.settings import Settings
 from store import UnknownBed
+from store.access_store import UnknownToken
+from store.alert_store import AlertConflict, UnknownAlert
+from store.watch_store import UnknownRule
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 STREAM_PATH = "/api/stream"
 
@@ -48,27 +65,69 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="SleepLM Monitor API",
         version=package_version(),
-        summary="Beds, captioned 30-s epochs, hypnograms and a live feed of a sleep lab's night",
+        summary="Beds, captioned 30-s epochs, hypnograms, alerts, watch rules and a live feed of a sleep lab's night",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.store_provider = StoreProvider(settings.database_url)
     app.state.lag = ConsumerLag(settings.kafka, settings.app_id) if settings.kafka else None
     app.state.closing = threading.Event()
+    app.state.token_cache = TokenCache()
+    app.state.search = NightSearch(settings.checkpoint, settings.model_backend)
     live_metrics()  # register every metric family so /metrics shows them (at zero) from the start
 
-    app.include_router(health.router)
-    app.include_router(beds.router)
-    app.include_router(stream.router)
-    app.include_router(metrics.router)
+    for router in (
+        health.router,
+        access.router,
+        beds.router,
+        alerts.router,
+        rules.router,
+        stream.router,
+        metrics.router,
+    ):
+        app.include_router(router)
 
-    @app.exception_handler(UnknownBed)
-    async def unknown_bed(_request: Request, exc: UnknownBed) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(_: Viewer) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
-    @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+    @app.get("/", include_in_schema=False)
+    def web_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Outermost first: the access log sees every answer, the size limit runs before any route.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
+
+    def detail(status: int) -> Any:
+        async def handler(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+        return handler
+
+    for error, status in (
+        (UnknownBed, 404),
+        (UnknownAlert, 404),
+        (UnknownRule, 404),
+        (UnknownToken, 404),
+        (AlertConflict, 409),
+        (PSGError, 422),
+        (StoreUnavailable, 503),
+    ):
+        app.add_exception_handler(error, detail(status))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -90,14 +149,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _describe_stream_items(schema: dict[str, Any]) -> None:
     """Say what the live feed's events carry: ``event`` epoch|device with the matching JSON ``data``."""
     _, defs = models_json_schema(
-        [(StreamEpoch, "serialization"), (StreamDevice, "serialization")],
+        [(StreamEpoch, "serialization"), (StreamDevice, "serialization"), (StreamAlert, "serialization")],
         ref_template="#/components/schemas/{model}",
     )
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
     content = schema["paths"][STREAM_PATH]["get"]["responses"]["200"]["content"]["text/event-stream"]
     item = content["itemSchema"]
-    item["properties"]["event"] = {"type": "string", "enum": ["epoch", "device"]}
-    item["properties"]["id"]["description"] = "feed cursor '<epoch id>-<event id>'; send back as Last-Event-ID"
+    item["properties"]["event"] = {"type": "string", "enum": ["epoch", "device", "alert"]}
+    item["properties"]["id"]["description"] = (
+        "feed cursor '<epoch id>-<event id>-<alert id>'; send back as Last-Event-ID"
+    )
     item["properties"]["data"] = {
         "type": "string",
         "contentMediaType": "application/json",
@@ -105,6 +166,7 @@ def _describe_stream_items(schema: dict[str, Any]) -> None:
             "oneOf": [
                 {"$ref": "#/components/schemas/StreamEpoch"},
                 {"$ref": "#/components/schemas/StreamDevice"},
+                {"$ref": "#/components/schemas/StreamAlert"},
             ]
         },
     }

@@ -81,3 +81,199 @@ class StreamDevice(BaseModel):
 
 class Error(BaseModel):
     detail: str
+
+
+class StreamAlert(BaseModel):
+    """``event: alert`` of the live feed: an alert after one of its transitions."""
+
+    id: str
+    bed_id: str
+    recording_id: str
+    type: str
+    priority: Literal["high", "medium", "low", "advisory"]
+    state: Literal["raised", "acknowledged", "resolved"]
+    transition: Literal["raised", "updated", "acknowledged", "escalated", "resolved"]
+    raised_at: float
+    updated_at: float
+    evidence: dict[str, Any]
+    escalated: bool
+    acknowledged_by: str | None
+    acknowledged_at: float | None
+    resolved_at: float | None
+
+
+class Alert(BaseModel):
+    id: str = Field(description="<bed>:<type>:<device second it was raised>")
+    bed_id: str
+    recording_id: str
+    type: str = Field(
+        description="spo2_critical, desaturation, bradycardia, tachycardia, asystole, apnea_cluster, "
+        "respiratory_event, technical:<spo2|cardiac|respiratory|stream>, advisory:<event>, watch:<rule id>"
+    )
+    priority: Literal["high", "medium", "low", "advisory"]
+    state: Literal["raised", "acknowledged", "resolved"]
+    raised_at: float = Field(description="device time the condition met its onset delay (Unix s)")
+    updated_at: float
+    evidence: dict[str, Any] = Field(description="start/end (Unix s), count of merged repeats, values, caption")
+    escalated: bool = Field(description="a high alert left unacknowledged past the escalation delay")
+    escalated_at: float | None
+    acknowledged_by: str | None
+    acknowledged_at: float | None
+    resolved_at: float | None
+
+
+class Me(BaseModel):
+    name: str
+    role: Literal["viewer", "nurse", "admin"]
+
+
+class WardTopAlert(BaseModel):
+    id: str
+    type: str
+    priority: Literal["high", "medium", "low", "advisory"]
+    state: Literal["raised", "acknowledged"]
+    escalated: bool
+    raised_at: float
+
+
+class WardBed(Bed):
+    """A tile of the ward view."""
+
+    caption: str | None = Field(description="the latest stage_event caption")
+    spo2: float | None = Field(description="mean SpO2 (%) of the latest epoch")
+    hr: float | None = Field(description="heart rate (bpm) of the latest epoch")
+    bad_channels: list[str] = Field(description="channels with a quality flag in the latest epoch")
+    active_alerts: int
+    top_alert: WardTopAlert | None = Field(description="the highest-priority active alert")
+
+
+class NightEvent(BaseModel):
+    type: str
+    onset_s: float = Field(description="seconds from the recording start")
+    duration_s: float
+    channel: str | None = None
+
+
+class NightEvents(BaseModel):
+    bed_id: str
+    recording_id: str
+    start_time: float
+    events: list[NightEvent]
+    alerts: list[Alert] = Field(description="every alert of the recording, newest first")
+
+
+class Waveform(BaseModel):
+    bed_id: str
+    recording_id: str
+    epoch: int
+    start_time: float
+    fs: float = Field(description="samples per second of each trace")
+    channels: list[str]
+    signals: list[list[float]] = Field(description="per channel, robust z-scored (model input), downsampled")
+
+
+class QueryMatch(BaseModel):
+    epoch: int
+    start_time: float
+    score: float
+    stage: str
+    caption: str
+
+
+class QueryResult(BaseModel):
+    bed_id: str
+    recording_id: str
+    query: str
+    method: Literal["model", "text"] = Field(
+        description="'model': SleepLM joint-space similarity; 'text': word match over the captions (no embeddings)"
+    )
+    matches: list[QueryMatch]
+
+
+class ThresholdValues(BaseModel):
+    """A bed's own alert limits; fields left out keep the ward defaults."""
+
+    model_config = {"extra": "forbid"}
+
+    spo2_critical: float | None = Field(default=None, description="SpO2 % below which a high alert raises (80)")
+    spo2_critical_onset_s: float | None = Field(default=None, description="seconds it must last (15)")
+    spo2_low: float | None = Field(default=None, description="SpO2 % below which a desaturation raises (88)")
+    spo2_low_onset_s: float | None = Field(default=None, description="seconds it must last (15)")
+    brady_bpm: float | None = Field(default=None, description="heart rate below which a high alert raises (40)")
+    brady_onset_s: float | None = Field(default=None, description="seconds it must last (10)")
+    tachy_bpm: float | None = Field(default=None, description="heart rate above which a high alert raises (150)")
+    tachy_onset_s: float | None = Field(default=None, description="seconds it must last (10)")
+
+
+class BedThresholds(BaseModel):
+    bed_id: str
+    values: dict[str, float] = Field(description="the bed's own limits (empty: the defaults)")
+    effective: dict[str, float] = Field(description="the limits that apply, defaults included")
+    updated_by: str | None
+    updated_at: float | None
+
+
+class RuleCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    text: str = Field(min_length=1, max_length=300, examples=["REM with oxygen desaturation"])
+    bed_id: str | None = Field(default=None, min_length=1, max_length=128, description="null: the whole ward")
+    min_duration_s: float = Field(default=30.0, gt=0, le=43200, description="how long the finding must hold")
+    threshold: float | None = Field(default=None, ge=-1, le=1, description="override of the calibrated threshold")
+    enabled: bool = True
+
+
+class RuleUpdate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    text: str | None = Field(default=None, min_length=1, max_length=300)
+    bed_id: str | None = Field(default=None, min_length=1, max_length=128)
+    min_duration_s: float | None = Field(default=None, gt=0, le=43200)
+    threshold: float | None = Field(default=None, ge=-1, le=1)
+    enabled: bool | None = None
+
+
+class Rule(BaseModel):
+    id: int
+    text: str
+    bed_id: str | None
+    min_duration_s: float
+    threshold: float | None = Field(description="operator override; null = the calibrated one applies")
+    calibration: dict[str, Any] | None = Field(
+        description="what the worker calibrated (threshold, method, bank F1, concepts); null until a worker ran it"
+    )
+    enabled: bool
+    created_by: str
+    created_at: float
+    updated_at: float
+
+
+class TokenCreate(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=128, description="who holds it, e.g. 'night-nurse-ward-3'")
+    role: Literal["viewer", "nurse", "admin"]
+
+
+class Token(BaseModel):
+    id: int
+    name: str
+    role: Literal["viewer", "nurse", "admin"]
+    created_at: float
+    created_by: str
+    revoked_at: float | None
+    last_used_at: float | None
+
+
+class TokenCreated(Token):
+    token: str = Field(description="the bearer token, shown this once (only its hash is stored)")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    target: str
+    detail: dict[str, Any]

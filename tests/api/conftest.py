@@ -1,6 +1,7 @@
 """A real API: uvicorn on a free 127.0.0.1 port in a thread, over a SQLite file in tmp_path.
 
-Tests write through their own ``Store`` on the same file (as the sink would) and read over HTTP.
+Tests write through their own ``Store`` on the same file (as the sink would) and read over HTTP with
+real bearer tokens, one per role, created in that store the way ``sleeplm token create`` does.
 """
 
 from __future__ import annotations
@@ -30,12 +31,21 @@ def make_record(epoch: int, bed: str = "bed-1", recording: str = "rec-1", stage:
     return records.make_record(epoch, bed, recording, stage, **{**plain, **extra})
 
 
+ROLES = ("viewer", "nurse", "admin")
+
+
 @dataclass
 class RunningApi:
     url: str
     server: ApiServer
     thread: threading.Thread
     settings: Settings
+    tokens: dict[str, str]
+
+    def client(self, role: str | None = "admin", timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client signed in with the token of ``role`` (None: no token)."""
+        headers = {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def stop(self, timeout_s: float = 10.0) -> float:
         """Stop the server; returns how long it took."""
@@ -46,7 +56,17 @@ class RunningApi:
         return time.monotonic() - started
 
 
+def role_tokens(settings: Settings) -> dict[str, str]:
+    """One token per role in the API's store (none when the store cannot be opened: the test is about that)."""
+    try:
+        with Store(settings.database_url) as opened:
+            return {role: opened.create_token(f"test-{role}", role)[0] for role in ROLES}
+    except Exception:  # noqa: BLE001 - an unreachable store is what some tests want
+        return {}
+
+
 def start_api(settings: Settings) -> RunningApi:
+    tokens = role_tokens(settings)
     server = ApiServer(create_app(settings), "127.0.0.1", settings.api_port, log_level="warning")
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
@@ -54,7 +74,7 @@ def start_api(settings: Settings) -> RunningApi:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
         time.sleep(0.02)
-    return RunningApi(f"http://127.0.0.1:{settings.api_port}", server, thread, settings)
+    return RunningApi(f"http://127.0.0.1:{settings.api_port}", server, thread, settings, tokens)
 
 
 @pytest.fixture
@@ -87,7 +107,8 @@ def store(api: RunningApi) -> Iterator[Store]:
 
 @pytest.fixture
 def client(api: RunningApi) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10.0) as opened:
+    """Signed in as admin (every route allowed); the security tests use the other roles."""
+    with api.client("admin") as opened:
         yield opened
 
 

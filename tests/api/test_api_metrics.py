@@ -56,7 +56,7 @@ def test_consumer_lag_of_the_app_groups_and_a_hung_broker(serve) -> None:
         _commit(broker.bootstrap, "someone-else", partition, 0)
 
         api = serve(kafka=broker.bootstrap, app_id="lagtest")
-        with httpx.Client(base_url=api.url, timeout=20.0) as client:
+        with api.client(timeout=20.0) as client:
             text = client.get("/metrics").text
             assert _value(text, f'sleeplm_consumer_lag{{group="lagtest",topic="{CAPTIONS}"}}') == 6.0
             assert _value(text, f'sleeplm_consumer_lag{{group="lagtest-sink",topic="{CAPTIONS}"}}') == 1.0

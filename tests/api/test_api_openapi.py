@@ -7,11 +7,26 @@ import httpx
 from dashboards.api import create_app
 from services.settings import Settings
 
+#: path -> the model its GET answers with (None: not JSON, or no GET).
 ROUTES = {
     "/api/health": "Health",
+    "/api/me": "Me",
+    "/api/ward": "WardBed",
     "/api/beds": "Bed",
     "/api/beds/{bed_id}/epochs": "Epoch",
     "/api/beds/{bed_id}/hypnogram": "Hypnogram",
+    "/api/beds/{bed_id}/events": "NightEvents",
+    "/api/beds/{bed_id}/waveform": "Waveform",
+    "/api/beds/{bed_id}/query": "QueryResult",
+    "/api/beds/{bed_id}/thresholds": "BedThresholds",
+    "/api/alerts": "Alert",
+    "/api/alerts/{alert_id}": "Alert",
+    "/api/alerts/{alert_id}/ack": None,
+    "/api/rules": "Rule",
+    "/api/rules/{rule_id}": "Rule",
+    "/api/tokens": "Token",
+    "/api/tokens/{token_id}": None,
+    "/api/audit": "AuditEntry",
     "/api/stream": None,
     "/metrics": None,
 }
@@ -28,9 +43,9 @@ def test_every_route_is_documented_with_its_response_schema(tmp_path, api, clien
     assert set(document["paths"]) == set(ROUTES)
     schemas = document["components"]["schemas"]
     for path, model in ROUTES.items():
-        responses = document["paths"][path]["get"]["responses"]
         if model:
-            assert _ref(responses["200"]["content"]["application/json"]["schema"]) == model
+            responses = document["paths"][path]["get"]["responses"]
+            assert _ref(responses["200"]["content"]["application/json"]["schema"]) == model, path
     assert (
         document["paths"]["/api/beds"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"]
         == "array"
@@ -58,9 +73,9 @@ def test_every_route_is_documented_with_its_response_schema(tmp_path, api, clien
 
     feed = document["paths"]["/api/stream"]["get"]
     item = feed["responses"]["200"]["content"]["text/event-stream"]["itemSchema"]
-    assert item["properties"]["event"]["enum"] == ["epoch", "device"]
+    assert item["properties"]["event"]["enum"] == ["epoch", "device", "alert"]
     payloads = item["properties"]["data"]["contentSchema"]["oneOf"]
-    assert [_ref(p) for p in payloads] == ["StreamEpoch", "StreamDevice"]
+    assert [_ref(p) for p in payloads] == ["StreamEpoch", "StreamDevice", "StreamAlert"]
     assert {"bed_id", "epoch", "captions", "quality"} <= set(schemas["StreamEpoch"]["properties"])
     assert set(schemas["StreamDevice"]["properties"]) == {"bed_id", "recording_id", "stream", "type", "at", "detail"}
     assert {p["name"] for p in feed["parameters"]} == {"bed", "last-event-id"}

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.broker import free_port
+from store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_api_returns_cleanly_on_a_signal_with_a_feed_open(tmp_path: Path, sig: signal.Signals, read_sse) -> None:
     port = free_port()
+    with Store(f"sqlite:///{tmp_path / 'sleeplm.db'}") as store:
+        token = store.create_token("test", "viewer")[0]
     code = (
         "from dashboards.api import run_api; from services.settings import Settings; "
         f"run_api(Settings(_env_file=None, data_dir={str(tmp_path)!r}, api_port={port}, kafka=None)); "
@@ -41,7 +44,8 @@ def test_run_api_returns_cleanly_on_a_signal_with_a_feed_open(tmp_path: Path, si
                 pass
             assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
             time.sleep(0.1)
-        with httpx.stream("GET", f"{url}/api/stream", timeout=10.0) as response:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.stream("GET", f"{url}/api/stream", timeout=10.0, headers=auth) as response:
             events = read_sse(response.iter_lines())
             next(events)
             started = time.monotonic()

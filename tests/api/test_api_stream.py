@@ -23,7 +23,7 @@ def _lost(bed: str, at: float) -> dict:
 
 def test_feed_delivers_what_is_stored_after_connecting_and_resumes(api, store, record, read_sse) -> None:
     store.insert_epochs([record(0)])  # before connecting: not part of a fresh feed
-    with httpx.Client(base_url=api.url, timeout=10.0) as client:
+    with api.client(timeout=10.0) as client:
         with client.stream("GET", "/api/stream") as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -58,7 +58,7 @@ def test_feed_delivers_what_is_stored_after_connecting_and_resumes(api, store, r
 
 
 def test_feed_filtered_by_bed(api, store, record, read_sse) -> None:
-    with httpx.Client(base_url=api.url, timeout=10.0) as client:
+    with api.client(timeout=10.0) as client:
         with client.stream("GET", "/api/stream", params={"bed": "bed-2"}) as response:
             events = read_sse(response.iter_lines())
             next(events)
@@ -76,7 +76,7 @@ def test_bad_last_event_id_is_a_clear_422(client: httpx.Client) -> None:
 
 
 def test_shutdown_ends_an_open_feed_promptly(api, read_sse) -> None:
-    with httpx.Client(base_url=api.url, timeout=10.0) as client:
+    with api.client(timeout=10.0) as client:
         with client.stream("GET", "/api/stream") as response:
             events = read_sse(response.iter_lines())
             next(events)
@@ -89,7 +89,7 @@ def test_a_client_that_goes_away_ends_its_feed(api, read_sse) -> None:
     def running_requests() -> int:
         return len(api.server.server_state.tasks)  # uvicorn's request tasks: one per open feed
 
-    with httpx.Client(base_url=api.url, timeout=10.0) as client:
+    with api.client(timeout=10.0) as client:
         with client.stream("GET", "/api/stream") as response:
             next(read_sse(response.iter_lines()))
             assert _within(5.0, lambda: running_requests() == 1), "the open feed is not a running request"

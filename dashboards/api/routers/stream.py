@@ -1,4 +1,4 @@
-"""``GET /api/stream``: the live feed as Server-Sent Events (new epochs and device events).
+"""``GET /api/stream``: the live feed as Server-Sent Events (new epochs, device events, alert transitions).
 
 Polls ``Store.feed_since`` every ``POLL_S`` (the store is the one place every worker writes to, so
 the feed needs no broker connection). Every event carries the feed cursor as its SSE id; a client
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from dashboards.api.deps import ClosingDep, StoreDep
+from dashboards.api.security import Viewer
 from store import Cursor
 
 router = APIRouter(prefix="/api", tags=["live feed"])
@@ -47,12 +48,13 @@ def resume_cursor(
     "/stream",
     response_class=EventSourceResponse,
     summary="Live feed of new epochs and device events",
-    description="Server-Sent Events: `event: epoch` (data: StreamEpoch) and `event: device` (data: StreamDevice); "
-    "`id` is the feed cursor, sent back as `Last-Event-ID` to resume.",
+    description="Server-Sent Events: `event: epoch` (data: StreamEpoch), `event: device` (data: StreamDevice) and "
+    "`event: alert` (data: StreamAlert); `id` is the feed cursor, sent back as `Last-Event-ID` to resume.",
 )
 async def stream(
     store: StoreDep,
     closing: ClosingDep,
+    _: Viewer,
     cursor: Annotated[Cursor | None, Depends(resume_cursor)],
     bed: Annotated[str | None, Query(min_length=1, max_length=128, description="only this bed")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
