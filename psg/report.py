@@ -3,54 +3,109 @@
 ``write_report`` captions the night (which also stages it when the file carries no scoring), runs the
 rule detectors, and writes ``summary.json`` (indices, counts of scored and detected events, the summary
 caption) and ``night.png``: hypnogram, respiratory events (scored above, detected below), SpO2 and
-heart rate on one time axis, the standard layout of a PSG overview page.
+heart rate on one time axis, the standard layout of a PSG overview page. ``fmt="html"`` or ``"pdf"``
+adds the whole report as one document (``psg.report_document``). ``write_night_files`` writes the same
+files from a ``NightReport`` made elsewhere (a bed of the live store, ``sleeplm.bed_report``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Literal, cast
 
 import matplotlib
 
 matplotlib.use("Agg")  # reports are written by servers and CI: never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-from psg.captions import caption_night  # noqa: E402
-from psg.detectors import detect_events  # noqa: E402
+from psg.errors import PSGError  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
 from psg.recording import Recording  # noqa: E402
-from psg.timeline import RESPIRATORY_EVENT_TYPES, Stage  # noqa: E402
+from psg.report_document import NightReport, write_html, write_pdf  # noqa: E402
+from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Stage  # noqa: E402
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
 _HYPNO_ROWS = {Stage.W: 4, Stage.R: 3, Stage.N1: 2, Stage.N2: 1, Stage.N3: 0}
 _EVENT_COLOURS = {"obstructive_apnea": "#d62728", "central_apnea": "#1f77b4", "mixed_apnea": "#9467bd",
                   "hypopnea": "#ff7f0e", "desaturation": "#2ca02c"}
+#: What ``--format`` takes: png = summary.json and night.png; html and pdf add report.html / report.pdf.
+ReportFormat = Literal["png", "html", "pdf"]
+REPORT_FORMATS: tuple[str, ...] = ("png", "html", "pdf")
 
 
-def write_report(recording: Recording, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``summary.json`` and ``night.png`` for ``recording`` into ``out_dir``; return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png") -> dict[str, Path]:
+    """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths."""
+    fmt = check_format(fmt)
+    return write_night_files(night_report(recording), out_dir, fmt)
+
+
+def night_report(recording: Recording) -> NightReport:
+    """Caption, detect and summarise a recorded night into the report's plain values."""
+    # imported here: captions and detectors load neurokit2 and scipy.signal (seconds), which a report
+    # of a bed from the store (``sleeplm.bed_report``) never needs
+    from psg.captions import caption_night
+    from psg.detectors import detect_events
+    from psg.detectors.base import to_events
+
     detected = detect_events(recording)
     epochs, summary = caption_night(recording, style="canonical", progress=True, detected=detected)
-    stages = np.array([Stage.from_label(e["stage"]) for e in epochs], dtype=np.int8)
-    scored = recording.timeline.events if recording.timeline is not None else []
-    report = {
-        "record_id": recording.record_id,
-        "duration_h": round(recording.duration_s / 3600.0, 3),
-        "stage_source": epochs[0]["stage_source"] if epochs else None,
-        "summary": summary,
-        "scored_events": dict(Counter(e.type for e in scored)),
-        "detected_events": dict(Counter(e.type for e in detected)),
+    timeline = recording.timeline
+    return NightReport(
+        record_id=recording.record_id,
+        recording_id=None,
+        start_time=recording.start_time,
+        duration_s=recording.duration_s,
+        epoch_s=EPOCH_S,
+        stages=np.array([Stage.from_label(e["stage"]) for e in epochs], dtype=np.int8),
+        summary=summary,
+        scored=list(timeline.events) if timeline is not None else None,
+        detected=to_events(detected),
+        spo2=recording.get(SPO2),
+        hr=recording.get(HR),
+        captions=[e["captions"]["stage_event"] for e in epochs],
+    )
+
+
+def check_format(fmt: str) -> ReportFormat:
+    """``fmt`` if it is a report format; ``PSGError`` listing them otherwise (callers check before working)."""
+    if fmt not in REPORT_FORMATS:
+        raise PSGError(f"report format {fmt!r}: expected one of {', '.join(REPORT_FORMATS)}")
+    return cast(ReportFormat, fmt)
+
+
+def write_night_files(report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png") -> dict[str, Path]:
+    """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats."""
+    fmt = check_format(fmt)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "record_id": report.record_id,
+        "recording_id": report.recording_id,
+        "duration_h": round(report.duration_s / 3600.0, 3),
+        "stage_source": report.summary.get("stage_source"),
+        "summary": report.summary,
+        "scored_events": dict(Counter(e.type for e in report.scored or [])),
+        "detected_events": dict(Counter(e.type for e in report.detected)),
     }
-    summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    figure_path = out / "night.png"
-    _plot_night(recording, stages, scored, detected, figure_path)
-    return {"summary": summary_path, "figure": figure_path}
+    paths = {"summary": out / "summary.json", "figure": out / "night.png"}
+    paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    figure = night_figure(report)
+    try:
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=120, metadata={"Software": None})
+        paths["figure"].write_bytes(png.getvalue())
+        if fmt == "html":
+            paths["report"] = write_html(report, png.getvalue(), out / "report.html")
+        elif fmt == "pdf":
+            paths["report"] = write_pdf(report, figure, out / "report.pdf")
+    finally:
+        plt.close(figure)
+    return paths
 
 
 def _json_default(value: object) -> object:
@@ -59,18 +114,21 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to the report JSON")
 
 
-def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected: list, path: Path) -> None:
+def night_figure(report: NightReport) -> Figure:
+    """The overview page: hypnogram, respiratory events (scored, detected, desaturations), SpO2 and HR."""
+    stages = report.stages
+    scored, detected = report.scored or [], report.detected
     fig, axes = plt.subplots(4, 1, figsize=(15, 8), sharex=True,
                              gridspec_kw={"height_ratios": [2.2, 1.2, 1.3, 1.3]})
     hypno_ax, event_ax, spo2_ax, hr_ax = axes
-    hours = np.arange(stages.size + 1) * 30.0 / 3600.0
+    hours = np.arange(stages.size + 1) * report.epoch_s / 3600.0
     rows = np.array([_HYPNO_ROWS.get(Stage(int(s)), np.nan) for s in stages], dtype=float)
     hypno_ax.step(hours[:-1], rows, where="post", color="black", linewidth=0.9)
     rem = np.where(stages == Stage.R, rows, np.nan)
     hypno_ax.step(hours[:-1], rem, where="post", color="#d62728", linewidth=2.5)
     hypno_ax.set_yticks(list(_HYPNO_ROWS.values()), [s.label for s in _HYPNO_ROWS])
     hypno_ax.set_ylim(-0.5, 4.5)
-    hypno_ax.set_title(f"{recording.record_id}: hypnogram, respiratory events, SpO2, heart rate")
+    hypno_ax.set_title(f"{report.record_id}: hypnogram, respiratory events, SpO2, heart rate")
 
     for row, events in ((2, [e for e in scored if e.type in RESPIRATORY_EVENT_TYPES]),
                         (1, [e for e in detected if e.type in RESPIRATORY_EVENT_TYPES]),
@@ -84,8 +142,7 @@ def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected
     event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper left",
                     bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
-    for ax, label, unit in ((spo2_ax, SPO2, "%"), (hr_ax, HR, "bpm")):
-        signal = recording.get(label)
+    for ax, label, signal, unit in ((spo2_ax, SPO2, report.spo2, "%"), (hr_ax, HR, report.hr, "bpm")):
         if signal is None:
             ax.text(0.5, 0.5, f"no {label} channel", transform=ax.transAxes, ha="center")
         else:
@@ -98,5 +155,4 @@ def _plot_night(recording: Recording, stages: np.ndarray, scored: list, detected
     hr_ax.set_xlabel("hours from recording start")
     hr_ax.set_xlim(0, max(hours[-1], 1e-3))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from psg.errors import PSGError
 from psg.paths import shared_data_dir
 from sleeplm.jsonio import dumps
 
@@ -88,14 +89,35 @@ def detect_cmd(
 
 
 def report_cmd(
-    night: ExistingFile,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.json and night.png.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.json, night.png and the report.")],
+    night: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, readable=True, resolve_path=True, metavar="NIGHT",
+        help="EDF/EDF+ night to report (or give --bed).")] = None,
+    bed: Annotated[str | None, typer.Option(help="Report this bed's night from the live store instead.")] = None,
+    recording: Annotated[str | None, typer.Option(help="With --bed: this recording (default: the latest).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="With --bed: the SQLite store's folder when SLEEPLM_DB_URL is unset "
+             "(default: SLEEPLM_DATA_DIR, else sleeplm-data).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="png: summary.json + night.png; html or pdf: also report.html or report.pdf.")] = "png",
 ) -> None:
-    """Write a night report: summary JSON (indices, detections) and a hypnogram + events PNG."""
-    from psg.formats import read_edf
-    from psg.report import write_report
+    """Write a night report of a file or of a bed of the live store: summary JSON, overview PNG, HTML or PDF."""
+    if (night is None) == (bed is None):
+        raise PSGError("report: give exactly one of NIGHT (an EDF file) or --bed BED_ID")
+    if bed is None and (recording is not None or data_dir is not None):
+        raise PSGError("report: --recording and --data-dir apply only with --bed")
+    from psg.report import check_format
 
-    paths = write_report(read_edf(night), out)
+    report_format = check_format(fmt)  # before any work: a night takes a while to caption
+    if bed is not None:
+        from sleeplm.bed_report import write_bed_report
+
+        paths = write_bed_report(bed, out, report_format, recording_id=recording, data_dir=data_dir)
+    else:
+        from psg.formats import read_edf
+        from psg.report import write_report
+
+        paths = write_report(read_edf(night), out, report_format)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
@@ -115,7 +137,7 @@ def demo_cmd(
     night = out / "night.edf"
     simulate_cmd(timeline, out=night, seed=seed, artifacts=False)
     caption_cmd(night, out=out / "captions.jsonl")
-    report_cmd(night, out=out / "report")
+    report_cmd(out=out / "report", night=night)
     typer.echo(f"demo done: open {out / 'report' / 'night.png'} and {out / 'captions.jsonl'}")
 
 
