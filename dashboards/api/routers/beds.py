@@ -143,6 +143,6 @@ def put_thresholds(store: StoreDep, principal: Admin, bed_id: BedId, body: Thres
     try:
         bed_thresholds(values, Thresholds())
     except AlertError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     store.set_thresholds(bed_id, values, by=principal.name, role=principal.role)
     return _thresholds(bed_id, store.thresholds().get(bed_id))
