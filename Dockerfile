@@ -12,7 +12,7 @@ COPY model_runtime model_runtime
 COPY store store
 COPY dashboards dashboards
 RUN pip install '.[postgres]'
-RUN useradd --create-home sleeplm
+RUN useradd --create-home sleeplm && mkdir -p /data /tokens && chown sleeplm /data /tokens
 USER sleeplm
 ENV LSLAPICFG=/app/device_bridges/lsl_api.cfg
 ENTRYPOINT ["sleeplm"]

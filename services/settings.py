@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="origins allowed to call the API from a browser (JSON list); empty = same origin only",
     )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body the API accepts")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="worker and bridge serve their own /metrics here (scaled-out deployments); unset: none",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="bind address of that /metrics")
 
     @field_validator("kafka", "runtime")
     @classmethod

@@ -36,6 +36,15 @@ def _log_to_stderr() -> None:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
+def _serve_own_metrics(settings: Any) -> None:
+    """With SLEEPLM_METRICS_PORT set (compose: each worker its own scrape target), serve this process's
+    /metrics; under ``sleeplm up`` the API's /metrics already shows every local process."""
+    if settings.metrics_port:
+        from services.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, settings.metrics_host)
+
+
 def _stop_event() -> threading.Event:
     """An event set by SIGINT or SIGTERM, for parts that run until stopped."""
     stop = threading.Event()
@@ -126,7 +135,9 @@ def bridge_cmd(
     configure_lsl()
     from device_bridges.bridge import run_bridge
 
-    run_bridge(_settings(), stop_event=_stop_event(), config_path=config)
+    settings = _settings()
+    _serve_own_metrics(settings)
+    run_bridge(settings, stop_event=_stop_event(), config_path=config)
 
 
 def worker_cmd(
@@ -137,7 +148,9 @@ def worker_cmd(
     """Run the stream agents (epocher, inference, sink) as one Faust worker of the consumer group."""
     from stream_agents.worker import run_worker
 
-    run_worker(_settings(), runtime=runtime, loglevel=loglevel)
+    settings = _settings()
+    _serve_own_metrics(settings)
+    run_worker(settings, runtime=runtime, loglevel=loglevel)
 
 
 def api_cmd(

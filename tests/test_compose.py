@@ -18,3 +18,17 @@ def test_docker_compose_config_is_valid() -> None:
     assert result.returncode == 0, result.stderr
     for service in ("kafka", "postgres", "topics", "worker", "bridge", "api"):
         assert f"  {service}:" in result.stdout
+
+
+def test_long_running_services_have_healthchecks_and_state_has_volumes() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("kafka", "postgres", "worker", "bridge", "api", "prometheus", "grafana"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+    mounts = {name: [str(v).split(":")[0] for v in services[name].get("volumes", [])] for name in services}
+    for name, volume in (("kafka", "kafka-data"), ("postgres", "pg-data"), ("bridge", "bridge-spool"),
+                         ("prometheus", "prometheus-data"), ("grafana", "grafana-data")):
+        assert volume in mounts[name] and volume in compose["volumes"], f"{name} keeps no state in {volume}"
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert published and all(str(p).startswith("127.0.0.1:") for p in published), "publish on loopback only"

@@ -76,6 +76,9 @@ def test_every_dashboard_query_uses_real_metrics() -> None:
         "sleeplm_consumer_lag",
         "sleeplm_epoch_latency_seconds_bucket",
         "sleeplm_inference_batch_size_bucket",
+        "sleeplm_alerts_total",
+        "sleeplm_active_alerts",
+        "sleeplm_beds",
     ):
         assert core in used, f"the dashboard does not show {core}"
 
@@ -118,6 +121,15 @@ def test_prometheus_scrapes_the_api_metrics() -> None:
     api = jobs["sleeplm-api"]
     assert api.get("metrics_path", "/metrics") == "/metrics"
     assert ["api:8000"] == [t for c in api["static_configs"] for t in c["targets"]]
+    # the API needs a token: the file the one-shot prometheus-token service writes into the shared volume
+    assert api["authorization"] == {"type": "Bearer", "credentials_file": "/etc/prometheus/tokens/prometheus"}
+    services = load_yaml(ROOT / "docker-compose.yml")["services"]
+    assert "api-tokens:/etc/prometheus/tokens:ro" in services["prometheus"]["volumes"]
+    assert "api-tokens:/tokens" in services["prometheus-token"]["volumes"]
+    assert "--role viewer --name prometheus" in " ".join(services["prometheus-token"]["entrypoint"])
+    workers = jobs["sleeplm-workers"]["dns_sd_configs"][0]
+    assert workers["names"] == ["worker"] and workers["port"] == 9464
+    assert services["worker"]["environment"]["SLEEPLM_METRICS_PORT"] == "9464"
 
 
 def test_compose_ops_services_are_pinned_and_local() -> None:
