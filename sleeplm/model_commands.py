@@ -300,6 +300,18 @@ def working_data_dir() -> Path:
     return Path(Settings().data_dir)
 
 
+def bank_cmd(
+    checkpoint: CheckpointOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Bank file (default: beside the checkpoint).")] = None,
+    nights: Annotated[int, typer.Option(min=1, help="Validation nights to sample from (25 = all of them).")] = 25,
+    cache: Annotated[Path | None, typer.Option(help="Rendered validation nights, reused across runs.")] = None,
+) -> None:
+    """Build the reference bank watch rules are calibrated on: embeddings + truth of held-out epochs."""
+    from model_runtime.reference_bank import build_bank_command
+
+    typer.echo(f"bank written: {build_bank_command(checkpoint, out, nights, cache)}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the model commands (and the ``bench`` group with ``bench model``) to the ``sleeplm`` app."""
     app.command("stage")(stage_cmd)
@@ -309,6 +321,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
     app.command("export")(export_cmd)
     app.command("eval")(eval_cmd)
+    app.command("bank")(bank_cmd)
     bench = typer.Typer(help="Benchmarks: `bench model` measures SleepLM inference.", no_args_is_help=True)
     bench.command("model")(bench_model_cmd)
     app.add_typer(bench, name="bench")
