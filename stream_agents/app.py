@@ -13,6 +13,10 @@ Delivery guarantee: at least once through the pipeline, exactly once in the stor
   what it already has, so nothing is stored twice and nothing stored is ever rewritten.
 * A message that fails to decode or validate is sent to ``psg.deadletter`` with the reason, counted,
   acked, and the stream goes on.
+* Alerts: the alert agent reads ``sleep.captions`` beside the sink (a caption is acked when both are
+  done) and runs ``stream_agents.alerts.AlertMonitor``; every transition is stored, then published on
+  ``sleep.alerts``. The alert-sink turns the epocher's device events into technical alerts. A timer
+  syncs what the API wrote (acknowledgements, watch rules, per-bed thresholds) into the monitor.
 
 The agents only call plain, broker-free code: ``Epocher`` (stream_agents.epocher), the runtime
 interface (model_runtime.runtime) and ``Store`` (store). CPU-heavy calls run in a worker thread so the
@@ -46,7 +50,10 @@ from services import topics
 from services.metrics import metrics
 from services.settings import Settings
 from store import Store
-from store.records import caption_row, device_event_row
+from store.records import device_event_row
+from store.store import caption_values
+from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
+from stream_agents.alerts.scoring import rule_scorer_for
 from stream_agents.epocher import Epocher
 from stream_agents.inference import inference_records
 
@@ -127,6 +134,8 @@ class _LivePipeline:
         # A 6-epoch (3-min) normaliser window: a restarted worker replays at most ~3 min per bed.
         self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS)
         self.bed_partitions: dict[str, TP] = {}
+        self.caption_partitions: dict[str, TP] = {}
+        self.monitor = AlertMonitor()
         self._store: Store | None = None
 
     @property
@@ -140,15 +149,22 @@ class _LivePipeline:
         app.agent(self.samples, name="epocher")(self.epocher_agent)
         app.agent(self.epochs, name="inference")(self.inference_agent)
         app.agent(self.captions, name="sink")(self.sink_agent)
+        app.agent(self.captions, name="alerts")(self.alert_agent)
         app.agent(self.alerts, name="alert-sink")(self.alert_sink_agent)
+        app.timer(self.settings.alert_sync_s, name="alert-sync")(self.sync_alerts)
         app.on_partitions_revoked.connect(self.on_partitions_revoked)
 
     async def on_partitions_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
-        """Forget the beds of revoked sample partitions: their new owner replays from the committed offset."""
+        """Forget the beds of revoked partitions: their new owner replays from the committed offset (the
+        epocher) and takes the bed's active alerts over from the store (the alert monitor)."""
         lost = [bed for bed, tp in self.bed_partitions.items() if tp in revoked]
         self.epocher.drop_beds(lost)
         for bed in lost:
             del self.bed_partitions[bed]
+        moved = [bed for bed, tp in self.caption_partitions.items() if tp in revoked]
+        self.monitor.forget_beds(moved)
+        for bed in moved:
+            del self.caption_partitions[bed]
 
     # --- agents -----------------------------------------------------------------------------------
 
@@ -192,11 +208,15 @@ class _LivePipeline:
         runtime = await loop.run_in_executor(
             None, lambda: load_runtime(self.runtime_name, **self.settings.runtime_options)
         )
+        checkpoint = self.settings.checkpoint or SHIPPED_CHECKPOINT_PATH
+        self.monitor.watch.scorer = await loop.run_in_executor(None, rule_scorer_for, runtime, checkpoint)
         async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
             messages = await self.decoded(batch, decode_epoch)
             if messages:
                 started = time.perf_counter()
-                records = await loop.run_in_executor(None, inference_records, runtime, messages)
+                records = await loop.run_in_executor(
+                    None, inference_records, runtime, messages, self.settings.waveform_hz
+                )
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.batch_size.observe(len(messages))
                 pending = [
@@ -225,14 +245,89 @@ class _LivePipeline:
                         self.metrics.latency.observe(max(0.0, float(row["latency_s"])))
             await _ack_all(stream, batch)
 
+    async def alert_agent(self, stream: faust.StreamT) -> None:
+        """sleep.captions -> alert engine + watch rules -> transitions stored and published on sleep.alerts.
+
+        Bad caption records are skipped here; the sink, which reads the same topic, dead-letters them."""
+        async for batch in stream.noack_take(256, within=0.2):
+            records = []
+            for event in batch:
+                try:
+                    records.append(_caption_record(event.value))
+                    self.caption_partitions[records[-1]["bed_id"]] = event.message.tp
+                except MessageError:
+                    continue
+            await self.restore_beds({r["bed_id"] for r in records})
+            out: list[dict[str, Any]] = []
+            for record in records:
+                try:
+                    out += self.monitor.caption(record)
+                except MessageError as exc:
+                    log.warning("alerts skip epoch %s/%s: %s", record["bed_id"], record["epoch"], exc)
+            await self.publish_alerts(out)
+            await _ack_all(stream, batch)
+
     async def alert_sink_agent(self, stream: faust.StreamT) -> None:
-        """sleep.alerts -> the store (technical device events for now; the alert engine extends this)."""
+        """sleep.alerts: technical device events -> the store and the alert monitor (a lost stream is a
+        technical alert); alert transitions were stored by their producer and are not read back."""
         loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(64, within=0.2):
             events = [record for record in await self.decoded(batch, _alert_record) if record["kind"] == "technical"]
             if events:
                 await loop.run_in_executor(None, self.store.insert_device_events, events)
+                await self.restore_beds({e["bed_id"] for e in events})
+                out: list[dict[str, Any]] = []
+                for record in events:
+                    out += self.monitor.device(record)
+                await self.publish_alerts(out)
             await _ack_all(stream, batch)
+
+    async def sync_alerts(self) -> None:
+        """Timer: read thresholds, enabled watch rules and the stored state of our active alerts, apply
+        them, store and publish what that caused, and write new rules' calibration back."""
+        loop = asyncio.get_running_loop()
+        try:
+            snapshot = await loop.run_in_executor(None, self._control_snapshot)
+        except Exception as exc:  # the store briefly unavailable: keep the last state, try again next tick
+            log.warning("alert sync: store unavailable (%s)", exc)
+            return
+        watch = self.monitor.watch
+        compiled = await loop.run_in_executor(None, watch.compile_all, watch.pending(snapshot.rules))
+        out, installed = self.monitor.apply(snapshot, compiled)
+        await self.publish_alerts(out)
+        if installed:
+            calibrations = {rule.id: rule.calibration for rule in installed}
+            await loop.run_in_executor(None, self.store.set_rule_calibrations, calibrations)
+
+    def _control_snapshot(self) -> ControlSnapshot:
+        store = self.store
+        return ControlSnapshot(
+            thresholds={bed: row["values"] for bed, row in store.thresholds().items()},
+            rules=store.rules(enabled_only=True),
+            alert_states=store.alert_states(self.monitor.active_ids()),
+        )
+
+    async def restore_beds(self, beds: set[str]) -> None:
+        """First sight of a bed on this worker: take over its active alerts from the store."""
+        new = sorted(beds - self.monitor.restored)
+        if not new:
+            return
+        loop = asyncio.get_running_loop()
+        for bed in new:
+            alerts = await loop.run_in_executor(None, lambda b=bed: self.store.alerts("active", bed_id=b))
+            self.monitor.restore(bed, alerts)
+
+    async def publish_alerts(self, records: list[dict[str, Any]]) -> None:
+        """Store alert transitions (first: the API shows them from the store), then publish on sleep.alerts."""
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.store.apply_alert_events, records)
+        pending = [await self.alerts.send(key=r["bed_id"].encode(), value=encode_json(r)) for r in records]
+        await _delivered(pending)
+        for record in records:
+            self.metrics.alerts.labels(record["alert"]["priority"], record["event"]).inc()
+        self.metrics.active_alerts.set(len(self.monitor.active_ids()))
 
     async def decoded(self, batch: Iterable[EventT], decode: Callable[[bytes], Any]) -> list[Any]:
         """``decode`` of each event's value, in order; events that fail are dead-lettered with the reason."""
@@ -266,7 +361,7 @@ class _LivePipeline:
 def _caption_record(raw: bytes) -> dict[str, Any]:
     """A sleep.captions record, validated alone so that one bad record does not sink the batch."""
     record = decode_json(raw, CAPTION_FIELDS)
-    caption_row(record)
+    caption_values(record)
     return record
 
 

@@ -22,6 +22,7 @@ from stream_agents.alerts.watch import CompiledRule, RuleScorer, WatchRules
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class ControlSnapshot:
     """What the store says now: per-bed threshold changes, enabled watch rules, states of our active alerts."""
@@ -83,9 +84,13 @@ class AlertMonitor:
     def active_ids(self) -> list[str]:
         return [a.id for a in self.engine.active()]
 
-    def apply(self, snapshot: ControlSnapshot) -> tuple[list[dict[str, Any]], list[CompiledRule]]:
-        """Apply a store snapshot: thresholds, rules, acknowledgements. Returns the alert records it caused
-        and the rules compiled now (their calibration is written back to the store)."""
+    def apply(
+        self, snapshot: ControlSnapshot, compiled: Mapping[int, CompiledRule | str] | None = None
+    ) -> tuple[list[dict[str, Any]], list[CompiledRule]]:
+        """Apply a store snapshot: thresholds, rules (``compiled`` from ``watch.compile_all`` of
+        ``watch.pending(snapshot.rules)``, run off the event loop; compiled here when None),
+        acknowledgements. Returns the alert records it caused and the rules installed now (their
+        calibration is written back to the store)."""
         for bed_id, values in snapshot.thresholds.items():
             if self._thresholds.get(bed_id) != dict(values):
                 try:
@@ -96,6 +101,6 @@ class AlertMonitor:
         for bed_id in set(self._thresholds) - set(snapshot.thresholds):
             self.engine.set_thresholds(bed_id, self.engine.config.thresholds)
             del self._thresholds[bed_id]
-        compiled = self.watch.update(snapshot.rules)
+        installed = self.watch.update(snapshot.rules, compiled)
         events = self.engine.adopt(snapshot.alert_states)
-        return [alert_record(e) for e in events], compiled
+        return [alert_record(e) for e in events], installed

@@ -67,45 +67,70 @@ class WatchRules:
     #: rule id -> why it cannot run (compilation failed, or no model)
     unavailable: dict[int, str] = field(default_factory=dict)
 
-    def update(self, rules: Iterable[Mapping[str, Any]]) -> list[CompiledRule]:
-        """Bring the compiled set in line with the store's enabled rules; returns the rules compiled now
-        (new or changed), whose calibration the caller may write back. A rule that fails to compile is
-        kept out and listed in ``unavailable``, the others go on."""
+    def pending(self, rules: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The rules of ``rules`` that need compiling: new, changed (``updated_at``) or not yet runnable."""
+        return [
+            rule
+            for rule in rules
+            if (current := self.rules.get(int(rule["id"]))) is None
+            or current.version != float(rule.get("updated_at") or 0.0)
+        ]
+
+    def compile(self, rule: Mapping[str, Any]) -> CompiledRule | str:
+        """One rule compiled by the scorer, or why it cannot run. Touches no state of this object, so the
+        alert agent runs it in a worker thread (the text tower takes seconds to load the first time)."""
+        if self.scorer is None:
+            return "watch rules need the sleeplm runtime (SLEEPLM_RUNTIME=sleeplm)"
+        try:
+            vector, calibration = self.scorer.compile(str(rule["text"]))
+        except PSGError as exc:
+            return str(exc)
+        override = rule.get("threshold")
+        return CompiledRule(
+            id=int(rule["id"]),
+            text=str(rule["text"]),
+            bed_id=rule.get("bed_id"),
+            min_duration_s=float(rule.get("min_duration_s") or 30.0),
+            version=float(rule.get("updated_at") or 0.0),
+            vector=vector,
+            threshold=float(override if override is not None else calibration["threshold"]),
+            calibration=calibration,
+        )
+
+    def compile_all(self, rules: Iterable[Mapping[str, Any]]) -> dict[int, CompiledRule | str]:
+        return {int(rule["id"]): self.compile(rule) for rule in rules}
+
+    def update(
+        self, rules: Iterable[Mapping[str, Any]], compiled: Mapping[int, CompiledRule | str] | None = None
+    ) -> list[CompiledRule]:
+        """Bring the compiled set in line with the store's enabled rules, using ``compiled`` (from
+        ``compile_all`` of ``pending``; compiled here when not given). Returns the rules installed now,
+        whose calibration the caller writes back. A rule that cannot run is kept out and listed in
+        ``unavailable``; the others go on."""
         wanted = {int(r["id"]): r for r in rules}
         for gone in set(self.rules) - set(wanted):
             del self.rules[gone]
-        for rule_id in set(self.unavailable) - set(wanted):
-            del self.unavailable[rule_id]
+        for gone in set(self.unavailable) - set(wanted):
+            del self.unavailable[gone]
         self.streaks = {k: v for k, v in self.streaks.items() if k[1] in wanted}
-        compiled = []
-        for rule_id, rule in wanted.items():
-            version = float(rule.get("updated_at") or 0.0)
-            current = self.rules.get(rule_id)
-            if current is not None and current.version == version:
+        todo = self.pending(wanted.values())
+        results = dict(compiled) if compiled is not None else self.compile_all(todo)
+        installed = []
+        for rule in todo:
+            result = results.get(int(rule["id"]))
+            if result is None:
+                continue  # changed again since it was compiled: the next sync compiles it
+            if isinstance(result, str):
+                if self.unavailable.get(int(rule["id"])) != result:
+                    log.warning("watch rule %s cannot run: %s", rule["id"], result)
+                self.unavailable[int(rule["id"])] = result
                 continue
-            if self.scorer is None:
-                self.unavailable[rule_id] = "watch rules need the sleeplm runtime (SLEEPLM_RUNTIME=sleeplm)"
+            if result.version != float(rule.get("updated_at") or 0.0):
                 continue
-            try:
-                vector, calibration = self.scorer.compile(str(rule["text"]))
-            except PSGError as exc:
-                self.unavailable[rule_id] = str(exc)
-                log.warning("watch rule %s cannot run: %s", rule_id, exc)
-                continue
-            override = rule.get("threshold")
-            self.rules[rule_id] = CompiledRule(
-                id=rule_id,
-                text=str(rule["text"]),
-                bed_id=rule.get("bed_id"),
-                min_duration_s=float(rule.get("min_duration_s") or 30.0),
-                version=version,
-                vector=vector,
-                threshold=float(override if override is not None else calibration["threshold"]),
-                calibration=calibration,
-            )
-            self.unavailable.pop(rule_id, None)
-            compiled.append(self.rules[rule_id])
-        return compiled
+            self.rules[result.id] = result
+            self.unavailable.pop(result.id, None)
+            installed.append(result)
+        return installed
 
     def findings(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Findings for one caption record (``rule_id``, ``text``, ``score``, ``threshold``, ``epochs``): rules

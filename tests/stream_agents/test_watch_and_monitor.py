@@ -155,3 +155,25 @@ def test_bed_thresholds_refuse_unknown_or_inconsistent_values() -> None:
         bed_thresholds({"spo2": 85})
     with pytest.raises(AlertError, match="must not be above 'spo2_low'"):
         bed_thresholds({"spo2_critical": 90, "spo2_low": 85})
+
+
+def test_the_model_scorer_runs_on_the_shipped_checkpoint_and_bank() -> None:
+    """The live adapter: SleepLM's text vector and bank-calibrated threshold; the rules runtime gets none."""
+    from model_runtime.model_runtime import SleepLMRuntime
+    from model_runtime.rules import RulesRuntime
+    from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH
+    from stream_agents.alerts.scoring import rule_scorer_for
+
+    assert rule_scorer_for(RulesRuntime(), SHIPPED_CHECKPOINT_PATH) is None
+    scorer = rule_scorer_for(SleepLMRuntime(), SHIPPED_CHECKPOINT_PATH)
+    assert scorer is not None
+    vector, calibration = scorer.compile("REM with oxygen desaturation")
+    assert calibration["method"] == "bank-f1" and -1.0 <= calibration["threshold"] <= 1.0
+    assert calibration["concepts"] == {"stages": ["R"], "events": ["desaturation"]}
+    watch = WatchRules(scorer)
+    [calibrated, lowered] = watch.update(
+        [rule(1, text="REM with oxygen desaturation"), rule(2, text="REM with oxygen desaturation", threshold=-1.0)]
+    )
+    assert calibrated.threshold == calibration["threshold"] and lowered.threshold == -1.0
+    findings = watch.findings(record(0, embedding=vector.tolist()))
+    assert [f["score"] for f in findings if f["rule_id"] == 2] == [round(scorer.score(vector, vector), 4)]
