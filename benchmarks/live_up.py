@@ -130,6 +130,9 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
             try:
                 if api_up_s is None and client.get("/api/health").status_code == 200:
                     api_up_s = time.monotonic() - started
+                    # every route but health needs a token: the local admin one `sleeplm up` keeps
+                    token = (data_dir / "admin.token").read_text().strip()
+                    client.headers["Authorization"] = f"Bearer {token}"
                 if api_up_s is not None and all_beds_s is None:
                     for bed in client.get("/api/beds").json():
                         if bed["bed_id"] not in ready:

@@ -28,6 +28,8 @@ from services.settings import Settings
 from services.topics import ensure_topics
 
 STOP_GRACE_S = 10.0
+#: Where ``sleeplm up`` keeps its local admin token, under the data dir.
+ADMIN_TOKEN_FILE = "admin.token"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class LiveStack:
     settings: Settings
     broker: EmbeddedBroker | None = None
     children: list[_Child] = field(default_factory=list)
+    admin_token_path: Path | None = None
 
     @property
     def api_url(self) -> str:
@@ -72,6 +75,7 @@ class LiveStack:
             settings.one_record_per_batch = True
             settings.session_timeout_s = min(settings.session_timeout_s, 6.0)
         ensure_topics(settings.kafka, settings.partitions)
+        self.admin_token_path = ensure_local_admin_token(settings)
         env = self.child_env()
         self.spawn("api", ["api"], env)
         self.spawn("worker", ["worker"], env)
@@ -145,6 +149,25 @@ class LiveStack:
             self.broker.stop()
 
 
+def ensure_local_admin_token(settings: Settings) -> Path:
+    """The admin token of this machine's ``sleeplm up``, in ``<data-dir>/admin.token`` (mode 0600): reused
+    while it still verifies, created (and audited as made by ``sleeplm up``) otherwise. Every API route
+    needs a token; on a one-machine install this is the one to sign in to the web page with and to make
+    the ward's own tokens (``sleeplm token create``)."""
+    from store import Store
+
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    with Store(settings.database_url) as store:
+        if path.is_file() and store.verify_token(path.read_text().strip()) is not None:
+            return path
+        token, _ = store.create_token("sleeplm-up-admin", "admin", created_by="sleeplm up")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return path
+
+
 def run_up(settings: Settings, options: UpOptions) -> int:
     """Run the stack until SIGINT/SIGTERM or until a part dies; returns the exit status."""
     configure_lsl()
@@ -173,8 +196,9 @@ def _banner(stack: LiveStack, options: UpOptions) -> str:
     broker = f"embedded Tansu at {s.kafka}" if stack.broker else f"Kafka at {s.kafka}"
     return "\n".join([
         f"sleeplm up: {options.beds} simulated bed(s) at {options.speed:g}x real time",
-        f"  API        {stack.api_url}/api/beds   (live feed: {stack.api_url}/api/stream)",
-        f"  OpenAPI    {stack.api_url}/docs",
+        f"  web page   {stack.api_url}/   (sign in with the admin token in {stack.admin_token_path})",
+        f"  API        {stack.api_url}/api/ward   (every route but /api/health needs 'Authorization: Bearer <token>')",
+        f"  OpenAPI    {stack.api_url}/openapi.json",
         f"  metrics    {stack.api_url}/metrics",
         f"  broker     {broker}",
         f"  store      {s.database_url}",

@@ -47,26 +47,37 @@ def test_up_serves_every_bed_and_sigint_leaves_no_process(tmp_path: Path) -> Non
     )
     api = f"http://127.0.0.1:{port}"
     banner: list[str] = []
+    token_file = data_dir / "admin.token"
+    auth: dict[str, str] = {}
     try:
         def ready() -> bool:
             assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read()}"
+            if not token_file.is_file():
+                return False
+            auth["Authorization"] = f"Bearer {token_file.read_text().strip()}"
             try:
-                beds = httpx.get(f"{api}/api/beds", timeout=2).json()
+                beds = httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
             except httpx.HTTPError:
                 return False
             if len(beds) < BEDS:
                 return False
-            counts = [len(httpx.get(f"{api}/api/beds/{b['bed_id']}/epochs", timeout=2).json()) for b in beds]
+            counts = [
+                len(httpx.get(f"{api}/api/beds/{b['bed_id']}/epochs", timeout=2, headers=auth).json()) for b in beds
+            ]
             return all(c >= EPOCHS for c in counts)
 
         wait_until(ready, 120, f"{BEDS} beds with {EPOCHS} epochs through the API")
-        for bed in httpx.get(f"{api}/api/beds", timeout=2).json():
-            epochs = httpx.get(f"{api}/api/beds/{bed['bed_id']}/epochs", params={"since": 0, "limit": 100}).json()
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"  # the local admin token: owner only
+        assert httpx.get(f"{api}/api/beds", timeout=2).status_code == 401
+        for bed in httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json():
+            epochs = httpx.get(
+                f"{api}/api/beds/{bed['bed_id']}/epochs", params={"since": 0, "limit": 100}, headers=auth
+            ).json()
             assert [e["epoch"] for e in epochs] == list(range(EPOCHS))
             for epoch in epochs:
                 assert epoch["stage"] in {"W", "N1", "N2", "N3", "R", "?"}
                 assert set(epoch["captions"]) == set(MODALITIES) and all(epoch["captions"].values())
-        metrics = httpx.get(f"{api}/metrics", timeout=5).text
+        metrics = httpx.get(f"{api}/metrics", timeout=5, headers=auth).text
         assert "sleeplm_epoch_latency_seconds_bucket" in metrics
         count = [line for line in metrics.splitlines() if line.startswith("sleeplm_epoch_latency_seconds_count")]
         assert count and float(count[0].split()[-1]) >= BEDS * EPOCHS
