@@ -294,7 +294,7 @@ class _LivePipeline:
         watch = self.monitor.watch
         compiled = await loop.run_in_executor(None, watch.compile_all, watch.pending(snapshot.rules))
         out, installed = self.monitor.apply(snapshot, compiled)
-        await self.publish_alerts(out)
+        await self.publish_alerts(out + self.monitor.escalate_overdue())
         if installed:
             calibrations = {rule.id: rule.calibration for rule in installed}
             await loop.run_in_executor(None, self.store.set_rule_calibrations, calibrations)

@@ -21,6 +21,8 @@ so); an epoch older than the bed's last one is ignored.
 from __future__ import annotations
 
 import math
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,6 +66,8 @@ DEPENDS: dict[str, str] = {
     RESPIRATORY_EVENT: "respiratory",
 }
 RESPIRATORY_TYPES = frozenset({"obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea"})
+#: Resolved alerts an engine keeps answerable (the store keeps every one).
+RESOLVED_KEPT = 1000
 #: The technical alert of a bed whose device stream(s) stopped arriving.
 STREAM_ALERT = f"{TECHNICAL_PREFIX}stream"
 #: Two detector events of one type overlapping within this tolerance are the same event seen from two
@@ -130,10 +134,17 @@ class AlertEngine:
     with alert snapshots; the caller publishes and stores them.
     """
 
-    def __init__(self, config: AlertConfig | None = None) -> None:
+    def __init__(self, config: AlertConfig | None = None, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` is the host's wall clock; it only serves ``escalate_overdue`` (everything else runs on
+        the epochs' device time)."""
         self.config = config or AlertConfig()
+        self.clock = clock
         self._beds: dict[str, _Bed] = {}
         self._alerts: dict[str, Alert] = {}
+        #: alert id -> wall-clock time this engine first held it (raised or restored).
+        self._held_since: dict[str, float] = {}
+        #: ids of resolved alerts still kept, oldest first (see ``_retire``).
+        self._resolved: OrderedDict[str, None] = OrderedDict()
         #: Every acknowledgement: alert_id, user, at, previous_state.
         self.audit: list[dict[str, Any]] = []
         # Per-call scratch of ``process``: the transitions so far, alerts extended, the caption.
@@ -217,6 +228,7 @@ class AlertEngine:
             bed = self._bed(alert.bed_id)
             bed.recording_id = bed.recording_id or alert.recording_id
             self._alerts[alert.id] = alert
+            self._held_since[alert.id] = self.clock()
             bed.active[alert.type] = alert
             end = alert.evidence.get("end")
             if isinstance(end, (int, float)):
@@ -234,6 +246,7 @@ class AlertEngine:
             if stored.get("state") == State.RESOLVED.value:
                 alert.state = State.RESOLVED
                 self._beds[alert.bed_id].active.pop(alert.type, None)
+                self._retire(alert.id)
             elif stored.get("state") == State.ACKNOWLEDGED.value and alert.state is State.RAISED:
                 events += self.acknowledge(
                     alert_id_,
@@ -265,6 +278,7 @@ class AlertEngine:
                 evidence=_stream_evidence(at, at, 1, [stream]),
             )
             self._alerts[alert.id] = alert
+            self._held_since[alert.id] = self.clock()
             bed.active[STREAM_ALERT] = alert
             self._emit("raised", alert)
         elif kind == "stream_lost" and stream not in alert.evidence["values"]["streams"]:
@@ -537,6 +551,7 @@ class AlertEngine:
             if self._caption:
                 alert.evidence["caption"] = self._caption
             self._alerts[alert.id] = alert
+            self._held_since[alert.id] = self.clock()
             bed.active[kind] = alert
             self._emit("raised", alert)
             return
@@ -565,18 +580,39 @@ class AlertEngine:
             return
         self._events.append(AlertEvent(kind, alert.snapshot()))
 
+    def escalate_overdue(self) -> list[AlertEvent]:
+        """Escalate unacknowledged high alerts held longer than ``escalate_after_s`` of *wall-clock* time.
+
+        Escalation normally runs on device time as epochs arrive; a bed that stops sending (device gone,
+        bridge down) brings no more epochs, and its high alert must still escalate. The alert agent
+        calls this from its sync timer. The escalation time recorded is the alert's device time plus
+        the wall time elapsed since this engine took it."""
+        events: list[AlertEvent] = []
+        now = self.clock()
+        for alert in self._alerts.values():
+            held = now - self._held_since.get(alert.id, now)
+            if self._escalates(alert, held):
+                events.append(self._escalate(alert, alert.raised_at + held))
+        return events
+
+    def _escalates(self, alert: Alert, waited_s: float) -> bool:
+        return (
+            alert.latched
+            and alert.state is State.RAISED
+            and not alert.escalated
+            and waited_s >= self.config.escalate_after_s
+        )
+
+    def _escalate(self, alert: Alert, at: float) -> AlertEvent:
+        alert.escalated, alert.escalated_at = True, float(at)
+        alert.audit.append({"action": "escalate", "alert_id": alert.id, "at": float(at)})
+        return AlertEvent("escalated", alert.snapshot())
+
     def _time_transitions(self, bed: _Bed, now: float) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         for alert in list(bed.active.values()):
-            if (
-                alert.latched
-                and alert.state is State.RAISED
-                and not alert.escalated
-                and now - alert.raised_at >= self.config.escalate_after_s
-            ):
-                alert.escalated, alert.escalated_at = True, float(now)
-                alert.audit.append({"action": "escalate", "alert_id": alert.id, "at": float(now)})
-                events.append(AlertEvent("escalated", alert.snapshot()))
+            if self._escalates(alert, now - alert.raised_at):
+                events.append(self._escalate(alert, now))
             events += self._maybe_resolve(bed, alert, min(now, bed.last_end))
         return events
 
@@ -595,10 +631,20 @@ class AlertEngine:
     def _resolve(self, bed: _Bed, alert: Alert, at: float, emit: bool = True) -> AlertEvent:
         alert.state, alert.resolved_at, alert.updated_at = State.RESOLVED, float(at), max(alert.updated_at, at)
         bed.active.pop(alert.type, None)
+        self._retire(alert.id)
         event = AlertEvent("resolved", alert.snapshot())
         if emit:
             self._events.append(event)
         return event
+
+    def _retire(self, alert_id: str) -> None:
+        """A resolved alert stays answerable (``get``) among the last ``RESOLVED_KEPT``; older ones are
+        forgotten so a worker's memory does not grow over a night of alerts (the store keeps them all)."""
+        self._resolved[alert_id] = None
+        self._held_since.pop(alert_id, None)
+        while len(self._resolved) > RESOLVED_KEPT:
+            old, _ = self._resolved.popitem(last=False)
+            self._alerts.pop(old, None)
 
     def _bed(self, bed_id: str) -> _Bed:
         if not isinstance(bed_id, str) or not bed_id:

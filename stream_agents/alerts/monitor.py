@@ -81,6 +81,10 @@ class AlertMonitor:
         self.restored -= lost
         self.watch.forget_beds(lost)
 
+    def escalate_overdue(self) -> list[dict[str, Any]]:
+        """High alerts unacknowledged for ``escalate_after_s`` of wall time, also on beds that stopped sending."""
+        return [alert_record(e) for e in self.engine.escalate_overdue()]
+
     def active_ids(self) -> list[str]:
         return [a.id for a in self.engine.active()]
 

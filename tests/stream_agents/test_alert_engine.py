@@ -381,3 +381,31 @@ def test_caption_record_facts_drive_the_same_rules() -> None:
     assert np.isnan(no_aux.aux).all() and AlertEngine().process(no_aux) == []
     with pytest.raises(PSGError, match="field 'aux.spo2': expected numbers or null"):
         facts_from_record({**record, "aux": {"spo2": ["low"], "hr": []}})
+
+
+def test_high_alert_of_a_bed_that_stopped_sending_escalates_on_wall_time() -> None:
+    now = [100.0]
+    engine = AlertEngine(clock=lambda: now[0])
+    [high] = [e.alert for e in engine.process(epoch(0, 75.0)) if e.alert.type == "spo2_critical"]
+    now[0] += 119.0
+    assert engine.escalate_overdue() == []
+    now[0] += 1.0  # the bed sends nothing more, but the nurse still has not acknowledged
+    [escalated] = engine.escalate_overdue()
+    assert escalated.kind == "escalated" and escalated.alert.id == high.id
+    assert escalated.alert.escalated_at == high.raised_at + 120.0
+    assert engine.escalate_overdue() == []  # once
+
+
+def test_resolved_alerts_are_forgotten_beyond_a_bound(monkeypatch) -> None:
+    from stream_agents.alerts import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "RESOLVED_KEPT", 2)
+    engine = AlertEngine()
+    resolved = []
+    for n in range(0, 40, 8):  # a short desaturation every 4 min, each resolving after the hysteresis
+        for k, spo2 in enumerate([85.0] + [95.0] * 7):
+            resolved += [e.alert.id for e in engine.process(epoch(n + k, spo2)) if e.kind == "resolved"]
+    assert len(resolved) == 5
+    assert engine.get(resolved[-1]).state is State.RESOLVED
+    with pytest.raises(AlertError, match="unknown alert id"):
+        engine.get(resolved[0])
