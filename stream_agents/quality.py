@@ -10,7 +10,8 @@ noise, a technical alert is not) and tell the caption reader which numbers to di
   finger reports 0 or an invalid code: there is no reading, which is a gap, not a value);
 * ``flat``: the trace carries no physiology (standard deviation below ``FLAT_STD`` for its unit, or
   at least 5 s (``FLAT_MIN_S``) of perfectly flat or zero signal as ``psg.detectors.signal_quality``
-  finds it);
+  finds it, or, on airflow and effort channels, a 10-s stretch that is only sensor noise:
+  ``is_noise_only``);
 * ``clipped``: the amplifier saturated (``CLIP_FRACTION`` of the samples pinned at the epoch's
   extreme, or a rail span as ``psg.detectors.signal_quality`` finds it);
 * ``noisy``: the amplitude is far beyond physiology (EEG/EOG) or mains hum dominates the spectrum.
@@ -28,7 +29,7 @@ from scipy import signal as sps
 
 from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE, loss_spans
 from psg.dsp import runs
-from psg.montage import AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, EOG_R, HR, MODEL_CHANNELS, POS, SPO2
+from psg.montage import ABD, AF, AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, EOG_R, HR, MODEL_CHANNELS, POS, SPO2, THX
 from psg.recording import Signal
 
 #: Channels every epoch carries flags for: the model montage then the aux channels.
@@ -55,6 +56,18 @@ NOISY_RANGE_UV: dict[str, float] = {EEG_C3: 600.0, EEG_C4: 600.0, EOG_L: 1000.0,
 #: spectrum is mostly mains is an unplugged or badly referenced electrode.
 LINE_FRACTION = 0.5
 LINE_HZ = (50.0, 60.0)
+#: Airflow and effort: a disconnected cannula, thermistor or belt reads amplifier noise, which is
+#: broadband, whereas everything a breathing (or trying to breathe) person produces lies below 1.5 Hz:
+#: breathing at 0.1-0.7 Hz, and during apneas the residual efforts and the cardiogenic oscillations of
+#: an open airway (~1-1.5 Hz). A noise-only input therefore has little of its power in that band
+#: (white noise at 32 Hz: ~9 %). Measured on simulated nights (ucddb timelines, 10-s windows inside
+#: scored events): obstructive-apnea airflow >= 0.37 (1st percentile 0.50), central and mixed apneas
+#: >= 0.71 on every channel, hypopneas >= 0.98; a lead-off as ``psg.simulate.artifacts`` draws it
+#: 0.07-0.11. Below ``NOISE_BAND_FRACTION`` in any 10-s window (moved by 5 s) the trace is flat.
+NOISE_CHANNELS = frozenset({AF, THX, ABD})
+NOISE_BAND_HZ = (0.05, 1.5)
+NOISE_BAND_FRACTION = 0.25
+NOISE_WINDOW_S = 10.0
 #: A run of missing samples this short is timestamp jitter at a chunk seam (two chunks rounded onto the
 #: sample grid one sample apart), not a gap: at most 2 samples and at most 50 ms.
 GAP_TOLERANCE_S = 0.05
@@ -108,7 +121,29 @@ def is_flat(sig: Signal) -> bool:
     threshold = FLAT_STD.get(sig.unit)
     if threshold is not None and finite.size > 1 and float(np.std(finite)) < threshold:
         return True
+    if sig.label in NOISE_CHANNELS and is_noise_only(sig):
+        return True
     return any(reason in ("flat", "lead_off") for reason, _, _ in loss_spans(sig))
+
+
+def is_noise_only(sig: Signal) -> bool:
+    """Some 10-s window of an airflow/effort trace has under ``NOISE_BAND_FRACTION`` of its power in the
+    breathing/cardiogenic band: a sensor off the patient (see ``NOISE_BAND_FRACTION``)."""
+    n = int(NOISE_WINDOW_S * sig.fs)
+    if sig.fs < 4 * NOISE_BAND_HZ[1] or sig.data.size < n:
+        return False
+    step = n // 2
+    for start in range(0, sig.data.size - n + 1, step):
+        window = sig.data[start : start + n]
+        if not np.all(np.isfinite(window)):
+            continue
+        freqs, psd = sps.welch(window - window.mean(), fs=sig.fs, nperseg=n // 2)
+        total = psd[freqs >= NOISE_BAND_HZ[0]].sum()
+        if total > 0:
+            band = psd[(freqs >= NOISE_BAND_HZ[0]) & (freqs <= NOISE_BAND_HZ[1])].sum()
+            if band / total < NOISE_BAND_FRACTION:
+                return True
+    return False
 
 
 def is_clipped(sig: Signal) -> bool:

@@ -29,7 +29,7 @@ def test_gaps_stay_gaps_and_codes_are_held() -> None:
     assert np.isnan(out[640:960]).all() and np.isfinite(out[:630]).all() and np.isfinite(out[970:]).all()
     codes = np.repeat([2.0, 2.0, np.nan, 1.0], [10, 5, 5, 10])  # 1 Hz POS with a 5-s hole
     held = hold_to_model_rate(codes, 1.0)
-    assert set(np.unique(held)) == {1.0, 2.0} and (held[:20 * 64] == 2.0).all() and (held[20 * 64:] == 1.0).all()
+    assert set(np.unique(held)) == {1.0, 2.0} and (held[: 20 * 64] == 2.0).all() and (held[20 * 64 :] == 1.0).all()
     assert (hold_to_model_rate(np.full(30, np.nan), 1.0) == -1.0).all()
 
 
@@ -101,3 +101,20 @@ def test_seam_jitter_is_not_a_gap() -> None:
     x[2000:2003] = np.nan
     assert has_gap(x, 256.0)
     assert has_gap(np.r_[np.ones(10), np.nan, np.ones(19)], 1.0)  # a missing second of SpO2 is a gap
+
+
+def test_an_airflow_sensor_reading_only_noise_is_flat_but_an_apnea_is_not() -> None:
+    fs, t = 32.0, np.arange(0, 30, 1 / 32.0)
+    rng = np.random.default_rng(4)
+    breathing = 0.4 * np.sin(2 * np.pi * 0.25 * t) + 0.01 * rng.standard_normal(t.size)
+    # an apnea: residual efforts and the cardiogenic oscillation of an open airway, plus sensor noise
+    apnea = (
+        0.01 * np.sin(2 * np.pi * 0.3 * t) + 0.008 * np.sin(2 * np.pi * 1.2 * t) + 0.004 * rng.standard_normal(t.size)
+    )
+    lead_off = breathing.copy()
+    lead_off[12 * 32 :] = 0.02 * rng.standard_normal(t.size - 12 * 32)  # cannula off after 12 s: noise only
+    assert channel_flags(Signal("AF", breathing, fs, "a.u.")) == []
+    assert channel_flags(Signal("AF", apnea, fs, "a.u.")) == []
+    assert channel_flags(Signal("AF", lead_off, fs, "a.u.")) == ["flat"]
+    assert channel_flags(Signal("THX", lead_off, fs, "a.u.")) == ["flat"]
+    assert channel_flags(Signal("ECG", lead_off, 32.0, "mV")) != ["flat"]  # only airflow and effort
