@@ -132,3 +132,24 @@ def test_simulated_apnea_night_f1():
     assert len(truth) > 20
     assert match_events(detected, truth).f1 >= 0.85
     assert match_events(detected, truth, typed=True).f1 >= 0.85
+
+
+def test_every_sinus_pause_is_one_asystole_of_its_length() -> None:
+    """Pauses of 3.5-5.9 s at real beat times: each found once, with its length (NeuroKit2 alone picks up
+    baseline wiggles inside a pause as beats and missed 13 of 32 such pauses before ``plausible_peaks``)."""
+    from psg.simulate import simulate
+    from psg.timeline import Stage, Timeline
+
+    rng = np.random.default_rng(1)
+    beats, pauses = [0.5], []
+    while beats[-1] < 1200:
+        if len(beats) % 150 == 0:
+            pauses.append((beats[-1], float(rng.uniform(3.5, 5.9))))
+            beats.append(beats[-1] + pauses[-1][1])
+        else:
+            beats.append(beats[-1] + 60 / rng.uniform(55, 75))
+    timeline = Timeline("pauses", np.full(40, Stage.N2, dtype=np.int8), [], beat_times_s=np.array(beats))
+    found = [e for e in detect_events(simulate(timeline, seed=1)) if e.type == "asystole"]
+    assert len(found) == len(pauses) == 8
+    for (onset, length), event in zip(pauses, sorted(found, key=lambda e: e.onset_s), strict=True):
+        assert abs(event.onset_s - onset) < 0.05 and abs(event.duration_s - length) < 0.05

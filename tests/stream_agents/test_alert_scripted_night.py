@@ -544,15 +544,6 @@ def test_latching_escalation_acknowledgement_and_resolution(night: Night) -> Non
     assert acked == {"spo2_critical", "bradycardia", "tachycardia", "asystole"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "the epocher's R-peak detection (neurokit2, psg.features.cardiac.detect_r_peaks) finds a spurious "
-        "0.01-mV 'beat' inside the 5.9-s pause, so the asystole evidence is 2302.7-2305.7 (3.02 s) instead "
-        "of 2299.8-2305.7; the alert is raised only because 3.02 > 3.0 s"
-    ),
-)
 def test_asystole_evidence_spans_the_real_pause(night: Night) -> None:
     (pause,) = night.recording.timeline.events_of("asystole")
     (rec,) = night.of_type("asystole", "raised")
