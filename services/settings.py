@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="origins allowed to call the API from a browser (JSON list); empty = same origin only",
     )
+    search_preload: bool = Field(
+        default=True, description="the API loads the model's text tower at start (the first night search is then quick)"
+    )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body the API accepts")
     metrics_port: int | None = Field(
         default=None,

@@ -50,7 +50,7 @@ from services import topics
 from services.metrics import metrics
 from services.settings import Settings
 from store import Store
-from store.records import device_event_row
+from store.records import alert_event_row, device_event_row
 from store.store import caption_values
 from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
 from stream_agents.alerts.scoring import rule_scorer_for
@@ -366,10 +366,15 @@ def _caption_record(raw: bytes) -> dict[str, Any]:
 
 
 def _alert_record(raw: bytes) -> dict[str, Any]:
-    """A sleep.alerts record; technical (device) events are validated as the store will store them."""
-    record = decode_json(raw, ("kind", "bed_id", "type", "at"))
+    """A sleep.alerts record, validated as the store keeps it: kind "technical" (a device event) or
+    "alert" (an alert transition); any other kind is refused, naming the two."""
+    record = decode_json(raw, ("kind", "bed_id"))
     if record["kind"] == "technical":
         device_event_row(record)
+    elif record["kind"] == "alert":
+        alert_event_row(record)
+    else:
+        raise MessageError(f"sleep.alerts record field 'kind': expected 'technical' or 'alert', got {record['kind']!r}")
     return record
 
 

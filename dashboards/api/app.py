@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store_provider.get()  # open (and migrate) now if we can; health reports it if not
         except StoreUnavailable:
             pass
+        if settings.search_preload:
+            threading.Thread(target=app.state.search.warm, name="search-warm-up", daemon=True).start()
         yield
         app.state.closing.set()
         if app.state.lag is not None:

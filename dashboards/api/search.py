@@ -93,6 +93,13 @@ class NightSearch:
                     log.warning("search falls back to caption words: %s", exc)
             return self._lm
 
+    def warm(self) -> None:
+        """Load the text tower now (the API starts this in a background thread), and embed one text so the
+        sentence encoder is loaded too: the first search then answers in milliseconds, not seconds."""
+        lm = self._model()
+        if lm is not None:
+            lm.embed_text("obstructive apnea")
+
     def search(self, store: Any, bed_id: str, recording_id: str, text: str, top: int) -> dict[str, Any]:
         """The ``top`` epochs of the recording most like ``text`` (``QueryResult`` shape)."""
         if not text.strip():

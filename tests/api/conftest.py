@@ -83,7 +83,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., RunningApi]]:
     running: list[RunningApi] = []
 
     def _serve(**overrides: Any) -> RunningApi:
-        values = {"data_dir": tmp_path / "data", "kafka": None, "api_port": free_port(), **overrides}
+        values = {"data_dir": tmp_path / "data", "kafka": None, "api_port": free_port(), "search_preload": False,
+                  **overrides}
         api = start_api(Settings(_env_file=None, **values))
         running.append(api)
         return api

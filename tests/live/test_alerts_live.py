@@ -80,6 +80,8 @@ def test_threshold_alert_acknowledgement_and_watch_rule_through_the_stack(stack)
         assert set(ward) == {"bed-01", "bed-02"} and ward["bed-01"]["active_alerts"] >= 1
         metrics = api.get("/metrics").text
         assert 'sleeplm_alerts_total{priority="medium",transition="raised"}' in metrics
+        dead = [line for line in metrics.splitlines() if line.startswith("sleeplm_dead_letters_total")]
+        assert all(float(line.split()[-1]) == 0 for line in dead), f"the stack dead-lettered its own records: {dead}"
 
 
 def _up(api: httpx.Client) -> bool:
