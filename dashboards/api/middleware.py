@@ -51,17 +51,30 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimit:
-    """413 for request bodies larger than ``max_bytes`` (see the module docstring)."""
+class _HttpMiddleware:
+    """Passes anything but HTTP (lifespan, websockets) straight through; subclasses ``handle`` HTTP."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodyLimit(_HttpMiddleware):
+    """413 for request bodies larger than ``max_bytes`` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         too_big = f"request body over {self.max_bytes} bytes"
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
@@ -96,16 +109,10 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class SecurityHeaders:
+class SecurityHeaders(_HttpMiddleware):
     """Adds ``SECURITY_HEADERS`` to every response, and ``Cache-Control: no-store`` to /api and /metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         private = scope.get("path", "").startswith(("/api", "/metrics", "/openapi"))
 
         async def with_headers(message: Message) -> None:
@@ -120,16 +127,10 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class AccessLog:
+class AccessLog(_HttpMiddleware):
     """One log line per request: method, route template, status, milliseconds, caller (see the docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -1049,6 +1049,22 @@ function drawTimeAxis(ctx, x0, x1, y, spanS, startTime) {
   }
 }
 
+/** One labelled grid line per row of a night chart (the hypnogram's stages, the timeline's event types). */
+function drawRowGrid(ctx, rows, { left, right, top, rowH, w }, styleOf) {
+  ctx.textAlign = "right";
+  rows.forEach((row, i) => {
+    const y = top + (i + 0.5) * rowH;
+    ctx.strokeStyle = cssVar("--grid");
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(w - right, y);
+    ctx.stroke();
+    const [colour, label] = styleOf(row);
+    ctx.fillStyle = colour;
+    ctx.fillText(label, left - 8, y);
+  });
+}
+
 function drawHypnogram() {
   const view = state.bed;
   const canvas = $("hypnogram");
@@ -1060,17 +1076,10 @@ function drawHypnogram() {
   const { stages, epoch_s: epochS, start_time: start } = view.hyp;
   const xOf = (t) => left + (t / span) * (w - left - right);
   const yOf = (stage) => top + (HYPNOGRAM_ROWS.indexOf(stage) + 0.5) * rowH;
-  ctx.textAlign = "right";
-  HYPNOGRAM_ROWS.forEach((stage, i) => {
-    const y = top + (i + 0.5) * rowH;
-    ctx.strokeStyle = cssVar("--grid");
-    ctx.beginPath();
-    ctx.moveTo(left, y);
-    ctx.lineTo(w - right, y);
-    ctx.stroke();
-    ctx.fillStyle = cssVar(`--stage-${stage}`);
-    ctx.fillText(STAGE_TEXT[stage], left - 8, y);
-  });
+  drawRowGrid(ctx, HYPNOGRAM_ROWS, { left, right, top, rowH, w }, (stage) => [
+    cssVar(`--stage-${stage}`),
+    STAGE_TEXT[stage],
+  ]);
   let drawn = 0;
   let previous = null;
   ctx.lineWidth = 1.5;
@@ -1134,17 +1143,9 @@ function drawEvents() {
   const span = nightSpan(view);
   const start = view.hyp.start_time;
   const xOf = (t) => left + (Math.min(Math.max(t, 0), span) / span) * (w - left - right);
-  ctx.textAlign = "right";
-  rows.forEach((row, i) => {
-    const y = top + (i + 0.5) * rowH;
-    ctx.strokeStyle = cssVar("--grid");
-    ctx.beginPath();
-    ctx.moveTo(left, y);
-    ctx.lineTo(w - right, y);
-    ctx.stroke();
-    ctx.fillStyle = row === "alerts" ? cssVar("--text") : eventColour(row);
-    ctx.fillText(row === "alerts" ? "Alerts" : humanize(row), left - 8, y);
-  });
+  drawRowGrid(ctx, rows, { left, right, top, rowH, w }, (row) =>
+    row === "alerts" ? [cssVar("--text"), "Alerts"] : [eventColour(row), humanize(row)],
+  );
   for (const e of view.events) {
     const y = top + (rows.indexOf(e.type) + 0.5) * rowH;
     const x0 = xOf(e.onset_s);
