@@ -30,6 +30,19 @@ def configure_lsl() -> Path:
     return SHIPPED_LSL_CONFIG
 
 
+def private_lsl_config(folder: Path, session: str) -> Path:
+    """The configuration in effect plus an LSL session id of our own, written to ``folder``: liblsl
+    resolves only streams of the same session, so simulated beds of another run on this machine (also
+    called bed-01, ...) stay invisible to this run's bridge and the other way round."""
+    source = Path(os.environ.get("LSLAPICFG") or SHIPPED_LSL_CONFIG).read_text()
+    if "[lab]\n" not in source:
+        source += "\n[lab]\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lsl_api.cfg"
+    path.write_text(source.replace("[lab]\n", f"[lab]\nSessionID = {session}\n", 1))
+    return path
+
+
 def import_pylsl() -> ModuleType:
     """``configure_lsl()`` then ``import pylsl``: the one way this package loads liblsl."""
     configure_lsl()

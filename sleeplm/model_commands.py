@@ -312,6 +312,28 @@ def bank_cmd(
     typer.echo(f"bank written: {build_bank_command(checkpoint, out, nights, cache)}")
 
 
+def bench_stream_cmd(
+    beds: Annotated[int, typer.Option(min=1, max=5000, help="Beds in all (most generated, some over LSL).")] = 100,
+    seconds: Annotated[float, typer.Option(min=30, help="How long the beds stream (device = wall time).")] = 180.0,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes sharing the partitions.")] = 2,
+    partitions: Annotated[int, typer.Option(min=1, max=256, help="Partitions per topic.")] = 8,
+    lsl_beds: Annotated[int, typer.Option(min=0, help="Beds streamed through real LSL and the bridge.")] = 2,
+    runtime: Annotated[str | None, typer.Option(help="sleeplm or rules (default: as the workers resolve it).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Keep the run's store and logs here (default: temp).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory."""
+    from stream_agents.bench_stream import BenchOptions, main_json, run_bench
+
+    result = run_bench(BenchOptions(beds=beds, seconds=seconds, workers=workers, partitions=partitions,
+                                    lsl_beds=lsl_beds, runtime=runtime, data_dir=data_dir))
+    if as_json:
+        typer.echo(main_json(result))
+        return
+    for key, value in result.to_dict().items():
+        typer.echo(f"{key:>18}: {value}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the model commands (and the ``bench`` group with ``bench model``) to the ``sleeplm`` app."""
     app.command("stage")(stage_cmd)
@@ -322,6 +344,10 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_cmd)
     app.command("eval")(eval_cmd)
     app.command("bank")(bank_cmd)
-    bench = typer.Typer(help="Benchmarks: `bench model` measures SleepLM inference.", no_args_is_help=True)
+    bench = typer.Typer(
+        help="Benchmarks: `bench model` measures SleepLM inference, `bench stream` the whole live path.",
+        no_args_is_help=True,
+    )
     bench.command("model")(bench_model_cmd)
+    bench.command("stream")(bench_stream_cmd)
     app.add_typer(bench, name="bench")

@@ -85,7 +85,8 @@ def create_app(settings: Settings, runtime_name: str | None = None) -> faust.App
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=",".join(f"kafka://{server.strip()}" for server in settings.kafka.split(",")),
+        # sleeplm:// = Faust's kafka transport with a 100-ms fetch wait (stream_agents.transport)
+        broker=",".join(f"sleeplm://{server.strip()}" for server in settings.kafka.split(",")),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
