@@ -250,20 +250,22 @@ class Bridge:
     # --- samples ------------------------------------------------------------------------------------
 
     def pull(self) -> int:
-        """Pull what every inlet has; produce every complete chunk. Returns the samples pulled."""
+        """One pull from every inlet (up to 8 s of its samples); produce every complete chunk. Returns the
+        samples pulled. One pull per stream per round, so a stream with a backlog (a bridge catching up)
+        cannot starve the others: they are read in turn and none goes silent long enough to look lost."""
         total = 0
         for state in self.streams.values():
-            while state.inlet is not None:
-                try:
-                    samples, stamps = state.inlet.pull_chunk(
-                        timeout=0.0, max_samples=len(state.pull_into), dest_obj=state.pull_into, as_numpy=True
-                    )
-                except self.pylsl.util.LostError:
-                    log.info("bed %s stream %s: outlet closed", state.bed_id, state.stream)
-                    state.inlet = None
-                    break
-                if not len(stamps):
-                    break
+            if state.inlet is None:
+                continue
+            try:
+                samples, stamps = state.inlet.pull_chunk(
+                    timeout=0.0, max_samples=len(state.pull_into), dest_obj=state.pull_into, as_numpy=True
+                )
+            except self.pylsl.util.LostError:
+                log.info("bed %s stream %s: outlet closed", state.bed_id, state.stream)
+                state.inlet = None
+                continue
+            if len(stamps):
                 self._received(state, np.array(samples, dtype=np.float32), np.asarray(stamps, dtype=np.float64))
                 total += len(stamps)
         return total
@@ -283,7 +285,11 @@ class Bridge:
         state.buffer.append(samples)
         state.stamps.append(stamps)
         size = max(1, round(state.fs * CHUNK_S))
-        while state.buffered >= size:  # a bridge that fell behind still sends ~1-s chunks
+        if state.buffered < size:
+            return
+        # a bridge that fell behind still sends ~1-s chunks: join the backlog once, then cut it
+        state.buffer, state.stamps = [np.concatenate(state.buffer)], [np.concatenate(state.stamps)]
+        while state.buffered >= size:
             self._flush(state, size)
 
     def _real_recording(self, bed_id: str, first_sample: float) -> tuple[str, float]:
@@ -300,8 +306,8 @@ class Bridge:
         """Produce the first ``size`` buffered samples (all if None) of ``state`` as one chunk."""
         if not state.stamps or state.recording_id is None or state.recording_start is None:
             return
-        samples = np.concatenate(state.buffer)
-        stamps = np.concatenate(state.stamps)
+        samples = state.buffer[0] if len(state.buffer) == 1 else np.concatenate(state.buffer)
+        stamps = state.stamps[0] if len(state.stamps) == 1 else np.concatenate(state.stamps)
         size = len(stamps) if size is None else size
         state.buffer, state.stamps = ([samples[size:]], [stamps[size:]]) if size < len(stamps) else ([], [])
         samples, stamps = samples[:size], stamps[:size]

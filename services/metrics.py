@@ -52,6 +52,7 @@ class Metrics:
     alerts: Any  # Counter: alert transitions, by priority and transition (raised, acknowledged, ...)
     active_alerts: Any  # Gauge: active alerts held by the alert monitors (summed over live workers)
     beds: Any  # Gauge: beds by status (live, stale), from the store at each scrape of the API
+    store_retries: Any  # Counter: store calls retried because the database was unavailable or locked
 
 
 @cache
@@ -84,6 +85,7 @@ def metrics() -> Metrics:
         alerts=Counter("sleeplm_alerts", "Alert transitions", ["priority", "transition"]),
         active_alerts=Gauge("sleeplm_active_alerts", "Active alerts held by the workers", multiprocess_mode="livesum"),
         beds=Gauge("sleeplm_beds", "Beds by status", ["status"], multiprocess_mode="mostrecent"),
+        store_retries=Counter("sleeplm_store_retries", "Store calls retried while the database was unavailable"),
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import faust
 from faust.types import TP, EventT
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, load_runtime
 from psg.codecs import (
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 #: Fields a caption record must have for the sink to store it.
 CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
 DEAD_LETTER_PAYLOAD_BYTES = 4096
+#: Backoff of store writes while the database is unavailable: 0.25 s doubling to 5 s, for as long as it takes.
+STORE_RETRY_FIRST_S = 0.25
+STORE_RETRY_MAX_S = 5.0
 NORMALISER_EPOCHS = SERVING_WINDOW_EPOCHS
 
 
@@ -234,11 +238,10 @@ class _LivePipeline:
 
     async def sink_agent(self, stream: faust.StreamT) -> None:
         """sleep.captions -> the store, insert-or-ignore keyed (bed, recording, epoch)."""
-        loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(256, within=0.2):
             records = await self.decoded(batch, _caption_record)
             if records:
-                inserted = await loop.run_in_executor(None, self.store.insert_epochs, records)
+                inserted = await self.stored("insert_epochs", records)
                 self.metrics.epochs_stored.inc(len(inserted))
                 self.metrics.duplicates_ignored.inc(len(records) - len(inserted))
                 for row in inserted:
@@ -271,11 +274,10 @@ class _LivePipeline:
     async def alert_sink_agent(self, stream: faust.StreamT) -> None:
         """sleep.alerts: technical device events -> the store and the alert monitor (a lost stream is a
         technical alert); alert transitions were stored by their producer and are not read back."""
-        loop = asyncio.get_running_loop()
         async for batch in stream.noack_take(64, within=0.2):
             events = [record for record in await self.decoded(batch, _alert_record) if record["kind"] == "technical"]
             if events:
-                await loop.run_in_executor(None, self.store.insert_device_events, events)
+                await self.stored("insert_device_events", events)
                 await self.restore_beds({e["bed_id"] for e in events})
                 out: list[dict[str, Any]] = []
                 for record in events:
@@ -298,7 +300,7 @@ class _LivePipeline:
         await self.publish_alerts(out + self.monitor.escalate_overdue())
         if installed:
             calibrations = {rule.id: rule.calibration for rule in installed}
-            await loop.run_in_executor(None, self.store.set_rule_calibrations, calibrations)
+            await self.stored("set_rule_calibrations", calibrations)
 
     def _control_snapshot(self) -> ControlSnapshot:
         store = self.store
@@ -313,22 +315,42 @@ class _LivePipeline:
         new = sorted(beds - self.monitor.restored)
         if not new:
             return
-        loop = asyncio.get_running_loop()
         for bed in new:
-            alerts = await loop.run_in_executor(None, lambda b=bed: self.store.alerts("active", bed_id=b))
+            alerts = await self.stored("alerts", "active", bed)
             self.monitor.restore(bed, alerts)
 
     async def publish_alerts(self, records: list[dict[str, Any]]) -> None:
         """Store alert transitions (first: the API shows them from the store), then publish on sleep.alerts."""
         if not records:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.store.apply_alert_events, records)
+        await self.stored("apply_alert_events", records)
         pending = [await self.alerts.send(key=r["bed_id"].encode(), value=encode_json(r)) for r in records]
         await _delivered(pending)
         for record in records:
             self.metrics.alerts.labels(record["alert"]["priority"], record["event"]).inc()
         self.metrics.active_alerts.set(len(self.monitor.active_ids()))
+
+    async def stored(self, method: str, *args: Any) -> Any:
+        """``Store.<method>(*args)`` in a worker thread, retried while the database is unreachable or
+        locked (a PostgreSQL restart, a SQLite lock held past the busy timeout): the data are fine, so
+        nothing is dead-lettered; the batch stays un-acked and the stream waits (back-pressure) instead.
+        Errors that retrying cannot fix (a constraint or a bug) are raised."""
+        loop = asyncio.get_running_loop()
+        delay, failing_since = STORE_RETRY_FIRST_S, None
+        while True:
+            try:
+                result = await loop.run_in_executor(None, lambda: getattr(self.store, method)(*args))
+            except (OperationalError, InterfaceError) as exc:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("store unavailable (%s); retrying until it answers", str(exc).splitlines()[0])
+                self.metrics.store_retries.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
+                continue
+            if failing_since is not None:
+                log.warning("store answers again after %.1f s", time.monotonic() - failing_since)
+            return result
 
     async def decoded(self, batch: Iterable[EventT], decode: Callable[[bytes], Any]) -> list[Any]:
         """``decode`` of each event's value, in order; events that fail are dead-lettered with the reason."""
