@@ -319,14 +319,17 @@ def bench_stream_cmd(
     partitions: Annotated[int, typer.Option(min=1, max=256, help="Partitions per topic.")] = 8,
     lsl_beds: Annotated[int, typer.Option(min=0, help="Beds streamed through real LSL and the bridge.")] = 2,
     runtime: Annotated[str | None, typer.Option(help="sleeplm or rules (default: as the workers resolve it).")] = None,
+    speed: Annotated[float, typer.Option(min=1.0, max=100.0, help="Device-clock speed (the soak: 20 plays 8 h in "
+                                         "24 min); latency is then measured from each epoch's arrival.")] = 1.0,
     data_dir: Annotated[Path | None, typer.Option(help="Keep the run's store and logs here (default: temp).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory."""
+    """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory (RSS growth
+    after warm-up: the soak)."""
     from stream_agents.bench_stream import BenchOptions, main_json, run_bench
 
     result = run_bench(BenchOptions(beds=beds, seconds=seconds, workers=workers, partitions=partitions,
-                                    lsl_beds=lsl_beds, runtime=runtime, data_dir=data_dir))
+                                    lsl_beds=lsl_beds, runtime=runtime, data_dir=data_dir, speed=speed))
     if as_json:
         typer.echo(main_json(result))
         return

@@ -39,6 +39,8 @@ from services.settings import Settings
 #: the consumer group and load the model meanwhile); they still count towards lost epochs.
 WARMUP_S = 45.0
 DRAIN_S = 60.0
+#: Longest night rendered for the generator (an 8-h night at any speed); longer runs wrap around it.
+MAX_NIGHT_S = 8.5 * 3600
 
 
 @dataclass
@@ -73,6 +75,8 @@ class BenchOptions:
     drain_s: float = DRAIN_S
     data_dir: Path | None = None
     keep: bool = False
+    speed: float = 1.0
+    sample_s: float = 5.0
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -117,10 +121,12 @@ def _rss_mb(processes: list[Any]) -> float:
     return round(total / 2**20, 1)
 
 
-def stored_rows(db_path: Path) -> list[tuple[str, str, int, float, float, float]]:
-    """(bed, recording, epoch, start_time, epoch_s, stored_at) of every stored epoch."""
+def stored_rows(db_path: Path) -> list[tuple[str, str, int, float, float, float, float | None]]:
+    """(bed, recording, epoch, start_time, epoch_s, stored_at, end_received_at) of every stored epoch."""
     with sqlite3.connect(db_path, timeout=30) as db:
-        return db.execute("SELECT bed_id, recording_id, epoch, start_time, epoch_s, stored_at FROM epochs").fetchall()
+        return db.execute(
+            "SELECT bed_id, recording_id, epoch, start_time, epoch_s, stored_at, end_received_at FROM epochs"
+        ).fetchall()
 
 
 def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
@@ -153,7 +159,8 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     generated = options.beds - options.lsl_beds
     say(f"rendering {min(options.nights, max(generated, 1))} nights ...")
-    nights = render_nights(min(options.nights, max(generated, 1)), options.seconds + options.drain_s)
+    device_s = (options.seconds + options.drain_s) * options.speed
+    nights = render_nights(min(options.nights, max(generated, 1)), min(device_s, MAX_NIGHT_S))
     broker = None
     if settings.kafka is None:
         broker = start_broker(log_path=logs / "broker.log")
@@ -176,9 +183,9 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
                     "--beds",
                     str(options.lsl_beds),
                     "--speed",
-                    "1",
+                    f"{options.speed:g}",
                     "--hours",
-                    f"{(options.seconds + options.drain_s) / 3600 + 0.05:.3f}",
+                    f"{device_s / 3600 + 0.05:.3f}",
                     "--nights",
                     "1",
                 ],
@@ -196,14 +203,17 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
 
         start = time.time() + 1.0
         beds = plan_beds(generated, start, len(nights))
-        generator = LoadGenerator(beds, nights, lambda key, value: producer.send(SAMPLES, key=key, value=value))
+        generator = LoadGenerator(
+            beds, nights, lambda key, value: producer.send(SAMPLES, key=key, value=value), speed=options.speed
+        )
         watched = _process_tree([c.process.pid for c in stack.children] + ([broker.process.pid] if broker else []))
         watched.append(_self_process())
         cpu_before, wall_before = _cpu_seconds(watched), time.monotonic()
         stop_at = start + options.seconds
-        ticker = threading.Thread(target=_report, args=(say, stop_at, generator, settings), daemon=True)
-        ticker.start()
+        sampler = Sampler(stack, settings, generator, stop_at, options.sample_s, say)
+        sampler.start()
         generator.run(stop_at, should_stop=lambda: _dead(stack))
+        sampler.join()
         producer.flush(timeout=60)
         watched = _process_tree([c.process.pid for c in stack.children] + ([broker.process.pid] if broker else []))
         watched.append(_self_process())
@@ -223,6 +233,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         stack.stop(grace_s=10.0)
     cpu = sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in cpu_after) / wall * 100.0
     result = _measure(rows, expected, start, options, generator.behind_s, round(cpu, 1), rss, generator.messages)
+    result.details.update(sampler.memory_report(start + options.warmup_s))
     if not options.keep and options.data_dir is None:
         shutil.rmtree(data_dir, ignore_errors=True)
     else:
@@ -242,12 +253,14 @@ def _measure(
 ) -> BenchResult:
     per_bed: dict[str, list[int]] = defaultdict(list)
     latencies, ends = [], []
-    for bed, recording, epoch, start_time, epoch_s, stored_at in rows:
+    real_time = options.speed == 1.0
+    for bed, recording, epoch, start_time, epoch_s, stored_at, received_at in rows:
         per_bed[(bed, recording)].append(epoch)
         end = start_time + epoch_s
-        if end >= start + options.warmup_s:
-            latencies.append(stored_at - end)
-            ends.append(end)
+        arrived = end if real_time else received_at  # accelerated: the device clock runs ahead of the wall
+        if arrived is not None and arrived >= start + options.warmup_s:
+            latencies.append(stored_at - arrived)
+            ends.append(arrived)
     lost = sum(
         max(0, n - len(set(e for e in per_bed.get((bed, rec), []) if e < n))) for bed, (rec, n) in expected.items()
     )
@@ -285,6 +298,8 @@ def _measure(
             "chunks_produced": messages,
             "lsl_bed_epochs": lsl,
             "runtime": options.runtime or "default",
+            "speed": options.speed,
+            "latency_from": "epoch end, device clock" if real_time else "arrival of the epoch's last chunk (wall)",
         },
     )
 
@@ -311,21 +326,58 @@ def _self_process() -> Any:
     return psutil.Process(os.getpid())
 
 
-def _report(say: Any, stop_at: float, generator: Any, settings: Settings) -> None:
-    db = Path(settings.database_url.removeprefix("sqlite:///"))
-    while (left := stop_at - time.time()) > 0:
-        stored = 0
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=5) as conn:
-                    stored = conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
-        say(
-            f"  {left:5.0f} s left  chunks sent {generator.messages}  epochs stored {stored}  "
-            f"generator behind {generator.behind_s:.2f} s"
-        )
-        time.sleep(min(10.0, max(left, 0.1)))
+class Sampler(threading.Thread):
+    """Every ``every_s``: each worker's RSS and the epochs stored so far (the soak's memory curve), printed
+    as progress."""
+
+    def __init__(self, stack: Any, settings: Settings, generator: Any, stop_at: float, every_s: float, say: Any):
+        super().__init__(name="bench-sampler", daemon=True)
+        self.stack, self.generator, self.stop_at, self.every_s, self.say = stack, generator, stop_at, every_s, say
+        self.db = Path(settings.database_url.removeprefix("sqlite:///"))
+        self.samples: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        while (left := self.stop_at - time.time()) > 0:
+            workers = {c.name: c.process.pid for c in self.stack.children if c.name.startswith("worker")}
+            rss = {name: _rss_mb(_process_tree([pid])) for name, pid in workers.items()}
+            stored = _count(self.db)
+            self.samples.append({"at": time.time(), "stored": stored, "worker_rss_mb": rss})
+            self.say(
+                f"  {left:5.0f} s left  chunks sent {self.generator.messages}  epochs stored {stored}  "
+                f"generator behind {self.generator.behind_s:.2f} s  worker RSS {sum(rss.values()):.0f} MB"
+            )
+            time.sleep(min(self.every_s, max(left, 0.1)))
+
+    def memory_report(self, after: float) -> dict[str, Any]:
+        """Worker RSS at the first sample after ``after`` (warm-up) and at the last one; growth in percent."""
+        warm = [s for s in self.samples if s["at"] >= after]
+        if len(warm) < 2:
+            return {"rss_growth_pct": None}
+        first, last = warm[0]["worker_rss_mb"], warm[-1]["worker_rss_mb"]
+        growth = [100.0 * (last[w] - first[w]) / first[w] for w in first if w in last and first[w] > 0]
+        return {
+            "rss_growth_pct": round(max(growth), 2) if growth else None,
+            "worker_rss_mb_after_warmup": first,
+            "worker_rss_mb_at_end": last,
+            "samples": [
+                {
+                    "t": round(s["at"] - self.samples[0]["at"], 1),
+                    "stored": s["stored"],
+                    "worker_rss_mb": round(sum(s["worker_rss_mb"].values()), 1),
+                }
+                for s in self.samples
+            ],
+        }
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
 
 
 def main_json(result: BenchResult) -> str:

@@ -135,28 +135,38 @@ class LoadGenerator:
         send: Callable[[bytes, bytes], object],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        speed: float = 1.0,
     ) -> None:
+        """``speed`` > 1 runs the beds' device clock that much faster than ``clock`` from the first bed's
+        recording start (an accelerated night for soak tests); 1 is real time."""
         self.beds = beds
         self.nights = nights
         self.send = send
         self.clock = clock
         self.sleep = sleep
+        self.speed = float(speed)
+        self.origin = min((b.recording_start for b in beds), default=0.0)
         self.sent_seconds = {bed.bed_id: 0 for bed in beds}
         self.messages = 0
         self.behind_s = 0.0
 
     def due(self, now: float) -> Iterator[tuple[GeneratedBed, int]]:
-        """(bed, second) pairs whose second ended by ``now`` and were not sent yet, oldest first."""
+        """(bed, second) pairs whose second ended by device time ``now`` and were not sent yet, oldest first."""
         for bed in self.beds:
             ended = math.floor(now - bed.recording_start)
             for second in range(self.sent_seconds[bed.bed_id], max(0, ended)):
                 yield bed, second
 
+    def device_time(self, now: float) -> float:
+        """The beds' device clock at wall time ``now``."""
+        return self.origin + self.speed * (now - self.origin)
+
     def step(self, now: float) -> int:
-        """Send everything due at ``now``; returns how many messages went out."""
+        """Send everything due at wall time ``now``; returns how many messages went out."""
         sent = 0
-        for bed, second in list(self.due(now)):
-            self.behind_s = max(self.behind_s, now - (bed.recording_start + second + 1))
+        device_now = self.device_time(now)
+        for bed, second in list(self.due(device_now)):
+            self.behind_s = max(self.behind_s, (device_now - (bed.recording_start + second + 1)) / self.speed)
             key = bed.bed_id.encode()
             for stream in self.nights[bed.night]:
                 self.send(key, encode_chunk(bed_chunk(bed, stream, second, now)))
@@ -166,7 +176,7 @@ class LoadGenerator:
         return sent
 
     def run(self, stop_at: float, tick_s: float = 0.05, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Send on schedule until ``stop_at`` (Unix s) or ``should_stop()``."""
+        """Send on schedule until wall time ``stop_at`` (Unix s) or ``should_stop()``."""
         while not should_stop():
             now = self.clock()
             if now >= stop_at:
