@@ -41,6 +41,10 @@ _PREFIX = struct.Struct("<4sBI")
 MAX_HEADER_BYTES = 256 * 1024
 #: Quality flags an epoch can carry per channel (DESIGN: missing, flat, clipped, noisy, gap).
 QUALITY_FLAGS: tuple[str, ...] = ("missing", "flat", "clipped", "noisy", "gap")
+#: Longest epoch a message may claim, in seconds (the alert agent allocates per-second series this long).
+MAX_EPOCH_S = 3600.0
+#: Largest epoch index (the store's column is a 32-bit integer; 48 h of 30-s epochs is 5760).
+MAX_EPOCH = 2**31 - 1
 DEVICE_EVENT_TYPES: tuple[str, ...] = ("stream_lost", "stream_resumed", "spool_overflow")
 
 
@@ -118,6 +122,43 @@ class EpochMessage:
 # --- binary framing -------------------------------------------------------------------------------
 
 
+#: Largest integer a header or record may hold: every count, index and id fits 64 bits, and a larger one
+#: would overflow the float conversions and database columns behind the decoders.
+MAX_JSON_INT = 2**63 - 1
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"non-standard token {token} (strict JSON: write missing values as null)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a float")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text) if len(text.lstrip("-")) <= 19 else None  # no conversion of a 5000-digit string
+    if value is None or abs(value) > MAX_JSON_INT:
+        raise ValueError(f"integer {text[:40]}{'...' if len(text) > 40 else ''} is out of range (at most 64 bits)")
+    return value
+
+
+def _strict_json(raw: Any, what: str) -> Any:
+    """``raw`` parsed as the strict JSON our encoders write; ``MessageError`` naming ``what`` otherwise.
+
+    Python's parser accepts more: NaN/Infinity tokens, numbers that overflow to inf, integers of any
+    size (beyond 4300 digits it raises a plain ValueError) and nesting until it raises RecursionError.
+    None of those may reach a stream agent as anything but a ``MessageError``."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except RecursionError:
+        raise MessageError(f"{what}: not valid JSON (nested too deeply)") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MessageError(f"{what}: not valid JSON ({exc})"[:300]) from None
+
+
 def _frame(magic: bytes, header: dict[str, Any], payload: bytes = b"") -> bytes:
     try:
         head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
@@ -139,10 +180,7 @@ def _unframe(raw: bytes) -> tuple[bytes, dict[str, Any], memoryview]:
         raise MessageError(f"message: version {version} not supported, expected {VERSION}")
     if head_len > MAX_HEADER_BYTES or _PREFIX.size + head_len > len(view):
         raise MessageError(f"message: header length {head_len} does not fit a {len(view)}-byte message")
-    try:
-        header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + head_len]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"message header: not valid JSON ({exc})") from None
+    header = _strict_json(bytes(view[_PREFIX.size : _PREFIX.size + head_len]), "message header")
     if not isinstance(header, dict):
         raise MessageError("message header: expected a JSON object")
     return bytes(magic), header, view[_PREFIX.size + head_len :]
@@ -301,6 +339,17 @@ def decode_epoch(raw: bytes) -> EpochMessage:
     epoch = _field(header, "epoch", int, "an epoch index >= 0")
     if epoch < 0:
         raise MessageError(f"message header field 'epoch': expected >= 0, got {epoch}")
+    if epoch > MAX_EPOCH:
+        raise MessageError(f"message header field 'epoch': expected at most {MAX_EPOCH}, got {epoch}")
+    epoch_s = float(_field(header, "epoch_s", (int, float), "the epoch length in seconds"))
+    if not 0 < epoch_s <= MAX_EPOCH_S:
+        raise MessageError(f"message header field 'epoch_s': expected 0 < epoch_s <= {MAX_EPOCH_S:g}, got {epoch_s!r}")
+    features = _field(header, "features", dict, "an object of features")
+    for name, value in features.items():
+        if value is not None and not isinstance(value, (int, float, str)):  # psg.features.Feature
+            raise MessageError(
+                f"message header field 'features.{name[:80]}': expected a number, string or null, got {value!r:.80}"
+            )
     aux_n = _field(header, "aux_n", int, "the number of aux samples")
     if not 0 < aux_n <= 10_000:
         raise MessageError(f"message header field 'aux_n': expected 1..10000, got {aux_n}")
@@ -316,10 +365,10 @@ def decode_epoch(raw: bytes) -> EpochMessage:
         signals=_floats(payload[:n_signal], (len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES), "epoch signals"),
         aux=_floats(payload[n_signal:], (len(AUX_CHANNELS), aux_n), "epoch aux"),
         quality={str(k): [str(f) for f in v] for k, v in quality.items() if isinstance(v, list)},
-        features=_field(header, "features", dict, "an object of features"),
+        features=features,
         events=_field(header, "events", list, "a list of events"),
         end_received_at=_time(header, "end_received_at"),
-        epoch_s=float(_field(header, "epoch_s", (int, float), "the epoch length in seconds")),
+        epoch_s=epoch_s,
     )
 
 
@@ -348,10 +397,7 @@ def encode_json(record: dict[str, Any]) -> bytes:
 
 def decode_json(raw: bytes, required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Bytes -> JSON object with a supported ``schema`` and the ``required`` fields; ``MessageError`` if not."""
-    try:
-        record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
-        raise MessageError(f"message: not valid JSON ({exc})") from None
+    record = _strict_json(raw, "message")
     if not isinstance(record, dict):
         raise MessageError("message: expected a JSON object")
     if record.get("schema") != JSON_SCHEMA:

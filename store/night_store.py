@@ -73,7 +73,11 @@ def embedding_values(record: dict[str, Any], what: str = "caption record") -> di
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vector)
     ):
         raise MessageError(f"{what} field 'embedding': expected a list of at most {MAX_EMBEDDING_DIM} numbers")
-    array = np.asarray(vector, dtype="<f4")
+    try:
+        with np.errstate(over="ignore"):  # a float beyond float32 becomes inf, refused just below
+            array = np.asarray(vector, dtype="<f4")
+    except OverflowError:  # an integer beyond any float (Python ints are unbounded)
+        array = np.full(len(vector), np.inf, dtype="<f4")
     if not np.all(np.isfinite(array)):
         raise MessageError(f"{what} field 'embedding': expected finite numbers")
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from psg.codecs import MessageError
+from psg.codecs import MAX_EPOCH, MAX_EPOCH_S, MessageError
 
 #: Longest bed / recording id the schema holds.
 MAX_ID_CHARS = 128
@@ -27,21 +27,55 @@ def _fail(what: str, name: str, expected: str, value: Any) -> MessageError:
     return MessageError(f"{what} field {name!r}: expected {expected}, got {shown}")
 
 
+def _encodable(value: str) -> bool:
+    """Whether the database driver can write ``value``: JSON may carry lone surrogates (``"\\ud800"``), which
+    no UTF-8 column holds (the driver raises UnicodeEncodeError mid-transaction), and NUL characters, which
+    PostgreSQL text columns refuse."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _ident(record: dict[str, Any], name: str, what: str) -> str:
     value = record.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_CHARS:
         raise _fail(what, name, f"a non-empty string of at most {MAX_ID_CHARS} characters", value)
+    if not _encodable(value):
+        raise _fail(what, name, "valid Unicode text (no NUL and no lone surrogate escapes such as \\ud800)", value)
     return value
 
 
-def _number(record: dict[str, Any], name: str, what: str, optional: bool = False, positive: bool = False) -> Any:
+def _finite(value: Any) -> bool:
+    """A JSON number that is a finite float (ints beyond a float's range are not: float() overflows)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _number(
+    record: dict[str, Any],
+    name: str,
+    what: str,
+    optional: bool = False,
+    positive: bool = False,
+    maximum: float | None = None,
+) -> Any:
     value = record.get(name)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         raise _fail(what, name, "a finite number" + (" or null" if optional else ""), value)
     if positive and value <= 0:
         raise _fail(what, name, "a positive number", value)
+    if maximum is not None and value > maximum:
+        raise _fail(what, name, f"a number of at most {maximum:g}", value)
     return float(value)
 
 
@@ -51,7 +85,27 @@ def _text(record: dict[str, Any], name: str, what: str, optional: bool = False, 
         return None
     if not isinstance(value, str):
         raise _fail(what, name, "a string" + (" or null" if optional else ""), value)
+    if not _encodable(value):
+        raise _fail(what, name, "valid Unicode text (no NUL and no lone surrogate escapes such as \\ud800)", value)
     return value
+
+
+def _events(record: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """Detector events as ``DetectedEvent.to_dict`` writes them: the night timeline (``NightEvent``) and the
+    alert engine read ``type``, ``onset_s`` and ``duration_s`` of every one."""
+    events = _typed(record, "events", list, what, default=[])
+    for i, event in enumerate(events):
+        name = f"events[{i}]"
+        if not isinstance(event, dict):
+            raise _fail(what, name, "an object with type, onset_s and duration_s", event)
+        if not isinstance(event.get("type"), str):
+            raise _fail(what, f"{name}.type", "a string", event.get("type"))
+        _number(event, "onset_s", what=f"{what} {name}")
+        if _number(event, "duration_s", what=f"{what} {name}") < 0:
+            raise _fail(what, f"{name}.duration_s", "a number >= 0", event["duration_s"])
+        if event.get("channel") is not None and not isinstance(event["channel"], str):
+            raise _fail(what, f"{name}.channel", "a channel label or null", event["channel"])
+    return events
 
 
 def _typed(record: dict[str, Any], name: str, kind: type, what: str, default: Any = None) -> Any:
@@ -68,6 +122,8 @@ def caption_row(record: Any, what: str = "caption record") -> dict[str, Any]:
     epoch = record.get("epoch")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise _fail(what, "epoch", "an integer >= 0", epoch)
+    if epoch > MAX_EPOCH:  # the column is a 32-bit INTEGER on PostgreSQL (48 h of 30-s epochs is 5760)
+        raise _fail(what, "epoch", f"an integer of at most {MAX_EPOCH}", epoch)
     captions = _typed(record, "captions", dict, what)
     for key in CAPTION_MODALITIES:
         if not isinstance(captions.get(key), str):
@@ -90,14 +146,14 @@ def caption_row(record: Any, what: str = "caption record") -> dict[str, Any]:
         "recording_id": _ident(record, "recording_id", what),
         "epoch": epoch,
         "start_time": _number(record, "start_time", what),
-        "epoch_s": _number(record, "epoch_s", what, positive=True),
+        "epoch_s": _number(record, "epoch_s", what, positive=True, maximum=MAX_EPOCH_S),
         "stage": stage,
         "stage_source": _text(record, "stage_source", what, optional=True),
         "probabilities": probabilities,
         "captions": captions,
         "features": _typed(record, "features", dict, what, default={}),
         "quality": quality,
-        "events": _typed(record, "events", list, what, default=[]),
+        "events": _events(record, what),
         "advisories": _typed(record, "advisories", list, what, default=[]),
         "runtime": _text(record, "runtime", what, optional=True),
         "end_received_at": _number(record, "end_received_at", what, optional=True),
@@ -149,6 +205,8 @@ def alert_event_row(event: Any, what: str = "alert event") -> dict[str, Any]:
     alert_id = alert.get("id")
     if not isinstance(alert_id, str) or not alert_id or len(alert_id) > MAX_ALERT_ID_CHARS:
         raise _fail(inner, "id", f"a non-empty string of at most {MAX_ALERT_ID_CHARS} characters", alert_id)
+    if not _encodable(alert_id):
+        raise _fail(inner, "id", "valid Unicode text (no NUL and no lone surrogate escapes such as \\ud800)", alert_id)
     priority, state = alert.get("priority"), alert.get("state")
     if priority not in ALERT_PRIORITIES:
         raise _fail(inner, "priority", f"one of {', '.join(ALERT_PRIORITIES)}", priority)

@@ -30,7 +30,7 @@ from dashboards.api.lag import ConsumerLag
 from dashboards.api.middleware import AccessLog, BodyLimit, SecurityHeaders
 from dashboards.api.routers import access, alerts, beds, health, metrics, rules, stream
 from dashboards.api.routers.health import package_version
-from dashboards.api.schemas import StreamAlert, StreamDevice, StreamEpoch
+from dashboards.api.schemas import Error, StreamAlert, StreamDevice, StreamEpoch
 from dashboards.api.search import NightSearch
 from dashboards.api.security import TokenCache, Viewer
 from psg.errors import PSGError
@@ -141,11 +141,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 routes=app.routes,
             )
             _describe_stream_items(schema)
+            _describe_refusals(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _describe_refusals(schema: dict[str, Any]) -> None:
+    """Say what a 422 carries: FastAPI declares its own parameter errors (``detail`` a list), but a value
+    the store or the alert rules refuse (``PSGError``, ``AlertError``) answers 422 with ``detail`` a text
+    (``Error``); a client must expect either wherever a 422 is declared."""
+    either = {
+        "anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": "#/components/schemas/Error"}]
+    }
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            refused = operation.get("responses", {}).get("422")
+            if refused is not None:
+                refused["description"] = "Invalid parameters (detail: a list of errors) or a refused value (detail)"
+                refused["content"] = {"application/json": {"schema": either}}
+    # FastAPI adds HTTPValidationError with any 422; Error is there when a route names it (404s), but say so.
+    _, defs = models_json_schema([(Error, "serialization")], ref_template="#/components/schemas/{model}")
+    schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
 
 
 def _describe_stream_items(schema: dict[str, Any]) -> None:

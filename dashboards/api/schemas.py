@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+#: Largest row id a path or query parameter may name: the store's ids are 64-bit (a larger int overflows the
+#: database driver, which would answer 500 instead of 404).
+MAX_ID = 2**63 - 1
 
 
 class Health(BaseModel):
@@ -224,13 +229,24 @@ class RuleCreate(BaseModel):
 
 
 class RuleUpdate(BaseModel):
+    """The fields to change; a field left out keeps its value. ``bed_id`` and ``threshold`` may be set to
+    null (the whole ward, the calibrated threshold); ``text``, ``min_duration_s`` and ``enabled`` may not
+    (the columns are NOT NULL: a null reached the database as an IntegrityError, a 500)."""
+
     model_config = {"extra": "forbid"}
 
-    text: str | None = Field(default=None, min_length=1, max_length=300)
+    text: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=300)
     bed_id: str | None = Field(default=None, min_length=1, max_length=128)
-    min_duration_s: float | None = Field(default=None, gt=0, le=43200)
+    min_duration_s: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=43200)
     threshold: float | None = Field(default=None, ge=-1, le=1)
-    enabled: bool | None = None
+    enabled: bool | SkipJsonSchema[None] = None
+
+    @field_validator("text", "min_duration_s", "enabled")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # only an explicit null gets here: defaults are not validated
+            raise ValueError("may not be null; leave the field out to keep its value")
+        return value
 
 
 class Rule(BaseModel):

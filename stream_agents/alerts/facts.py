@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from psg.codecs import MessageError
+from psg.codecs import MAX_EPOCH_S, MessageError
 from psg.timeline import EPOCH_S
 
 
@@ -60,6 +60,8 @@ def facts_from_record(record: dict[str, Any]) -> RecordFacts:
     ``MessageError`` naming the field when ``aux`` is malformed. A record without ``aux`` (an older
     producer) gives NaN series: no SpO2/HR rule can fire on it, the others still do."""
     epoch_s = float(record.get("epoch_s") or EPOCH_S)
+    if not 0 < epoch_s <= MAX_EPOCH_S:  # the per-second series below are this long: never allocate 1e10 seconds
+        raise MessageError(f"caption record field 'epoch_s': expected 0 < epoch_s <= {MAX_EPOCH_S:g}, got {epoch_s!r}")
     n = int(round(epoch_s))
     aux = np.full((2, n), np.nan)
     given = record.get("aux")
@@ -72,7 +74,7 @@ def facts_from_record(record: dict[str, Any]) -> RecordFacts:
                 raise MessageError(f"caption record field 'aux.{name}': expected a list of per-second values")
             try:
                 values = np.array([np.nan if v is None else float(v) for v in series], dtype=float)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
                 raise MessageError(f"caption record field 'aux.{name}': expected numbers or null") from None
             aux[row, : min(n, len(values))] = values[:n]
     return RecordFacts(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, status
 
 from dashboards.api.deps import StoreDep
-from dashboards.api.schemas import AuditEntry, Error, Me, Token, TokenCreate, TokenCreated
+from dashboards.api.schemas import MAX_ID, AuditEntry, Error, Me, Token, TokenCreate, TokenCreated
 from dashboards.api.security import Admin, Viewer
 
 router = APIRouter(prefix="/api", tags=["access"])
@@ -37,7 +37,9 @@ def create_token(store: StoreDep, principal: Admin, body: TokenCreate) -> dict:
     responses={404: {"model": Error, "description": "No such token"}},
     summary="Revoke a token (admin); it stops working at once",
 )
-def revoke_token(request: Request, store: StoreDep, principal: Admin, token_id: Annotated[int, Path(ge=1)]) -> dict:
+def revoke_token(
+    request: Request, store: StoreDep, principal: Admin, token_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> dict:
     record = store.revoke_token(token_id, by=principal.name, by_role=principal.role)
     request.app.state.token_cache.clear()
     return record
@@ -48,6 +50,8 @@ def audit_log(
     store: StoreDep,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    before: Annotated[int | None, Query(ge=1, description="entries older than this id (paging)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="entries older than this id (paging)")
+    ] = None,
 ) -> list[dict]:
     return store.audit_log(limit=limit, before_id=before)

@@ -24,6 +24,7 @@ from dashboards.api.schemas import (
 )
 from dashboards.api.security import Admin, Viewer
 from psg.alerting import AlertError, Thresholds, bed_thresholds
+from psg.codecs import MAX_EPOCH
 
 router = APIRouter(prefix="/api", tags=["beds"])
 
@@ -52,7 +53,7 @@ def bed_epochs(
     store: StoreDep,
     _: Viewer,
     bed_id: BedId,
-    since: Annotated[int, Query(ge=0, description="first epoch index to return")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_EPOCH, description="first epoch index to return")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="most epochs to return")] = 100,
     recording_id: RecordingId = None,
 ) -> list[dict]:

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from dashboards.api.deps import StoreDep
-from dashboards.api.schemas import Error, Rule, RuleCreate, RuleUpdate
+from dashboards.api.schemas import MAX_ID, Error, Rule, RuleCreate, RuleUpdate
 from dashboards.api.security import Admin, Viewer
 
 router = APIRouter(prefix="/api/rules", tags=["watch rules"])
 
-RuleId = Annotated[int, Path(ge=1, description="watch rule id")]
+RuleId = Annotated[int, Path(ge=1, le=MAX_ID, description="watch rule id")]
 NOT_FOUND = {404: {"model": Error, "description": "No such watch rule"}}
 
 

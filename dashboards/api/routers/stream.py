@@ -18,7 +18,9 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from dashboards.api.deps import ClosingDep, StoreDep
+from dashboards.api.schemas import MAX_ID
 from dashboards.api.security import Viewer
+from psg.errors import PSGError
 from store import Cursor
 
 router = APIRouter(prefix="/api", tags=["live feed"])
@@ -41,7 +43,12 @@ def resume_cursor(
         ),
     ] = None,
 ) -> Cursor | None:
-    return None if last_event_id is None else Cursor.parse(last_event_id)
+    if last_event_id is None:
+        return None
+    cursor = Cursor.parse(last_event_id)
+    if max(cursor.epoch_id, cursor.event_id, cursor.alert_id) > MAX_ID:  # would overflow the store's query
+        raise PSGError(f"Last-Event-ID {last_event_id!r}: expected row ids of at most {MAX_ID}")
+    return cursor
 
 
 @router.get(
