@@ -28,10 +28,13 @@ with a running estimate so that live and offline agree. How that is done here, a
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
+from math import gcd
 
 import numpy as np
 from scipy import signal as sps
 
+from psg.dsp import median
 from psg.montage import EPOCH_S, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES, MODEL_FS, POS
 from psg.recording import Recording
 
@@ -59,15 +62,62 @@ def to_model_rate(data: np.ndarray, fs: float) -> np.ndarray:
         return np.full(MODEL_EPOCH_SAMPLES, np.nan)
     if missing.any():
         x = fill_linear(x)
-    ratio = Fraction(MODEL_FS / fs).limit_denominator(1000)
-    if ratio == 1:
+    up, down = _rate_ratio(fs)
+    if up == down:
         out = x
     else:
-        out = sps.resample_poly(x, ratio.numerator, ratio.denominator, padtype="line")
+        out = sps.resample_poly(x, up, down, padtype="line", window=_anti_alias_fir(up, down))
     out = _fit_length(out)
     if missing.any():
         out[missing[_source_index(missing.size, fs)]] = np.nan
     return out
+
+
+def to_model_rate_many(channels: dict[str, tuple[np.ndarray, float]]) -> dict[str, np.ndarray]:
+    """``to_model_rate`` of every channel but POS (``{label: (epoch samples, fs)}``).
+
+    Channels of one rate and length without missing samples (a device stream's) are resampled as one
+    2-D array: ``resample_poly`` filters each row exactly as it filters a 1-D input, and most of its
+    cost per call is fixed.
+    """
+    out: dict[str, np.ndarray] = {}
+    groups: dict[tuple[float, int], list[tuple[str, np.ndarray]]] = {}
+    for label, (data, fs) in channels.items():
+        if label == POS:
+            continue
+        x = np.asarray(data, dtype=np.float64)
+        if x.size and np.isfinite(x).all() and _rate_ratio(fs)[0] != _rate_ratio(fs)[1]:
+            groups.setdefault((fs, x.size), []).append((label, x))
+        else:
+            out[label] = to_model_rate(x, fs)
+    for (fs, _), members in groups.items():
+        up, down = _rate_ratio(fs)
+        stacked = np.stack([x for _, x in members])
+        filtered = sps.resample_poly(stacked, up, down, axis=-1, padtype="line", window=_anti_alias_fir(up, down))
+        for (label, _), row in zip(members, filtered, strict=True):
+            out[label] = _fit_length(row)
+    return out
+
+
+@lru_cache(maxsize=32)
+def _rate_ratio(fs: float) -> tuple[int, int]:
+    """64 Hz / ``fs`` as (up, down), the fraction with denominator <= 1000 closest to it."""
+    ratio = Fraction(MODEL_FS / fs).limit_denominator(1000)
+    return ratio.numerator, ratio.denominator
+
+
+@lru_cache(maxsize=32)
+def _anti_alias_fir(up: int, down: int) -> np.ndarray:
+    """The FIR that ``scipy.signal.resample_poly(x, up, down)`` designs by default (``firwin`` with a
+    Kaiser window, beta 5, cutoff at the lower Nyquist), designed once: ``firwin`` costs more than the
+    filtering of an epoch. Passed back as ``window``, SciPy uses it as is, so the output is unchanged."""
+    g = gcd(up, down)
+    up, down = up // g, down // g
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    h = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    h.setflags(write=False)
+    return h
 
 
 def hold_to_model_rate(data: np.ndarray, fs: float, missing_value: float = -1.0) -> np.ndarray:
@@ -102,14 +152,22 @@ def fill_hold(x: np.ndarray, missing_value: float = -1.0) -> np.ndarray:
 
 def robust_stats(x64: np.ndarray) -> tuple[float, float] | None:
     """(median, 1.4826 x MAD) of an epoch's finite samples, or None where they are too few or constant."""
-    finite = x64[np.isfinite(x64)]
+    finite_mask = np.isfinite(x64)
+    finite = x64 if finite_mask.all() else x64[finite_mask]
     if finite.size < MIN_VALID_FRACTION * x64.size:
         return None
-    median = float(np.median(finite))
-    scale = MAD_TO_SD * float(np.median(np.abs(finite - median)))
+    centre = median(finite)
+    scale = MAD_TO_SD * median(np.abs(finite - centre))
     if not scale > 0:
         return None
-    return median, scale
+    return centre, scale
+
+
+def _list_median(values: list[float]) -> float:
+    """``float(np.median(values))`` of a short non-empty list of finite floats (the same arithmetic)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2.0
 
 
 class RunningNormaliser:
@@ -130,20 +188,46 @@ class RunningNormaliser:
         A label absent from ``channels`` is zeros (the epoch's quality flags say 'missing').
         """
         out = np.zeros((len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES), dtype=np.float32)
+        present = [label for label in MODEL_CHANNELS if label in channels]
+        resampled = to_model_rate_many({label: channels[label] for label in present})
+        normalised = self.normalise_many(epoch, {label: resampled[label] for label in present if label != POS})
         for row, label in enumerate(MODEL_CHANNELS):
-            if label not in channels:
-                continue
-            data, fs = channels[label]
-            if label == POS:
+            if label == POS and label in channels:
+                data, fs = channels[label]
                 out[row] = hold_to_model_rate(data, fs)
-                continue
-            out[row] = self.normalise(epoch, label, to_model_rate(data, fs))
+            elif label in normalised:
+                out[row] = normalised[label]
         return out
 
     def normalise(self, epoch: int, label: str, x64: np.ndarray) -> np.ndarray:
         """Record ``x64``'s statistics for ``epoch`` and return it z-scored by the window's estimate (NaN -> 0)."""
+        return self.normalise_many(epoch, {label: x64})[label]
+
+    def normalise_many(self, epoch: int, channels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``normalise`` of several channels' model-rate epochs at once (``{label: x64}``, each
+        ``MODEL_EPOCH_SAMPLES`` long): the statistics of the complete ones from one partition of all,
+        the z-scores as one array operation. The same numbers as one channel at a time."""
+        stats = _robust_stats_rows(channels)
+        out: dict[str, np.ndarray] = {}
+        scored: list[tuple[str, float, float]] = []
+        for label in channels:
+            estimate = self._record(epoch, label, stats[label])
+            if estimate is None:
+                out[label] = np.zeros(MODEL_EPOCH_SAMPLES, dtype=np.float32)
+            else:
+                scored.append((label, *estimate))
+        if scored:
+            x = np.stack([channels[label] for label, _, _ in scored])
+            centre = np.array([c for _, c, _ in scored])[:, None]
+            scale = np.array([s for _, _, s in scored])[:, None]
+            z = np.nan_to_num((x - centre) / scale, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+            out.update(zip((label for label, _, _ in scored), z, strict=True))
+        return out
+
+    def _record(self, epoch: int, label: str, stats: tuple[float, float] | None) -> tuple[float, float] | None:
+        """Store ``label``'s statistics of ``epoch`` (or drop them: None) and return the window's
+        (centre, scale), None when the window has none."""
         per_epoch = self._stats.setdefault(label, {})
-        stats = robust_stats(x64)
         if stats is None:
             per_epoch.pop(epoch, None)
         else:
@@ -153,11 +237,36 @@ class RunningNormaliser:
             del per_epoch[old]
         window = [s for e, s in per_epoch.items() if first <= e <= epoch]
         if not window:
-            return np.zeros(MODEL_EPOCH_SAMPLES, dtype=np.float32)
-        centre = float(np.median([s[0] for s in window]))
-        scale = float(np.median([s[1] for s in window]))
-        z = (x64 - centre) / scale
-        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+            return None
+        return _list_median([s[0] for s in window]), _list_median([s[1] for s in window])
+
+
+def _robust_stats_rows(channels: dict[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
+    """``robust_stats`` of each channel; those of equal length without a missing sample from one
+    ``np.partition`` per statistic over all of them (each row's order statistics are its own)."""
+    out: dict[str, tuple[float, float] | None] = {}
+    complete: dict[int, list[str]] = {}
+    for label, x in channels.items():
+        if x.size >= 2 and np.isfinite(x).all():
+            complete.setdefault(x.size, []).append(label)
+        else:
+            out[label] = robust_stats(x)
+    for labels in complete.values():
+        x = np.stack([channels[label] for label in labels])
+        centre = _row_medians(x)
+        scale = MAD_TO_SD * _row_medians(np.abs(x - centre[:, None]))
+        for label, c, s in zip(labels, centre.tolist(), scale.tolist(), strict=True):
+            out[label] = (c, s) if s > 0 else None
+    return out
+
+
+def _row_medians(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=1)`` of finite rows (at least 2 columns), from one partition."""
+    half = x.shape[1] // 2
+    if x.shape[1] % 2:
+        return np.partition(x, half, axis=1)[:, half]
+    part = np.partition(x, (half - 1, half), axis=1)
+    return (part[:, half - 1] + part[:, half]) / 2.0
 
 
 def _fit_length(x: np.ndarray) -> np.ndarray:

@@ -21,6 +21,16 @@ bridged by a straight line (the spectra barely notice), but an epoch with less t
 samples is set to zero for that channel, which the feature code reads as a flat lead and reports as
 None rather than a number computed from interpolation (its quality flags say 'gap'). POS holds its
 last code. A channel with no sample in the whole window is left out of the recording (features None).
+
+Cost: this runs for every epoch of every bed (500 beds: ~17 epochs/s on a 2-core box), so the window
+is analysed once, with nothing computed for the context epochs that only the current one needs:
+features are computed for the current epoch only (``epoch_features(..., epochs=[k])``, the same
+values as for the whole window), the ECG R peaks are detected once for the features, the cardiac
+detectors and the aux HR (``window_r_peaks``), and inside ``psg.dsp.shared_results`` the features
+and the detectors share the window's filtered signals and every channel's signal-loss spans (taken
+for all channels at once). ``benchmarks/epoch_analysis_speed.py`` measures it; the golden test
+(``tests/stream_agents/test_epoch_analysis_golden.py``) pins the output to what the straightforward
+version produced.
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ import numpy as np
 
 from psg.codecs import EpochMessage, to_jsonable
 from psg.detectors import detect_events
-from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE
+from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE, loss_spans_many
+from psg.dsp import shared_results
 from psg.features import epoch_features
 from psg.model_input import RunningNormaliser, fill_hold, fill_linear
 from psg.montage import AUX_CHANNELS, ECG, EPOCH_S, HR, MODEL_CHANNELS, POS
@@ -80,15 +91,18 @@ def analyse(window: EpochWindow) -> EpochMessage:
     k = window.epoch - window.first_epoch
     features: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
-    if recording.signals and recording.n_epochs > k:
-        features = to_jsonable(epoch_features(recording)[k])
-        start, end = k * EPOCH_S, (k + 1) * EPOCH_S
-        offset = window.first_epoch * EPOCH_S
-        events = [
-            to_jsonable(replace(e, onset_s=e.onset_s + offset).to_dict())
-            for e in detect_events(recording)
-            if e.onset_s < end and e.end_s > start
-        ]
+    with shared_results():  # features and detectors share filtered signals and signal-loss spans
+        loss_spans_many(list(recording.signals.values()))  # every channel's, at once (memoised)
+        r_peaks = window_r_peaks(recording)
+        if recording.signals and recording.n_epochs > k:
+            features = to_jsonable(epoch_features(recording, epochs=[k], r_peaks=r_peaks)[0])
+            start, end = k * EPOCH_S, (k + 1) * EPOCH_S
+            offset = window.first_epoch * EPOCH_S
+            events = [
+                to_jsonable(replace(e, onset_s=e.onset_s + offset).to_dict())
+                for e in detect_events(recording, r_peaks=r_peaks)
+                if e.onset_s < end and e.end_s > start
+            ]
     model_input = {
         label: (current[label].data, current[label].fs) for label in MODEL_CHANNELS if label in current
     }
@@ -98,7 +112,7 @@ def analyse(window: EpochWindow) -> EpochMessage:
         epoch=window.epoch,
         start_time=window.recording_start + window.epoch * EPOCH_S,
         signals=window.normaliser.model_signals(window.epoch, model_input),
-        aux=aux_channels(window, recording),
+        aux=aux_channels(window, recording, r_peaks),
         quality=epoch_quality(current),
         features=features,
         events=events,
@@ -106,12 +120,31 @@ def analyse(window: EpochWindow) -> EpochMessage:
     )
 
 
+def window_r_peaks(recording: Recording) -> np.ndarray | None:
+    """R-peak times (s) of the window's ECG, detected once for the features, the cardiac detectors and
+    the aux heart rate (None without an ECG)."""
+    from psg.features.cardiac import detect_r_peaks  # neurokit2: imported only when there is an ECG
+
+    ecg = recording.signals.get(ECG)
+    return None if ecg is None else detect_r_peaks(ecg)
+
+
 def feature_recording(window: EpochWindow) -> Recording:
-    """The window as a finite-valued ``Recording`` for the feature and detector code (see the module doc)."""
+    """The window as a finite-valued ``Recording`` for the feature and detector code (see the module doc).
+
+    A channel without a missing sample is passed as a read-only view (the usual case: no copy); the
+    others are filled on a copy.
+    """
     signals: dict[str, Signal] = {}
     for label, sig in window.signals.items():
         data = np.asarray(sig.data, dtype=np.float64)
-        if not np.isfinite(data).any():
+        finite = np.isfinite(data)
+        if finite.all():
+            view = data.view()
+            view.flags.writeable = False
+            signals[label] = Signal(label, view, sig.fs, sig.unit)
+            continue
+        if not finite.any():
             continue
         if label == POS:
             signals[label] = Signal(label, fill_hold(data), sig.fs, sig.unit)
@@ -119,15 +152,18 @@ def feature_recording(window: EpochWindow) -> Recording:
         data = data.copy()
         for epoch in range(window.first_epoch, window.epoch + 1):
             part = window.epoch_slice(sig.fs, epoch)
-            segment = data[part]
-            if segment.size and np.isfinite(segment).mean() < MIN_FEATURE_FRACTION:
+            segment = finite[part]
+            if segment.size and segment.mean() < MIN_FEATURE_FRACTION:
                 data[part] = 0.0
         signals[label] = Signal(label, fill_linear(data), sig.fs, sig.unit)
     return Recording(record_id=f"{window.bed_id}/{window.recording_id}/{window.epoch}", signals=signals)
 
 
-def aux_channels(window: EpochWindow, recording: Recording) -> np.ndarray:
-    """(2, 30) float32: SpO2 (%) and HR (bpm) per second of the current epoch, NaN without a valid reading."""
+def aux_channels(window: EpochWindow, recording: Recording, r_peaks: np.ndarray | None = None) -> np.ndarray:
+    """(2, 30) float32: SpO2 (%) and HR (bpm) per second of the current epoch, NaN without a valid reading.
+
+    ``r_peaks``: the window's ECG R peaks when the caller has them (``window_r_peaks``).
+    """
     n = int(EPOCH_S)
     out = np.full((len(AUX_CHANNELS), n), np.nan)
     for row, label in enumerate(AUX_CHANNELS):
@@ -135,7 +171,8 @@ def aux_channels(window: EpochWindow, recording: Recording) -> np.ndarray:
             out[row] = per_second(window.current(label), PHYSIOLOGICAL_RANGE[label], n)
     hr_row = AUX_CHANNELS.index(HR)
     if not np.isfinite(out[hr_row]).any() and ECG in recording.signals:
-        out[hr_row] = ecg_heart_rate(recording.signals[ECG], (window.epoch - window.first_epoch) * EPOCH_S, n)
+        start_s = (window.epoch - window.first_epoch) * EPOCH_S
+        out[hr_row] = ecg_heart_rate(recording.signals[ECG], start_s, n, r_peaks)
     return out.astype(np.float32)
 
 
@@ -149,11 +186,12 @@ def per_second(sig: Signal, bounds: tuple[float, float], n: int) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def ecg_heart_rate(ecg: Signal, start_s: float, n: int) -> np.ndarray:
-    """Instantaneous HR (60 / RR, plausible beats only) at the middle of each of ``n`` seconds from ``start_s``."""
+def ecg_heart_rate(ecg: Signal, start_s: float, n: int, r_peaks: np.ndarray | None = None) -> np.ndarray:
+    """Instantaneous HR (60 / RR, plausible beats only) at the middle of each of ``n`` seconds from ``start_s``
+    (``r_peaks``: the R peaks of ``ecg`` when the caller has them)."""
     from psg.features.cardiac import detect_r_peaks  # neurokit2: imported only when ECG HR is needed
 
-    beats = detect_r_peaks(ecg)
+    beats = detect_r_peaks(ecg) if r_peaks is None else r_peaks
     if beats.size < 2:
         return np.full(n, np.nan)
     rate = 60.0 / np.diff(beats)

@@ -91,11 +91,22 @@ class _Stream:
     labels: tuple[str, ...]
     units: tuple[str, ...]
     blocks: dict[int, np.ndarray] = field(default_factory=dict)
+    #: Per block: every sample written so far lies before this index (chunks arriving in order write
+    #: past it, onto NaN only: no need to look for samples already there).
+    written: dict[int, int] = field(default_factory=dict)
     reach: int = 0  # sample index just past the furthest sample received
     contiguous: int = 0  # ... just past the last sample of the unbroken run of chunks (by seq)
     next_seq: int | None = None  # the seq that would extend the unbroken run
     pending: dict[int, int] = field(default_factory=dict)  # seq -> end index of chunks past a missing seq
     lost: bool = False
+    #: Samples per epoch when the rate is a whole number of Hz: the epoch grid is then exactly
+    #: ``epoch * samples_per_epoch`` and ``bounds`` / ``epoch_of`` skip the float rounding (they run
+    #: several times per chunk, ~100 chunks per epoch and bed).
+    samples_per_epoch: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if float(self.fs).is_integer():
+            self.samples_per_epoch = int(EPOCH_S) * int(self.fs)
 
     def received(self, seq: int, end: int) -> None:
         """Advance ``reach`` and the unbroken run with chunk ``seq`` ending at sample index ``end``."""
@@ -121,10 +132,15 @@ class _Stream:
 
     def bounds(self, epoch: int) -> tuple[int, int]:
         """Sample indices [start, end) of ``epoch`` (starts rounded per epoch, so odd rates do not drift)."""
+        spe = self.samples_per_epoch
+        if spe is not None:
+            return epoch * spe, (epoch + 1) * spe
         return int(round(epoch * EPOCH_S * self.fs)), int(round((epoch + 1) * EPOCH_S * self.fs))
 
     def epoch_of(self, index: int) -> int:
         """The epoch containing sample ``index``."""
+        if self.samples_per_epoch is not None:
+            return index // self.samples_per_epoch
         epoch = int(math.floor(index / (EPOCH_S * self.fs)))
         while self.bounds(epoch + 1)[0] <= index:
             epoch += 1
@@ -137,6 +153,21 @@ class _Stream:
             start, end = self.bounds(epoch)
             self.blocks[epoch] = np.full((len(self.labels), end - start), np.nan, dtype=np.float32)
         return self.blocks[epoch]
+
+    def write(self, epoch: int, offset: int, samples: np.ndarray) -> None:
+        """Place ``samples`` (channels, n) at ``offset`` in ``epoch``'s block; a sample already there wins."""
+        target = self.block(epoch)[:, offset : offset + samples.shape[1]]
+        if offset >= self.written.get(epoch, 0):
+            target[...] = samples  # nothing written here yet
+        else:
+            np.copyto(target, samples, where=np.isnan(target))
+        self.written[epoch] = max(self.written.get(epoch, 0), offset + samples.shape[1])
+
+    def forget_before(self, epoch: int) -> None:
+        """Drop the blocks of epochs before ``epoch``."""
+        for old in [e for e in self.blocks if e < epoch]:
+            del self.blocks[old]
+            self.written.pop(old, None)
 
 
 @dataclass
@@ -232,7 +263,9 @@ class Epocher:
 
     def _add(self, chunk: SampleChunk, token: object) -> EpocherOutput:
         out = EpocherOutput()
-        finished = self._finished.setdefault(chunk.bed_id, deque(maxlen=FINISHED_RECORDINGS))
+        finished = self._finished.get(chunk.bed_id)
+        if finished is None:
+            finished = self._finished[chunk.bed_id] = deque(maxlen=FINISHED_RECORDINGS)
         if chunk.recording_id in finished:
             out.released.append(token)
             return out
@@ -269,9 +302,7 @@ class Epocher:
             lo, hi = max(g0, start), min(g1, end)
             if lo >= hi:
                 continue
-            target = stream.block(epoch)[:, lo - start : hi - start]
-            empty = np.isnan(target)
-            target[empty] = data[:, lo - g0 : hi - g0][empty]
+            stream.write(epoch, lo - start, data[:, lo - g0 : hi - g0])
         stream.received(chunk.seq, g1)
         stream.lost = False
         bed.last_received_at = max(bed.last_received_at, chunk.received_at)
@@ -310,13 +341,19 @@ class Epocher:
         return bed.last_emitted - self.context_epochs + 1
 
     def _complete(self, bed: _Bed, epoch: int) -> bool:
-        live = [s for s in bed.streams.values() if not s.lost]
-        if not live:
+        """Every live stream has its unbroken run past the epoch, or the most advanced one is more than
+        ``max_lag_s`` past it (runs for every chunk: one pass over the streams)."""
+        waiting, any_live, ahead = False, False, -math.inf
+        for s in bed.streams.values():
+            if s.lost:
+                continue
+            any_live = True
+            if not waiting and s.contiguous < s.bounds(epoch)[1]:
+                waiting = True
+            ahead = max(ahead, s.reach / s.fs)
+        if not any_live:
             return False
-        end_s = (epoch + 1) * EPOCH_S
-        if all(s.contiguous >= s.bounds(epoch)[1] for s in live):
-            return True
-        return max(s.reach / s.fs for s in live) > end_s + self.max_lag_s
+        return not waiting or ahead > (epoch + 1) * EPOCH_S + self.max_lag_s
 
     def _emit_ready(self, bed: _Bed, received_at: float) -> list[EpochMessage]:
         out = []
@@ -336,7 +373,7 @@ class Epocher:
                     start, end = stream.bounds(e)
                     block = np.full((len(stream.labels), end - start), np.nan, dtype=np.float32)
                 parts.append(block)
-            window = np.concatenate(parts, axis=1)
+            window = np.concatenate(parts, axis=1, dtype=np.float64)  # Signal holds float64: rows are views
             for row, (label, unit) in enumerate(zip(stream.labels, stream.units, strict=True)):
                 signals.setdefault(label, Signal(label, window[row], stream.fs, unit))
         message = self.analyse(
@@ -357,8 +394,7 @@ class Epocher:
         floor = self._data_floor(bed)
         for stream in bed.streams.values():
             stream.give_up_before(stream.bounds(epoch)[1])
-            for old in [e for e in stream.blocks if e < floor]:
-                del stream.blocks[old]
+            stream.forget_before(floor)
         return message
 
     def _release(self, bed: _Bed) -> list[object]:

@@ -8,6 +8,8 @@ for captions and EDF+ annotations.
 
 from __future__ import annotations
 
+import numpy as np
+
 from psg.detectors.base import DetectedEvent, to_events
 from psg.detectors.cardiac import detect_cardiac_events
 from psg.detectors.oximetry import detect_desaturations
@@ -20,14 +22,17 @@ from psg.recording import Recording
 __all__ = ["DetectedEvent", "detect_events", "to_events"]
 
 
-def detect_events(recording: Recording) -> list[DetectedEvent]:
-    """All rule-detected events in ``recording``, in time order."""
+def detect_events(recording: Recording, r_peaks: np.ndarray | None = None) -> list[DetectedEvent]:
+    """All rule-detected events in ``recording``, in time order.
+
+    ``r_peaks`` are ``detect_r_peaks`` of the recording's ECG when the caller already has them.
+    """
     events = detect_respiratory_events(recording)
     spo2 = recording.get(SPO2)
     if spo2 is not None:
         events += detect_desaturations(spo2)
     ecg = recording.get(ECG)
     if ecg is not None:
-        events += detect_cardiac_events(detect_r_peaks(ecg), ecg)
+        events += detect_cardiac_events(detect_r_peaks(ecg) if r_peaks is None else r_peaks, ecg)
     events += detect_signal_loss(recording)
     return sorted(events, key=lambda e: (e.onset_s, e.type))

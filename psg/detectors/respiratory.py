@@ -30,7 +30,7 @@ from scipy import ndimage
 from psg.detectors.base import DetectedEvent
 from psg.detectors.oximetry import desaturation_drop
 from psg.detectors.signal_quality import usable_mask
-from psg.dsp import bandpass, dominant_period_s, peak_to_peak, runs
+from psg.dsp import bandpass, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
 from psg.recording import Recording, Signal
 
@@ -61,7 +61,7 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
         if end_s - onset_s < MIN_EVENT_S:
             continue
         ratio = analysis.ratio_from(start, stop)
-        values = {"flow_drop_pct": 100.0 * (1.0 - float(np.median(ratio)))}
+        values = {"flow_drop_pct": 100.0 * (1.0 - median(ratio))}
         apnea = analysis.longest_span_below(start, stop, 1.0 - APNEA_DROP, base_index=start)
         if apnea is not None and analysis.seconds(apnea[1]) - analysis.seconds(apnea[0]) >= MIN_EVENT_S:
             kind, effort_ratio = _apnea_type(efforts, analysis, *apnea)
@@ -165,7 +165,7 @@ def _apnea_type(efforts: list[_Excursion], flow: _Excursion, start: int, stop: i
         kind = "mixed_apnea"
     else:
         kind = "obstructive_apnea"
-    return kind, float(np.median(ratio))
+    return kind, median(ratio)
 
 
 def _causal_percentile(env: np.ndarray, fs: float) -> np.ndarray:

@@ -17,11 +17,13 @@ Whole-night processing happens once (band-pass, breath detection, envelopes); ep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import signal as sps
 
 from psg.detectors.signal_quality import usable_mask
-from psg.dsp import bandpass, dominant_period_s, peak_to_peak, runs
+from psg.dsp import bandpass, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
 from psg.recording import Recording, Signal
 from psg.timeline import EPOCH_S
@@ -31,13 +33,20 @@ MIN_BREATH_FRACTION = 0.3
 _RATE_PREFERENCE = (THX, ABD, AF)
 
 
-def respiratory_epoch_features(recording: Recording, n_epochs: int) -> list[dict[str, float | None]]:
-    """Respiratory features of each 30-s epoch (None where a channel is missing or flat)."""
-    rates = {label: _epoch_rates(recording.get(label), n_epochs) for label in (ABD, THX, AF)}
-    amplitude, flatness = _flow_shape(recording.get(AF), n_epochs)
-    spo2 = _spo2(recording.get(SPO2), n_epochs)
+def respiratory_epoch_features(
+    recording: Recording, n_epochs: int, epochs: Sequence[int] | None = None
+) -> list[dict[str, float | None]]:
+    """Respiratory features of each 30-s epoch (None where a channel is missing or flat).
+
+    ``epochs`` limits the result to those epoch indices, in that order (default: all ``n_epochs``);
+    the whole-record processing (filters, breath detection, the typical breath) is the same either way.
+    """
+    selected = list(range(n_epochs)) if epochs is None else [int(e) for e in epochs]
+    rates = {label: _epoch_rates(recording.get(label), n_epochs, selected) for label in (ABD, THX, AF)}
+    amplitude, flatness = _flow_shape(recording.get(AF), n_epochs, selected)
+    spo2 = _spo2(recording.get(SPO2), n_epochs, selected)
     out = []
-    for e in range(n_epochs):
+    for e in range(len(selected)):
         best = next((rates[label][e] for label in _RATE_PREFERENCE if rates[label][e] is not None), None)
         out.append({
             "resp_rate_bpm": best,
@@ -55,9 +64,9 @@ def _usable(sig: Signal | None) -> bool:
     return sig is not None and sig.data.size > 0 and bool(np.ptp(sig.data) > 0)
 
 
-def _epoch_rates(sig: Signal | None, n_epochs: int) -> list[float | None]:
+def _epoch_rates(sig: Signal | None, n_epochs: int, selected: list[int]) -> list[float | None]:
     if not _usable(sig):
-        return [None] * n_epochs
+        return [None] * len(selected)
     x = bandpass(sig.data, sig.fs, 0.05, 1.0)
     typical = _typical_excursion(x, sig.fs)
     ok = usable_mask(sig, x.size, sig.fs)
@@ -66,28 +75,30 @@ def _epoch_rates(sig: Signal | None, n_epochs: int) -> list[float | None]:
     times = peaks / sig.fs
     edges = np.searchsorted(times, np.arange(n_epochs + 1) * EPOCH_S)
     out: list[float | None] = []
-    for e in range(n_epochs):
+    for e in selected:
         t = times[edges[e]:edges[e + 1]]
         out.append(60.0 * (t.size - 1) / float(t[-1] - t[0]) if t.size >= 3 else None)
     return out
 
 
 def _typical_excursion(x: np.ndarray, fs: float) -> float:
-    return float(np.median(peak_to_peak(x, fs, _breath_window(x, fs))))
+    return median(peak_to_peak(x, fs, _breath_window(x, fs)))
 
 
 def _breath_window(x: np.ndarray, fs: float) -> float:
     return float(np.clip(1.25 * (dominant_period_s(x, fs) or 4.0), 3.0, 10.0))
 
 
-def _flow_shape(sig: Signal | None, n_epochs: int) -> tuple[list[float | None], list[float | None]]:
+def _flow_shape(
+    sig: Signal | None, n_epochs: int, selected: list[int]
+) -> tuple[list[float | None], list[float | None]]:
     if not _usable(sig):
-        return [None] * n_epochs, [None] * n_epochs
+        return [None] * len(selected), [None] * len(selected)
     fs = sig.fs
     x = bandpass(sig.data, fs, 0.05, 2.0)
     env = peak_to_peak(x, fs, _breath_window(x, fs))
     ok = usable_mask(sig, x.size, fs)
-    night = float(np.median(env[ok])) if ok.any() else 0.0
+    night = median(env[ok]) if ok.any() else 0.0
     # inspirations: runs of positive flow; flatness = mean / peak of each
     starts, stops = runs(x > 0)
     keep = (stops - starts) >= int(0.5 * fs)
@@ -107,21 +118,21 @@ def _flow_shape(sig: Signal | None, n_epochs: int) -> tuple[list[float | None], 
     amplitude: list[float | None] = []
     flat: list[float | None] = []
     per_epoch = int(EPOCH_S * fs)
-    for e in range(n_epochs):
+    for e in selected:
         seg, seg_ok = env[e * per_epoch:(e + 1) * per_epoch], ok[e * per_epoch:(e + 1) * per_epoch]
-        amplitude.append(float(np.median(seg[seg_ok])) / night if night > 0 and seg_ok.any() else None)
+        amplitude.append(median(seg[seg_ok]) / night if night > 0 and seg_ok.any() else None)
         f = flatness[edges[e]:edges[e + 1]]
-        flat.append(float(np.median(f)) if f.size else None)
+        flat.append(median(f) if f.size else None)
     return amplitude, flat
 
 
-def _spo2(sig: Signal | None, n_epochs: int) -> list[dict[str, float | None]]:
+def _spo2(sig: Signal | None, n_epochs: int, selected: list[int]) -> list[dict[str, float | None]]:
     empty = {"spo2_mean": None, "spo2_min": None, "spo2_trend": None}
     if sig is None:
-        return [dict(empty) for _ in range(n_epochs)]
+        return [dict(empty) for _ in selected]
     ok = usable_mask(sig, sig.data.size, sig.fs)
     out = []
-    for e in range(n_epochs):
+    for e in selected:
         i0, i1 = int(e * EPOCH_S * sig.fs), int((e + 1) * EPOCH_S * sig.fs)
         v, m = sig.data[i0:i1], ok[i0:i1]
         if m.sum() < 2:
