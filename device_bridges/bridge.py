@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 CHUNK_S = 1.0
 #: How often the bridge looks for new or returning streams.
 DISCOVER_EVERY_S = 1.0
+#: Most device seconds of one stream taken per pull: a bridge that was held up (CPU, a slow disk) drains
+#: its backlog of every stream in the same round, so a bed's streams stay in step on psg.samples (the
+#: epocher flags a stream more than 10 s behind the others 'gap').
+PULL_S = 60.0
 #: Inlet buffer (device seconds): what a busy bridge may fall behind before LSL drops samples.
 INLET_BUFFER_S = 1800
 
@@ -239,7 +243,7 @@ class Bridge:
             self.streams[key] = state
             log.info("bed %s stream %s: attached %s (%d channels at %g Hz)", bed_id, stream, info.name(),
                      len(mapping.labels), state.fs)
-        state.pull_into = np.empty((max(64, int(state.fs * 8 * CHUNK_S)), info.channel_count()), dtype=np.float32)
+        state.pull_into = np.empty((max(64, int(state.fs * PULL_S)), info.channel_count()), dtype=np.float32)
 
     def _problem(self, uid: str, message: str) -> None:
         if uid not in self._reported:
@@ -250,7 +254,7 @@ class Bridge:
     # --- samples ------------------------------------------------------------------------------------
 
     def pull(self) -> int:
-        """One pull from every inlet (up to 8 s of its samples); produce every complete chunk. Returns the
+        """One pull from every inlet (up to ``PULL_S`` of its samples); produce every complete chunk. Returns the
         samples pulled. One pull per stream per round, so a stream with a backlog (a bridge catching up)
         cannot starve the others: they are read in turn and none goes silent long enough to look lost."""
         total = 0

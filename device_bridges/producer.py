@@ -1,11 +1,19 @@
 """Delivery to Kafka through the spool: in order, acknowledged, surviving broker outages.
 
 Every record goes into the ``Spool`` first and leaves it only when the broker has acknowledged it
-(``acks="all"``). A sender thread feeds the spooled records to a kafka-python producer with unlimited
-retries, one record in flight per bed (key), so each bed's records reach the broker strictly in spool
-order even when the broker refuses some for a while (a restarted broker does until its topics exist
-again) or disappears and comes back on the same address. Meanwhile new records pile up behind them in
-the spool (memory, then disk), so nothing overtakes anything. ``send`` never blocks on the broker.
+(``acks=all``). A sender thread feeds the spooled records to a librdkafka producer (confluent-kafka)
+with unlimited retries, one record in flight per bed (key), so each bed's records reach the broker
+strictly in spool order even when the broker refuses some for a while (a restarted broker does until
+its topics exist again) or disappears and comes back on the same address. Meanwhile new records pile
+up behind them in the spool (memory, then disk), so nothing overtakes anything. ``send`` never blocks
+on the broker.
+
+WHY librdkafka and not kafka-python here: the bridge reads LSL in Python, and whatever holds the GIL
+delays that. kafka-python's network thread spins at 100 % of a core while a broker hangs (a connected
+node that is not ready reports a connection delay of 0, so its poll timeout is 0): during a 30-s broker
+freeze the bridge fell behind its devices, its streams drifted apart and a device that closed its
+outlet meanwhile lost what LSL still buffered. librdkafka does its I/O in C threads without the GIL
+(0 % CPU through the same freeze).
 
 If the spool has to drop records (disk budget exhausted) it reports them; this module counts them
 (``sleeplm_spool_overflow``), logs them, and once the spool has room again queues one ``spool_overflow``
@@ -36,25 +44,40 @@ log = logging.getLogger(__name__)
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
-    """kafka-python producer settings of the bridge (Tansu needs one record per produce batch)."""
+    """librdkafka producer settings of the bridge (Tansu needs one record per produce batch)."""
     if not settings.kafka:
         raise PSGError("settings field 'kafka': the bridge needs a broker (set SLEEPLM_KAFKA; sleeplm up starts one)")
-    return {
-        "bootstrap_servers": settings.kafka.split(","),
-        "client_id": "sleeplm-bridge",
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka,
+        "client.id": "sleeplm-bridge",
         "acks": "all",
-        "enable_idempotence": False,  # a restarted embedded broker forgets producer ids
-        "max_in_flight_requests_per_connection": 1,  # with retries: order kept per partition
-        "delivery_timeout_ms": 24 * 3600 * 1000,  # retry through an outage; the spool bounds memory
-        "request_timeout_ms": 10_000,
-        "max_block_ms": 1_000,  # send() must not stall the LSL side when metadata is unavailable
-        "reconnect_backoff_ms": 100,
-        "reconnect_backoff_max_ms": 1_000,  # notice a returning broker within a second
-        "retry_backoff_ms": 200,
-        "linger_ms": 0,
-        "batch_size": 1 if settings.one_record_per_batch else 256 * 1024,
-        "max_request_size": 8 * 1024 * 1024,
+        "enable.idempotence": False,  # a restarted embedded broker forgets producer ids
+        "partitioner": "murmur2_random",  # the Java client's (and Faust's) key -> partition mapping
+        "message.timeout.ms": 24 * 3600 * 1000,  # retry through an outage; the spool bounds memory
+        "socket.timeout.ms": 10_000,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1_000,  # notice a returning broker within a second
+        "retry.backoff.ms": 200,
+        "linger.ms": 0,
+        "message.max.bytes": 8 * 1024 * 1024,
+        "logger": logging.getLogger("kafka.rdkafka"),  # silenced with kafka's logger by the CLI
     }
+    if settings.one_record_per_batch:
+        config["batch.num.messages"] = 1
+    return config
+
+
+class _Delivery:
+    """One record handed to librdkafka; its delivery callback (run inside ``poll``) settles it."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: Any = None
+
+    def __call__(self, error: Any, _message: Any) -> None:
+        self.done, self.error = True, error
 
 
 class SpooledProducer:
@@ -74,7 +97,6 @@ class SpooledProducer:
         self._in_flight = 0
         self._losses: dict[tuple[str, str, str], _Loss] = {}
         self._loss_lock = threading.Lock()
-        self._wake = threading.Condition()
         self._closing = threading.Event()
         self._held = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge-sender", daemon=True)
@@ -87,8 +109,6 @@ class SpooledProducer:
             self._note_overflow(dropped)
         self._report_overflow()
         metrics().spooled_chunks.set(len(self.spool))
-        with self._wake:
-            self._wake.notify()
 
     def hold(self) -> None:
         """Stop handing records to the broker (records in flight still complete); ``send`` keeps spooling.
@@ -99,8 +119,6 @@ class SpooledProducer:
 
     def release(self) -> None:
         self._held.clear()
-        with self._wake:
-            self._wake.notify()
 
     def in_flight(self) -> int:
         """Records handed to the producer and not yet acknowledged."""
@@ -116,8 +134,6 @@ class SpooledProducer:
         while self.pending() and time.monotonic() < deadline and self._thread.is_alive():
             time.sleep(0.05)
         self._closing.set()
-        with self._wake:
-            self._wake.notify()
         self._thread.join(timeout_s + 5.0)
         left = self.pending()
         self.spool.close()
@@ -133,82 +149,70 @@ class SpooledProducer:
     # bed, while other beds carry on. The spool is trimmed through the longest acknowledged prefix.
 
     def _run(self) -> None:
-        producer: Any = None
+        producer = self._connect()
         ahead: deque[Record] = deque()  # read from the spool, not yet acknowledged, in spool order
-        futures: dict[int, tuple[bytes, Any]] = {}  # in flight: index -> (key, future)
+        deliveries: dict[int, tuple[bytes, _Delivery]] = {}  # in flight: index -> (key, delivery)
         acked: set[int] = set()
         retry_at: dict[bytes, float] = {}  # key -> when its refused record may be sent again
         last_read: int | None = None
         while not self._closing.is_set():
             try:
-                if producer is None:
-                    producer = self._connect()
-                    if producer is None:
-                        continue
                 if not self._held.is_set() and len(ahead) < self.window:
                     more = self.spool.peek_after(last_read, self.window - len(ahead))
                     if more:
                         ahead.extend(more)
                         last_read = more[-1].index
-                sent = 0 if self._held.is_set() else self._send_ready(producer, ahead, futures, acked, retry_at)
-                settled = self._settle(ahead, futures, acked, retry_at)
-                self._in_flight = len(futures)
-                if not sent and not settled:
-                    with self._wake:
-                        self._wake.wait(0.01)
+                sent = 0 if self._held.is_set() else self._send_ready(producer, ahead, deliveries, acked, retry_at)
+                producer.poll(0 if sent else 0.01)  # runs the delivery callbacks
+                self._settle(ahead, deliveries, acked, retry_at)
+                self._in_flight = len(deliveries)
             except Exception:  # the sender must outlive any surprise; records stay spooled
                 log.exception("bridge producer failed; retrying in 1 s")
                 self._closing.wait(1.0)
-        if producer is not None:
-            self._shutdown(producer, ahead, futures, acked, retry_at)
+        producer.flush(5.0)  # what is acknowledged now leaves the spool; the rest stays for the next start
+        self._settle(ahead, deliveries, acked, retry_at)
 
     def _connect(self) -> Any:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
+        from confluent_kafka import Producer
 
-        try:
-            return KafkaProducer(**self.config)
-        except KafkaError as exc:
-            log.warning("bridge producer: broker %s unavailable (%s); spooling and retrying", self.settings.kafka, exc)
-            self._closing.wait(1.0)
-            return None
+        return Producer(self.config)  # connects lazily, in its own threads: never blocks here
 
     def _send_ready(
-        self, producer: Any, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
+        self, producer: Any, ahead: deque[Record], deliveries: dict[int, tuple[bytes, _Delivery]], acked: set[int],
         retry_at: dict[bytes, float],
     ) -> int:
         """Send the oldest unacknowledged record of every bed that has nothing in flight."""
-        from kafka.errors import KafkaTimeoutError
-
         now = time.monotonic()
-        blocked = {key for key, _ in futures.values()} | {k for k, t in retry_at.items() if t > now}
+        blocked = {key for key, _ in deliveries.values()} | {k for k, t in retry_at.items() if t > now}
         sent = 0
         for record in ahead:
             if record.key in blocked or record.index in acked:
                 continue
             blocked.add(record.key)
+            delivery = _Delivery()
             try:
-                futures[record.index] = (record.key, producer.send(self.topic, key=record.key, value=record.value))
-            except KafkaTimeoutError:  # no metadata (broker away): the record waits for the next round
-                retry_at[record.key] = now + 0.5
+                producer.produce(self.topic, key=record.key, value=record.value, on_delivery=delivery)
+            except BufferError:  # librdkafka's local queue is full: this record waits for the next round
+                retry_at[record.key] = now + 0.1
                 continue
+            deliveries[record.index] = (record.key, delivery)
             sent += 1
         return sent
 
     def _settle(
-        self, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
+        self, ahead: deque[Record], deliveries: dict[int, tuple[bytes, _Delivery]], acked: set[int],
         retry_at: dict[bytes, float],
     ) -> int:
         """Account for finished sends; trim the spool through the acknowledged prefix. Returns how many."""
-        finished = [(index, key, future) for index, (key, future) in futures.items() if future.is_done]
-        for index, key, future in finished:
-            del futures[index]
-            if future.succeeded():
+        finished = [(index, key, delivery) for index, (key, delivery) in deliveries.items() if delivery.done]
+        for index, key, delivery in finished:
+            del deliveries[index]
+            if delivery.error is None:
                 acked.add(index)
                 retry_at.pop(key, None)
                 continue
             if key not in retry_at:
-                log.warning("bridge producer: broker refused record %d (%s); sending it again", index, future.exception)
+                log.warning("bridge producer: broker refused record %d (%s); sending it again", index, delivery.error)
             retry_at[key] = time.monotonic() + 0.5
         trimmed = None
         while ahead and ahead[0].index in acked:
@@ -223,24 +227,6 @@ class SpooledProducer:
             self._report_overflow()
             metrics().spooled_chunks.set(len(self.spool))
         return len(finished)
-
-    def _shutdown(
-        self, producer: Any, ahead: deque[Record], futures: dict[int, tuple[bytes, Any]], acked: set[int],
-        retry_at: dict[bytes, float],
-    ) -> None:
-        from kafka.errors import KafkaError
-
-        try:
-            producer.flush(timeout=5)
-        except KafkaError:
-            pass
-        self._settle(ahead, futures, acked, retry_at)
-        try:
-            producer.close(timeout=1)
-        except KafkaError:  # records still unacknowledged: stop the client anyway, they stay spooled
-            sender = getattr(producer, "_sender", None)
-            if sender is not None:
-                sender.force_close()
 
     # --- overflow -----------------------------------------------------------------------------------
 

@@ -292,7 +292,12 @@ class Epocher:
         first, last = stream.epoch_of(max(g0, 0)), stream.epoch_of(g1 - 1)
         floor = self._data_floor(bed)
         if bed.last_emitted is not None and last < floor:
-            out.released.append(token)  # only touches epochs already emitted and out of the context
+            # only touches epochs already emitted and out of the context; it still extends the stream's
+            # unbroken run: a stream that fell behind and was emitted 'gap' is waited for again once it
+            # has caught up, instead of lagging by the lag rule for the rest of the night (and the last
+            # epoch, which no stream runs ahead of, never coming out)
+            stream.received(chunk.seq, g1)
+            out.released.append(token)
             return out
         if bed.first_emitted is None:
             bed.next_epoch = first if bed.next_epoch is None else min(bed.next_epoch, first)

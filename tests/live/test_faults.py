@@ -57,7 +57,7 @@ def _assert_each_epoch_once(stack, beds: int, epochs: int) -> None:
 
 def test_broker_frozen_30_s_then_resumed_loses_and_duplicates_nothing(stack) -> None:
     env = _env(stack)
-    stack.spawn("worker", ["worker"], env)
+    stack.spawn("worker", ["worker", "--loglevel", "info"], env)  # a failure shows the rejoin in the log tail
     _start_beds(stack, beds=2, speed=10, hours=HOURS)
     wait_until(lambda: complete(stack.settings, 2, 2), 120, "2 epochs per bed before the freeze", stack)
     os.kill(stack.broker.process.pid, signal.SIGSTOP)

@@ -108,6 +108,32 @@ def test_a_lagging_stream_is_flagged_gap_after_max_lag(chunks: list[SampleChunk]
     assert epochs[3].features["resp_rate_af_bpm"] is None  # nothing of AF in 90-120 s: no number invented
 
 
+def test_a_stream_that_caught_up_is_waited_for_again(chunks: list[SampleChunk]) -> None:
+    """resp falls 135 s behind (its 75-210 s arrive after exg reached 210 s): epochs 2-5 come out 'gap' by
+    the lag rule. Once resp's late chunks are in, epoch 6 is complete and comes out without gap, and so does
+    every later epoch as soon as it is complete, the night's last one included, which no stream runs ahead
+    of. (Late chunks older than the context used to be released without extending resp's unbroken run:
+    the lag rule for the rest of the night, and the last epoch never.)"""
+    night_end = max(c.t_end for c in chunks) - START
+    late = [c for c in chunks if c.stream == "resp" and START + 75 <= c.t0 < START + 210]
+    early = [c for c in chunks if c not in late and c.t0 < START + 210]
+    rest = [c for c in chunks if c.t0 >= START + 210]
+    epocher = Epocher(max_lag_s=10.0)
+    epochs, _ = feed(epocher, [(c, i) for i, c in enumerate(early)])
+    assert [m.epoch for m in epochs] == [0, 1, 2, 3, 4, 5] and all("gap" in m.quality["AF"] for m in epochs[2:])
+    epochs, _ = feed(epocher, [(c, f"late-{i}") for i, c in enumerate(late)])
+    assert [m.epoch for m in epochs] == [6] and epochs[0].quality["AF"] == []
+    emitted_at: dict[int, float] = {}
+    for i, chunk in enumerate(rest):
+        for m in epocher.add(chunk, f"rest-{i}").epochs:
+            emitted_at[m.epoch] = chunk.t_end - START
+            assert m.quality["AF"] == [], f"epoch {m.epoch}: resp caught up, no gap expected"
+    n_epochs = int(night_end // 30)
+    assert sorted(emitted_at) == list(range(7, n_epochs))
+    assert emitted_at[7] < 240.0 + 10.0  # complete at 240 s, not held back by the lag rule
+    assert emitted_at[n_epochs - 1] == pytest.approx(night_end, abs=1.0)
+
+
 def test_a_lost_stream_stops_the_wait_at_once(chunks: list[SampleChunk]) -> None:
     items = [c for c in until(chunks, 95) if not (c.stream == "resp" and c.t0 >= START + 75)]
     epocher = Epocher(max_lag_s=10.0)
