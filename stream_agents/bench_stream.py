@@ -96,6 +96,16 @@ def _process_tree(pids: list[int]) -> list[Any]:
     return out
 
 
+def _parts(stack: Any, broker: Any) -> dict[str, list[int]]:
+    """part name -> its process ids (with children): each worker, the bridge, the LSL beds, the broker, and
+    this process (the load generator and the sampler)."""
+    parts = {c.name: [p.pid for p in _process_tree([c.process.pid])] for c in stack.children}
+    if broker is not None:
+        parts["broker"] = [broker.process.pid]
+    parts["generator"] = [os.getpid()]
+    return parts
+
+
 def _cpu_seconds(processes: list[Any]) -> dict[int, float]:
     import psutil
 
@@ -208,6 +218,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         )
         watched = _process_tree([c.process.pid for c in stack.children] + ([broker.process.pid] if broker else []))
         watched.append(_self_process())
+        parts = _parts(stack, broker)  # where the CPU goes: the load itself (generator, broker) vs the monitor
         cpu_before, wall_before = _cpu_seconds(watched), time.monotonic()
         stop_at = start + options.seconds
         sampler = Sampler(stack, settings, generator, stop_at, options.sample_s, say)
@@ -233,6 +244,10 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         stack.stop(grace_s=10.0)
     cpu = sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in cpu_after) / wall * 100.0
     result = _measure(rows, expected, start, options, generator.behind_s, round(cpu, 1), rss, generator.messages)
+    result.details["cpu_percent_by_part"] = {
+        part: round(sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in pids) / wall * 100.0, 1)
+        for part, pids in parts.items()
+    }
     result.details.update(sampler.memory_report(start + options.warmup_s))
     if not options.keep and options.data_dir is None:
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -48,6 +48,7 @@ Memory per bed is bounded: per stream the context epochs plus the epochs not yet
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -60,7 +61,7 @@ import numpy as np
 
 from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk
 from psg.model_input import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
-from psg.montage import EPOCH_S
+from psg.montage import CHANNELS, EPOCH_S
 from psg.recording import Signal
 from stream_agents.epoch_analysis import EpochWindow, analyse
 
@@ -72,6 +73,13 @@ FINISHED_RECORDINGS = 16
 START_TOLERANCE_S = 1e-3
 
 Analyse = Callable[[EpochWindow], EpochMessage]
+
+#: Lowest rate (Hz) the epoch analysis can take per kind of channel: the brain, ECG and chin-EMG features
+#: band-pass up to 35-45 Hz and find R peaks; the respiratory ones low-pass at up to 2-3 Hz. A slower
+#: stream is a misconfigured device or channel map: refused, not analysed into an exception.
+MIN_ANALYSIS_FS = {"brain": 64.0, "cardiac": 64.0, "somatic": 64.0, "respiratory": 8.0}
+#: Channels sampled once a second or slower by design (position, oximeter, monitor HR): any rate.
+SLOW_CHANNELS = frozenset({"POS", "SpO2", "HR"})
 
 
 @dataclass
@@ -269,6 +277,7 @@ class Epocher:
         if chunk.recording_id in finished:
             out.released.append(token)
             return out
+        _check_rate(chunk.stream, chunk.bed_id, chunk.labels, chunk.fs)
         bed = self._beds.get(chunk.bed_id)
         if bed is not None and bed.recording_id == chunk.recording_id:
             self._check(bed, chunk)
@@ -413,3 +422,24 @@ class Epocher:
             bed.held_keys.discard(key)
             out.append(token)
         return out
+
+
+def _check_rate(stream: str, bed_id: str, labels: tuple[str, ...], fs: float) -> None:
+    """Refuse (``MessageError``) a chunk whose rate is below what the analysis of one of its channels needs."""
+    needed = _needed_fs(labels)
+    if needed is not None and fs < needed[1]:
+        raise MessageError(
+            f"chunk of stream {stream!r} (bed {bed_id!r}): fs {fs:g} Hz is below the {needed[1]:g} Hz that "
+            f"channel {needed[0]!r} needs (expected e.g. {CHANNELS[needed[0]].fs:g} Hz; check the device's channel map)"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _needed_fs(labels: tuple[str, ...]) -> tuple[str, float] | None:
+    """(label, rate) of the most demanding known channel among ``labels`` (None: no known fast channel)."""
+    demands = [
+        (label, MIN_ANALYSIS_FS[CHANNELS[label].modality])
+        for label in labels
+        if label in CHANNELS and label not in SLOW_CHANNELS
+    ]
+    return max(demands, key=lambda d: d[1]) if demands else None

@@ -146,7 +146,7 @@ def mutate(items: list[SampleChunk | DeviceEvent], kind: str, at: int, draw: st.
         items[at] = _replace(chunk, data=data)
     elif kind == "rate":
         # Rates the analysis can take if the chunk ends up first of its stream (a swap can put it there);
-        # a stream at 1-4 Hz crashes the analysis: LOW_RATES, test_a_stream_at_a_low_rate_...
+        # a stream below MIN_ANALYSIS_FS is refused: RATES, test_a_stream_at_a_low_rate_...
         items[at] = _replace(chunk, fs=draw(st.sampled_from([chunk.fs * 2, chunk.fs * 1.5, 10_000.0, 255.9])))
     elif kind == "labels":
         items[at] = _replace(chunk, labels=tuple(f"{label}-x" for label in chunk.labels))
@@ -301,20 +301,15 @@ def test_a_chunk_hours_ahead_does_not_discard_the_rest_of_the_night() -> None:
     assert epoch1.quality["ECG"] == [], f"epoch 1 (30-60 s, all chunks sent) came out as {epoch1.quality['ECG']}"
 
 
-#: (stream, rate): a whole stream at a rate its channels' analysis cannot take (a wrong rate in a bridge's
-#: channel map). The decoder accepts any 0 < fs <= 10000 Hz and the epocher any rate for a new stream.
-LOW_RATES = (("exg", 1.0), ("exg", 2.0), ("resp", 2.0))
+#: (stream, rate, refused): a whole stream at a rate (a wrong rate in a bridge's channel map). Below the
+#: epocher's MIN_ANALYSIS_FS (64 Hz for EEG/ECG/EMG, 8 Hz for breathing) every chunk of it is refused
+#: with a reason (the analysis would raise); at the minimum the analysis copes.
+RATES = (("exg", 1.0, True), ("exg", 2.0, True), ("exg", 63.0, True), ("resp", 2.0, True), ("resp", 4.0, True),
+         ("exg", 64.0, False), ("resp", 8.0, False))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream_agents/epoch_analysis.py + psg/features: a stream at 1-4 Hz carrying ECG/EEG (or AF) makes "
-    "the epoch analysis raise TypeError/ValueError out of Epocher.add (R peaks, band filters, NeuroKit "
-    "smoothing need more samples per second), which kills the epocher agent instead of dead-lettering",
-)
-@pytest.mark.parametrize(("stream", "fs"), LOW_RATES, ids=[f"{s}-{fs:g}Hz" for s, fs in LOW_RATES])
-def test_a_stream_at_a_low_rate_is_analysed_or_refused(stream: str, fs: float) -> None:
-    labels, units, _ = STREAMS[stream]
+def _at_rate(stream: str, fs: float) -> list[SampleChunk | DeviceEvent]:
+    labels, _, _ = STREAMS[stream]
     items: list[SampleChunk | DeviceEvent] = []
     for chunk in BASE["bed-1"]:
         if chunk.stream == stream:  # the same trace sampled at fs: 1 s chunks of int(fs) samples
@@ -322,4 +317,16 @@ def test_a_stream_at_a_low_rate_is_analysed_or_refused(stream: str, fs: float) -
             data = np.vstack([_trace(label, t) for label in labels]).astype(np.float32)
             chunk = dataclasses.replace(chunk, fs=fs, data=data)
         items.append(chunk)
-    check(feed(items), items)
+    return items
+
+
+@pytest.mark.parametrize(("stream", "fs", "refused"), RATES, ids=[f"{s}-{fs:g}Hz" for s, fs, _ in RATES])
+def test_a_stream_at_a_low_rate_is_analysed_or_refused(stream: str, fs: float, refused: bool) -> None:
+    items = _at_rate(stream, fs)
+    run = feed(items)
+    check(run, items)
+    slow = sum(1 for c in items if isinstance(c, SampleChunk) and c.stream == stream)
+    if refused:
+        assert len(run.refused) == slow and all(f"fs {fs:g} Hz is below" in r for r in run.refused), run.refused[:2]
+    else:
+        assert run.refused == [] and run.epochs, "a stream at the minimum rate is analysed"
