@@ -39,6 +39,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, load_runtime
 from psg.codecs import (
     DeviceEvent,
+    EpochMessage,
     MessageError,
     decode_epoch,
     decode_json,
@@ -55,6 +56,7 @@ from store.records import alert_event_row, device_event_row
 from store.store import caption_values
 from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
 from stream_agents.alerts.scoring import rule_scorer_for
+from stream_agents.epoch_analysis import EpochWindow, analyse
 from stream_agents.epocher import Epocher
 from stream_agents.inference import inference_records
 
@@ -137,7 +139,9 @@ class _LivePipeline:
         self.alerts = raw(topics.ALERTS)
         self.deadletter = raw(topics.DEADLETTER)
         # A 6-epoch (3-min) normaliser window: a restarted worker replays at most ~3 min per bed.
-        self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS)
+        # The agent places chunks on the event loop and analyses completed epochs in a thread: the
+        # epocher hands out each epoch's window unanalysed (``_analyse_later``).
+        self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS, analyse=_analyse_later)
         self.bed_partitions: dict[str, TP] = {}
         self.caption_partitions: dict[str, TP] = {}
         self.monitor = AlertMonitor()
@@ -189,11 +193,15 @@ class _LivePipeline:
                 if isinstance(message, DeviceEvent):
                     output = self.epocher.device_event(message, event)
                 else:
-                    output = await loop.run_in_executor(None, self.epocher.add, message, event)
+                    output = self.epocher.add(message, event)
             except MessageError as exc:  # valid alone, inconsistent with its stream (rate, labels, times)
                 await self.dead_letter(event, str(exc))
                 await stream.ack(event)
                 continue
+            if output.epochs:
+                # ~1 chunk in 100 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
+                # in order, before the next chunk, so each bed's running normaliser sees its epochs in turn
+                output.epochs = await loop.run_in_executor(None, _analyse_windows, output.epochs)
             pending = [
                 await self.epochs.send(key=epoch.bed_id.encode(), value=encode_epoch(epoch)) for epoch in output.epochs
             ]
@@ -399,6 +407,19 @@ def _alert_record(raw: bytes) -> dict[str, Any]:
     else:
         raise MessageError(f"sleep.alerts record field 'kind': expected 'technical' or 'alert', got {record['kind']!r}")
     return record
+
+
+def _analyse_later(window: EpochWindow) -> EpochWindow:
+    """The epocher's analysis step, deferred: the window goes out as it is, ``_analyse_windows`` analyses it.
+
+    WHY: ``Epocher.add`` runs for every chunk (~3 per bed and second) and almost always only places
+    samples, which costs less than a thread-pool hop; analysing in the epocher would mean either the hop
+    for every chunk or ~20-ms analyses blocking the event loop."""
+    return window
+
+
+def _analyse_windows(windows: list[EpochWindow]) -> list[EpochMessage]:
+    return [analyse(window) for window in windows]
 
 
 def _technical_alert(device: DeviceEvent) -> dict[str, Any]:

@@ -69,8 +69,10 @@ from stream_agents.epoch_analysis import EpochWindow, analyse
 MAX_RECORDING_S = 48 * 3600.0
 #: Finished recordings remembered per bed, so their late chunks are recognised and ignored.
 FINISHED_RECORDINGS = 16
-#: Two chunks of one recording must agree on its start to within this (seconds).
-START_TOLERANCE_S = 1e-3
+#: Two chunks of one recording must agree on its start to within this (seconds). Not tighter: every bridge
+#: process estimates the LSL -> Unix clock offset itself, so a restarted bridge sends the same recording's
+#: start a few ms (seen: 8 ms) off the first one's; its samples are placed on the first one's grid.
+START_TOLERANCE_S = 0.25
 
 Analyse = Callable[[EpochWindow], EpochMessage]
 
@@ -203,7 +205,8 @@ class Epocher:
 
     ``analyse`` turns an ``EpochWindow`` into the ``EpochMessage`` (default:
     ``stream_agents.epoch_analysis.analyse``); ``norm_epochs`` is the running normaliser's window.
-    Thread-safe: the agent may call ``add`` in an executor while a rebalance calls ``drop_beds``.
+    Thread-safe (one lock around every call). The live agent calls it on its event loop and passes an
+    ``analyse`` that defers the analysis to a thread (``stream_agents.app``).
     """
 
     def __init__(

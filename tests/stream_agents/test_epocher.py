@@ -260,3 +260,16 @@ def test_contradicting_chunks_are_message_errors(chunks: list[SampleChunk]) -> N
     with pytest.raises(MessageError, match="t0"):
         epocher.add(dataclasses.replace(exg, t0=START + 3 * 86400), "bad")
     assert epocher.held_tokens("bed-1") == held
+
+
+def test_a_restarted_bridge_a_few_ms_off_continues_the_recording(chunks: list[SampleChunk]) -> None:
+    """A restarted bridge estimates the LSL clock offset again: the same recording's start and its chunks'
+    times come a few ms off (8 ms seen in CI); they continue the recording instead of being refused."""
+    shift = 0.008
+    before, after = until(chunks, 90), [c for c in chunks if START + 90 <= c.t0 < START + 150]
+    shifted = [dataclasses.replace(c, recording_start=c.recording_start + shift, t0=c.t0 + shift) for c in after]
+    epocher = Epocher()
+    epochs, _ = feed(epocher, [(c, i) for i, c in enumerate(before + shifted)])
+    assert [m.epoch for m in epochs] == [0, 1, 2, 3, 4]
+    for m in epochs[3:]:  # wholly from the restarted bridge
+        assert all(flags == [] for flags in m.quality.values()), m.quality
