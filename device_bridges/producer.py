@@ -202,8 +202,8 @@ class SpooledProducer:
     def _settle(
         self, ahead: deque[Record], deliveries: dict[int, tuple[bytes, _Delivery]], acked: set[int],
         retry_at: dict[bytes, float],
-    ) -> int:
-        """Account for finished sends; trim the spool through the acknowledged prefix. Returns how many."""
+    ) -> None:
+        """Account for finished sends; trim the spool through the acknowledged prefix."""
         finished = [(index, key, delivery) for index, (key, delivery) in deliveries.items() if delivery.done]
         for index, key, delivery in finished:
             del deliveries[index]
@@ -226,7 +226,6 @@ class SpooledProducer:
             self.spool.pop_through(trimmed)
             self._report_overflow()
             metrics().spooled_chunks.set(len(self.spool))
-        return len(finished)
 
     # --- overflow -----------------------------------------------------------------------------------
 
