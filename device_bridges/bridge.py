@@ -13,8 +13,11 @@ Each inlet post-processes timestamps with LSL clock synchronisation and dejitter
 are the device's sample clock, smooth and free of network jitter. LSL times become Unix seconds by one
 offset (``time.time() - local_clock()``) measured when the bridge starts, the same for every stream,
 so streams of one bed stay aligned. Pulled samples are accumulated into ~1-s chunks (``SampleChunk``:
-``t0`` is the first sample's time, ``seq`` counts chunks per bed, recording and stream from 0) and
-handed to the ``SpooledProducer`` (key = bed id).
+``t0`` is the first sample's time, ``seq`` counts chunks per bed, recording and stream from 0); the
+chunks of a bed's streams that complete together (the same second) go to the ``SpooledProducer`` as one
+``ChunkBundle`` record (key = bed id): one record per bed and second instead of one per stream, because
+records, not bytes, are what the broker and the consumers pay for. A chunk waits at most
+``BUNDLE_WAIT_S`` for its bed's other streams.
 
 A stream that has flowed and then delivers nothing for ``lost_after_s`` (wall clock; and for at least
 three of its usual delivery intervals, so a real-time 0.2-Hz channel is not "lost" between samples)
@@ -43,7 +46,7 @@ from device_bridges.channel_map import AppliedMap, ChannelMap
 from device_bridges.lsl_config import import_pylsl
 from device_bridges.producer import SpooledProducer
 from device_bridges.simulated import recording_id_for
-from psg.codecs import DeviceEvent, SampleChunk, encode_chunk, encode_device_event
+from psg.codecs import MAX_BUNDLE_CHUNKS, DeviceEvent, SampleChunk, encode_bundle, encode_chunk, encode_device_event
 from psg.errors import PSGError
 from services.metrics import metrics
 from services.settings import Settings
@@ -58,6 +61,10 @@ DISCOVER_EVERY_S = 1.0
 #: its backlog of every stream in the same round, so a bed's streams stay in step on psg.samples (the
 #: epocher flags a stream more than 10 s behind the others 'gap').
 PULL_S = 60.0
+#: Longest a completed chunk waits for the chunks of its bed's other streams before its bundle is sent
+#: (streams of one device complete their chunks within a pull round or two; a stream that delivers late
+#: or has gone quiet must not hold the others back).
+BUNDLE_WAIT_S = 0.3
 #: Inlet buffer (device seconds): what a busy bridge may fall behind before LSL drops samples.
 INLET_BUFFER_S = 1800
 
@@ -107,6 +114,8 @@ class Bridge:
         self._lock = threading.Lock()
         self._ready: queue.Queue[tuple[Any, Any, DeviceStream | None]] = queue.Queue()
         self._reported: set[str] = set()  # uids whose configuration problem was logged already
+        self._outbox: dict[str, list[SampleChunk]] = {}  # bed -> completed chunks not yet sent
+        self._outbox_since: dict[str, float] = {}  # bed -> when its oldest waiting chunk completed
 
     # --- main loop ----------------------------------------------------------------------------------
 
@@ -118,6 +127,7 @@ class Bridge:
                 self._take_discovered()
                 pulled = self.pull()
                 self.check_lost(time.monotonic())
+                self.send_bundles(time.monotonic())
                 if not pulled:
                     stop.wait(0.01)
         finally:
@@ -125,6 +135,7 @@ class Bridge:
             for state in self.streams.values():
                 self._flush(state)
                 state.inlet = None
+            self.send_bundles(time.monotonic(), every_bed=True)
 
     # --- discovery (own thread: connecting and the first clock-offset estimate take a while) ---------
 
@@ -331,7 +342,28 @@ class Bridge:
             data=data,
         )
         state.seq += 1
-        self.sink.send(state.bed_id.encode(), encode_chunk(chunk))
+        self._outbox.setdefault(state.bed_id, []).append(chunk)
+        self._outbox_since.setdefault(state.bed_id, time.monotonic())
+
+    def send_bundles(self, now: float, every_bed: bool = False) -> None:
+        """Send the waiting chunks of each bed whose flowing streams all have one, or that waited
+        ``BUNDLE_WAIT_S`` (``every_bed``: all of them, the bridge is stopping)."""
+        for bed_id in list(self._outbox):
+            have = {chunk.stream for chunk in self._outbox[bed_id]}
+            flowing = {
+                s.stream for s in self.streams.values()
+                if s.bed_id == bed_id and s.inlet is not None and s.flowing and not s.lost
+            }
+            if every_bed or flowing <= have or now - self._outbox_since[bed_id] >= BUNDLE_WAIT_S:
+                self._send_bed(bed_id)
+
+    def _send_bed(self, bed_id: str) -> None:
+        """Produce ``bed_id``'s waiting chunks, by time (streams interleaved second by second), as bundles."""
+        chunks = sorted(self._outbox.pop(bed_id, []), key=lambda chunk: chunk.t0)
+        self._outbox_since.pop(bed_id, None)
+        for i in range(0, len(chunks), MAX_BUNDLE_CHUNKS):
+            part = chunks[i : i + MAX_BUNDLE_CHUNKS]
+            self.sink.send(bed_id.encode(), encode_chunk(part[0]) if len(part) == 1 else encode_bundle(part))
 
     # --- lost streams -------------------------------------------------------------------------------
 
@@ -349,6 +381,7 @@ class Bridge:
         log.warning("bed %s stream %s: %s (%s)", state.bed_id, state.stream, kind, detail)
         event = DeviceEvent(state.bed_id, state.recording_id, state.stream, kind, time.time(), detail)  # type: ignore[arg-type]
         metrics().device_events.labels(type=kind).inc()
+        self._send_bed(state.bed_id)  # the bed's waiting chunks go first: the event follows them
         self.sink.send(state.bed_id.encode(), encode_device_event(event))
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_bridges.spool import Record, Spool
-from psg.codecs import MAGIC_SAMPLES, DeviceEvent, MessageError, decode_samples_message, encode_device_event
+from psg.codecs import ChunkBundle, DeviceEvent, MessageError, chunks_in, decode_samples_message, encode_device_event
 from psg.errors import PSGError
 from services.metrics import metrics
 from services.settings import Settings
@@ -93,7 +93,8 @@ class SpooledProducer:
             disk_bytes=int(settings.spool_disk_mb * 1024 * 1024),
         )
         self.config = producer_config(settings)
-        self.delivered = 0
+        self.delivered = 0  # records acknowledged by the broker
+        self.delivered_chunks = 0  # sample chunks in them (a bundle carries several)
         self._in_flight = 0
         self._losses: dict[tuple[str, str, str], _Loss] = {}
         self._loss_lock = threading.Lock()
@@ -220,8 +221,10 @@ class SpooledProducer:
             acked.discard(record.index)
             trimmed = record.index
             self.delivered += 1
-            if record.value[:4] == MAGIC_SAMPLES:
-                metrics().chunks_produced.inc()
+            chunks = chunks_in(record.value)
+            if chunks:
+                self.delivered_chunks += chunks
+                metrics().chunks_produced.inc(chunks)
         if trimmed is not None:
             self.spool.pop_through(trimmed)
             self._report_overflow()
@@ -238,17 +241,22 @@ class SpooledProducer:
                     message = decode_samples_message(record.value)
                 except MessageError:  # cannot happen for records the bridge built; counted all the same
                     continue
-                key = (message.bed_id, message.recording_id, message.stream)
-                if key not in self._losses:
-                    log.error("bed %s stream %s: bridge spool full (%g MB), dropping the oldest spooled data",
-                              message.bed_id, message.stream, self.settings.spool_disk_mb)
-                loss = self._losses.setdefault(key, _Loss())
-                if isinstance(message, DeviceEvent):
-                    loss.events += 1
-                else:
-                    loss.chunks += 1
-                    loss.first = message.seq if loss.first is None else min(loss.first, message.seq)
-                    loss.last = message.seq if loss.last is None else max(loss.last, message.seq)
+                for part in message.chunks if isinstance(message, ChunkBundle) else (message,):
+                    self._note_loss(part)
+
+    def _note_loss(self, message: Any) -> None:
+        """Remember one dropped chunk or device event under its (bed, recording, stream); under the lock."""
+        key = (message.bed_id, message.recording_id, message.stream)
+        if key not in self._losses:
+            log.error("bed %s stream %s: bridge spool full (%g MB), dropping the oldest spooled data",
+                      message.bed_id, message.stream, self.settings.spool_disk_mb)
+        loss = self._losses.setdefault(key, _Loss())
+        if isinstance(message, DeviceEvent):
+            loss.events += 1
+        else:
+            loss.chunks += 1
+            loss.first = message.seq if loss.first is None else min(loss.first, message.seq)
+            loss.last = message.seq if loss.last is None else max(loss.last, message.seq)
 
     def _report_overflow(self) -> None:
         """Queue one ``spool_overflow`` event per stream that lost data, once the spool is half empty.

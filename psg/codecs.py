@@ -8,7 +8,9 @@ Binary layout (little endian)::
 
     magic (4 bytes) | version (u8) | header length (u32) | header (UTF-8 JSON object) | float32 payload
 
-``PSGS`` is a chunk of samples, ``PSGT`` a technical (device) event, ``PSGE`` an epoch. Decoders check
+``PSGS`` is a chunk of samples, ``PSGB`` a bundle of one bed's chunks (its streams' same second: the
+header lists the chunk headers, the payload is their samples one after the other), ``PSGT`` a technical
+(device) event, ``PSGE`` an epoch. Decoders check
 everything a producer could get wrong (magic, version, lengths, shapes, rates, timestamps) and raise
 ``MessageError`` naming the field and what was expected; the stream agents dead-letter the message
 with that text and go on. NaN samples are allowed (a device's way of saying "no sample here"; the
@@ -34,6 +36,7 @@ from psg.montage import AUX_CHANNELS, EPOCH_S, MODEL_CHANNELS, MODEL_EPOCH_SAMPL
 VERSION = 1
 JSON_SCHEMA = 1
 MAGIC_SAMPLES = b"PSGS"
+MAGIC_BUNDLE = b"PSGB"
 MAGIC_DEVICE_EVENT = b"PSGT"
 MAGIC_EPOCH = b"PSGE"
 _PREFIX = struct.Struct("<4sBI")
@@ -46,6 +49,8 @@ MAX_EPOCH_S = 3600.0
 #: Largest epoch index (the store's column is a 32-bit integer; 48 h of 30-s epochs is 5760).
 MAX_EPOCH = 2**31 - 1
 DEVICE_EVENT_TYPES: tuple[str, ...] = ("stream_lost", "stream_resumed", "spool_overflow")
+#: Most chunks one bundle may carry (a bed has a handful of streams; a bridge catching up a few seconds).
+MAX_BUNDLE_CHUNKS = 64
 
 
 class MessageError(PSGError):
@@ -80,6 +85,20 @@ class SampleChunk:
     def t_end(self) -> float:
         """Device time just after the last sample."""
         return self.t0 + self.n_samples / self.fs
+
+
+@dataclass(frozen=True)
+class ChunkBundle:
+    """Several chunks of one bed in one message: typically each of its streams' same second.
+
+    WHY: the per-message cost of the broker and of the consumers, not the bytes, bounds how many beds a
+    box carries (one record per stream and second was 1500 records/s at 500 beds and saturated the
+    broker); a bundle is one record per bed and second. Each chunk keeps its own identity (stream,
+    ``seq``, times), so the epocher treats a bundle exactly as its chunks sent one by one.
+    """
+
+    bed_id: str
+    chunks: tuple[SampleChunk, ...]
 
 
 @dataclass(frozen=True)
@@ -174,8 +193,8 @@ def _unframe(raw: bytes) -> tuple[bytes, dict[str, Any], memoryview]:
     if len(view) < _PREFIX.size:
         raise MessageError(f"message: {len(view)} bytes is shorter than the {_PREFIX.size}-byte prefix")
     magic, version, head_len = _PREFIX.unpack_from(view)
-    if magic not in (MAGIC_SAMPLES, MAGIC_DEVICE_EVENT, MAGIC_EPOCH):
-        raise MessageError(f"message: unknown magic {bytes(magic)!r}, expected PSGS, PSGT or PSGE")
+    if magic not in (MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH):
+        raise MessageError(f"message: unknown magic {bytes(magic)!r}, expected PSGS, PSGB, PSGT or PSGE")
     if version != VERSION:
         raise MessageError(f"message: version {version} not supported, expected {VERSION}")
     if head_len > MAX_HEADER_BYTES or _PREFIX.size + head_len > len(view):
@@ -222,6 +241,22 @@ def _floats(payload: memoryview, shape: tuple[int, int], what: str) -> np.ndarra
 
 def encode_chunk(chunk: SampleChunk) -> bytes:
     """``SampleChunk`` -> bytes (header + float32 channel-major samples)."""
+    header, data = _chunk_header(chunk)
+    return _frame(MAGIC_SAMPLES, header, data.tobytes())
+
+
+def encode_bundle(chunks: list[SampleChunk] | tuple[SampleChunk, ...]) -> bytes:
+    """Chunks of one bed -> one ``PSGB`` message (``ChunkBundle``); ``MessageError`` if they are not one bed's."""
+    if not 0 < len(chunks) <= MAX_BUNDLE_CHUNKS:
+        raise MessageError(f"bundle: expected 1..{MAX_BUNDLE_CHUNKS} chunks, got {len(chunks)}")
+    beds = {chunk.bed_id for chunk in chunks}
+    if len(beds) != 1:
+        raise MessageError(f"bundle: expected chunks of one bed, got beds {sorted(beds)}")
+    headers, payloads = zip(*(_chunk_header(chunk) for chunk in chunks), strict=True)
+    return _frame(MAGIC_BUNDLE, {"chunks": list(headers)}, b"".join(data.tobytes() for data in payloads))
+
+
+def _chunk_header(chunk: SampleChunk) -> tuple[dict[str, Any], np.ndarray]:
     data = np.ascontiguousarray(chunk.data, dtype="<f4")
     header = {
         "bed_id": chunk.bed_id,
@@ -236,7 +271,7 @@ def encode_chunk(chunk: SampleChunk) -> bytes:
         "received_at": chunk.received_at,
         "n": int(data.shape[1]),
     }
-    return _frame(MAGIC_SAMPLES, header, data.tobytes())
+    return header, data
 
 
 def encode_device_event(event: DeviceEvent) -> bytes:
@@ -252,8 +287,23 @@ def encode_device_event(event: DeviceEvent) -> bytes:
     return _frame(MAGIC_DEVICE_EVENT, header)
 
 
-def decode_samples_message(raw: bytes) -> SampleChunk | DeviceEvent:
-    """A ``psg.samples`` value -> ``SampleChunk`` or ``DeviceEvent``; ``MessageError`` if invalid."""
+def chunks_in(raw: bytes) -> int:
+    """How many sample chunks a ``psg.samples`` value carries (0: a device event or not a samples message);
+    reads the prefix and, for a bundle, its header only."""
+    try:
+        magic, header, _ = _unframe(raw)
+    except MessageError:
+        return 0
+    if magic == MAGIC_SAMPLES:
+        return 1
+    if magic == MAGIC_BUNDLE and isinstance(header.get("chunks"), list):
+        return len(header["chunks"])
+    return 0
+
+
+def decode_samples_message(raw: bytes) -> SampleChunk | ChunkBundle | DeviceEvent:
+    """A ``psg.samples`` value -> ``SampleChunk``, ``ChunkBundle`` or ``DeviceEvent``; ``MessageError`` if invalid
+    (a bundle is refused whole when any of its chunks is malformed)."""
     magic, header, payload = _unframe(raw)
     if magic == MAGIC_DEVICE_EVENT:
         kind = _text(header, "type")
@@ -267,38 +317,83 @@ def decode_samples_message(raw: bytes) -> SampleChunk | DeviceEvent:
             at=_time(header, "at"),
             detail=str(header.get("detail", ""))[:500],
         )
-    if magic != MAGIC_SAMPLES:
-        raise MessageError(f"message: magic {magic!r} is not a samples message (expected PSGS or PSGT)")
-    labels = _field(header, "labels", list, "a list of channel labels")
-    units = _field(header, "units", list, "a list of units, one per label")
-    if not labels or not all(isinstance(x, str) and x for x in labels):
-        raise MessageError(f"message header field 'labels': expected non-empty strings, got {labels!r}"[:300])
-    if len(set(labels)) != len(labels):
-        raise MessageError(f"message header field 'labels': duplicate labels in {labels!r}"[:300])
-    if len(units) != len(labels) or not all(isinstance(x, str) for x in units):
-        raise MessageError(f"message header field 'units': expected {len(labels)} strings, got {units!r}"[:300])
-    fs = float(_field(header, "fs", (int, float), "a sampling rate in Hz"))
-    if not (math.isfinite(fs) and 0 < fs <= 10_000):
-        raise MessageError(f"message header field 'fs': expected 0 < fs <= 10000 Hz, got {fs!r}")
-    n = _field(header, "n", int, "the number of samples per channel")
-    if not 0 < n <= 1_000_000:
-        raise MessageError(f"message header field 'n': expected 1..1000000 samples, got {n}")
-    seq = _field(header, "seq", int, "a chunk sequence number >= 0")
-    if seq < 0:
-        raise MessageError(f"message header field 'seq': expected >= 0, got {seq}")
-    return SampleChunk(
-        bed_id=_text(header, "bed_id"),
-        recording_id=_text(header, "recording_id"),
-        stream=_text(header, "stream"),
-        labels=tuple(labels),
-        units=tuple(units),
-        fs=fs,
-        t0=_time(header, "t0"),
-        seq=seq,
-        recording_start=_time(header, "recording_start"),
-        received_at=_time(header, "received_at"),
-        data=_floats(payload, (len(labels), n), "samples"),
-    )
+    if magic == MAGIC_SAMPLES:
+        return _chunk(header, payload, "samples")
+    if magic == MAGIC_BUNDLE:
+        return _bundle(header, payload)
+    raise MessageError(f"message: magic {magic!r} is not a samples message (expected PSGS, PSGB or PSGT)")
+
+
+def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
+    heads = _field(header, "chunks", list, f"a list of 1..{MAX_BUNDLE_CHUNKS} chunk headers")
+    if not 0 < len(heads) <= MAX_BUNDLE_CHUNKS:
+        raise MessageError(f"bundle header field 'chunks': expected 1..{MAX_BUNDLE_CHUNKS} chunk headers, got {len(heads)}")
+    chunks, offset = [], 0
+    for k, head in enumerate(heads):
+        what = f"bundle chunk {k}"
+        if not isinstance(head, dict):
+            raise MessageError(f"{what}: expected a chunk header (JSON object), got {type(head).__name__}")
+        size = _chunk_shape(head, what)
+        nbytes = size[0] * size[1] * 4
+        chunks.append(_chunk(head, payload[offset : offset + nbytes], what))
+        offset += nbytes
+    if offset != len(payload):
+        raise MessageError(f"bundle: payload is {len(payload)} bytes, its chunk headers account for {offset}")
+    bed = chunks[0].bed_id
+    for k, chunk in enumerate(chunks):
+        if chunk.bed_id != bed:
+            raise MessageError(f"bundle chunk {k} field 'bed_id': expected the bundle's bed {bed!r}, got {chunk.bed_id!r}")
+    return ChunkBundle(bed, tuple(chunks))
+
+
+def _chunk_shape(header: dict[str, Any], what: str) -> tuple[int, int]:
+    """(channels, samples) a chunk header announces, validated (labels, units and ``n``)."""
+    try:
+        labels = _field(header, "labels", list, "a list of channel labels")
+        units = _field(header, "units", list, "a list of units, one per label")
+        if not labels or not all(isinstance(x, str) and x for x in labels):
+            raise MessageError(f"message header field 'labels': expected non-empty strings, got {labels!r}"[:300])
+        if len(set(labels)) != len(labels):
+            raise MessageError(f"message header field 'labels': duplicate labels in {labels!r}"[:300])
+        if len(units) != len(labels) or not all(isinstance(x, str) for x in units):
+            raise MessageError(f"message header field 'units': expected {len(labels)} strings, got {units!r}"[:300])
+        n = _field(header, "n", int, "the number of samples per channel")
+        if not 0 < n <= 1_000_000:
+            raise MessageError(f"message header field 'n': expected 1..1000000 samples, got {n}")
+    except MessageError as exc:
+        if what == "samples":
+            raise
+        raise MessageError(f"{what}: {exc}") from None
+    return len(labels), n
+
+
+def _chunk(header: dict[str, Any], payload: memoryview, what: str) -> SampleChunk:
+    """One chunk from its header and its samples; ``what`` prefixes errors inside a bundle."""
+    shape = _chunk_shape(header, what)
+    try:
+        fs = float(_field(header, "fs", (int, float), "a sampling rate in Hz"))
+        if not (math.isfinite(fs) and 0 < fs <= 10_000):
+            raise MessageError(f"message header field 'fs': expected 0 < fs <= 10000 Hz, got {fs!r}")
+        seq = _field(header, "seq", int, "a chunk sequence number >= 0")
+        if seq < 0:
+            raise MessageError(f"message header field 'seq': expected >= 0, got {seq}")
+        return SampleChunk(
+            bed_id=_text(header, "bed_id"),
+            recording_id=_text(header, "recording_id"),
+            stream=_text(header, "stream"),
+            labels=tuple(header["labels"]),
+            units=tuple(header["units"]),
+            fs=fs,
+            t0=_time(header, "t0"),
+            seq=seq,
+            recording_start=_time(header, "recording_start"),
+            received_at=_time(header, "received_at"),
+            data=_floats(payload, shape, "samples"),
+        )
+    except MessageError as exc:
+        if what == "samples":
+            raise
+        raise MessageError(f"{what}: {exc}") from None
 
 
 # --- epochs (psg.epochs) --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, load_runtime
 from psg.codecs import (
+    ChunkBundle,
     DeviceEvent,
     EpochMessage,
     MessageError,
@@ -192,12 +193,16 @@ class _LivePipeline:
             try:
                 if isinstance(message, DeviceEvent):
                     output = self.epocher.device_event(message, event)
+                elif isinstance(message, ChunkBundle):
+                    output = self.epocher.add_bundle(message, event)
                 else:
                     output = self.epocher.add(message, event)
             except MessageError as exc:  # valid alone, inconsistent with its stream (rate, labels, times)
                 await self.dead_letter(event, str(exc))
                 await stream.ack(event)
                 continue
+            for chunk, exc in output.refused:  # a bundle's bad chunk; its other chunks were taken
+                await self.dead_letter(event, f"bundle chunk of stream {chunk.stream!r} seq {chunk.seq}: {exc}")
             if output.epochs:
                 # ~1 chunk in 100 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
                 # in order, before the next chunk, so each bed's running normaliser sees its epochs in turn

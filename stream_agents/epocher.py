@@ -29,6 +29,8 @@ every epoch the chunk touches has been emitted *and* has left the hold window of
 detector context, and the running normaliser's window (``stream_agents.normalise``: an epoch's model
 signal is scaled by statistics of the previous ``norm_epochs - 1`` epochs). Duplicates, chunks of
 finished recordings and chunks that only touch epochs already out of the context are released at once.
+A bundle (``add_bundle``: one bed's chunks in one message) holds one share of its token per chunk; the
+token is released with its last share, so a bundle is acked only when every chunk in it could be.
 
 The agent acks released tokens after the epochs are delivered to ``psg.epochs``. After a crash
 Kafka restarts the partition at the oldest un-acked chunk, so a fresh ``Epocher`` sees every chunk of
@@ -59,7 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk
 from psg.model_input import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
 from psg.montage import CHANNELS, EPOCH_S
 from psg.recording import Signal
@@ -91,6 +93,46 @@ class EpocherOutput:
     epochs: list[EpochMessage] = field(default_factory=list)
     released: list[object] = field(default_factory=list)
     device_events: list[DeviceEvent] = field(default_factory=list)
+    #: Chunks of a bundle refused (the rest of the bundle was taken): each with the reason.
+    refused: list[tuple[SampleChunk, MessageError]] = field(default_factory=list)
+
+    def extend(self, other: EpocherOutput) -> None:
+        self.epochs += other.epochs
+        self.released += other.released
+        self.device_events += other.device_events
+        self.refused += other.refused
+
+
+class _Share:
+    """One chunk's share of a message that carried several (a ``ChunkBundle``): the message's token is
+    released when the last of its shares is."""
+
+    __slots__ = ("token", "left")
+
+    def __init__(self, token: object, shares: int) -> None:
+        self.token, self.left = token, shares
+
+
+class _Part:
+    """The token the epocher holds for one chunk of a bundle."""
+
+    __slots__ = ("share",)
+
+    def __init__(self, share: _Share) -> None:
+        self.share = share
+
+
+def _whole_tokens(released: list[object]) -> list[object]:
+    """``released`` with bundle parts replaced by their message's token once its last part is released."""
+    out = []
+    for token in released:
+        if isinstance(token, _Part):
+            token.share.left -= 1
+            if token.share.left == 0:
+                out.append(token.share.token)
+        else:
+            out.append(token)
+    return out
 
 
 @dataclass
@@ -240,7 +282,29 @@ class Epocher:
         (rate or labels of a stream, recording start) or lies outside the recording's time span.
         """
         with self._lock:
-            return self._add(chunk, token)
+            out = self._add(chunk, token)
+            out.released = _whole_tokens(out.released)
+            return out
+
+    def add_bundle(self, bundle: ChunkBundle, token: object) -> EpocherOutput:
+        """Take a bundle's chunks in order, as ``add`` would one by one, under one ``token``.
+
+        ``token`` is released once every chunk of the bundle is. A chunk that contradicts its bed's earlier
+        chunks does not spoil the others: it is skipped and listed in ``refused`` with the reason (the
+        agent dead-letters the message, naming the chunk).
+        """
+        with self._lock:
+            share = _Share(token, len(bundle.chunks))
+            out = EpocherOutput()
+            for chunk in bundle.chunks:
+                part = _Part(share)
+                try:
+                    out.extend(self._add(chunk, part))
+                except MessageError as exc:
+                    out.refused.append((chunk, exc))
+                    out.released.append(part)
+            out.released = _whole_tokens(out.released)
+            return out
 
     def device_event(self, event: DeviceEvent, token: object) -> EpocherOutput:
         """Take a bridge event: forward it, release its token, and treat a lost stream as lagging."""
@@ -254,6 +318,7 @@ class Epocher:
                 stream.lost = True
                 out.epochs += self._emit_ready(bed, bed.last_received_at)
                 out.released += self._release(bed)
+                out.released = _whole_tokens(out.released)
             elif event.type == "stream_resumed":
                 stream.lost = False
             return out
@@ -266,7 +331,8 @@ class Epocher:
                 self._finished.pop(bed_id, None)
 
     def held_tokens(self, bed_id: str) -> int:
-        """How many chunks of ``bed_id`` are held un-acked (for metrics and tests)."""
+        """How many chunks of ``bed_id`` are held un-acked (for metrics and tests; a bundle's chunks count
+        one by one)."""
         bed = self._beds.get(bed_id)
         return len(bed.held) if bed else 0
 

@@ -1,10 +1,10 @@
 """A fast bed generator for load tests: many simulated beds produced straight to ``psg.samples``.
 
 WHY not LSL for every bed: an LSL outlet per stream per bed (and the bridge resolving and pulling
-1500 of them) would measure liblsl, not the monitor. The generator skips that hop but sends exactly what
-the bridge sends: ~1-s ``SampleChunk`` messages per rate-group stream (exg 256 Hz, resp 32 Hz, aux 1 Hz),
-keyed by bed id, with device timestamps equal to the wall clock (a bed at real time), ``received_at``
-the moment it is produced. A few beds of a benchmark still go through real LSL and the real bridge
+1500 of them) would measure liblsl, not the monitor. The generator skips that hop but sends what the
+bridge sends: every second of a bed, one ``ChunkBundle`` record holding a ~1-s ``SampleChunk`` per
+rate-group stream (exg 256 Hz, resp 32 Hz, aux 1 Hz), keyed by bed id, with device timestamps equal to
+the wall clock (a bed at real time), ``received_at`` the moment it is produced. A few beds of a benchmark still go through real LSL and the real bridge
 (``stream_agents.bench_stream``).
 
 The signals are real simulator output (``psg.simulate`` on synthetic nights with apneas), rendered once
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from psg.codecs import SampleChunk, encode_chunk
+from psg.codecs import SampleChunk, encode_bundle
 from psg.recording import Recording
 from psg.timeline import EPOCH_S
 
@@ -147,7 +147,8 @@ class LoadGenerator:
         self.speed = float(speed)
         self.origin = min((b.recording_start for b in beds), default=0.0)
         self.sent_seconds = {bed.bed_id: 0 for bed in beds}
-        self.messages = 0
+        self.messages = 0  # records sent
+        self.chunks = 0  # chunks in them
         self.behind_s = 0.0
 
     def due(self, now: float) -> Iterator[tuple[GeneratedBed, int]]:
@@ -162,15 +163,15 @@ class LoadGenerator:
         return self.origin + self.speed * (now - self.origin)
 
     def step(self, now: float) -> int:
-        """Send everything due at wall time ``now``; returns how many messages went out."""
+        """Send everything due at wall time ``now`` (one record per bed and second); returns the records sent."""
         sent = 0
         device_now = self.device_time(now)
         for bed, second in list(self.due(device_now)):
             self.behind_s = max(self.behind_s, (device_now - (bed.recording_start + second + 1)) / self.speed)
-            key = bed.bed_id.encode()
-            for stream in self.nights[bed.night]:
-                self.send(key, encode_chunk(bed_chunk(bed, stream, second, now)))
-                sent += 1
+            chunks = [bed_chunk(bed, stream, second, now) for stream in self.nights[bed.night]]
+            self.send(bed.bed_id.encode(), encode_bundle(chunks))
+            self.chunks += len(chunks)
+            sent += 1
             self.sent_seconds[bed.bed_id] = second + 1
         self.messages += sent
         return sent

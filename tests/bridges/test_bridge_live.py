@@ -19,7 +19,7 @@ from device_bridges.bridge import Bridge
 from device_bridges.bridge_config import BridgeConfig
 from device_bridges.producer import SpooledProducer
 from device_bridges.simulated import SimulatedBed, SimulatedNight, wait_all_ready
-from psg.codecs import DeviceEvent, SampleChunk, decode_samples_message
+from psg.codecs import ChunkBundle, DeviceEvent, SampleChunk, decode_samples_message
 from psg.montage import CHANNELS
 from psg.synthetic import synthetic_timeline
 from services.broker import EmbeddedBroker, free_port, start_broker
@@ -34,13 +34,16 @@ def _night(epochs: int, seed: int) -> SimulatedNight:
     return SimulatedNight(timeline, seed=seed, piece_s=600)
 
 
-def _read_samples(bootstrap: str) -> list[SampleChunk | DeviceEvent]:
-    """Everything on ``psg.samples``, once the consumer has read every partition to its end."""
+def _read_samples(bootstrap: str, records: list | None = None) -> list[SampleChunk | DeviceEvent]:
+    """Everything on ``psg.samples`` (bundles unpacked), once the consumer has read every partition to its
+    end; ``records`` receives the records as produced."""
     consumer = _Consumer(bootstrap)
     try:
         _wait(consumer.caught_up, 20, "the consumer to read psg.samples to the end")
     finally:
         consumer.close()
+    if records is not None:
+        records += consumer.records
     return consumer.messages
 
 
@@ -50,7 +53,8 @@ class _Consumer:
     def __init__(self, bootstrap: str) -> None:
         from kafka import KafkaConsumer
 
-        self.messages: list[SampleChunk | DeviceEvent] = []
+        self.records: list[SampleChunk | ChunkBundle | DeviceEvent] = []  # as produced
+        self.messages: list[SampleChunk | DeviceEvent] = []  # bundles unpacked into their chunks
         self._consumer = KafkaConsumer(
             SAMPLES, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
             group_id=None, consumer_timeout_ms=200, reconnect_backoff_max_ms=500,
@@ -62,7 +66,9 @@ class _Consumer:
     def _run(self) -> None:
         while not self._stop.is_set():
             for message in self._consumer:
-                self.messages.append(decode_samples_message(message.value))
+                value = decode_samples_message(message.value)
+                self.records.append(value)
+                self.messages += value.chunks if isinstance(value, ChunkBundle) else [value]
 
     def caught_up(self) -> bool:
         """True when every partition has been read to its end."""
@@ -137,12 +143,16 @@ def test_two_beds_every_sample_in_order(tmp_path: Path, broker: EmbeddedBroker) 
         for bed in beds:
             bed.join(epochs * 30 / SPEED + 25)
             assert not bed.running and bed.error is None
-        _wait(lambda: bridge.sink.pending() == 0 and bridge.sink.delivered >= 2 * 3 * epochs * 30 * 0.9, 15,
+        _wait(lambda: bridge.sink.pending() == 0 and bridge.sink.delivered >= 2 * epochs * 30 * 0.9, 15,
               "the bridge to deliver the beds' chunks")
     finally:
         bridge.stop()
-    streams = _by_stream([m for m in _read_samples(broker.bootstrap) if isinstance(m, SampleChunk)])
+    records: list = []
+    streams = _by_stream([m for m in _read_samples(broker.bootstrap, records) if isinstance(m, SampleChunk)])
     assert sorted(streams) == [(f"bed-{i}", g) for i in (1, 2) for g in ("aux", "exg", "resp")]
+    # a bed's streams of the same second travel together: far fewer records than chunks
+    chunks = sum(len(v) for v in streams.values())
+    assert len(records) < 0.5 * chunks, f"{len(records)} records for {chunks} chunks: streams were not bundled"
     for bed in beds:
         starts = set()
         for group in bed.groups:
@@ -203,7 +213,7 @@ def test_broker_outage_spools_and_replays_in_order(tmp_path: Path) -> None:
         bridge.sink.hold()  # a quiet moment: read everything the first broker acknowledged
         _wait(lambda: bridge.sink.in_flight() == 0, 10, "in-flight records to complete")
         _wait(before.caught_up, 10, "the consumer to catch up with the first broker")
-        assert len(before.messages) == bridge.sink.delivered
+        assert len(before.records) == bridge.sink.delivered
         before.close()
         first.stop()
         bridge.sink.release()
@@ -258,7 +268,7 @@ def test_real_device_is_mapped_through_its_channel_map(tmp_path: Path, broker: E
             block[:, 7] = 1000.0 * (second + 1)  # ECG electrode, uV
             outlet.push_chunk(block, (start + (second * 250 + np.arange(250)) / 250.0).tolist())
             time.sleep(0.1)
-        _wait(lambda: sink.delivered >= 4, 15, "four chunks from the device")
+        _wait(lambda: sink.delivered_chunks >= 4, 15, "four chunks from the device")
     finally:
         stop.set()
         thread.join(10)

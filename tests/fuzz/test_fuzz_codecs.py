@@ -32,17 +32,21 @@ from hypothesis.extra.numpy import arrays
 from model_runtime.rules import RulesRuntime
 from psg.codecs import (
     DEVICE_EVENT_TYPES,
+    MAGIC_BUNDLE,
     MAGIC_DEVICE_EVENT,
     MAGIC_EPOCH,
     MAGIC_SAMPLES,
     QUALITY_FLAGS,
     VERSION,
+    ChunkBundle,
     DeviceEvent,
     EpochMessage,
+    MessageError,
     SampleChunk,
     decode_epoch,
     decode_json,
     decode_samples_message,
+    encode_bundle,
     encode_chunk,
     encode_device_event,
     encode_epoch,
@@ -246,8 +250,13 @@ def split(raw: bytes) -> tuple[bytes, dict[str, Any], bytes]:
     return magic, json.loads(raw[_PREFIX.size : end]), raw[end:]
 
 
-def assert_valid_chunk(value: SampleChunk | DeviceEvent) -> None:
+def assert_valid_chunk(value: SampleChunk | ChunkBundle | DeviceEvent) -> None:
     """What the epocher relies on in an accepted ``psg.samples`` value."""
+    if isinstance(value, ChunkBundle):
+        assert 1 <= len(value.chunks) <= 64 and all(c.bed_id == value.bed_id for c in value.chunks)
+        for chunk in value.chunks:
+            assert_valid_chunk(chunk)
+        return
     if isinstance(value, DeviceEvent):
         assert value.type in DEVICE_EVENT_TYPES and math.isfinite(value.at) and value.at >= 0
         return
@@ -306,11 +315,11 @@ def test_random_bytes_are_values_or_message_errors(raw: bytes) -> None:
 
 @FUZZ
 @given(
-    magic=st.one_of(st.sampled_from([MAGIC_SAMPLES, MAGIC_DEVICE_EVENT, MAGIC_EPOCH]), st.binary(min_size=4,
-                                                                                                max_size=4)),
+    magic=st.one_of(st.sampled_from([MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH]),
+                    st.binary(min_size=4, max_size=4)),
     version=st.one_of(st.just(VERSION), st.integers(0, 255)),
-    header=st.one_of(hostile_values, st.dictionaries(st.sampled_from(["bed_id", "labels", "fs", "n", "epoch"]),
-                                                     field_values)),
+    header=st.one_of(hostile_values, st.dictionaries(st.sampled_from(["bed_id", "labels", "fs", "n", "epoch",
+                                                                      "chunks"]), field_values)),
     head_len=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
     payload=st.binary(max_size=256),
 )
@@ -327,8 +336,9 @@ def test_random_frames_are_values_or_message_errors(
                                                                                    sorted(RAW_TOKENS)])
 def test_raw_tokens_as_headers_and_records(token: str) -> None:
     """Each raw token as a whole header / record and as a field: deep nesting, 5000-digit integers, NaN."""
-    for magic in (MAGIC_SAMPLES, MAGIC_DEVICE_EVENT, MAGIC_EPOCH):
-        for head in (token.encode(), f'{{"bed_id":{token},"fs":{token},"epoch":{token}}}'.encode()):
+    for magic in (MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH):
+        for head in (token.encode(), f'{{"bed_id":{token},"fs":{token},"epoch":{token},"chunks":{token}}}'.encode(),
+                     f'{{"chunks":[{token}]}}'.encode()):
             for decode in (decode_samples_message, decode_epoch):
                 expect_value_or_message_error(decode, frame(magic, head))
     for raw in (token.encode(), f'{{"schema":1,"kind":"alert","bed_id":{token}}}'.encode()):
@@ -364,8 +374,11 @@ def test_every_truncation_of_valid_messages_is_refused() -> None:
     event = DeviceEvent("bed-1", "rec-1", "exg", "stream_lost", 1.7e9, "no samples for 5 s")
     epoch = EpochMessage("bed-1", "rec-1", 4, 1.7e9 + 120, rng.standard_normal((10, 1920)).astype(np.float32),
                          np.full((2, 30), np.nan, np.float32), {"ECG": ["gap"]}, {"hr_bpm": 61.0}, [], 1.7e9 + 151)
-    for raw, decode in ((encode_chunk(chunk), decode_samples_message), (encode_device_event(event),
-                        decode_samples_message), (encode_epoch(epoch), decode_epoch)):
+    aux = SampleChunk("bed-1", "rec-1", "aux", ("SpO2",), ("%",), 1.0, 1.7e9, 3, 1.7e9 - 3, 1.7e9 + 1,
+                      np.full((1, 1), 97.0, np.float32))
+    for raw, decode in ((encode_chunk(chunk), decode_samples_message), (encode_bundle([chunk, aux]),
+                        decode_samples_message), (encode_device_event(event), decode_samples_message),
+                        (encode_epoch(epoch), decode_epoch)):
         _, _, payload = split(raw)
         body = len(raw) - len(payload) + 16
         lengths = [*range(min(body, len(raw))), *range(body, len(raw) - 16, 61), *range(len(raw) - 16, len(raw))]
@@ -389,6 +402,65 @@ def test_bit_flipped_chunks(chunk: SampleChunk, bits: list[int]) -> None:
 
 CHUNK_FIELDS = ("bed_id", "recording_id", "stream", "labels", "units", "fs", "t0", "seq", "recording_start",
                 "received_at", "n")
+
+
+@st.composite
+def chunk_bundles(draw: st.DrawFn) -> list[SampleChunk]:
+    """1-5 valid chunks of one bed (a bundle's content)."""
+    bed = draw(ids)
+    return [SampleChunk(**{**c.__dict__, "bed_id": bed}) for c in draw(st.lists(sample_chunks(), min_size=1,
+                                                                                   max_size=5))]
+
+
+@FUZZ
+@given(chunk_bundles())
+def test_bundle_round_trip(chunks: list[SampleChunk]) -> None:
+    back = decode_samples_message(encode_bundle(chunks))
+    assert isinstance(back, ChunkBundle) and back.bed_id == chunks[0].bed_id and len(back.chunks) == len(chunks)
+    for got, want in zip(back.chunks, chunks, strict=True):
+        assert_same_chunk(got, want)
+
+
+@FUZZ
+@given(chunk_bundles(), st.integers(0, 4), st.sampled_from(CHUNK_FIELDS), field_values, st.booleans())
+def test_bundle_chunk_fields_replaced_or_missing(
+    chunks: list[SampleChunk], which: int, name: str, value: Any, delete: bool
+) -> None:
+    """A field of one chunk of a bundle wrong or missing (its bed too): refused whole, naming the chunk."""
+    magic, header, payload = split(encode_bundle(chunks))
+    path = ("chunks", which % len(chunks), name)
+    header = delete_path(header, path) if delete else set_path(header, path, value)
+    decoded = expect_value_or_message_error(decode_samples_message, frame(magic, header, payload))
+    if decoded is not None:
+        assert_valid_chunk(decoded)
+
+
+@FUZZ
+@given(chunk_bundles(), st.integers(-64, 64), st.sampled_from(["n", "payload", "chunks"]), st.integers(0, 4))
+def test_bundle_shape_mismatches(chunks: list[SampleChunk], samples: int, what: str, which: int) -> None:
+    """Sample counts, payload sizes and chunk lists that disagree with each other."""
+    magic, header, payload = split(encode_bundle(chunks))
+    if what == "n":
+        header["chunks"][which % len(chunks)]["n"] += samples
+    elif what == "payload":
+        payload = payload[: max(0, len(payload) + 4 * samples)] if samples < 0 else payload + b"\0" * samples
+    else:
+        header["chunks"] = header["chunks"][: which % len(chunks)] if samples < 0 else header["chunks"] * 13
+    decoded = expect_value_or_message_error(decode_samples_message, frame(magic, header, payload))
+    if decoded is not None:
+        assert_valid_chunk(decoded)
+        assert sum(c.data.size for c in decoded.chunks) * 4 == len(payload)
+
+
+def test_a_bundle_of_two_beds_is_refused_naming_the_chunk() -> None:
+    a = SampleChunk("bed-1", "rec-1", "exg", ("ECG",), ("mV",), 256.0, 1.7e9, 0, 1.7e9, 1.7e9, np.zeros((1, 4), "f4"))
+    b = SampleChunk(**{**a.__dict__, "bed_id": "bed-2", "stream": "aux"})
+    with pytest.raises(MessageError, match="bed"):
+        encode_bundle([a, b])
+    magic, header, payload = split(encode_bundle([a, SampleChunk(**{**b.__dict__, "bed_id": "bed-1"})]))
+    header["chunks"][1]["bed_id"] = "bed-2"
+    with pytest.raises(MessageError, match="bundle chunk 1 field 'bed_id'"):
+        decode_samples_message(frame(magic, header, payload))
 
 
 @FUZZ

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from psg.codecs import DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
+from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.recording import Recording
 from stream_agents.epocher import Epocher
@@ -273,3 +273,56 @@ def test_a_restarted_bridge_a_few_ms_off_continues_the_recording(chunks: list[Sa
     assert [m.epoch for m in epochs] == [0, 1, 2, 3, 4]
     for m in epochs[3:]:  # wholly from the restarted bridge
         assert all(flags == [] for flags in m.quality.values()), m.quality
+
+
+def bundles_by_second(chunks: list[SampleChunk]) -> list[ChunkBundle]:
+    """The chunks regrouped as a bridge bundles them: one bundle per bed and second, streams by name."""
+    by_second: dict[int, list[SampleChunk]] = {}
+    for chunk in chunks:
+        by_second.setdefault(int(chunk.t0 - START), []).append(chunk)
+    return [ChunkBundle("bed-1", tuple(sorted(group, key=lambda c: c.stream))) for _, group in sorted(by_second.items())]
+
+
+def test_bundles_give_the_epochs_of_their_chunks_and_release_each_token_once(chunks: list[SampleChunk]) -> None:
+    items = until(chunks, 8 * 30 + 5)
+    bundles = bundles_by_second(items)
+    assert all(len(b.chunks) >= 2 for b in bundles)
+    epocher = Epocher(context_epochs=2, norm_epochs=3)  # hold 2 epochs
+    epochs, released = [], []
+    for i, bundle in enumerate(bundles):
+        out = epocher.add_bundle(bundle, i)
+        epochs += out.epochs
+        released += out.released
+        assert out.refused == []
+        emitted = max([-1] + [m.epoch for m in epochs])
+        for token in out.released:  # a bundle is released only when its last chunk's epoch has left the hold
+            last = max(int((c.t_end - START - 1e-6) // 30) for c in bundles[token].chunks)
+            assert last <= emitted - 2
+    one_by_one, _ = feed(Epocher(context_epochs=2, norm_epochs=3), [(c, i) for i, c in enumerate(items)])
+    assert [m.epoch for m in epochs] == [m.epoch for m in one_by_one] == list(range(8))
+    for got, want in zip(epochs, one_by_one, strict=True):  # bundling changes nothing in any epoch
+        assert_same_epoch(got, want)
+    assert len(released) == len(set(released)) and released == sorted(released)
+    # what is held are chunks of the unreleased bundles, counted one by one
+    held = [b for i, b in enumerate(bundles) if i not in set(released)]
+    assert epocher.held_tokens("bed-1") == sum(len(b.chunks) for b in held)
+
+
+def test_a_bad_chunk_in_a_bundle_is_refused_and_the_others_are_taken(chunks: list[SampleChunk]) -> None:
+    epocher = Epocher(context_epochs=0, norm_epochs=1)
+    bundles = bundles_by_second(until(chunks, 45))  # the refused chunk is a hole: epoch 0 waits out the lag
+    for i, bundle in enumerate(bundles[:5]):
+        epocher.add_bundle(bundle, i)
+    good = bundles[5]
+    bad_stream = good.chunks[0].stream
+    broken = ChunkBundle("bed-1", (dataclasses.replace(good.chunks[0], fs=200.0), *good.chunks[1:]))
+    out = epocher.add_bundle(broken, "broken")
+    assert [(c.stream, "fs 200.0" in str(e)) for c, e in out.refused] == [(bad_stream, True)]
+    # the good chunks were placed: a resend of them is a duplicate, released at once
+    again = epocher.add_bundle(ChunkBundle("bed-1", good.chunks[1:]), "again")
+    assert again.released == ["again"] and again.refused == []
+    # the broken bundle's token waits for its placed chunks' epoch, then comes out once
+    released = []
+    for i, bundle in enumerate(bundles[6:], 6):
+        released += epocher.add_bundle(bundle, i).released
+    assert released.count("broken") == 1

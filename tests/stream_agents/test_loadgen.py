@@ -1,11 +1,12 @@
-"""The load generator sends what a bridge sends: 1-s chunks per stream, keyed by bed, on the device clock,
-staggered bed starts, every second exactly once, and decodable by the real epocher into whole epochs."""
+"""The load generator sends what a bridge sends: one bundle per bed and second holding a 1-s chunk per
+stream, keyed by bed, on the device clock, staggered bed starts, every second exactly once, and decodable
+by the real epocher into whole epochs, every record's token released once its epochs are out."""
 
 from __future__ import annotations
 
 import pytest
 
-from psg.codecs import decode_samples_message
+from psg.codecs import ChunkBundle, decode_samples_message
 from stream_agents.epocher import Epocher
 from stream_agents.loadgen import STREAMS, LoadGenerator, plan_beds, render_nights
 
@@ -27,18 +28,28 @@ def test_every_second_is_sent_once_when_due_and_the_epocher_makes_whole_epochs(n
     beds = plan_beds(2, start=1000.0, nights=len(nights))
     generator = LoadGenerator(beds, nights, lambda key, value: sent.append((key, value)))
     assert generator.step(1000.5) == 0  # no second has ended yet
-    assert generator.step(1001.0) == len(STREAMS)  # bed 0's first second
+    assert generator.step(1001.0) == 1  # bed 0's first second: one record
     for now in range(1002, 1071):
         generator.step(float(now))
     generator.step(1071.0)  # a repeated tick sends nothing twice
     seconds = {b.bed_id: generator.sent_seconds[b.bed_id] for b in beds}
     assert seconds == {beds[0].bed_id: 71, beds[1].bed_id: 56}
-    assert generator.messages == len(sent) == len(STREAMS) * (71 + 56)
-    epocher, epochs = Epocher(), []
+    assert generator.messages == len(sent) == 71 + 56
+    assert generator.chunks == len(STREAMS) * (71 + 56)
+    epocher, epochs, released = Epocher(context_epochs=0, norm_epochs=1), [], []
     for i, (key, value) in enumerate(sent):
-        chunk = decode_samples_message(value)
-        assert key == chunk.bed_id.encode() and chunk.received_at >= chunk.t0
-        epochs += epocher.add(chunk, i).epochs
+        bundle = decode_samples_message(value)
+        assert isinstance(bundle, ChunkBundle) and [c.stream for c in bundle.chunks] == list(STREAMS)
+        assert key == bundle.bed_id.encode() and all(c.received_at >= c.t0 for c in bundle.chunks)
+        out = epocher.add_bundle(bundle, i)
+        epochs += out.epochs
+        released += out.released
+    # with no hold window, every record of an emitted epoch is released, once, after its last chunk
+    emitted = {b.bed_id: generator.complete_epochs(b) * 30 for b in beds}
+    assert len(released) == len(set(released))
+    bed_of = [key.decode() for key, _ in sent]
+    second_of = [decode_samples_message(v).chunks[0].seq for _, v in sent]
+    assert sorted(released) == [i for i in range(len(sent)) if second_of[i] < emitted[bed_of[i]]]
     by_bed = {b.bed_id: sorted(e.epoch for e in epochs if e.bed_id == b.bed_id) for b in beds}
     assert by_bed == {beds[0].bed_id: [0, 1], beds[1].bed_id: [0]}
     assert [generator.complete_epochs(b) for b in beds] == [2, 1]
