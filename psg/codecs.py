@@ -327,7 +327,9 @@ def decode_samples_message(raw: bytes) -> SampleChunk | ChunkBundle | DeviceEven
 def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
     heads = _field(header, "chunks", list, f"a list of 1..{MAX_BUNDLE_CHUNKS} chunk headers")
     if not 0 < len(heads) <= MAX_BUNDLE_CHUNKS:
-        raise MessageError(f"bundle header field 'chunks': expected 1..{MAX_BUNDLE_CHUNKS} chunk headers, got {len(heads)}")
+        raise MessageError(
+            f"bundle header field 'chunks': expected 1..{MAX_BUNDLE_CHUNKS} chunk headers, got {len(heads)}"
+        )
     chunks, offset = [], 0
     for k, head in enumerate(heads):
         what = f"bundle chunk {k}"
@@ -342,7 +344,9 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
     bed = chunks[0].bed_id
     for k, chunk in enumerate(chunks):
         if chunk.bed_id != bed:
-            raise MessageError(f"bundle chunk {k} field 'bed_id': expected the bundle's bed {bed!r}, got {chunk.bed_id!r}")
+            raise MessageError(
+                f"bundle chunk {k} field 'bed_id': expected the bundle's bed {bed!r}, got {chunk.bed_id!r}"
+            )
     return ChunkBundle(bed, tuple(chunks))
 
 

@@ -144,10 +144,10 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     from confluent_kafka import Producer
 
     from device_bridges.lsl_config import configure_lsl, private_lsl_config
+    from device_bridges.producer import producer_config
     from services.broker import start_broker
     from services.metrics import enable_multiprocess
     from services.topics import ensure_topics
-    from device_bridges.producer import producer_config
     from stream_agents.launcher import LiveStack
     from stream_agents.loadgen import LoadGenerator, plan_beds, render_nights
 
@@ -337,7 +337,9 @@ class _Deliveries:
     def check(self) -> None:
         """Raise if any generated record did not reach the broker (the lost-epoch count would lie)."""
         if self.failed:
-            raise RuntimeError(f"load generator: {self.failed} record(s) not delivered to the broker: {self.first_error}")
+            raise RuntimeError(
+                f"load generator: {self.failed} record(s) not delivered to the broker: {self.first_error}"
+            )
 
 
 def _complete(db: Path, expected: dict[str, tuple[str, int]]) -> bool:

@@ -4,8 +4,8 @@ WHY not LSL for every bed: an LSL outlet per stream per bed (and the bridge reso
 1500 of them) would measure liblsl, not the monitor. The generator skips that hop but sends what the
 bridge sends: every second of a bed, one ``ChunkBundle`` record holding a ~1-s ``SampleChunk`` per
 rate-group stream (exg 256 Hz, resp 32 Hz, aux 1 Hz), keyed by bed id, with device timestamps equal to
-the wall clock (a bed at real time), ``received_at`` the moment it is produced. A few beds of a benchmark still go through real LSL and the real bridge
-(``stream_agents.bench_stream``).
+the wall clock (a bed at real time), ``received_at`` the moment it is produced. A few beds of a benchmark
+still go through real LSL and the real bridge (``stream_agents.bench_stream``).
 
 The signals are real simulator output (``psg.simulate`` on synthetic nights with apneas), rendered once
 for ``nights`` distinct nights and shared by the beds (bed k plays night k mod ``nights`` from its own

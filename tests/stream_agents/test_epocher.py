@@ -280,7 +280,9 @@ def bundles_by_second(chunks: list[SampleChunk]) -> list[ChunkBundle]:
     by_second: dict[int, list[SampleChunk]] = {}
     for chunk in chunks:
         by_second.setdefault(int(chunk.t0 - START), []).append(chunk)
-    return [ChunkBundle("bed-1", tuple(sorted(group, key=lambda c: c.stream))) for _, group in sorted(by_second.items())]
+    return [
+        ChunkBundle("bed-1", tuple(sorted(group, key=lambda c: c.stream))) for _, group in sorted(by_second.items())
+    ]
 
 
 def test_bundles_give_the_epochs_of_their_chunks_and_release_each_token_once(chunks: list[SampleChunk]) -> None:
