@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     app_id: str = Field(default="sleeplm", description="Faust app id = Kafka consumer group prefix")
     batch_max: int = Field(default=64, ge=1, description="most epochs per inference batch")
-    batch_within_s: float = Field(default=0.5, gt=0, description="longest wait to fill an inference batch")
+    batch_within_s: float = Field(default=0.2, gt=0, description="longest wait to fill an inference batch")
     session_timeout_s: float = Field(default=10.0, gt=0, description="consumer-group session timeout")
     one_record_per_batch: bool = Field(
         default=False,
