@@ -143,9 +143,11 @@ class _LivePipeline:
         self.alerts = raw(topics.ALERTS)
         self.deadletter = raw(topics.DEADLETTER)
         # A 6-epoch (3-min) normaliser window: a restarted worker replays at most ~3 min per bed.
-        # The agent places chunks on the event loop and analyses completed epochs in a thread: the
-        # epocher hands out each epoch's window unanalysed (``_analyse_later``).
-        self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS, analyse=_analyse_later)
+        # The agent places chunks on the event loop and analyses completed epochs in a thread (the
+        # epocher hands out windows, ``analyse=None``). WHY: ``add`` runs for every chunk and almost
+        # always only places samples, which costs less than a thread-pool hop; analysing inside it would
+        # mean either that hop for every chunk or ~20-ms analyses blocking the event loop.
+        self.epocher = Epocher(norm_epochs=NORMALISER_EPOCHS, analyse=None)
         self.bed_partitions: dict[str, TP] = {}
         self.caption_partitions: dict[str, TP] = {}
         self.monitor = AlertMonitor()
@@ -207,10 +209,10 @@ class _LivePipeline:
                 continue
             for chunk, exc in output.refused:  # a bundle's bad chunk; its other chunks were taken
                 await self.dead_letter(event, f"bundle chunk of stream {chunk.stream!r} seq {chunk.seq}: {exc}")
-            if output.epochs:
-                # ~1 chunk in 100 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
-                # in order, before the next chunk, so each bed's running normaliser sees its epochs in turn
-                output.epochs = await loop.run_in_executor(None, _analyse_windows, output.epochs)
+            if output.windows:
+                # ~1 record in 30 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
+                # in order, before the next record, so each bed's running normaliser sees its epochs in turn
+                output.epochs = await loop.run_in_executor(None, _analyse_windows, output.windows)
             pending = [
                 await self.epochs.send(key=epoch.bed_id.encode(), value=encode_epoch(epoch)) for epoch in output.epochs
             ]
@@ -417,15 +419,6 @@ def _alert_record(raw: bytes) -> dict[str, Any]:
     else:
         raise MessageError(f"sleep.alerts record field 'kind': expected 'technical' or 'alert', got {record['kind']!r}")
     return record
-
-
-def _analyse_later(window: EpochWindow) -> EpochWindow:
-    """The epocher's analysis step, deferred: the window goes out as it is, ``_analyse_windows`` analyses it.
-
-    WHY: ``Epocher.add`` runs for every chunk (~3 per bed and second) and almost always only places
-    samples, which costs less than a thread-pool hop; analysing in the epocher would mean either the hop
-    for every chunk or ~20-ms analyses blocking the event loop."""
-    return window
 
 
 def _analyse_windows(windows: list[EpochWindow]) -> list[EpochMessage]:

@@ -91,6 +91,8 @@ class EpocherOutput:
     """What one call produced: epochs to send, tokens to ack, device events to forward as alerts."""
 
     epochs: list[EpochMessage] = field(default_factory=list)
+    #: With ``analyse=None``: the completed epochs' windows, unanalysed, in order (instead of ``epochs``).
+    windows: list[EpochWindow] = field(default_factory=list)
     released: list[object] = field(default_factory=list)
     device_events: list[DeviceEvent] = field(default_factory=list)
     #: Chunks of a bundle refused (the rest of the bundle was taken): each with the reason.
@@ -98,6 +100,7 @@ class EpocherOutput:
 
     def extend(self, other: EpocherOutput) -> None:
         self.epochs += other.epochs
+        self.windows += other.windows
         self.released += other.released
         self.device_events += other.device_events
         self.refused += other.refused
@@ -247,15 +250,16 @@ class Epocher:
 
     ``analyse`` turns an ``EpochWindow`` into the ``EpochMessage`` (default:
     ``stream_agents.epoch_analysis.analyse``); ``norm_epochs`` is the running normaliser's window.
-    Thread-safe (one lock around every call). The live agent calls it on its event loop and passes an
-    ``analyse`` that defers the analysis to a thread (``stream_agents.app``).
+    Thread-safe (one lock around every call). ``analyse=None`` hands out each completed epoch's
+    ``EpochWindow`` in ``EpocherOutput.windows`` instead, for the caller to analyse: the live agent places
+    chunks on its event loop (cheap) and analyses the windows in a thread (``stream_agents.app``).
     """
 
     def __init__(
         self,
         context_epochs: int = 2,
         max_lag_s: float = 10.0,
-        analyse: Analyse = analyse,
+        analyse: Analyse | None = analyse,
         norm_epochs: int = DEFAULT_WINDOW_EPOCHS,
     ) -> None:
         if context_epochs < 0 or max_lag_s < 0 or norm_epochs < 1:
@@ -316,7 +320,7 @@ class Epocher:
             stream = bed.streams[event.stream]
             if event.type == "stream_lost":
                 stream.lost = True
-                out.epochs += self._emit_ready(bed, bed.last_received_at)
+                self._emit_ready(bed, bed.last_received_at, out)
                 out.released += self._release(bed)
                 out.released = _whole_tokens(out.released)
             elif event.type == "stream_resumed":
@@ -391,7 +395,7 @@ class Epocher:
         bed.last_received_at = max(bed.last_received_at, chunk.received_at)
         heapq.heappush(bed.held, (last, next(self._order), key, token))
         bed.held_keys.add(key)
-        out.epochs += self._emit_ready(bed, chunk.received_at)
+        self._emit_ready(bed, chunk.received_at, out)
         out.released += self._release(bed)
         return out
 
@@ -438,13 +442,16 @@ class Epocher:
             return False
         return not waiting or ahead > (epoch + 1) * EPOCH_S + self.max_lag_s
 
-    def _emit_ready(self, bed: _Bed, received_at: float) -> list[EpochMessage]:
-        out = []
+    def _emit_ready(self, bed: _Bed, received_at: float, out: EpocherOutput) -> None:
+        """Emit every complete epoch into ``out``: analysed (``epochs``), or as windows with ``analyse=None``."""
         while bed.next_epoch is not None and self._complete(bed, bed.next_epoch):
-            out.append(self._emit(bed, bed.next_epoch, received_at))
-        return out
+            window = self._emit(bed, bed.next_epoch, received_at)
+            if self.analyse is None:
+                out.windows.append(window)
+            else:
+                out.epochs.append(self.analyse(window))
 
-    def _emit(self, bed: _Bed, epoch: int, received_at: float) -> EpochMessage:
+    def _emit(self, bed: _Bed, epoch: int, received_at: float) -> EpochWindow:
         first = epoch if bed.first_emitted is None else max(epoch - self.context_epochs, bed.first_emitted)
         signals: dict[str, Signal] = {}
         for name in sorted(bed.streams):  # a label sent by two streams: the first by name wins
@@ -459,17 +466,15 @@ class Epocher:
             window = np.concatenate(parts, axis=1, dtype=np.float64)  # Signal holds float64: rows are views
             for row, (label, unit) in enumerate(zip(stream.labels, stream.units, strict=True)):
                 signals.setdefault(label, Signal(label, window[row], stream.fs, unit))
-        message = self.analyse(
-            EpochWindow(
-                bed_id=bed.bed_id,
-                recording_id=bed.recording_id,
-                recording_start=bed.recording_start,
-                epoch=epoch,
-                first_epoch=first,
-                signals=signals,
-                normaliser=bed.normaliser,
-                end_received_at=received_at,
-            )
+        window = EpochWindow(
+            bed_id=bed.bed_id,
+            recording_id=bed.recording_id,
+            recording_start=bed.recording_start,
+            epoch=epoch,
+            first_epoch=first,
+            signals=signals,
+            normaliser=bed.normaliser,
+            end_received_at=received_at,
         )
         bed.first_emitted = epoch if bed.first_emitted is None else bed.first_emitted
         bed.last_emitted = epoch
@@ -478,7 +483,7 @@ class Epocher:
         for stream in bed.streams.values():
             stream.give_up_before(stream.bounds(epoch)[1])
             stream.forget_before(floor)
-        return message
+        return window
 
     def _release(self, bed: _Bed) -> list[object]:
         """Tokens of chunks whose every epoch has left the hold window."""

@@ -1,4 +1,5 @@
-"""Reading what the live path stored, straight from the SQLite file (independent of the API)."""
+"""Reading what the live path stored, straight from the SQLite file (independent of the API), the
+assertions the live tests share on it, and starting their beds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
+from psg.captions import MODALITIES
+from psg.codecs import QUALITY_FLAGS
 from services.settings import Settings
 
 
@@ -46,3 +49,35 @@ def complete(settings: Settings, beds: int, epochs: int) -> bool:
     """True once ``beds`` beds each have at least ``epochs`` stored epochs."""
     found = stored_epochs(settings)
     return len(found) >= beds and all(len(v) >= epochs for v in found.values())
+
+
+def start_beds(stack, beds: int, speed: float, hours: float) -> None:  # noqa: ANN001 (the live stack fixture)
+    """A bridge and ``beds`` simulated LSL beds (seed 3, one night each) as processes of ``stack``."""
+    env = stack.child_env()
+    stack.spawn("bridge", ["bridge"], env)
+    args = ["beds", "--beds", str(beds), "--speed", str(speed), "--hours", str(hours), "--seed", "3", "--nights", "1"]
+    stack.spawn("beds", args, env)
+
+
+def gap_channels(row: dict) -> set[str]:
+    """Channels of a stored epoch flagged ``gap``, except the simulated monitor's HR in epoch 0 (it reports
+    HR 0, no value yet, for its first 2 s: not a gap in delivery)."""
+    gaps = {channel for channel, flags in row["quality"].items() if "gap" in flags}
+    if row["epoch"] == 0:
+        gaps.discard("HR")
+    return gaps
+
+
+def assert_each_epoch_once(settings: Settings, beds: int, epochs: int, gaps_allowed: bool = False) -> None:
+    """``beds`` beds stored, each with epochs 0..epochs-1 exactly once, every row a stage, the five captions
+    and known quality flags; and no ``gap`` flag unless ``gaps_allowed`` (data really gone from the device)."""
+    found = stored_epochs(settings)
+    assert len(found) == beds, f"beds stored: {sorted(found)}"
+    for bed, indices in found.items():
+        assert sorted(indices) == list(range(epochs)), f"{bed}: stored epochs {sorted(indices)}"
+    for row in stored_rows(settings):
+        assert row["stage"] in {"W", "N1", "N2", "N3", "R", "?"}
+        assert set(row["captions"]) == set(MODALITIES) and all(row["captions"].values())
+        assert all(set(flags) <= set(QUALITY_FLAGS) for flags in row["quality"].values())
+        if not gaps_allowed:
+            assert not gap_channels(row), f"{row['bed_id']} epoch {row['epoch']}: unexpected gap flags"

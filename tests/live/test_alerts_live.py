@@ -9,7 +9,7 @@ import httpx
 
 from store import Store
 from tests.live.conftest import wait_until
-from tests.live.test_pipeline import _start_beds
+from tests.live.helpers import start_beds
 
 
 def test_threshold_alert_acknowledgement_and_watch_rule_through_the_stack(stack) -> None:
@@ -25,7 +25,7 @@ def test_threshold_alert_acknowledgement_and_watch_rule_through_the_stack(stack)
         # a bed whose SpO2 target is above anything it will read: desaturation after 15 s of device time
         assert api.put("/api/beds/bed-01/thresholds", json={"spo2_low": 99.9}).status_code == 200
         rule = api.post("/api/rules", json={"text": "wake", "min_duration_s": 30}).json()
-        _start_beds(stack, beds=2, speed=10, hours=0.1)
+        start_beds(stack, beds=2, speed=10, hours=0.1)
 
         def desaturation() -> dict | None:
             found = [a for a in api.get("/api/alerts", params={"bed": "bed-01"}).json() if a["type"] == "desaturation"]

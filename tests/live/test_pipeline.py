@@ -14,50 +14,28 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from psg.captions import MODALITIES
 from psg.codecs import decode_json
 from services import topics
 from tests.live.conftest import wait_until
-from tests.live.helpers import complete, stored_epochs, stored_rows
+from tests.live.helpers import assert_each_epoch_once, complete, start_beds
 
 HOURS = 0.05  # 3 minutes of device time
 EPOCHS = 6
 
 
-def _start_beds(stack, beds: int, speed: float, hours: float = HOURS) -> None:
-    env = stack.child_env()
-    stack.spawn("bridge", ["bridge"], env)
-    args = ["beds", "--beds", str(beds), "--speed", str(speed), "--hours", str(hours), "--seed", "3", "--nights", "1"]
-    stack.spawn("beds", args, env)
-
-
-def _assert_exactly_once(stack, beds: int, epochs: int) -> None:
-    found = stored_epochs(stack.settings)
-    assert len(found) == beds, f"beds stored: {sorted(found)}"
-    for bed, indices in found.items():
-        assert sorted(indices) == list(range(epochs)), f"{bed}: stored epochs {sorted(indices)}"
-    for row in stored_rows(stack.settings):
-        assert row["stage"] in {"W", "N1", "N2", "N3", "R", "?"}
-        assert set(row["captions"]) == set(MODALITIES) and all(row["captions"].values())
-        gaps = {ch: flags for ch, flags in row["quality"].items() if "gap" in flags}
-        if row["epoch"] == 0:  # the simulated monitor reports HR 0 (no value yet) for its first 2 s
-            gaps.pop("HR", None)
-        assert not gaps, f"{row['bed_id']} epoch {row['epoch']}: unexpected gap flags {gaps}"
-
-
 def test_beds_end_to_end_exactly_once(stack) -> None:
     env = stack.child_env()
     stack.spawn("worker", ["worker"], env)
-    _start_beds(stack, beds=3, speed=20)
+    start_beds(stack, beds=3, speed=20, hours=HOURS)
     wait_until(lambda: complete(stack.settings, 3, EPOCHS), 120, "3 beds x 6 epochs in the store", stack)
     time.sleep(3)  # nothing more may arrive: the nights are over
-    _assert_exactly_once(stack, 3, EPOCHS)
+    assert_each_epoch_once(stack.settings, 3, EPOCHS)
 
 
 def test_worker_sigkill_and_restart_loses_and_duplicates_nothing(stack) -> None:
     env = stack.child_env()
     worker = stack.spawn("worker", ["worker"], env)
-    _start_beds(stack, beds=2, speed=10, hours=0.1)
+    start_beds(stack, beds=2, speed=10, hours=0.1)
     wait_until(lambda: complete(stack.settings, 2, 3), 120, "3 epochs per bed before the kill", stack)
     worker.process.send_signal(signal.SIGKILL)
     worker.process.wait()
@@ -66,7 +44,7 @@ def test_worker_sigkill_and_restart_loses_and_duplicates_nothing(stack) -> None:
     stack.spawn("worker", ["worker"], env)
     wait_until(lambda: complete(stack.settings, 2, 12), 150, "12 epochs per bed after the restart", stack)
     time.sleep(3)
-    _assert_exactly_once(stack, 2, 12)
+    assert_each_epoch_once(stack.settings, 2, 12)
 
 
 def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack) -> None:
@@ -82,7 +60,7 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack) -> N
         for value in values:
             producer.send(topic, key=b"bed-bad", value=value)
     producer.flush()
-    _start_beds(stack, beds=1, speed=20)
+    start_beds(stack, beds=1, speed=20, hours=HOURS)
 
     consumer = KafkaConsumer(topics.DEADLETTER, bootstrap_servers=stack.settings.kafka,
                              auto_offset_reset="earliest", consumer_timeout_ms=1000)
@@ -102,7 +80,7 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack) -> N
     assert base64.b64decode(by_topic[topics.SAMPLES][0]["payload_b64"]) == b"not a psg message"
     assert "missing field" in by_topic[topics.CAPTIONS][0]["reason"]
     wait_until(lambda: complete(stack.settings, 1, EPOCHS), 90, "the bed's 6 epochs after the bad input", stack)
-    _assert_exactly_once(stack, 1, EPOCHS)
+    assert_each_epoch_once(stack.settings, 1, EPOCHS)
 
 
 @pytest.mark.parametrize("value", [b"", b"PSGS"])

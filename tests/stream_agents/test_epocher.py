@@ -11,6 +11,7 @@ import pytest
 from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.recording import Recording
+from stream_agents.epoch_analysis import analyse
 from stream_agents.epocher import Epocher
 from tests.stream_agents.chunking import START, chunk_recording
 
@@ -328,3 +329,17 @@ def test_a_bad_chunk_in_a_bundle_is_refused_and_the_others_are_taken(chunks: lis
     for i, bundle in enumerate(bundles[6:], 6):
         released += epocher.add_bundle(bundle, i).released
     assert released.count("broken") == 1
+
+
+def test_without_analyse_the_windows_come_out_for_the_caller_to_analyse(chunks: list[SampleChunk]) -> None:
+    """``analyse=None`` (the live agent): windows instead of epochs; analysed in order they give the same epochs."""
+    items = [(c, i) for i, c in enumerate(until(chunks, 4 * 30 + 5))]
+    deferred, windows = Epocher(analyse=None), []
+    for chunk, token in items:
+        out = deferred.add(chunk, token)
+        assert out.epochs == []
+        windows += out.windows
+    direct, _ = feed(Epocher(), items)
+    assert [w.epoch for w in windows] == [m.epoch for m in direct] == [0, 1, 2, 3]
+    for window, want in zip(windows, direct, strict=True):
+        assert_same_epoch(analyse(window), want)
