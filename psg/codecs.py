@@ -49,6 +49,9 @@ MAX_EPOCH_S = 3600.0
 #: Largest epoch index (the store's column is a 32-bit integer; 48 h of 30-s epochs is 5760).
 MAX_EPOCH = 2**31 - 1
 DEVICE_EVENT_TYPES: tuple[str, ...] = ("stream_lost", "stream_resumed", "spool_overflow")
+#: Epoch features that carry text (``psg.features.neuro``: the body position's name); every other feature
+#: is a number or null, which the rules, captions and alerts compare and format as numbers.
+TEXT_FEATURES = frozenset({"position_name"})
 #: Most chunks one bundle may carry (a bed has a handful of streams; a bridge catching up a few seconds).
 MAX_BUNDLE_CHUNKS = 64
 
@@ -445,10 +448,11 @@ def decode_epoch(raw: bytes) -> EpochMessage:
         raise MessageError(f"message header field 'epoch_s': expected 0 < epoch_s <= {MAX_EPOCH_S:g}, got {epoch_s!r}")
     features = _field(header, "features", dict, "an object of features")
     for name, value in features.items():
-        if value is not None and not isinstance(value, (int, float, str)):  # psg.features.Feature
-            raise MessageError(
-                f"message header field 'features.{name[:80]}': expected a number, string or null, got {value!r:.80}"
-            )
+        if value is None or isinstance(value, (int, float)):
+            continue
+        if not (isinstance(value, str) and name in TEXT_FEATURES):  # psg.features.Feature
+            allowed = "a number, string or null" if name in TEXT_FEATURES else "a number or null"
+            raise MessageError(f"message header field 'features.{name[:80]}': expected {allowed}, got {value!r:.80}")
     aux_n = _field(header, "aux_n", int, "the number of aux samples")
     if not 0 < aux_n <= 10_000:
         raise MessageError(f"message header field 'aux_n': expected 1..10000, got {aux_n}")

@@ -73,6 +73,7 @@ NEURO_FEATURE_KEYS: tuple[str, ...] = (
     "position_name",
 )
 
+#: A feature's value: a number, None where it cannot be measured, or text for ``psg.codecs.TEXT_FEATURES``.
 Feature = float | int | str | None
 
 

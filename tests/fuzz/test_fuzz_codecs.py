@@ -37,6 +37,7 @@ from psg.codecs import (
     MAGIC_EPOCH,
     MAGIC_SAMPLES,
     QUALITY_FLAGS,
+    TEXT_FEATURES,
     VERSION,
     ChunkBundle,
     DeviceEvent,
@@ -124,6 +125,8 @@ device_events = st.builds(
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False,
                          allow_infinity=False), st.text(max_size=12))
+number_features = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                            st.floats(allow_nan=False, allow_infinity=False))
 detector_events = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["obstructive_apnea", "hypopnea", "desaturation", "signal_loss", "asystole"]),
@@ -150,7 +153,9 @@ def epoch_messages(draw: st.DrawFn) -> EpochMessage:
         signals=rng.standard_normal((len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES)).astype(np.float32),
         aux=aux,
         quality={label: draw(st.lists(st.sampled_from(QUALITY_FLAGS), max_size=2, unique=True)) for label in labels},
-        features=draw(st.dictionaries(st.text(max_size=10), json_scalars, max_size=6)),
+        features={**draw(st.dictionaries(st.text(max_size=10).filter(lambda k: k not in TEXT_FEATURES),
+                                         number_features, max_size=6)),
+                  **draw(st.dictionaries(st.sampled_from(sorted(TEXT_FEATURES)), st.text(max_size=12)))},
         events=draw(st.lists(detector_events, max_size=3)),
         end_received_at=draw(times),
     )
@@ -899,11 +904,10 @@ def test_epoch_features_of_the_wrong_shape_are_refused_or_survive_inference() ->
     _features_through_the_rules_runtime((None, True, 0, -1, 2**62, 1e308, -1e308, [], {}, [1.0], {"a": 1}, *RAW_TOKENS))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model_runtime.rules / psg.captions read numeric features with float() and '<': a string where a number "
-    "belongs (c3_alpha='abc') raises ValueError/TypeError in the inference agent; the decoder cannot tell which "
-    "features are numeric without a feature schema (not in the files this fuzzing may change)",
-)
-def test_epoch_features_with_strings_for_numbers_survive_inference() -> None:
+def test_epoch_features_with_strings_for_numbers_are_refused_or_survive_inference() -> None:
+    """Text where a number belongs (c3_alpha='abc') is refused by the decoder, naming the feature; text is
+    allowed only for the text features (``TEXT_FEATURES``), which the rules runtime takes."""
     _features_through_the_rules_runtime(("abc", ""))
+    magic, header, payload = split(encode_epoch(_grid_epoch()))
+    with pytest.raises(MessageError, match="features.c3_alpha': expected a number or null"):
+        decode_epoch(frame(magic, {**header, "features": {**REAL_FEATURES, "c3_alpha": "abc"}}, payload))
