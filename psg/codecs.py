@@ -321,7 +321,7 @@ def decode_samples_message(raw: bytes) -> SampleChunk | ChunkBundle | DeviceEven
             detail=str(header.get("detail", ""))[:500],
         )
     if magic == MAGIC_SAMPLES:
-        return _chunk(header, payload, "samples")
+        return _chunk(header, payload, _chunk_shape(header))
     if magic == MAGIC_BUNDLE:
         return _bundle(header, payload)
     raise MessageError(f"message: magic {magic!r} is not a samples message (expected PSGS, PSGB or PSGT)")
@@ -335,12 +335,14 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
         )
     chunks, offset = [], 0
     for k, head in enumerate(heads):
-        what = f"bundle chunk {k}"
         if not isinstance(head, dict):
-            raise MessageError(f"{what}: expected a chunk header (JSON object), got {type(head).__name__}")
-        size = _chunk_shape(head, what)
-        nbytes = size[0] * size[1] * 4
-        chunks.append(_chunk(head, payload[offset : offset + nbytes], what))
+            raise MessageError(f"bundle chunk {k}: expected a chunk header (JSON object), got {type(head).__name__}")
+        try:
+            shape = _chunk_shape(head)
+            nbytes = shape[0] * shape[1] * 4
+            chunks.append(_chunk(head, payload[offset : offset + nbytes], shape))
+        except MessageError as exc:
+            raise MessageError(f"bundle chunk {k}: {exc}") from None
         offset += nbytes
     if offset != len(payload):
         raise MessageError(f"bundle: payload is {len(payload)} bytes, its chunk headers account for {offset}")
@@ -353,54 +355,43 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
     return ChunkBundle(bed, tuple(chunks))
 
 
-def _chunk_shape(header: dict[str, Any], what: str) -> tuple[int, int]:
+def _chunk_shape(header: dict[str, Any]) -> tuple[int, int]:
     """(channels, samples) a chunk header announces, validated (labels, units and ``n``)."""
-    try:
-        labels = _field(header, "labels", list, "a list of channel labels")
-        units = _field(header, "units", list, "a list of units, one per label")
-        if not labels or not all(isinstance(x, str) and x for x in labels):
-            raise MessageError(f"message header field 'labels': expected non-empty strings, got {labels!r}"[:300])
-        if len(set(labels)) != len(labels):
-            raise MessageError(f"message header field 'labels': duplicate labels in {labels!r}"[:300])
-        if len(units) != len(labels) or not all(isinstance(x, str) for x in units):
-            raise MessageError(f"message header field 'units': expected {len(labels)} strings, got {units!r}"[:300])
-        n = _field(header, "n", int, "the number of samples per channel")
-        if not 0 < n <= 1_000_000:
-            raise MessageError(f"message header field 'n': expected 1..1000000 samples, got {n}")
-    except MessageError as exc:
-        if what == "samples":
-            raise
-        raise MessageError(f"{what}: {exc}") from None
+    labels = _field(header, "labels", list, "a list of channel labels")
+    units = _field(header, "units", list, "a list of units, one per label")
+    if not labels or not all(isinstance(x, str) and x for x in labels):
+        raise MessageError(f"message header field 'labels': expected non-empty strings, got {labels!r}"[:300])
+    if len(set(labels)) != len(labels):
+        raise MessageError(f"message header field 'labels': duplicate labels in {labels!r}"[:300])
+    if len(units) != len(labels) or not all(isinstance(x, str) for x in units):
+        raise MessageError(f"message header field 'units': expected {len(labels)} strings, got {units!r}"[:300])
+    n = _field(header, "n", int, "the number of samples per channel")
+    if not 0 < n <= 1_000_000:
+        raise MessageError(f"message header field 'n': expected 1..1000000 samples, got {n}")
     return len(labels), n
 
 
-def _chunk(header: dict[str, Any], payload: memoryview, what: str) -> SampleChunk:
-    """One chunk from its header and its samples; ``what`` prefixes errors inside a bundle."""
-    shape = _chunk_shape(header, what)
-    try:
-        fs = float(_field(header, "fs", (int, float), "a sampling rate in Hz"))
-        if not (math.isfinite(fs) and 0 < fs <= 10_000):
-            raise MessageError(f"message header field 'fs': expected 0 < fs <= 10000 Hz, got {fs!r}")
-        seq = _field(header, "seq", int, "a chunk sequence number >= 0")
-        if seq < 0:
-            raise MessageError(f"message header field 'seq': expected >= 0, got {seq}")
-        return SampleChunk(
-            bed_id=_text(header, "bed_id"),
-            recording_id=_text(header, "recording_id"),
-            stream=_text(header, "stream"),
-            labels=tuple(header["labels"]),
-            units=tuple(header["units"]),
-            fs=fs,
-            t0=_time(header, "t0"),
-            seq=seq,
-            recording_start=_time(header, "recording_start"),
-            received_at=_time(header, "received_at"),
-            data=_floats(payload, shape, "samples"),
-        )
-    except MessageError as exc:
-        if what == "samples":
-            raise
-        raise MessageError(f"{what}: {exc}") from None
+def _chunk(header: dict[str, Any], payload: memoryview, shape: tuple[int, int]) -> SampleChunk:
+    """One chunk from its header, its samples and the ``shape`` its header was validated to announce."""
+    fs = float(_field(header, "fs", (int, float), "a sampling rate in Hz"))
+    if not (math.isfinite(fs) and 0 < fs <= 10_000):
+        raise MessageError(f"message header field 'fs': expected 0 < fs <= 10000 Hz, got {fs!r}")
+    seq = _field(header, "seq", int, "a chunk sequence number >= 0")
+    if seq < 0:
+        raise MessageError(f"message header field 'seq': expected >= 0, got {seq}")
+    return SampleChunk(
+        bed_id=_text(header, "bed_id"),
+        recording_id=_text(header, "recording_id"),
+        stream=_text(header, "stream"),
+        labels=tuple(header["labels"]),
+        units=tuple(header["units"]),
+        fs=fs,
+        t0=_time(header, "t0"),
+        seq=seq,
+        recording_start=_time(header, "recording_start"),
+        received_at=_time(header, "received_at"),
+        data=_floats(payload, shape, "samples"),
+    )
 
 
 # --- epochs (psg.epochs) --------------------------------------------------------------------------

@@ -236,6 +236,7 @@ class _LivePipeline:
         acker = _AckAfterDelivery(stream)
         async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
             messages = await self.decoded(batch, decode_epoch)
+            pending: list[Any] = []
             if messages:
                 started = time.perf_counter()
                 records = await loop.run_in_executor(
@@ -243,7 +244,7 @@ class _LivePipeline:
                 )
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.batch_size.observe(len(messages))
-                pending = [
+                pending += [
                     await self.captions.send(key=record["bed_id"].encode(), value=encode_json(record))
                     for record in records.captions
                 ]
@@ -252,9 +253,7 @@ class _LivePipeline:
                     for record in records.embeddings
                 ]
                 self.metrics.captions_out.inc(len(records.captions))
-                await acker.ack_when_delivered(pending, batch)
-            else:
-                await acker.ack_when_delivered([], batch)
+            await acker.ack_when_delivered(pending, batch)
 
     async def sink_agent(self, stream: faust.StreamT) -> None:
         """sleep.captions -> the store, insert-or-ignore keyed (bed, recording, epoch)."""

@@ -207,16 +207,15 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         producer = Producer({**producer_config(settings), "client.id": "sleeplm-loadgen"})
         from services.topics import SAMPLES
 
+        delivery = _Deliveries()
+
         def send(key: bytes, value: bytes) -> None:
             producer.produce(SAMPLES, key=key, value=value, on_delivery=delivery.note)
             producer.poll(0)
 
-        delivery = _Deliveries()
         start = time.time() + 1.0
         beds = plan_beds(generated, start, len(nights))
-        generator = LoadGenerator(
-            beds, nights, send, speed=options.speed
-        )
+        generator = LoadGenerator(beds, nights, send, speed=options.speed)
         watched = _process_tree([c.process.pid for c in stack.children] + ([broker.process.pid] if broker else []))
         watched.append(_self_process())
         parts = _parts(stack, broker)  # where the CPU goes: the load itself (generator, broker) vs the monitor

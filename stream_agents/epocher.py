@@ -107,8 +107,8 @@ class EpocherOutput:
 
 
 class _Share:
-    """One chunk's share of a message that carried several (a ``ChunkBundle``): the message's token is
-    released when the last of its shares is."""
+    """The token the epocher holds for each chunk of a message that carried several (a ``ChunkBundle``):
+    one object for all of them; the message's token is released when the last of its chunks is."""
 
     __slots__ = ("token", "left")
 
@@ -116,23 +116,14 @@ class _Share:
         self.token, self.left = token, shares
 
 
-class _Part:
-    """The token the epocher holds for one chunk of a bundle."""
-
-    __slots__ = ("share",)
-
-    def __init__(self, share: _Share) -> None:
-        self.share = share
-
-
 def _whole_tokens(released: list[object]) -> list[object]:
-    """``released`` with bundle parts replaced by their message's token once its last part is released."""
+    """``released`` with bundle shares replaced by their message's token once its last chunk is released."""
     out = []
     for token in released:
-        if isinstance(token, _Part):
-            token.share.left -= 1
-            if token.share.left == 0:
-                out.append(token.share.token)
+        if isinstance(token, _Share):
+            token.left -= 1
+            if token.left == 0:
+                out.append(token.token)
         else:
             out.append(token)
     return out
@@ -301,12 +292,11 @@ class Epocher:
             share = _Share(token, len(bundle.chunks))
             out = EpocherOutput()
             for chunk in bundle.chunks:
-                part = _Part(share)
                 try:
-                    out.extend(self._add(chunk, part))
+                    out.extend(self._add(chunk, share))
                 except MessageError as exc:
                     out.refused.append((chunk, exc))
-                    out.released.append(part)
+                    out.released.append(share)
             out.released = _whole_tokens(out.released)
             return out
 
