@@ -5,6 +5,11 @@ steepness with adaptive thresholds, Makowski et al., Behav Res Methods 2021), ru
 night in overlapping chunks (bounded memory, identical results at chunk seams), never per epoch
 (live: once per 90-s window). NeuroKit2's steps run here with cached filter designs and one peak
 search over all QRS complexes (``ecg_r_peak_indices``: bit-identical to its own calls, ~6x faster).
+The lead's polarity is decided per chunk (``r_wave_polarity``: an inverted lead, or an electrode
+placement with a dominant S or QS wave, makes the R waves point down, and NeuroKit2 looks for maxima),
+and an ECG recorded below ``DETECTOR_FS`` (home and ambulatory montages store it at 50-128 Hz) is
+upsampled to it first: NeuroKit2's smoothing kernels and mains filter assume a clinical rate, and at
+50 Hz it places R peaks in the wrong deflection. Beat times are then mapped back to seconds.
 Heart rate in an epoch is 60 / mean RR of the beats detected in it, which is exactly what a
 clinician reads off the tachogram; RMSSD is the standard short-term HRV measure (Task Force of the
 ESC/NASPE, Circulation 1996).
@@ -20,7 +25,7 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from psg.dsp import butter_filter, sosfiltfilt
+from psg.dsp import bandpass, butter_filter, sosfiltfilt
 from psg.montage import ECG, HR
 from psg.recording import Recording, Signal
 from psg.timeline import EPOCH_S
@@ -36,18 +41,27 @@ PEAK_NEIGHBOURS = 15
 #: the mean QRS ignored, peaks at least 0.3 s apart.
 NK_HIGHPASS_HZ, NK_HIGHPASS_ORDER, NK_POWERLINE_HZ = 0.5, 5, 50
 NK_SMOOTH_S, NK_AVG_S, NK_GRAD_WEIGHT, NK_MIN_LEN_WEIGHT, NK_MIN_DELAY_S = 0.1, 0.75, 1.5, 0.4, 0.3
+#: ECG below this rate is upsampled (by an integer factor, polyphase) before the QRS detector runs.
+DETECTOR_FS = 250.0
+#: Band that keeps the QRS complex and drops P/T waves and baseline wander (the classic Pan-Tompkins band).
+QRS_BAND_HZ = (5.0, 20.0)
+#: Blocks over which the largest upward and downward QRS deflections are compared (one beat at least).
+POLARITY_BLOCK_S = 2.0
 
 
 def detect_r_peaks(ecg: Signal) -> np.ndarray:
-    """R-peak times (s) of the whole ``ecg`` channel.
+    """R-peak times (s) of the whole ``ecg`` channel, whichever way its R waves point and at any rate.
 
-    NeuroKit2 finds the QRS complexes (``ecg_r_peak_indices``); peaks far smaller than their
+    NeuroKit2 finds the QRS complexes (``ecg_r_peak_indices``) on each chunk turned R-up
+    (``r_wave_polarity``) and brought to at least ``DETECTOR_FS``; peaks far smaller than their
     neighbours are then dropped (``plausible_peaks``): inside a sinus pause the detector otherwise
     picks up baseline wiggles of a hundredth of an R wave as "beats", which splits a real asystole
-    into pauses too short to alarm on.
+    into pauses too short to alarm on. Peaks are kept as sample indices at the detection rate until
+    the end, so an ECG that needs neither flip nor upsampling gives exactly NeuroKit2's beats.
     """
     fs = ecg.fs
     n = ecg.data.size
+    up = upsampling_factor(fs)
     chunk, overlap = int(CHUNK_S * fs), int(OVERLAP_S * fs)
     peaks: list[np.ndarray] = []
     for start in range(0, n, chunk):
@@ -55,10 +69,41 @@ def detect_r_peaks(ecg: Signal) -> np.ndarray:
         x = ecg.data[lo:hi]
         if hi - lo < int(2 * fs) or not np.any(np.diff(x)):
             continue
-        cleaned, local = ecg_r_peak_indices(x, fs)
-        found = plausible_peaks(cleaned, local) + lo
-        peaks.append(found[(found >= start) & (found < start + chunk)])
-    return np.concatenate(peaks) / fs if peaks else np.empty(0)
+        x = x if r_wave_polarity(x, fs) > 0 else -x
+        if up > 1:
+            x = sps.resample_poly(x, up, 1)
+        cleaned, local = ecg_r_peak_indices(x, fs * up)
+        found = plausible_peaks(cleaned, local) + lo * up
+        peaks.append(found[(found >= start * up) & (found < (start + chunk) * up)])
+    return np.concatenate(peaks) / (fs * up) if peaks else np.empty(0)
+
+
+def upsampling_factor(fs: float) -> int:
+    """The smallest integer factor that brings ``fs`` to ``DETECTOR_FS`` (1 at or above it)."""
+    return 1 if fs >= DETECTOR_FS else int(np.ceil(DETECTOR_FS / fs))
+
+
+def qrs_band(x: np.ndarray, fs: float) -> np.ndarray:
+    """``x`` band-passed to ``QRS_BAND_HZ`` (the upper corner kept below Nyquist for slow ECG)."""
+    return bandpass(x, fs, QRS_BAND_HZ[0], min(QRS_BAND_HZ[1], 0.4 * fs))
+
+
+def r_wave_polarity(x: np.ndarray, fs: float) -> int:
+    """+1 when the QRS complexes of ``x`` deflect mostly upwards, -1 when mostly downwards.
+
+    In the QRS band, each ``POLARITY_BLOCK_S`` block's highest and lowest values are its largest
+    upward and downward deflections (the R and the S/QS wave); their medians over blocks compare the
+    two without letting a few artifacts decide. Which deflection the detector follows matters little
+    for the rate, but following the small one loses beats to ``plausible_peaks`` and to noise.
+    """
+    y = qrs_band(np.asarray(x, dtype=np.float64), fs)
+    block = max(1, int(POLARITY_BLOCK_S * fs))
+    n_blocks = y.size // block
+    if n_blocks == 0:
+        return 1
+    blocks = y[: n_blocks * block].reshape(n_blocks, block)
+    up, down = np.median(blocks.max(axis=1)), np.median(-blocks.min(axis=1))
+    return -1 if down > up else 1
 
 
 def ecg_r_peak_indices(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
