@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from device_bridges.channel_map import ChannelMap, load_channel_map
 from device_bridges.lsl_config import import_pylsl
+from psg.channel_map_format import load_map_file
 from psg.errors import PSGError
 from psg.montage import CHANNELS, EPOCH_S
 from psg.paths import shared_data_dir
@@ -348,26 +348,17 @@ class EdfReplay(SimulatedBed):
 
 
 def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Recording:
-    """An EDF/EDF+ file's signals under montage labels, ready to replay.
+    """An EDF/EDF+ file's signals under montage labels, in montage units, ready to replay.
 
-    Channels go through ``channel_map`` (a channel-map TOML file) if given, otherwise the file's channels
-    that already carry montage labels (files this project wrote) are kept; ``PSGError`` if none is left.
+    Channels are recognised by ``psg.channels`` (files this project wrote map onto themselves);
+    ``channel_map`` (a channel-map TOML file) wins over the table. ``PSGError`` if none is recognised.
+    Recognised extras that lost their slot are not replayed (the beds stream montage channels only).
     """
-    from psg.formats import read_edf
+    from psg.formats import read_mapped_edf
 
-    recording = read_edf(path)
-    mapping = load_channel_map(channel_map) if channel_map else ChannelMap.identity(list(recording.signals))
-    signals = {}
-    for label, signal in recording.signals.items():
-        target = mapping.channels.get(label)
-        if target is not None:
-            data = signal.data * target.scale + target.offset
-            signals[target.montage] = Signal(target.montage, data, signal.fs, target.unit)
-    if not signals:
-        raise PSGError(
-            f"{path}: no channel to replay; the file has {sorted(recording.signals)} and "
-            f"{mapping.source} maps {sorted(mapping.channels)}"[:500]
-        )
+    recording, report = read_mapped_edf(path, lab_map=load_map_file(channel_map) if channel_map else None)
+    log.info("%s", report.summary())
+    signals = {label: signal for label, signal in recording.signals.items() if label in CHANNELS}
     return Recording(recording.record_id, signals, recording.start_time, recording.timeline)
 
 

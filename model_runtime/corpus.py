@@ -29,10 +29,12 @@ import numpy as np
 from tqdm import tqdm
 
 from psg.captions.night import caption_night
+from psg.channel_map_format import ChannelMapFile
+from psg.channels import ChannelReport
 from psg.codecs import to_jsonable
 from psg.errors import PSGError
 from psg.formats import read_timeline
-from psg.formats.edf import read_edf
+from psg.formats.edf import read_mapped_edf
 from psg.formats.nsrr_xml import read_nsrr_xml
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording
@@ -165,12 +167,21 @@ def _crop_to_sleep(timeline: Timeline, margin_epochs: int = 60) -> Timeline:
 
 
 def load_psg(path: str | Path, annotations: str | Path | None = None) -> Recording:
-    """A real or simulated night from EDF/EDF+; scoring from its EDF+ annotations or an NSRR XML.
+    """A real or simulated night from EDF/EDF+ with its channels on the montage (``load_psg_mapped``)."""
+    return load_psg_mapped(path, annotations)[0]
+
+
+def load_psg_mapped(
+    path: str | Path, annotations: str | Path | None = None,
+    overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
+) -> tuple[Recording, ChannelReport]:
+    """A night from EDF/EDF+, channels recognised onto the montage; scoring from EDF+ annotations or NSRR XML.
 
     ``annotations`` defaults to ``<stem>.xml`` or ``<stem>-nsrr.xml`` beside the EDF when one exists.
+    ``overrides`` (label -> slot) and ``lab_map`` win over the recognition table (``psg.channels``).
     """
     path = Path(path)
-    recording = read_edf(path)
+    recording, report = read_mapped_edf(path, overrides, lab_map)
     candidates = (
         [Path(annotations)] if annotations else [path.with_suffix(".xml"), path.with_name(path.stem + "-nsrr.xml")]
     )
@@ -181,7 +192,7 @@ def load_psg(path: str | Path, annotations: str | Path | None = None) -> Recordi
     else:
         if annotations:
             raise PSGError(f"{annotations}: annotation file not found")
-    return recording
+    return recording, report
 
 
 def night_from_recording(recording: Recording, key: str, split: str, seed: int = 0) -> Night:

@@ -20,9 +20,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model_runtime.corpus import MODALITIES, load_psg
+from model_runtime.corpus import MODALITIES, load_psg_mapped
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
+from psg.channel_map_format import ChannelMapFile
+from psg.channels import ChannelReport
+from psg.channels import require_eeg as check_eeg
 from psg.codecs import to_jsonable
 from psg.detectors import detect_events
 from psg.errors import PSGError
@@ -50,6 +53,7 @@ class NightInput:
     x: np.ndarray  # (n, 10, 1920) float32, the live path's exact input
     features: list[dict]  # psg.features.epoch_features, plain Python numbers
     truth: list[str] | None
+    channels: ChannelReport | None = None  # which file channel feeds each montage slot
 
     @property
     def n_epochs(self) -> int:
@@ -63,8 +67,15 @@ class NightInput:
         return np.array([index.get(label, -1) for label in self.truth], dtype=np.int64)
 
 
-def load_night_input(path: str | Path, progress: bool = False) -> NightInput:
-    """Read ``path`` and compute everything the model and the captions need; clear errors for bad files."""
+def load_night_input(
+    path: str | Path, progress: bool = False, overrides: dict[str, str] | None = None,
+    lab_map: ChannelMapFile | None = None, require_eeg: bool = False,
+) -> NightInput:
+    """Read ``path`` and compute everything the model and the captions need; clear errors for bad files.
+
+    Channels are recognised onto the montage (``psg.channels``; ``overrides`` label -> slot and ``lab_map``
+    win); ``require_eeg`` refuses a file with no EEG channel (staging), naming the labels it has.
+    """
     from psg.features import epoch_features
     from psg.model_input import recording_model_epochs
 
@@ -72,7 +83,9 @@ def load_night_input(path: str | Path, progress: bool = False) -> NightInput:
     if not path.is_file():
         raise PSGError(f"{path}: no such file (expected an EDF/EDF+ night)")
     with tqdm(total=3, desc=f"reading {path.name}", unit="step", leave=False, disable=not progress) as bar:
-        recording = load_psg(path)
+        recording, channels = load_psg_mapped(path, overrides=overrides, lab_map=lab_map)
+        if require_eeg:
+            check_eeg(channels, str(path))
         bar.update()
         if recording.n_epochs < 1:
             raise PSGError(f"{path}: shorter than one {EPOCH_S:g}-s epoch; nothing to analyse")
@@ -81,7 +94,7 @@ def load_night_input(path: str | Path, progress: bool = False) -> NightInput:
         features = [to_jsonable(f) for f in epoch_features(recording)]
         bar.update()
     n = min(len(x), len(features))
-    return NightInput(path, recording, x[:n], features[:n], _truth(recording, n))
+    return NightInput(path, recording, x[:n], features[:n], _truth(recording, n), channels)
 
 
 def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: bool = False) -> dict:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from psg.errors import PSGError
+from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, channel_args, report_channels
 from sleeplm.jsonio import dumps
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -54,19 +55,33 @@ def _load(checkpoint: Path | None, backend: str) -> Any:
     return SleepLM.load(checkpoint, backend=backend)
 
 
+def _night_input(night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False) -> Any:
+    """``load_night_input`` with the channel options; the channel report goes to stderr."""
+    from model_runtime.night import load_night_input
+
+    overrides, lab_map = channel_args(channel, channel_map)
+    night_input = load_night_input(night, progress=True, overrides=overrides, lab_map=lab_map,
+                                   require_eeg=require_eeg)
+    report_channels(night_input.channels)
+    return night_input
+
+
 def stage_cmd(
     night: NightArg,
     smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Causal smoothing over epochs.")] = True,
     checkpoint: CheckpointOpt = None,
     backend: BackendOpt = "auto",
     as_json: JsonOpt = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Zero-shot sleep stages of every epoch (text prompts only) with W/N1/N2/N3/R probabilities."""
-    from model_runtime.night import load_night_input, stage_night
+    from model_runtime.night import stage_night
     from model_runtime.prompts import STAGE_LABELS
 
     lm = _load(checkpoint, backend)
-    result = stage_night(lm, load_night_input(night, progress=True), smooth=smooth, progress=True)
+    night_input = _night_input(night, channel, channel_map, require_eeg=True)
+    result = {**stage_night(lm, night_input, smooth=smooth, progress=True), "channels": night_input.channels.to_json()}
     if as_json:
         typer.echo(dumps(result))
         return
@@ -86,14 +101,18 @@ def describe_cmd(
     checkpoint: CheckpointOpt = None,
     backend: BackendOpt = "auto",
     as_json: JsonOpt = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Generated captions of epochs; every number in them is a measured feature of that epoch."""
-    from model_runtime.night import check_modality, describe_night, load_night_input, parse_epochs
+    from model_runtime.night import check_modality, describe_night, parse_epochs
 
     check_modality(modality)
     window = parse_epochs(epochs)
     lm = _load(checkpoint, backend)
-    result = describe_night(lm, load_night_input(night, progress=True), window, modality, progress=True)
+    night_input = _night_input(night, channel, channel_map)
+    result = {**describe_night(lm, night_input, window, modality, progress=True),
+              "channels": night_input.channels.to_json()}
     if as_json:
         typer.echo(dumps(result))
         return
@@ -108,16 +127,19 @@ def query_cmd(
     checkpoint: CheckpointOpt = None,
     backend: BackendOpt = "auto",
     as_json: JsonOpt = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Find the epochs that best match a sentence, with the seconds inside each where it happens."""
-    from model_runtime.night import load_night_input, query_night
+    from model_runtime.night import query_night
 
     if not text.strip():
         raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
     if top < 1:
         raise PSGError(f"--top must be >= 1, got {top}")
     lm = _load(checkpoint, backend)
-    result = query_night(lm, load_night_input(night, progress=True), text, top=top, progress=True)
+    night_input = _night_input(night, channel, channel_map)
+    result = {**query_night(lm, night_input, text, top=top, progress=True), "channels": night_input.channels.to_json()}
     if as_json:
         typer.echo(dumps(result))
         return
@@ -134,11 +156,13 @@ def probe_cmd(
     checkpoint: CheckpointOpt = None,
     backend: BackendOpt = "auto",
     as_json: JsonOpt = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Few-shot staging: a linear probe on SleepLM embeddings, K scored epochs per stage, tested on the rest."""
     import numpy as np
 
-    from model_runtime.night import embed_night, load_night_input
+    from model_runtime.night import embed_night
     from model_runtime.probe import run_probe
 
     if shots < 1:
@@ -146,7 +170,7 @@ def probe_cmd(
     lm = _load(checkpoint, backend)
     embeddings, labels = [], []
     for path in nights:
-        night = load_night_input(path, progress=True)
+        night = _night_input(path, channel, channel_map)
         truth = night.truth_indices()
         if truth is None:
             raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from psg.errors import PSGError
 from psg.paths import shared_data_dir
+from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, read_night_channels
 from sleeplm.jsonio import dumps
 
 ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)]
@@ -55,13 +56,15 @@ def caption_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file: one line per epoch, then the summary.")],
     style: Annotated[str, typer.Option(help=_STYLE_HELP)] = "canonical",
     seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night."""
     from psg.captions import caption_night
-    from psg.formats import read_edf
 
     _check_style(style)
-    records, summary = caption_night(read_edf(night), style=style, seed=seed, progress=True)
+    recording, _ = read_night_channels(night, channel, channel_map)
+    records, summary = caption_night(recording, style=style, seed=seed, progress=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
@@ -72,15 +75,18 @@ def caption_cmd(
 
 def detect_cmd(
     night: ExistingFile,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {\"events\": [...]} as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print {\"events\": [...], \"channels\": {...}} as JSON.")] = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Run the AASM rule detectors (respiratory, oximetry, cardiac, signal quality) on a recording."""
     from psg.detectors import detect_events
-    from psg.formats import read_edf
 
-    events = detect_events(read_edf(night))
+    recording, report = read_night_channels(night, channel, channel_map)
+    events = detect_events(recording)
     if as_json:
-        typer.echo(dumps({"events": [e.to_dict() for e in events]}))
+        typer.echo(dumps({"events": [e.to_dict() for e in events], "channels": report.to_json()}))
         return
     typer.echo(f"{'type':<18} {'onset_s':>9} {'duration_s':>10}  channel")
     for e in events:
@@ -100,6 +106,8 @@ def report_cmd(
              "(default: SLEEPLM_DATA_DIR, else sleeplm-data).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="png: summary.json + night.png; html or pdf: also report.html or report.pdf.")] = "png",
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
 ) -> None:
     """Write a night report of a file or of a bed of the live store: summary JSON, overview PNG, HTML or PDF."""
     if (night is None) == (bed is None):
@@ -114,10 +122,9 @@ def report_cmd(
 
         paths = write_bed_report(bed, out, report_format, recording_id=recording, data_dir=data_dir)
     else:
-        from psg.formats import read_edf
         from psg.report import write_report
 
-        paths = write_report(read_edf(night), out, report_format)
+        paths = write_report(read_night_channels(night, channel, channel_map)[0], out, report_format)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from psg.errors import FormatError
 from psg.formats.apnea_ecg import read_apnea_ecg
 from psg.formats.dreem import read_dreem_json
-from psg.formats.edf import read_edf, write_edf
+from psg.formats.edf import read_edf, read_mapped_edf, write_edf
 from psg.formats.nsrr_xml import read_nsrr_xml, write_nsrr_xml
 from psg.formats.sleep_edf import read_sleep_edf_hypnogram
 from psg.formats.slpdb import read_slpdb
@@ -35,6 +35,7 @@ from psg.timeline import Timeline
 __all__ = [
     "read_timeline",
     "read_edf",
+    "read_mapped_edf",
     "write_edf",
     "read_nsrr_xml",
     "write_nsrr_xml",

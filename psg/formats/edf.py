@@ -41,6 +41,8 @@ from pathlib import Path
 import edfio
 import numpy as np
 
+from psg.channel_map_format import ChannelMapFile
+from psg.channels import ChannelReport, map_recording, require_recognised
 from psg.errors import FormatError, PSGError
 from psg.formats import vocabulary as vocab
 from psg.montage import CHANNELS
@@ -102,6 +104,19 @@ def read_edf(path: str | Path) -> Recording:
     recording = Recording(record_id=record_id, signals=signals, start_time=start_time)
     recording.timeline = _timeline(path, annotations, recording)
     return recording
+
+
+def read_mapped_edf(
+    path: str | Path, overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
+) -> tuple[Recording, ChannelReport]:
+    """``read_edf`` with the channels recognised onto the montage (``psg.channels.map_recording``).
+
+    ``PSGError`` naming the file and its labels when no channel is recognised.
+    """
+    recording, report = map_recording(read_edf(path), overrides, lab_map)
+    report.source = str(path)
+    require_recognised(report, str(path))
+    return recording, report
 
 
 def _edf_signal(signal: Signal, duration_s: float, path: Path) -> edfio.EdfSignal:

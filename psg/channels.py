@@ -1,0 +1,445 @@
+"""Channel recognition: which file or device channel feeds which montage slot, in the slot's unit.
+
+Why: clinical EDF files and amplifiers name channels their own way (``C3-M2``, ``EEG Fpz-Cz``, ``1-2``,
+``Nasal Pressure``, ``Saturation``) and scale them their own way (volts, microvolts, 0-1 fractions).
+Everything downstream (features, detectors, the model input) looks channels up by ``psg.montage`` label
+and expects montage units, so a file whose labels are not recognised looks like an all-missing montage.
+This module is the one place that turns labels into slots, for files (``map_recording``) and for live
+device streams (``recognise_labels``, used by ``device_bridges.channel_map`` for labels its TOML map
+does not name).
+
+How a slot is chosen:
+
+* ``LABELS`` lists clinical labels per slot across systems, with a rank (0 = best). Labels are compared
+  after ``normalise`` (case, spaces and the separators ``- _ : . / ( )`` forgiven).
+* The two EEG slots take one file channel each: central derivations against the contralateral mastoid
+  first, then ipsilateral, then Cz, frontal, occipital, then generic ``EEG``. A left-side derivation
+  (C3, F3, O1) goes to ``EEG C3-A2``, a right-side one to ``EEG C4-A1``; a midline one (or a second
+  one of a side whose slot is taken) fills the free slot.
+* Airflow prefers nasal pressure/flow over the ambiguous ``Airflow`` and over a thermistor; a recognised
+  channel that loses its slot to a better one is kept under its own label as an *extra* (downstream code
+  ignores labels outside the montage), never dropped silently.
+* Unreferenced electrodes (``C3`` with ``M2``/``A2``) are derived (C3-M2 = C3 - M2) when the file has no
+  referenced central derivation of that side; rates and lengths must match.
+* A lab map (``psg.channel_map_format``) and ``--channel LABEL=SLOT`` overrides win over the table.
+
+Units are converted to the slot's unit (``convert_unit``); a wrong kind of unit is refused for that
+slot. Rates below what the analysis needs flag the slot ``rate_too_low`` and keep it out of the
+returned recording (the features cannot analyse it); EEG/EOG/EMG/ECG under the model's 64 Hz are kept
+and flagged ``band_limited`` (upsampled without the high band). edfio decodes header fields as ASCII
+with replacement, so a Latin-1/UTF-8 label (``Impédance``) arrives with U+FFFD characters: such a label
+is never recognised by accident and is reported as unused, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from psg.channel_map_format import ChannelMapFile
+from psg.errors import PSGError
+from psg.montage import (
+    ABD,
+    AF,
+    CHANNELS,
+    ECG,
+    EEG_C3,
+    EEG_C4,
+    EMG_CHIN,
+    EOG_L,
+    EOG_R,
+    HR,
+    MODEL_FS,
+    POS,
+    SPO2,
+    THX,
+)
+from psg.recording import Recording, Signal
+
+#: Slots the EEG table fills, by side (L: C3-side, R: C4-side).
+EEG_SLOTS = {"L": EEG_C3, "R": EEG_C4}
+_SEPARATORS = re.compile(r"[\s\-_:./()]+")
+
+
+def normalise(label: str) -> str:
+    """``label`` compared the forgiving way: lower case, without spaces and ``- _ : . / ( )``."""
+    return _SEPARATORS.sub("", label.strip().lower())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a recognised label is: its slot (``"EEG"`` for either EEG slot), rank (0 best) and side."""
+
+    slot: str
+    rank: float
+    side: str = ""  # EEG only: "L", "R" or "" (midline / unknown)
+
+
+def _eeg(electrodes: str, refs: str, rank: float, side: str) -> dict[str, Entry]:
+    """Every ``[EEG ]E-R`` spelling of electrodes x references (and the bare ``EEG E`` when refs is empty)."""
+    out = {}
+    for e in electrodes.split():
+        for r in refs.split() or [""]:
+            for prefix in ("", "eeg"):
+                out[normalise(f"{prefix}{e}{r}")] = Entry("EEG", rank, side)
+    return out
+
+
+def _plain(slot: str, rank: float, *labels: str) -> dict[str, Entry]:
+    return {normalise(label): Entry(slot, rank) for label in labels}
+
+
+#: Normalised clinical label -> slot, rank, side. Montage labels map onto themselves (rank 0).
+LABELS: dict[str, Entry] = {
+    **_eeg("C3", "M2 A2", 0, "L"), **_eeg("C4", "M1 A1", 0, "R"),
+    **_eeg("C3", "M1 A1", 1, "L"), **_eeg("C4", "M2 A2", 1, "R"),
+    normalise("EEG C3"): Entry("EEG", 1, "L"), normalise("EEG C4"): Entry("EEG", 1, "R"),
+    **_eeg("Cz", "M1 M2 A1 A2", 2, ""), **_plain("EEG", 2.5, "Cz", "EEG Cz"),
+    **_eeg("Fpz", "Cz", 3, ""), **_eeg("F3", "M2 A2", 3, "L"), **_eeg("F4", "M1 A1", 3, "R"),
+    **_eeg("Pz", "Oz", 4, ""), **_eeg("O1", "M2 A2", 4, "L"), **_eeg("O2", "M1 A1", 4, "R"),
+    **_plain("EEG", 5, "EEG", "EEG(sec)", "EEG2", "EEG1", "EEG 2"),
+    **_plain(EOG_L, 0, "EOG-L", "E1-M2", "E1-A2", "LOC", "LOC-A2", "LOC-M2", "EOG1-A1", "EOG1-A2", "EOG(L)",
+             "EOG horizontal", "EOG Left", "EOG E1", "EOG E1-M2", "EOG1"),
+    **_plain(EOG_L, 1, "E1"),
+    **_plain(EOG_R, 0, "EOG-R", "E2-M1", "E2-A1", "ROC", "ROC-A1", "ROC-M1", "EOG2-A2", "EOG2-A1", "EOG(R)",
+             "EOG Right", "EOG E2", "EOG E2-M1", "EOG2"),
+    **_plain(EOG_R, 1, "E2"),
+    **_plain(EMG_CHIN, 0, "EMG Chin", "Chin1-Chin2", "Chin1-Chin3", "Chin2-Chin3", "1-2", "Chin", "Chin EMG",
+             "EMG1", "EMG submental", "EMG chin1-chin2"),
+    **_plain(EMG_CHIN, 1, "EMG"),
+    **_plain(ECG, 0, "ECG", "ECG II", "EKG", "ECG1", "ECG L-R", "EKG II"),
+    **_plain(ECG, 1, "ECG2", "EKG2"),
+    **_plain(AF, 0, "AF", "Nasal Pressure", "NAF1", "Pressure", "Cannula", "Flow", "Nasal Flow", "PFlow",
+             "Cannula Flow"),
+    **_plain(AF, 1, "Airflow"),
+    **_plain(AF, 2, "Thermistor", "Resp oro-nasal", "Oral Thermistor", "Oronasal Thermistor", "Therm"),
+    **_plain(THX, 0, "THX", "Chest", "Thor", "Thorax", "Thoracic", "VTH", "THOR RES", "RIP Thora", "Effort THO",
+             "THO"),
+    **_plain(ABD, 0, "ABD", "Abdomen", "Abdo", "Abdominal", "VAB", "ABDO RES", "RIP Abdom", "Effort ABD"),
+    **_plain(SPO2, 0, "SpO2", "SaO2", "Saturation", "SpO2.1s", "OSAT", "Sat"),
+    **_plain(POS, 0, "POS", "Position", "Body position", "Body"),
+    **_plain(POS, 1, "PosAngle"),
+    **_plain(HR, 0, "HR", "Heart Rate", "Pulse Rate", "PR"),
+    **_plain(HR, 1, "Pulse"),
+}
+
+#: Derivations built from unreferenced electrodes: (electrode, references, label, entry).
+DERIVATIONS: tuple[tuple[str, tuple[str, ...], Entry], ...] = (
+    ("C3", ("M2", "A2"), Entry("EEG", 0.5, "L")),
+    ("C4", ("M1", "A1"), Entry("EEG", 0.5, "R")),
+)
+
+#: Lowest usable rate per slot (below: ``rate_too_low``, kept out of the recording) and the rate under
+#: which the slot is flagged ``band_limited`` (the features' high band or the model's 64 Hz is not there).
+MIN_FS = {ECG: 50.0, EMG_CHIN: 25.0, EOG_L: 25.0, EOG_R: 25.0, EEG_C3: 25.0, EEG_C4: 25.0,
+          AF: 4.0, THX: 4.0, ABD: 4.0}
+FULL_FS = {ECG: MODEL_FS, EMG_CHIN: MODEL_FS, EOG_L: MODEL_FS, EOG_R: MODEL_FS, EEG_C3: MODEL_FS,
+           EEG_C4: MODEL_FS, AF: 8.0, THX: 8.0, ABD: 8.0}
+
+_MICRO = {"\u00b5": "u", "\u03bc": "u"}
+#: Voltage units -> factor to microvolts.
+VOLT_TO_UV = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "uv": 1.0, "microv": 1.0, "microvolt": 1.0,
+              "microvolts": 1.0, "nv": 1e-3}
+#: Units of other kinds, refused on a voltage slot.
+OTHER_UNITS = frozenset({"degc", "\u00b0c", "c", "degf", "%", "bpm", "ohm", "kohm", "cmh2o", "mmhg", "pa", "db",
+                         "lx", "g", "g/s", "s", "h", "l/s", "l/min", "ml", "/min", "1/min"})
+
+
+@dataclass
+class SlotMapping:
+    """How one slot is fed: the file channel, its rate and unit, the conversion and any flags."""
+
+    file_label: str
+    fs: float
+    unit: str
+    file_unit: str
+    converted_from: str | None = None
+    flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    used: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file_label": self.file_label, "fs": self.fs, "unit": self.unit, "file_unit": self.file_unit,
+                "converted_from": self.converted_from, "flags": self.flags, "notes": self.notes, "used": self.used}
+
+
+@dataclass
+class ChannelReport:
+    """Which file channel feeds each slot, what is missing, extra or unused, and why (for stderr and JSON)."""
+
+    source: str
+    slots: dict[str, SlotMapping] = field(default_factory=dict)
+    extras: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        """Montage slots (model channels and SpO2/HR) nothing usable feeds."""
+        return [slot for slot in CHANNELS if slot not in self.slots or not self.slots[slot].used]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``"channels"`` object of the commands' ``--json`` output."""
+        return {"slots": {slot: m.to_json() for slot, m in self.slots.items()}, "missing": self.missing,
+                "extras": self.extras, "unused": self.unused, "notes": self.notes}
+
+    def summary(self) -> str:
+        """One paragraph for stderr: slot <- file label (rate, unit conversion, flags), then what is missing."""
+        parts = [f"{slot} <- {m.file_label!r} ({m.fs:g} Hz"
+                 + (f", {m.converted_from} -> {m.unit or 'codes'}" if m.converted_from else "")
+                 + (f", {', '.join(m.flags)}" if m.flags else "") + ")" + ("" if m.used else " not analysed")
+                 for slot, m in self.slots.items()]
+        text = f"channels of {self.source}: " + ("; ".join(parts) or "none recognised")
+        text += f". Missing: {', '.join(self.missing) or 'none'}."
+        if self.extras:
+            text += f" Kept as extras: {', '.join(self.extras)}."
+        if self.unused:
+            text += f" Unused: {len(self.unused)} label(s)."
+        notes = self.notes + [n for m in self.slots.values() for n in m.notes]
+        return text + (" Notes: " + " ".join(notes) if notes else "")
+
+
+def lookup(label: str) -> Entry | None:
+    """The table's entry for ``label`` (forgiving case and separators), None when not recognised."""
+    return LABELS.get(normalise(label))
+
+
+def recognise_labels(labels: list[str] | tuple[str, ...], taken: set[str] = frozenset()) -> dict[str, str]:
+    """Label -> montage slot for the best label of each slot not in ``taken`` (no units or rates known).
+
+    The live bridge uses this for device labels its TOML map does not name.
+    """
+    candidates = [(label, entry, i) for i, label in enumerate(labels) if (entry := lookup(label)) is not None]
+    return {label: slot for slot, label in _assign(candidates, set(taken)).items()}
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """``--channel LABEL=SLOT`` pairs -> {label: montage slot}; ``PSGError`` naming a malformed pair."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        label, sep, slot = pair.rpartition("=")
+        if not sep or not label.strip():
+            raise PSGError(f"--channel {pair!r}: expected LABEL=SLOT, e.g. 'C3-M2=EEG C3-A2'")
+        out[label.strip()] = _slot_name(slot.strip(), f"--channel {pair!r}")
+    return out
+
+
+def _slot_name(slot: str, where: str) -> str:
+    by_norm = {normalise(s): s for s in CHANNELS}
+    if normalise(slot) not in by_norm:
+        raise PSGError(f"{where}: {slot!r} is not a montage slot; expected one of {list(CHANNELS)}")
+    return by_norm[normalise(slot)]
+
+
+def map_recording(
+    recording: Recording, overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
+) -> tuple[Recording, ChannelReport]:
+    """``recording`` with its signals under montage slot labels, in slot units, plus the report.
+
+    Recognised channels that lost their slot to a better one stay under their own label (extras).
+    A recording already in montage labels and units maps onto itself unchanged.
+    """
+    report = ChannelReport(recording.record_id, labels=list(recording.signals))
+    signals = dict(recording.signals)
+    forced = _forced(signals, overrides or {}, lab_map, report)
+    candidates = _candidates(signals, forced, report)
+    chosen = {**{slot: label for slot, (label, _) in forced.items()},
+              **_assign(candidates, set(forced))}
+    out: dict[str, Signal] = {}
+    for slot, label in chosen.items():
+        mapped = _convert(slot, signals[label], forced.get(slot, (label, None))[1], report)
+        if mapped is not None:
+            out[slot] = mapped
+    for label, _, _ in candidates:
+        if label not in chosen.values() and label in recording.signals and label not in CHANNELS:
+            out[label] = recording.signals[label]
+            report.extras.append(label)
+    used = set(chosen.values()) | set(report.extras) | {d for m in report.slots.values() for d in _parts(m)}
+    report.unused = [label for label in recording.signals if label not in used]
+    report.slots = {slot: report.slots[slot] for slot in CHANNELS if slot in report.slots}
+    return replace(recording, signals=out), report
+
+
+def require_recognised(report: ChannelReport, path: str) -> None:
+    """``PSGError`` naming the file and its labels when no channel feeds any slot."""
+    if not any(m.used for m in report.slots.values()):
+        raise PSGError(f"{path}: no channel recognised; the file has labels {report.labels}"[:600])
+
+
+def require_eeg(report: ChannelReport, path: str) -> None:
+    """``PSGError`` naming the file and its labels when neither EEG slot is fed (staging needs EEG)."""
+    if not any(slot in report.slots and report.slots[slot].used for slot in EEG_SLOTS.values()):
+        raise PSGError(f"{path}: no EEG channel recognised (staging needs one); the file has labels "
+                       f"{report.labels} (map one with --channel LABEL='EEG C3-A2')"[:600])
+
+
+def _parts(mapping: SlotMapping) -> list[str]:
+    """The file labels a derived slot was built from ("C3 - M2")."""
+    return mapping.file_label.split(" - ") if " - " in mapping.file_label else []
+
+
+def _forced(
+    signals: dict[str, Signal], overrides: dict[str, str], lab_map: ChannelMapFile | None, report: ChannelReport,
+) -> dict[str, tuple[str, tuple[float, float] | None]]:
+    """Slot -> (file label, lab-map (scale, offset) or None) from the lab map, then ``--channel`` overrides."""
+    forced: dict[str, tuple[str, tuple[float, float] | None]] = {}
+    for label, m in (lab_map.channels.items() if lab_map else ()):
+        if label in signals:
+            forced[m.montage] = (label, (m.scale, m.offset))
+        else:
+            report.notes.append(f"{lab_map.source}: label {label!r} is not in the file.")
+    for label, slot in overrides.items():
+        if label not in signals:
+            raise PSGError(f"--channel {label}={slot}: {report.source} has no channel {label!r}; "
+                           f"it has {list(signals)}"[:600])
+        forced = {s: v for s, v in forced.items() if v[0] != label}
+        forced[slot] = (label, None)
+    return forced
+
+
+def _candidates(
+    signals: dict[str, Signal], forced: dict[str, tuple[str, Any]], report: ChannelReport,
+) -> list[tuple[str, Entry, int]]:
+    """(label, entry, file order) of recognised labels not forced, derivations added, unit-refused dropped."""
+    taken = {label for label, _ in forced.values()}
+    out = [(label, entry, i) for i, label in enumerate(signals)
+           if label not in taken and (entry := lookup(label)) is not None]
+    out += _derived(signals, out, report)
+    return [(label, entry, i) for label, entry, i in out if _unit_ok(label, entry, signals[label], report)]
+
+
+def _derived(
+    signals: dict[str, Signal], candidates: list[tuple[str, Entry, int]], report: ChannelReport,
+) -> list[tuple[str, Entry, int]]:
+    """Referential derivations (C3 - M2) where a side has no referenced central derivation."""
+    by_norm = {normalise(label): label for label in signals}
+    out = []
+    for electrode, refs, entry in DERIVATIONS:
+        if any(e.side == entry.side and e.rank <= 1 for _, e, _ in candidates):
+            continue
+        ref = next((by_norm[normalise(r)] for r in refs if normalise(r) in by_norm), None)
+        source = by_norm.get(normalise(electrode))
+        if ref is None or source is None:
+            continue
+        a, b = signals[source], signals[ref]
+        if a.fs != b.fs or a.data.size != b.data.size or a.unit != b.unit:
+            report.notes.append(f"cannot derive {source}-{ref}: {source} is {a.fs:g} Hz x {a.data.size} {a.unit!r}, "
+                                f"{ref} is {b.fs:g} Hz x {b.data.size} {b.unit!r}.")
+            continue
+        label = f"{source} - {ref}"
+        signals[label] = Signal(label, a.data - b.data, a.fs, a.unit)
+        out.append((label, entry, len(signals)))
+    return out
+
+
+def _assign(candidates: list[tuple[str, Entry, int]], taken: set[str]) -> dict[str, str]:
+    """Slot -> label: the best-ranked candidate of each free slot; EEG by side, then the free EEG slot."""
+    chosen: dict[str, str] = {}
+    for label, entry, _ in sorted(candidates, key=lambda c: (c[1].rank, c[2])):
+        free = next((s for s in _slots_of(entry) if s not in taken and s not in chosen), None)
+        if free is not None:
+            chosen[free] = label
+    return chosen
+
+
+def _slots_of(entry: Entry) -> list[str]:
+    """The slots ``entry`` may feed, preferred first: an EEG side's own slot, then either EEG slot."""
+    if entry.slot != "EEG":
+        return [entry.slot]
+    return ([EEG_SLOTS[entry.side]] if entry.side else []) + [EEG_C3, EEG_C4]
+
+
+def _unit_key(unit: str) -> str:
+    key = unit.strip().lower()
+    for micro, u in _MICRO.items():
+        key = key.replace(micro, u)
+    return key
+
+
+def _unit_ok(label: str, entry: Entry, signal: Signal, report: ChannelReport) -> bool:
+    """False (with a note) when ``signal``'s unit is of the wrong kind for the slot ``entry`` names."""
+    key = _unit_key(signal.unit)
+    slot = entry.slot
+    voltage = slot in ("EEG", EOG_L, EOG_R, EMG_CHIN, ECG)
+    wrong = (voltage and key in OTHER_UNITS) or (slot in (SPO2, HR) and key in VOLT_TO_UV)
+    if wrong:
+        report.notes.append(f"{label!r} not used for {slot}: unit {signal.unit!r} is not a "
+                            f"{'voltage' if voltage else CHANNELS[slot].unit} unit.")
+    return not wrong
+
+
+def convert_unit(slot: str, signal: Signal) -> tuple[float, str | None, str | None]:
+    """(factor to the slot's unit, the unit converted from or None, a note or None) for ``signal``."""
+    key = _unit_key(signal.unit)
+    target = CHANNELS[slot].unit
+    if target in ("uV", "mV"):
+        to_uv = VOLT_TO_UV.get(key)
+        if to_uv is None:
+            return 1.0, None, f"{slot}: unit {signal.unit!r} unknown, assumed {target}."
+        factor = to_uv / (1e3 if target == "mV" else 1.0)
+        return factor, (signal.unit if factor != 1.0 else None), None
+    if slot == SPO2 and key != "%" and signal.data.size and 0 < np.nanmax(signal.data) <= 1.0:
+        return 100.0, signal.unit or "fraction", f"{slot}: 0-1 fraction converted to %."
+    return 1.0, None, None
+
+
+def _convert(
+    slot: str, signal: Signal, scaling: tuple[float, float] | None, report: ChannelReport,
+) -> Signal | None:
+    """``signal`` as slot ``slot`` (unit, position code); None (slot flagged, not used) when unusable."""
+    mapping = SlotMapping(signal.label, signal.fs, CHANNELS[slot].unit, signal.unit)
+    report.slots[slot] = mapping
+    if scaling is not None:
+        factor, offset = scaling
+        data = signal.data * factor + offset
+        mapping.notes.append(f"{slot}: scaled by the lab map (x{factor:g} + {offset:g}).")
+    else:
+        factor, mapping.converted_from, note = convert_unit(slot, signal)
+        mapping.notes += [note] if note else []
+        data = signal.data * factor if factor != 1.0 else signal.data
+        if slot == POS:
+            data = _position_codes(signal, mapping)
+    _rate_flags(slot, signal.fs, mapping)
+    if data is None or not mapping.used:
+        mapping.used = False
+        return None
+    if signal.label == slot and data is signal.data and signal.unit == mapping.unit:
+        return signal
+    return Signal(slot, data, signal.fs, mapping.unit)
+
+
+def _position_codes(signal: Signal, mapping: SlotMapping) -> np.ndarray | None:
+    """Montage position codes: angles (``PosAngle``) converted, codes kept, anything else refused."""
+    if normalise(signal.label) == "posangle":
+        mapping.converted_from = "angle"
+        mapping.notes.append("POS: angle converted to codes assuming 0 deg supine, +90 left, -90 right, "
+                             "beyond +-135 prone.")
+        return position_from_angle(signal.data)
+    finite = signal.data[np.isfinite(signal.data)]
+    if finite.size and (finite.min() < -1 or finite.max() > 4):
+        mapping.notes.append(f"POS: values {finite.min():g}..{finite.max():g} are not montage position codes "
+                             "(-1..4); not used.")
+        return None
+    return signal.data
+
+
+def position_from_angle(angle_deg: np.ndarray) -> np.ndarray:
+    """Body angle in degrees (0 supine, +90 left side, -90 right side, +-180 prone) -> montage codes."""
+    a = (np.asarray(angle_deg, dtype=np.float64) + 180.0) % 360.0 - 180.0
+    codes = np.select([np.abs(a) <= 45, (a > 45) & (a <= 135), (a < -45) & (a >= -135)], [2.0, 1.0, 0.0], 3.0)
+    return np.where(np.isfinite(angle_deg), codes, -1.0)
+
+
+def _rate_flags(slot: str, fs: float, mapping: SlotMapping) -> None:
+    if fs < MIN_FS.get(slot, 0.0):
+        mapping.flags.append("rate_too_low")
+        mapping.used = False
+        mapping.notes.append(f"{slot}: {fs:g} Hz is below the {MIN_FS[slot]:g} Hz its analysis needs; "
+                             "not analysed (treated as missing).")
+    elif fs < FULL_FS.get(slot, 0.0):
+        mapping.flags.append("band_limited")
+        mapping.notes.append(f"{slot}: {fs:g} Hz, under {FULL_FS[slot]:g} Hz; upsampled without its high band.")
