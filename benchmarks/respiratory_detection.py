@@ -8,6 +8,9 @@ hypopnea). Expert events shorter than the AASM 10-s minimum are counted and kept
 simulator renders them as scored; a rule-following detector cannot find them, so they count as misses).
 
     .venv/bin/python benchmarks/respiratory_detection.py --seed 0 --out /tmp/resp.json
+
+``--eeg`` renders the central EEG too, so hypopneas can be confirmed by arousals as well as by
+desaturations; ``--no-spo2`` drops the oximeter (arousals are then the only confirmation).
 """
 
 from __future__ import annotations
@@ -24,18 +27,24 @@ from psg.detectors.agreement import match_events
 from psg.detectors.respiratory import MIN_EVENT_S, detect_respiratory_events
 from psg.formats import read_timeline
 from psg.paths import shared_data_dir
+from psg.montage import EEG_C3, EEG_C4, SPO2
 from psg.recording import Recording
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
+from psg.simulate.neuro import render_neuro
 from psg.simulate.plan import make_plan
 from psg.timeline import RESPIRATORY_EVENT_TYPES
 
 
-def evaluate_night(stage_file: Path, seed: int) -> dict[str, object]:
+def evaluate_night(stage_file: Path, seed: int, eeg: bool = False, spo2: bool = True) -> dict[str, object]:
     """Render one night, detect, and compare; returns the per-night numbers."""
     timeline = read_timeline(stage_file)
     plan = make_plan(timeline, seed=seed)
-    rendered = render_cardiorespiratory(plan)
-    recording = Recording(timeline.record_id, rendered.signals)
+    signals = dict(render_cardiorespiratory(plan).signals)
+    if eeg:
+        signals.update({k: v for k, v in render_neuro(plan).signals.items() if k in (EEG_C3, EEG_C4)})
+    if not spo2:
+        signals.pop(SPO2, None)
+    recording = Recording(timeline.record_id, signals)
     detected = [d.to_event() for d in detect_respiratory_events(recording)]
     truth = timeline.events_of(*RESPIRATORY_EVENT_TYPES)
     any_type = match_events(detected, truth)
@@ -62,12 +71,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--records", nargs="*", help="record ids to run (default: all ucddb nights)")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--eeg", action="store_true", help="render the central EEG too (arousal confirmation)")
+    parser.add_argument("--no-spo2", action="store_true", help="leave the oximeter out")
     args = parser.parse_args()
     files = sorted((args.data / "ucddb").glob("ucddb*_stage.txt"))
     if args.records:
         files = [f for f in files if f.name.removesuffix("_stage.txt") in args.records]
     t0 = time.perf_counter()
-    nights = [evaluate_night(f, args.seed) for f in tqdm(files, desc="ucddb nights", unit="night")]
+    nights = [evaluate_night(f, args.seed, args.eeg, not args.no_spo2) for f in tqdm(files, desc="ucddb nights", unit="night")]
     totals = {key: [sum(n[key][k] for n in nights) for k in range(3)] for key in ("counts_any", "counts_typed")}
 
     def f1(counts: list[int]) -> float:

@@ -11,7 +11,8 @@ from psg.timeline import Event
 class DetectedEvent:
     """One event found in the signals (never from truth annotations).
 
-    ``values`` is the evidence a nurse or a caption needs (e.g. ``flow_drop_pct``, ``spo2_nadir``);
+    ``values`` is the evidence a nurse or a caption needs (e.g. ``flow_drop_pct``, ``spo2_nadir``; text
+    where the evidence is a word, e.g. a hypopnea's ``confirmed_by``);
     ``reason`` says why a ``signal_loss`` fired (flat, clipped, lead_off, missing).
     """
 
@@ -19,7 +20,7 @@ class DetectedEvent:
     onset_s: float
     duration_s: float
     channel: str | None = None
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | str] = field(default_factory=dict)
     reason: str | None = None
 
     @property
@@ -36,7 +37,7 @@ class DetectedEvent:
         }
         if self.reason is not None:
             out["reason"] = self.reason
-        out.update({k: round(float(v), 2) for k, v in self.values.items()})
+        out.update({k: v if isinstance(v, str) else round(float(v), 2) for k, v in self.values.items()})
         return out
 
     def to_event(self) -> Event:

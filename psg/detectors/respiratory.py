@@ -4,8 +4,10 @@
   Type from respiratory effort over the event: obstructive if effort continues, central if it is
   absent throughout, mixed if it is absent in the initial portion and resumes in the later portion.
 * Hypopnea (rule 1B, "recommended"): peak excursion drops >= 30% for >= 10 s with a >= 3% oxygen
-  desaturation (arousal is the rule's alternative; arousals need the EEG, so only SpO2 is used here,
-  which under-counts hypopneas that end in arousal without desaturation).
+  desaturation or an EEG arousal (``psg.detectors.arousal``) starting between ``AROUSAL_BEFORE_END_S``
+  before and ``AROUSAL_AFTER_END_S`` after the event's end (arousals terminate the event). The
+  evidence says which: ``confirmed_by`` is "desaturation" or "arousal". Without SpO2 (absent, or
+  probe off) arousals alone confirm; without a usable EEG, SpO2 alone.
 
 Signal processing: airflow is band-passed 0.05-2 Hz; the peak excursion of each breath is the
 running peak-to-peak over one breath length (1.25 x the night's dominant breathing period, so the
@@ -27,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from psg.detectors.arousal import detect_arousals
 from psg.detectors.base import DetectedEvent
 from psg.detectors.oximetry import desaturation_drop
 from psg.detectors.signal_quality import usable_mask
@@ -43,6 +46,8 @@ BASELINE_PERCENTILE = 80.0
 #: Effort below this fraction of its own baseline counts as "no inspiratory effort".
 EFFORT_ABSENT = 0.2
 ANALYSIS_FS = 4.0
+AROUSAL_BEFORE_END_S = 10.0
+AROUSAL_AFTER_END_S = 5.0
 _DEFAULT_BREATH_S = 4.0
 
 
@@ -55,13 +60,14 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
     efforts = [_Excursion(s, rectified=True, window_s=analysis.window_s)
                for s in (recording.get(THX), recording.get(ABD)) if s is not None]
     spo2 = recording.get(SPO2)
+    arousal_onsets: np.ndarray | None = None  # detected on the first hypopnea SpO2 does not confirm
     out: list[DetectedEvent] = []
     for start, stop in analysis.reduced_spans(HYPOPNEA_DROP):
         onset_s, end_s = analysis.seconds(start), analysis.seconds(stop)
         if end_s - onset_s < MIN_EVENT_S:
             continue
         ratio = analysis.ratio_from(start, stop)
-        values = {"flow_drop_pct": 100.0 * (1.0 - median(ratio))}
+        values: dict[str, float | str] = {"flow_drop_pct": 100.0 * (1.0 - median(ratio))}
         apnea = analysis.longest_span_below(start, stop, 1.0 - APNEA_DROP, base_index=start)
         if apnea is not None and analysis.seconds(apnea[1]) - analysis.seconds(apnea[0]) >= MIN_EVENT_S:
             kind, effort_ratio = _apnea_type(efforts, analysis, *apnea)
@@ -69,12 +75,17 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
                 values["effort_ratio"] = effort_ratio
             out.append(DetectedEvent(kind, onset_s, end_s - onset_s, channel, values))
             continue
-        if spo2 is None:
-            continue
-        drop, nadir = desaturation_drop(spo2, onset_s, end_s)
+        drop, nadir = desaturation_drop(spo2, onset_s, end_s) if spo2 is not None else (0.0, float("nan"))
         if drop >= HYPOPNEA_DESAT_PCT:
-            values.update({"spo2_drop_pct": drop, "spo2_nadir": nadir})
-            out.append(DetectedEvent("hypopnea", onset_s, end_s - onset_s, channel, values))
+            values.update({"spo2_drop_pct": drop, "spo2_nadir": nadir, "confirmed_by": "desaturation"})
+        else:
+            if arousal_onsets is None:
+                arousal_onsets = np.array([a.onset_s for a in detect_arousals(recording)])
+            near = (arousal_onsets >= end_s - AROUSAL_BEFORE_END_S) & (arousal_onsets <= end_s + AROUSAL_AFTER_END_S)
+            if not near.any():
+                continue
+            values.update({"arousal_lag_s": float(arousal_onsets[near][0]) - end_s, "confirmed_by": "arousal"})
+        out.append(DetectedEvent("hypopnea", onset_s, end_s - onset_s, channel, values))
     return out
 
 
