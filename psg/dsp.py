@@ -221,6 +221,12 @@ def bandpass(x: np.ndarray, fs: float, low_hz: float | None, high_hz: float | No
     return sosfiltfilt(filt, x)
 
 
+def breathing_band(x: np.ndarray, fs: float, high_hz: float) -> np.ndarray:
+    """``x`` band-passed from 0.05 Hz to ``high_hz``, the upper corner kept under 0.4 ``fs``: slow
+    respiratory sensors (Sleep-EDF's 1-Hz oro-nasal flow) otherwise get a design scipy refuses."""
+    return bandpass(x, fs, 0.05, min(high_hz, 0.4 * fs))
+
+
 @lru_cache(maxsize=64)
 def _hann(n: int) -> np.ndarray:
     """``scipy.signal.get_window('hann', n)`` (periodic, as Welch uses it), read-only."""

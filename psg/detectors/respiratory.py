@@ -19,7 +19,8 @@ baseline down. The running window makes a reduction appear half a window late an
 early; detected runs are widened by that half window, which makes their span run from the last
 normal breath to the first recovery breath, as the manual measures event duration.
 
-Airflow source: the AF channel (the nasal pressure / thermal sensor); without it, the sum of the
+Airflow source, at whatever rate the sensor has (1-Hz oro-nasal to 100-Hz pressure; the band-pass
+stays below Nyquist, ``psg.dsp.breathing_band``): the AF channel (the nasal pressure / thermal sensor); without it, the sum of the
 belts (RIPsum, the AASM's alternative apnea sensor). Spans where the sensor has lost signal are not
 scored (a disconnected cannula is not an apnea).
 """
@@ -33,7 +34,7 @@ from psg.detectors.arousal import detect_arousals
 from psg.detectors.base import DetectedEvent
 from psg.detectors.oximetry import desaturation_drop
 from psg.detectors.signal_quality import usable_mask
-from psg.dsp import bandpass, dominant_period_s, median, peak_to_peak, runs
+from psg.dsp import breathing_band, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
 from psg.recording import Recording, Signal
 
@@ -104,7 +105,7 @@ class _Excursion:
 
     def __init__(self, signal: Signal, rectified: bool = False, window_s: float | None = None) -> None:
         fs = signal.fs
-        x = bandpass(signal.data, fs, 0.05, 2.0)
+        x = breathing_band(signal.data, fs, 2.0)
         if window_s is None:
             period = dominant_period_s(x, fs) or _DEFAULT_BREATH_S
             window_s = float(np.clip(1.25 * period, 3.0, 10.0))

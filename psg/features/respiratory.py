@@ -13,6 +13,9 @@ Whole-night processing happens once (band-pass, breath detection, envelopes); ep
   (2/pi = 0.64 for a rounded breath, towards 1 for the plateau of flow limitation; cf. Hosselet et
   al., AJRCCM 1998); median over the epoch's breaths that are not themselves part of an apnea.
 * SpO2 mean, minimum and least-squares trend (%/min) over valid readings.
+
+Any sensor rate works: the band-pass corners stay below the Nyquist frequency (``psg.dsp.breathing_band``),
+so a 1-Hz oro-nasal channel (Sleep-EDF) or 25-Hz flow is read like the montage's 32 Hz.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from scipy import signal as sps
 
 from psg.detectors.signal_quality import usable_mask
-from psg.dsp import bandpass, dominant_period_s, median, peak_to_peak, runs
+from psg.dsp import breathing_band, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
 from psg.recording import Recording, Signal
 from psg.timeline import EPOCH_S
@@ -67,7 +70,7 @@ def _usable(sig: Signal | None) -> bool:
 def _epoch_rates(sig: Signal | None, n_epochs: int, selected: list[int]) -> list[float | None]:
     if not _usable(sig):
         return [None] * len(selected)
-    x = bandpass(sig.data, sig.fs, 0.05, 1.0)
+    x = breathing_band(sig.data, sig.fs, 1.0)
     typical = _typical_excursion(x, sig.fs)
     ok = usable_mask(sig, x.size, sig.fs)
     peaks, _ = sps.find_peaks(x, distance=int(MIN_BREATH_S * sig.fs), prominence=MIN_BREATH_FRACTION * typical)
@@ -95,7 +98,7 @@ def _flow_shape(
     if not _usable(sig):
         return [None] * len(selected), [None] * len(selected)
     fs = sig.fs
-    x = bandpass(sig.data, fs, 0.05, 2.0)
+    x = breathing_band(sig.data, fs, 2.0)
     env = peak_to_peak(x, fs, _breath_window(x, fs))
     ok = usable_mask(sig, x.size, fs)
     night = median(env[ok]) if ok.any() else 0.0

@@ -1,0 +1,111 @@
+"""Rule detectors on real and degraded signals (issue 12): R peaks of either polarity at 50 Hz, no
+rhythm alarm from beats that cannot be trusted, hypopneas confirmed by EEG arousals without SpO2, and
+nothing clinical from a channel that is not there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+from psg.detectors import detect_events
+from psg.detectors.agreement import match_events
+from psg.detectors.arousal import detect_arousals
+from psg.detectors.cardiac import UNRELIABLE, detect_cardiac_events
+from psg.detectors.respiratory import detect_respiratory_events
+from psg.features.cardiac import detect_r_peaks
+from psg.formats import read_edf
+from psg.montage import ABD, AF, ECG, EEG_C3, EEG_C4, SPO2, THX
+from psg.paths import shared_data_dir
+from psg.recording import Recording, Signal
+from psg.simulate import simulate
+from psg.simulate.cardiorespiratory import render_cardiorespiratory
+from psg.simulate.plan import make_plan
+from psg.synthetic import synthetic_timeline
+from psg.timeline import RESPIRATORY_EVENT_TYPES
+
+NOX = shared_data_dir() / "real-signals" / "nox-a1-2min" / "subject1.edf"
+RHYTHM = {"asystole", "bradycardia", "tachycardia"}
+
+
+def _variants(ecg: Signal) -> dict[str, Signal]:
+    """As recorded, inverted, at 50 Hz, inverted at 50 Hz (how a home montage may store it)."""
+    low = sps.resample_poly(ecg.data, 50, int(ecg.fs))
+    return {"as is": ecg, "inverted": Signal(ECG, -ecg.data, ecg.fs, ecg.unit),
+            "50 Hz": Signal(ECG, low, 50.0, ecg.unit), "inverted 50 Hz": Signal(ECG, -low, 50.0, ecg.unit)}
+
+
+@pytest.mark.skipif(not NOX.is_file(), reason=f"real ECG not available ({NOX}; set SLEEPLM_DATA)")
+def test_real_ecg_any_polarity_and_rate_gives_one_heart_rate_and_no_rhythm_alarm() -> None:
+    raw = read_edf(NOX).signals["ECG"]
+    ecg = Signal(ECG, raw.data, raw.fs, raw.unit)
+    rates = {}
+    for name, sig in _variants(ecg).items():
+        beats = detect_r_peaks(sig)
+        rates[name] = 60.0 / float(np.median(np.diff(beats)))
+        assert not any(e.type in RHYTHM or e.reason == UNRELIABLE for e in detect_cardiac_events(beats, sig)), name
+    assert all(45.0 < r < 110.0 for r in rates.values()), rates
+    assert max(rates.values()) - min(rates.values()) < 3.0, rates
+
+
+def test_simulated_ecg_inverted_at_50_hz_gives_the_same_beats() -> None:
+    plan = make_plan(synthetic_timeline(hours=0.25, seed=3, ahi=10.0), seed=1)
+    ecg = render_cardiorespiratory(plan).signals[ECG]
+    reference = detect_r_peaks(ecg)
+    low = detect_r_peaks(_variants(ecg)["inverted 50 Hz"])
+    assert low.size == reference.size
+    assert np.max(np.abs(low - reference)) < 0.020
+
+
+def test_ecg_that_cannot_carry_a_beat_detector_is_technical_not_clinical() -> None:
+    rng = np.random.default_rng(0)
+    noise = Signal(ECG, rng.standard_normal(256 * 120), 256.0, "mV")
+    slow = Signal(ECG, np.sin(2 * np.pi * 1.1 * np.arange(25 * 120) / 25.0), 25.0, "mV")
+    for sig in (noise, slow):
+        found = detect_cardiac_events(detect_r_peaks(sig), sig)
+        assert not any(e.type in RHYTHM for e in found)
+        assert any(e.type == "signal_loss" and e.reason == UNRELIABLE for e in found)
+
+
+def test_a_pause_with_a_missed_qrs_inside_is_no_asystole() -> None:
+    plan = make_plan(synthetic_timeline(hours=0.1, seed=5, ahi=0.0), seed=2)
+    ecg = render_cardiorespiratory(plan).signals[ECG]
+    beats = detect_r_peaks(ecg)
+    dropped = np.delete(beats, [40, 41, 42, 43])  # the detector "missed" four beats: a 4-s hole
+    assert any(e.type == "asystole" for e in detect_cardiac_events(dropped))  # beat times alone: a pause
+    assert not any(e.type in RHYTHM for e in detect_cardiac_events(dropped, ecg))  # the ECG shows the QRS
+
+
+@pytest.fixture(scope="module")
+def apnea_night():
+    timeline = synthetic_timeline(hours=1.5, seed=11, ahi=30.0)
+    return timeline, simulate(timeline, seed=5)
+
+
+def test_arousals_are_found_at_50_hz(apnea_night) -> None:
+    timeline, rec = apnea_night
+    truth = make_plan(timeline, seed=5).arousals  # what the simulator rendered (simulate's plan)
+    eeg = {k: Signal(k, sps.resample_poly(rec.signals[k].data, 50, 256), 50.0, "uV") for k in (EEG_C3, EEG_C4)}
+    found = [a.to_event() for a in detect_arousals(Recording("n", eeg))]
+    assert len(truth) >= 5
+    assert match_events(found, truth).recall >= 0.7  # precision on simulated nights: benchmarks/RESULTS.md
+
+
+def test_hypopneas_without_spo2_are_confirmed_by_arousals(apnea_night) -> None:
+    timeline, rec = apnea_night
+    no_spo2 = Recording("n", {k: v for k, v in rec.signals.items() if k != SPO2})
+    found = [e for e in detect_respiratory_events(no_spo2) if e.type == "hypopnea"]
+    truth = timeline.events_of("hypopnea")
+    assert found and all(e.values["confirmed_by"] == "arousal" for e in found)
+    assert match_events([e.to_event() for e in found], truth).tp >= 0.3 * len(truth)
+    with_spo2 = [e.values["confirmed_by"] for e in detect_respiratory_events(rec) if e.type == "hypopnea"]
+    assert "desaturation" in with_spo2
+
+
+def test_a_missing_channel_yields_nothing_clinical(apnea_night) -> None:
+    _, rec = apnea_night
+    keep = lambda *labels: Recording("n", {k: v for k, v in rec.signals.items() if k not in labels})  # noqa: E731
+    types = lambda r: {e.type for e in detect_events(r)} - {"signal_loss"}  # noqa: E731
+    assert not types(keep(AF, THX, ABD)) & set(RESPIRATORY_EVENT_TYPES)
+    assert "desaturation" not in types(keep(SPO2))
+    assert not types(keep(ECG)) & RHYTHM
