@@ -23,6 +23,7 @@ from tqdm import tqdm
 from model_runtime.corpus import MODALITIES, load_psg_mapped
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
+from psg.captions.availability import channel_groups
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
@@ -128,13 +129,15 @@ def describe_night(
     stages, _ = _stages(lm, night.x[:stop], smooth=True, progress=progress)
     # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations.
     evidence = respiratory_evidence([e.to_dict() for e in detect_events(night.recording)], night.n_epochs)
+    groups = channel_groups(night.recording)  # no sentence about a channel group the file does not have
     captions = []
     chunks = list(_chunks(start, stop))
     bar = tqdm(total=stop - start, desc="describing", unit="epoch", leave=False, disable=not progress)
     for a, b in chunks:
         x, features = night.x[a:b], night.features[a:b]
         texts = {
-            m: lm.describe(x, features, modality=m, stages=stages[a:b], evidence=evidence[a:b]) for m in modalities
+            m: lm.describe(x, features, modality=m, stages=stages[a:b], evidence=evidence[a:b], groups=groups)
+            for m in modalities
         }
         for i in range(b - a):
             for m in modalities:

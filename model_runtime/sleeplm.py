@@ -229,15 +229,24 @@ class SleepLM:
         modality: str = "stage_event",
         stages: Sequence[str] | None = None,
         evidence: Sequence[str | None] | None = None,
+        groups: set[str] | frozenset[str] | None = None,
     ) -> list[str]:
         """Generated captions of ``modality`` for epochs ``x``; numbers come from ``features`` (measured)
         and, for event spans, from the model's own localisation of the event it named. ``evidence``: see
-        ``generate`` (``respiratory_evidence`` turns detector output into it)."""
+        ``generate`` (``respiratory_evidence`` turns detector output into it). ``groups``: the channel groups
+        the recording has (``psg.captions.availability.channel_groups``); a sentence about a missing group is
+        dropped and the level says plainly that it was not recorded (None: no such check)."""
         embeddings, memory = self.encode(x)
         if stages is None and modality == "stage_event":
             stages = [STAGE_LABELS[i] for i in self.stage_probabilities(embeddings).argmax(axis=1)]
         generated = self.generate(memory, modality, stages, evidence)
-        return [self.fill(x[i], pieces, features[i] if i < len(features) else {}) for i, pieces in enumerate(generated)]
+        texts = [self.fill(x[i], pieces, features[i] if i < len(features) else {})
+                 for i, pieces in enumerate(generated)]
+        if groups is None:
+            return texts
+        from psg.captions.availability import restrict_caption
+
+        return [restrict_caption(text, modality, groups) for text in texts]
 
     def fill(self, epoch: np.ndarray, pieces: list[str], features: Mapping[str, object]) -> str:
         """Generated pieces of one epoch -> text: measured ``features`` in the feature slots, and in the span

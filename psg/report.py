@@ -38,10 +38,13 @@ ReportFormat = Literal["png", "html", "pdf"]
 REPORT_FORMATS: tuple[str, ...] = ("png", "html", "pdf")
 
 
-def write_report(recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png") -> dict[str, Path]:
-    """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths."""
+def write_report(
+    recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+) -> dict[str, Path]:
+    """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths.
+    ``channels``: the channel report's JSON (``psg.channels.ChannelReport.to_json``), kept in summary.json."""
     fmt = check_format(fmt)
-    return write_night_files(night_report(recording), out_dir, fmt)
+    return write_night_files(night_report(recording), out_dir, fmt, channels=channels)
 
 
 def night_report(recording: Recording) -> NightReport:
@@ -49,6 +52,7 @@ def night_report(recording: Recording) -> NightReport:
     # imported here: captions and detectors load neurokit2 and scipy.signal (seconds), which a report
     # of a bed from the store (``sleeplm.bed_report``) never needs
     from psg.captions import caption_night
+    from psg.captions.availability import recorded_events
     from psg.detectors import detect_events
     from psg.detectors.base import to_events
 
@@ -63,8 +67,9 @@ def night_report(recording: Recording) -> NightReport:
         epoch_s=EPOCH_S,
         stages=np.array([Stage.from_label(e["stage"]) for e in epochs], dtype=np.int8),
         summary=summary,
-        scored=list(timeline.events) if timeline is not None else None,
-        detected=to_events(detected),
+        # events on channels the file does not carry are left out, scored or detected (psg.captions.availability)
+        scored=recorded_events(timeline.events, recording) if timeline is not None else None,
+        detected=recorded_events(to_events(detected), recording),
         spo2=recording.get(SPO2),
         hr=recording.get(HR),
         captions=[e["captions"]["stage_event"] for e in epochs],
@@ -78,8 +83,14 @@ def check_format(fmt: str) -> ReportFormat:
     return cast(ReportFormat, fmt)
 
 
-def write_night_files(report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png") -> dict[str, Path]:
-    """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats."""
+def write_night_files(
+    report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+) -> dict[str, Path]:
+    """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats.
+
+    ``summary.json`` carries ``channels`` (which file channel feeds each slot; null when unknown, e.g. a bed
+    of the store) and the summary's ``not_recorded`` (indices left None because their channels are missing).
+    """
     fmt = check_format(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +102,7 @@ def write_night_files(report: NightReport, out_dir: str | Path, fmt: ReportForma
         "summary": report.summary,
         "scored_events": dict(Counter(e.type for e in report.scored or [])),
         "detected_events": dict(Counter(e.type for e in report.detected)),
+        "channels": channels,
     }
     paths = {"summary": out / "summary.json", "figure": out / "night.png"}
     paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n", encoding="utf-8")

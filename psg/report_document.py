@@ -130,14 +130,21 @@ def index_table(summary: dict[str, Any]) -> Table:
         key = label.lower()
         rows.append((f"Stage {label}", f"{s[f'{key}_min']:.1f} min ({_num(s[f'{key}_pct_tst'], '{:.1f}%')} of TST)"))
     ahi = s["ahi"]
+    gone = s.get("not_recorded") or {}
+
+    def value(key: str, fmt: str, missing: str = _MISSING) -> str:
+        return f"not recorded ({gone[key]})" if key in gone else _num(s[key], fmt, missing)
+
     rows += [
-        ("AHI", _MISSING if ahi is None else f"{ahi:.1f}/h ({ahi_severity(ahi)})"),
-        ("Apneas / hypopneas", f"{s['apnea_count']} / {s['hypopnea_count']}"),
-        ("ODI (>= 3% desaturations)", _num(s["odi"], "{:.1f}/h")),
-        ("Desaturations", str(s["desaturation_count"])),
-        ("SpO2 mean (sleep)", _num(s["spo2_mean"], "{:.1f}%")),
-        ("SpO2 minimum (sleep)", _num(s["spo2_min"], "{:.1f}%")),
-        ("Time below 90% (T90)", _num(s["t90_min"], "{:.1f} min") + _num(s["t90_pct_tst"], " ({:.1f}% of sleep)", "")),
+        ("AHI", value("ahi", "") if ahi is None else f"{ahi:.1f}/h ({ahi_severity(ahi)})"),
+        ("Apneas / hypopneas", value("apnea_count", "") if "apnea_count" in gone
+         else f"{s['apnea_count']} / {s['hypopnea_count']}"),
+        ("ODI (>= 3% desaturations)", value("odi", "{:.1f}/h")),
+        ("Desaturations", value("desaturation_count", "{}")),
+        ("SpO2 mean (sleep)", value("spo2_mean", "{:.1f}%")),
+        ("SpO2 minimum (sleep)", value("spo2_min", "{:.1f}%")),
+        ("Time below 90% (T90)", value("t90_min", "{:.1f} min") + ("" if "t90_min" in gone else
+                                  _num(s["t90_pct_tst"], " ({:.1f}% of sleep)", ""))),
     ]
     if s.get("arousal_index") is not None:
         rows += [("Arousals", str(s["arousal_count"])), ("Arousal index", f"{s['arousal_index']:.1f}/h")]

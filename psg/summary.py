@@ -17,7 +17,9 @@ for the Scoring of Sleep and Associated Events (Berry et al., v2.6, 2020):
 * SpO2 mean, minimum and time below 90 % (T90) during sleep epochs. Samples outside 50-100 % are
   probe artifacts (a detached probe reads 0) and are excluded.
 
-Every index is ``None`` where it is undefined (no sleep, no SpO2) rather than a misleading 0.
+Every index is ``None`` where it is undefined (no sleep, no SpO2) rather than a misleading 0. An index
+whose channels the recording does not have (``groups``, ``psg.captions.availability``) is None too, and
+``not_recorded`` says why: ``{"ahi": "respiratory channels not recorded", ...}`` (empty when nothing is).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ AHI_SEVERITY = ((5.0, "within normal limits"), (15.0, "mild"), (30.0, "moderate"
 
 Summary = dict[str, float | int | None]
 
+#: Summary keys that need a channel group, and the reason they are None without it.
+NEEDS_GROUP: dict[str, tuple[tuple[str, ...], str]] = {
+    "respiratory": (("apnea_count", "hypopnea_count", "ahi"), "respiratory channels not recorded"),
+    "spo2": (("desaturation_count", "odi", "spo2_mean", "spo2_min", "t90_min", "t90_pct_tst"), "no SpO2 recorded"),
+}
+NOT_RECORDED = "not recorded"
+
 #: Decimals kept in the summary: finer than any clinical report prints, and coarse enough that EDF
 #: quantisation (an 86 % SpO2 sample reads back as 85.9998) does not leak into the numbers.
 REPORT_DECIMALS = 2
@@ -52,13 +61,15 @@ def night_summary(
     epoch_s: float = EPOCH_S,
     *,
     arousals_scored: bool = True,
+    groups: set[str] | frozenset[str] | None = None,
 ) -> Summary:
     """The night's sleep architecture, respiratory indices and oximetry (see the module docstring).
 
     ``stages`` holds one ``Stage`` code per epoch; ``events`` are scored or detected events in seconds
     from recording start; ``spo2`` is the oximetry channel or None. ``arousals_scored=False`` says the
     events come from a source that does not score arousals (the rule detectors): the arousal count and
-    index are then None, not a reassuring 0.
+    index are then None, not a reassuring 0. ``groups``: the channel groups the recording has (None: all);
+    indices of a missing group are None with the reason under ``not_recorded``.
     """
     stages = np.asarray(stages, dtype=np.int64)
     epoch_min = epoch_s / 60.0
@@ -99,6 +110,13 @@ def night_summary(
     if not arousals_scored:
         summary["arousal_count"] = summary["arousal_index"] = None
     summary.update(_oximetry(spo2, asleep, epoch_s))
+    not_recorded: dict[str, str] = {}
+    for group, (keys, reason) in NEEDS_GROUP.items():
+        if groups is not None and group not in groups:
+            for key in keys:
+                summary[key] = None
+                not_recorded[key] = reason
+    summary["not_recorded"] = not_recorded  # type: ignore[assignment]
     return {k: round(v, REPORT_DECIMALS) if isinstance(v, float) else v for k, v in summary.items()}
 
 
@@ -168,6 +186,15 @@ def summary_caption(summary: Summary) -> str:
         "arousals were not scored" if summary["arousal_index"] is None
         else f"the arousal index {summary['arousal_index']:.1f}/h"
     )
+    not_recorded = summary.get("not_recorded") or {}
+    if ahi is None or summary["odi"] is None:
+        breathing = ("Respiratory channels not recorded: no apnea-hypopnea index" if ahi is None
+                     else f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
+                     f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas)")
+        odi = ("no SpO2 recorded, so no oxygen desaturation index" if "odi" in not_recorded or summary["odi"] is None
+               else f"the oxygen desaturation index {summary['odi']:.1f}/h")
+        parts.append(f"{breathing}; {odi}; {arousals}.")
+        return " ".join(parts + _oximetry_sentences(summary))
     parts.append(
         f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
         f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas), "
@@ -177,6 +204,8 @@ def summary_caption(summary: Summary) -> str:
 
 
 def _oximetry_sentences(summary: Summary) -> list[str]:
+    if "spo2_mean" in (summary.get("not_recorded") or {}):
+        return ["No SpO2 recorded."]
     if summary["spo2_mean"] is None:
         return ["SpO2 during sleep was not measurable."]
     return [

@@ -53,23 +53,28 @@ def simulate_cmd(
 
 def caption_cmd(
     night: ExistingFile,
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file: one line per epoch, then the summary.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file: one line per epoch, then "
+                                      "{\"summary\": ..., \"channels\": ...}.")],
     style: Annotated[str, typer.Option(help=_STYLE_HELP)] = "canonical",
     seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
 ) -> None:
-    """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night."""
+    """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night.
+
+    The last line holds the summary and the channel report (which file channel feeds each slot); a
+    channel group the file does not have is captioned "not recorded", never described.
+    """
     from psg.captions import caption_night
 
     _check_style(style)
-    recording, _ = read_night_channels(night, channel, channel_map)
+    recording, report = read_night_channels(night, channel, channel_map)
     records, summary = caption_night(recording, style=style, seed=seed, progress=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
             fh.write(dumps(record) + "\n")
-        fh.write(dumps({"summary": summary}) + "\n")
+        fh.write(dumps({"summary": summary, "channels": report.to_json()}) + "\n")
     typer.echo(f"wrote {out}: {len(records)} epochs + summary")
 
 
@@ -124,7 +129,8 @@ def report_cmd(
     else:
         from psg.report import write_report
 
-        paths = write_report(read_night_channels(night, channel, channel_map)[0], out, report_format)
+        mapped, channels = read_night_channels(night, channel, channel_map)
+        paths = write_report(mapped, out, report_format, channels=channels.to_json())
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

@@ -50,7 +50,8 @@ def test_caption_writes_one_line_per_epoch_then_summary(night: Path, tmp_path: P
     result = sleeplm("caption", str(night), "--out", str(out))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 121 and set(lines[-1]) == {"summary"}
+    assert len(lines) == 121 and set(lines[-1]) == {"summary", "channels"}
+    assert lines[-1]["channels"]["missing"] == [] and lines[-1]["summary"]["not_recorded"] == {}
     first = lines[0]
     assert {"epoch", "start_s", "stage", "features", "captions"} <= set(first)
     assert {"hr_bpm", "rmssd_ms", "spo2_mean", "spo2_min", "resp_rate_bpm"} <= set(first["features"])

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from psg.captions.availability import event_available
 from psg.captions.modality import Features, brain_caption, cardiac_caption, respiratory_caption, somatic_caption
 from psg.captions.phrasing import Phraser, Style
 from psg.captions.stage_event import StageContext, stage_event_caption
@@ -27,21 +28,26 @@ def caption_epoch(
     rng: np.random.Generator | None = None,
     estimated: bool = False,
     epoch_s: float = EPOCH_S,
+    groups: set[str] | frozenset[str] | None = None,
 ) -> dict[str, str]:
     """Captions of the epoch starting at ``epoch_start_s`` (seconds from recording start).
 
     ``features`` is the epoch's dict from ``psg.features.epoch_features``; ``events`` may be the whole
     night's (only those overlapping the epoch are described); ``context`` gives the neighbouring stages
     for the stage descriptor; ``style='varied'`` needs ``rng``; ``estimated`` marks a rule-stager stage.
+    ``groups``: the channel groups the recording has (``psg.captions.availability.channel_groups``; None:
+    all): a missing group's level says so plainly and its events get no sentence.
     Returns one text per key of ``MODALITIES``.
     """
+    if groups is not None:
+        events = [e for e in events if event_available(e, groups)]
     phraser = Phraser(style, rng)
     return {
         "stage_event": stage_event_caption(
             Stage(stage), events, epoch_start_s, phraser, context=context, estimated=estimated, epoch_s=epoch_s
         ),
-        "brain": brain_caption(features, phraser),
-        "cardiac": cardiac_caption(features, phraser),
-        "respiratory": respiratory_caption(features, phraser),
-        "somatic": somatic_caption(features, phraser),
+        "brain": brain_caption(features, phraser, groups),
+        "cardiac": cardiac_caption(features, phraser, groups),
+        "respiratory": respiratory_caption(features, phraser, groups),
+        "somatic": somatic_caption(features, phraser, groups),
     }

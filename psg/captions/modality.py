@@ -3,7 +3,9 @@
 These are SleepLM's channel-level ("low-level") captions: each sentence reports measured features of
 one modality, with every number taken from the features dict (``psg.features.epoch_features``) and
 written by ``psg.captions.phrasing.fmt``. A feature that is None (channel missing or flat) turns its
-sentence into "not measurable", never a made-up value. The few qualitative words (dominant band,
+sentence into "not measurable", never a made-up value. A group of channels the recording does not have at
+all (``groups``, see ``psg.captions.availability``; None: every group) gets one plain sentence ("No SpO2
+recorded.") instead, so a caption never describes a channel that is not there. The few qualitative words (dominant band,
 conjugate eye movements, reduced airflow) are fixed functions of the same numbers, with the threshold
 and its source stated where it is defined.
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from psg.captions.availability import GROUPS, MISSING_SENTENCES
 from psg.captions.phrasing import Phraser, all_present, fmt, fmt_band, fmt_signed
 from psg.features.neuro import BANDS, EEG_PREFIXES
 
 Features = Mapping[str, float | int | str | None]
+Groups = set[str] | frozenset[str] | None
 
 #: E1/E2 correlation at or below this: conjugate (out-of-phase) eye movements; at or above the opposite:
 #: in-phase deflections, i.e. frontal EEG on both leads (AASM EOG derivations E1-M2 / E2-M2).
@@ -26,10 +30,14 @@ FLOW_ABSENT = 0.1
 FLOW_REDUCED = 0.7
 
 
-def brain_caption(features: Features, phraser: Phraser) -> str:
+def brain_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
     """EEG band powers and slow waves per central derivation, then the eye movements."""
-    sentences = [_eeg_sentence(features, label, prefix, phraser) for label, prefix in EEG_PREFIXES.items()]
-    sentences.append(_eog_sentence(features, phraser))
+    groups = GROUPS if groups is None else groups
+    if "eeg" in groups:
+        sentences = [_eeg_sentence(features, label, prefix, phraser) for label, prefix in EEG_PREFIXES.items()]
+    else:
+        sentences = [MISSING_SENTENCES["eeg"]]
+    sentences.append(_eog_sentence(features, phraser) if "eog" in groups else MISSING_SENTENCES["eog"])
     return " ".join(sentences)
 
 
@@ -95,8 +103,10 @@ def _eog_sentence(features: Features, phraser: Phraser) -> str:
     )
 
 
-def cardiac_caption(features: Features, phraser: Phraser) -> str:
+def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
     """Heart rate (mean and range over the epoch's beats) and ultra-short HRV (RMSSD)."""
+    if groups is not None and "ecg" not in groups:
+        return MISSING_SENTENCES["ecg"]
     if not all_present(features, "hr_bpm"):
         return phraser.pick(
             (
@@ -131,11 +141,15 @@ def cardiac_caption(features: Features, phraser: Phraser) -> str:
     )
 
 
-def respiratory_caption(features: Features, phraser: Phraser) -> str:
+def respiratory_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
     """Breathing rate per effort/flow channel, airflow amplitude and shape, oxygen saturation."""
-    return " ".join(
-        (_rate_sentence(features, phraser), _flow_sentence(features, phraser), _spo2_sentence(features, phraser))
-    )
+    groups = GROUPS if groups is None else groups
+    if "respiratory" in groups:
+        breathing = [_rate_sentence(features, phraser), _flow_sentence(features, phraser)]
+    else:
+        breathing = [MISSING_SENTENCES["respiratory"]]
+    spo2 = _spo2_sentence(features, phraser) if "spo2" in groups else MISSING_SENTENCES["spo2"]
+    return " ".join((*breathing, spo2))
 
 
 def _rate_sentence(features: Features, phraser: Phraser) -> str:
@@ -196,9 +210,12 @@ def _spo2_sentence(features: Features, phraser: Phraser) -> str:
     )
 
 
-def somatic_caption(features: Features, phraser: Phraser) -> str:
+def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
     """Chin muscle tone and body position."""
-    if all_present(features, "emg_tone_uv", "emg_median_freq_hz"):
+    groups = GROUPS if groups is None else groups
+    if "emg" not in groups:
+        emg = MISSING_SENTENCES["emg"]
+    elif all_present(features, "emg_tone_uv", "emg_median_freq_hz"):
         emg = phraser.pick(
             (
                 "Chin EMG: tone {tone} µV RMS with median frequency {mf} Hz.",
@@ -211,6 +228,8 @@ def somatic_caption(features: Features, phraser: Phraser) -> str:
     else:
         emg = phraser.pick(("Chin EMG was not measurable in this epoch.", "Chin muscle tone could not be measured."))
     name = features.get("position_name")
+    if "position" not in groups:
+        return emg + " " + MISSING_SENTENCES["position"]
     if name is None:
         return emg + " " + phraser.pick(("Body position was not recorded.", "Position is unavailable."))
     return emg + " " + phraser.pick(

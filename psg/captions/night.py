@@ -5,6 +5,11 @@ or a scorer's EDF+/XML annotations) when it has them. A file without stage annot
 the transparent rule stager (``psg.staging``) and its events come from the AASM rule detectors
 (``psg.detectors``); the records then say ``stage_source: "rules"`` and the stage sentence calls the
 stage an estimate, so nobody mistakes it for a scorer's.
+
+Nothing is claimed about a channel group the recording does not have (``psg.captions.availability``,
+read from the signals after channel recognition): its caption level says so plainly ("No SpO2
+recorded."), its events (scored or detected) are left out of the records and the summary, and the
+summary's indices that need it are None with the reason under ``not_recorded``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
+from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.epoch import caption_epoch
 from psg.captions.phrasing import Style
 from psg.captions.stage_event import StageContext, clip_to_epoch, in_epoch
@@ -41,8 +47,9 @@ def caption_night(
     with ``stage`` as its label ('W', 'N1', ..., '?') and ``events`` the events overlapping the epoch
     (recording-relative onset and duration plus the span clipped to the epoch). ``seed`` drives the
     phrasing when ``style='varied'``. The summary is ``psg.summary.night_summary`` plus ``caption``,
-    ``stage_source`` and ``event_source``. Callers that already ran ``detect_events`` on this recording
-    pass the result as ``detected`` so a file without annotations is not analysed twice.
+    ``stage_source`` and ``event_source`` (and ``not_recorded``, see the module docstring). Callers that
+    already ran ``detect_events`` on this recording pass the result as ``detected`` so a file without
+    annotations is not analysed twice.
     """
     features = epoch_features(recording)
     n = len(features)
@@ -60,6 +67,8 @@ def caption_night(
     else:
         events = to_events(detect_events(recording) if detected is None else detected)
         event_source = "detectors"
+    groups = channel_groups(recording)
+    events = recorded_events(events, recording)
 
     by_epoch = _events_by_epoch(events, n)
     stage_list = [Stage(int(s)) for s in stages]
@@ -78,13 +87,14 @@ def caption_night(
                 "captions": caption_epoch(
                     features[i], stage_list[i], epoch_events, start,
                     context=StageContext.around(stage_list, i), style=style, rng=rng,
-                    estimated=stage_source == "rules",
+                    estimated=stage_source == "rules", groups=groups,
                 ),
                 "events": [_event_record(e, start) for e in epoch_events],
             }
         )
     summary = night_summary(
-        stages, events, recording.get(SPO2), epoch_s=EPOCH_S, arousals_scored=event_source == "annotation"
+        stages, events, recording.get(SPO2), epoch_s=EPOCH_S, arousals_scored=event_source == "annotation",
+        groups=groups,
     )
     summary.update(caption=summary_caption(summary), stage_source=stage_source, event_source=event_source)
     return records, summary

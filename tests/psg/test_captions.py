@@ -9,7 +9,7 @@ import pytest
 from psg.captions import MODALITIES, StageContext, caption_epoch, caption_night, stage_descriptor
 from psg.errors import PSGError
 from psg.features.neuro import NEURO_FEATURE_KEYS
-from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, POS
+from psg.montage import AF, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, POS
 from psg.recording import Recording, Signal
 from psg.timeline import Event, Stage, Timeline
 
@@ -113,6 +113,7 @@ def _small_recording(with_timeline: bool) -> Recording:
         EOG_R: Signal(EOG_R, rng.normal(0, 10, t.size), fs, "uV"),
         EMG_CHIN: Signal(EMG_CHIN, rng.normal(0, 15, t.size), fs, "uV"),
         POS: Signal(POS, np.full(n_epochs * 30, 2.0), 1.0, ""),
+        AF: Signal(AF, np.sin(2 * np.pi * 0.25 * t[::4]), fs / 4, ""),  # the hypopnea below needs airflow
     }
     timeline = None
     if with_timeline:

@@ -1,0 +1,147 @@
+"""Which channel groups a recording has, and captions that claim nothing about the groups it lacks.
+
+A caption, an event sentence or a report index about a channel the recording does not carry is an
+invention (a 1-Hz respiration trace treated as missing, a file exported without oximetry). The rule
+captions (``psg.captions.epoch``) take the recording's groups and write one plain sentence per missing
+group instead of describing it; generated captions (``model_runtime``) pass through ``restrict_caption``,
+which drops every sentence naming an event or a measurement of a missing group and puts the same plain
+sentence in its place. The live path can call the same functions with the groups of a bed's streams.
+
+Groups (``GROUPS``) and the montage slots that make one present:
+
+* ``eeg``: either EEG slot; ``eog``: either EOG slot; ``emg``: chin EMG;
+* ``ecg``: ECG or a device heart rate (heart rate is measurable from either);
+* ``respiratory``: airflow or either effort belt (AASM scores apneas from either);
+* ``spo2``: SpO2; ``position``: body position.
+
+A recording's groups are read from its signals after channel recognition (``psg.channels``), so a slot
+that was too slow to analyse (``rate_too_low``) counts as not recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from psg.montage import ABD, AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, HR, POS, SPO2, THX
+from psg.recording import Recording
+from psg.timeline import RESPIRATORY_EVENT_TYPES, Event
+
+#: Group -> the montage slots any one of which makes it present.
+GROUP_SLOTS: dict[str, tuple[str, ...]] = {
+    "eeg": (EEG_C3, EEG_C4),
+    "eog": (EOG_L, EOG_R),
+    "emg": (EMG_CHIN,),
+    "ecg": (ECG, HR),
+    "respiratory": (AF, THX, ABD),
+    "spo2": (SPO2,),
+    "position": (POS,),
+}
+GROUPS: frozenset[str] = frozenset(GROUP_SLOTS)
+
+#: The plain sentence a caption level writes for a group the recording does not have.
+MISSING_SENTENCES: dict[str, str] = {
+    "eeg": "No EEG recorded.",
+    "eog": "No EOG recorded.",
+    "emg": "No chin EMG recorded.",
+    "ecg": "No ECG recorded.",
+    "respiratory": "Respiratory channels not recorded.",
+    "spo2": "No SpO2 recorded.",
+    "position": "Body position not recorded.",
+}
+
+#: Words whose sentence makes a claim about the group (lower case; matched anywhere, also inside a word,
+#: because a generated sentence may glue words together: dropping too much is safe, a stray claim is not).
+CLAIM_WORDS: dict[str, tuple[str, ...]] = {
+    "eeg": ("eeg", "delta", "theta", "alpha", "sigma", "beta", "slow wave", "slow-wave", "spindle", "k-complex",
+            "arousal"),
+    "eog": ("eog", "eye movement", "eye-movement", "e1-e2"),
+    "emg": ("emg", "chin", "muscle", "submental"),
+    "ecg": ("ecg", "electrocardiogram", "heart", "bpm", "rmssd", "hrv", "beat", "bradycardia", "tachycardia",
+            "asystole", "pulse"),
+    "respiratory": ("apnea", "apnoea", "hypopnea", "hypopnoea", "respirat", "breath", "airflow", "flow",
+                    "effort", "abdom", "thora"),
+    "spo2": ("spo2", "sao2", "desaturation", "oxygen", "saturation", "oximetry"),
+    "position": ("position",),
+}
+_CLAIMS = {group: re.compile("(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
+           for group, words in CLAIM_WORDS.items()}
+#: Which levels of a caption speak for which groups (their plain sentences go there, in this order).
+LEVEL_GROUPS: dict[str, tuple[str, ...]] = {
+    "brain": ("eeg", "eog"),
+    "cardiac": ("ecg",),
+    "respiratory": ("respiratory", "spo2"),
+    "somatic": ("emg", "position"),
+    "stage_event": (),
+}
+#: Event type -> the group it is scored on (events of other types need no particular channel).
+EVENT_GROUPS: dict[str, str] = {
+    **dict.fromkeys(RESPIRATORY_EVENT_TYPES, "respiratory"),
+    "desaturation": "spo2",
+    "position_change": "position",
+    "bradycardia": "ecg",
+    "tachycardia": "ecg",
+    "asystole": "ecg",
+    "arousal": "eeg",
+}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def groups_of_labels(labels: Iterable[str]) -> set[str]:
+    """The groups fed by any of the montage slot ``labels``."""
+    present = set(labels)
+    return {group for group, slots in GROUP_SLOTS.items() if present.intersection(slots)}
+
+
+def channel_groups(recording: Recording) -> set[str]:
+    """The groups ``recording`` carries (after channel recognition: its signals under montage labels)."""
+    return groups_of_labels(recording.signals)
+
+
+def missing_group_sentence(group: str) -> str:
+    """The plain sentence for a group the recording does not have ("No SpO2 recorded.")."""
+    return MISSING_SENTENCES[group]
+
+
+#: Montage slot -> its group.
+SLOT_GROUPS: dict[str, str] = {slot: group for group, slots in GROUP_SLOTS.items() for slot in slots}
+
+
+def event_available(event: Event | Mapping[str, object], groups: set[str] | frozenset[str]) -> bool:
+    """False when ``event`` (an ``Event`` or a dict with ``type`` and ``channel``) is scored on a group not
+    in ``groups``, by its type (an apnea, a desaturation) or by its channel (signal loss on SpO2)."""
+    if isinstance(event, Mapping):
+        kind, channel = event.get("type"), event.get("channel")
+    else:
+        kind, channel = event.type, event.channel
+    needed = {EVENT_GROUPS.get(str(kind)), SLOT_GROUPS.get(str(channel))} - {None}
+    return needed <= set(groups)
+
+
+def recorded_events(events: Iterable[Event], recording: Recording) -> list[Event]:
+    """``events`` without those scored on a group ``recording`` lacks (``event_available``) and without
+    "signal loss" on a channel the recording never had (that channel is not recorded, not lost)."""
+    groups, present = channel_groups(recording), set(recording.signals)
+    return [e for e in events if event_available(e, groups)
+            and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)]
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split after each '.', '!' or '?' followed by a space."""
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def drop_claims(text: str, groups: set[str] | frozenset[str]) -> str:
+    """``text`` without the sentences that name an event or a measurement of a group not in ``groups``."""
+    missing = [_CLAIMS[g] for g in GROUPS - set(groups)]
+    if not missing:
+        return text
+    return " ".join(s for s in sentences(text) if not any(p.search(s) for p in missing))
+
+
+def restrict_caption(text: str, level: str, groups: set[str] | frozenset[str]) -> str:
+    """One caption level with no claim about a missing group: its sentences naming a missing group are
+    dropped (``drop_claims``) and the level's own missing groups say so plainly, first."""
+    missing = [g for g in LEVEL_GROUPS.get(level, ()) if g not in groups]
+    kept = drop_claims(text, groups)
+    return " ".join([*(MISSING_SENTENCES[g] for g in missing), *([kept] if kept else [])])
