@@ -42,8 +42,12 @@ MAGIC_EPOCH = b"PSGE"
 _PREFIX = struct.Struct("<4sBI")
 #: Largest header we accept: headers carry names, flags and features, never samples.
 MAX_HEADER_BYTES = 256 * 1024
-#: Quality flags an epoch can carry per channel (DESIGN: missing, flat, clipped, noisy, gap).
-QUALITY_FLAGS: tuple[str, ...] = ("missing", "flat", "clipped", "noisy", "gap")
+#: Quality flags an epoch can carry per channel (DESIGN: missing, flat, clipped, noisy, gap), plus
+#: ``band_limited``: the channel's rate is under the full rate (``psg.channels.FULL_FS``: EEG/EOG/EMG/ECG
+#: under the model's 64 Hz), so it is upsampled without its high band. It describes, it does not fault.
+QUALITY_FLAGS: tuple[str, ...] = ("missing", "flat", "clipped", "noisy", "gap", "band_limited")
+#: Flags that describe a usable channel: a channel carrying only these is not a bad channel.
+INFO_FLAGS: frozenset[str] = frozenset({"band_limited"})
 #: Longest epoch a message may claim, in seconds (the alert agent allocates per-second series this long).
 MAX_EPOCH_S = 3600.0
 #: Largest epoch index (the store's column is a 32-bit integer; 48 h of 30-s epochs is 5760).

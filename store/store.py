@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select, text, tuple_
 from sqlalchemy.engine import Connection, Row
 
+from psg.codecs import INFO_FLAGS
 from psg.errors import PSGError
 from store.access_store import AccessStore
 from store.alert_store import ALERT_EVENTS, PRIORITY_RANK, AlertStore
@@ -408,7 +409,8 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
                 "caption": row.captions.get("stage_event") if row is not None else None,
                 "spo2": _finite(features.get("spo2_mean")),
                 "hr": _finite(features.get("hr_bpm")),
-                "bad_channels": sorted(c for c, flags in (row.quality if row is not None else {}).items() if flags),
+                "bad_channels": sorted(c for c, flags in (row.quality if row is not None else {}).items()
+                                       if set(flags) - INFO_FLAGS),
                 "active_alerts": len(alerts),
                 "top_alert": None if top is None else {
                     "id": top.id, "type": top.type, "priority": top.priority, "state": top.state,

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from psg.channels import MIN_FS
 from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk
 from psg.model_input import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
 from psg.montage import CHANNELS, EPOCH_S
@@ -78,12 +79,13 @@ START_TOLERANCE_S = 0.25
 
 Analyse = Callable[[EpochWindow], EpochMessage]
 
-#: Lowest rate (Hz) the epoch analysis can take per kind of channel: the brain, ECG and chin-EMG features
-#: band-pass up to 35-45 Hz and find R peaks; the respiratory ones low-pass at up to 2-3 Hz. A slower
-#: stream is a misconfigured device or channel map: refused, not analysed into an exception.
-MIN_ANALYSIS_FS = {"brain": 64.0, "cardiac": 64.0, "somatic": 64.0, "respiratory": 8.0}
-#: Channels sampled once a second or slower by design (position, oximeter, monitor HR): any rate.
-SLOW_CHANNELS = frozenset({"POS", "SpO2", "HR"})
+#: Lowest rate (Hz) the epoch analysis can take per channel: the offline reader's cut-off
+#: (``psg.channels.MIN_FS``: EEG/EOG/chin EMG 25 Hz, ECG 50 Hz, airflow and effort 4 Hz), one constant for
+#: files and streams. Between it and ``psg.channels.FULL_FS`` (64 Hz; 8 Hz for breathing) a channel is
+#: analysed and flagged ``band_limited`` (``stream_agents.quality``). A slower stream is a misconfigured
+#: device or channel map: refused, not analysed into an exception. Position, oximeter and monitor HR are
+#: not listed: any rate.
+MIN_ANALYSIS_FS = MIN_FS
 
 
 @dataclass
@@ -501,9 +503,5 @@ def _check_rate(stream: str, bed_id: str, labels: tuple[str, ...], fs: float) ->
 @functools.lru_cache(maxsize=256)
 def _needed_fs(labels: tuple[str, ...]) -> tuple[str, float] | None:
     """(label, rate) of the most demanding known channel among ``labels`` (None: no known fast channel)."""
-    demands = [
-        (label, MIN_ANALYSIS_FS[CHANNELS[label].modality])
-        for label in labels
-        if label in CHANNELS and label not in SLOW_CHANNELS
-    ]
+    demands = [(label, MIN_ANALYSIS_FS[label]) for label in labels if label in MIN_ANALYSIS_FS]
     return max(demands, key=lambda d: d[1]) if demands else None

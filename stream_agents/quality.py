@@ -14,7 +14,10 @@ noise, a technical alert is not) and tell the caption reader which numbers to di
   ``is_noise_only``);
 * ``clipped``: the amplifier saturated (``CLIP_FRACTION`` of the samples pinned at the epoch's
   extreme, or a rail span as ``psg.detectors.signal_quality`` finds it);
-* ``noisy``: the amplitude is far beyond physiology (EEG/EOG) or mains hum dominates the spectrum.
+* ``noisy``: the amplitude is far beyond physiology (EEG/EOG) or mains hum dominates the spectrum;
+* ``band_limited``: the channel streams under its full rate (``psg.channels.FULL_FS``: EEG/EOG/EMG/ECG
+  under the model's 64 Hz, airflow/effort under 8 Hz), so it is upsampled without its high band, as the
+  offline channel report flags the same file channel. Informational: the channel is analysed.
 
 Slow, legitimately constant channels (POS, SpO2, HR) are never called flat or clipped, exactly as in
 ``psg.detectors.signal_quality``.
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from psg.channels import FULL_FS
 from psg.detectors.signal_quality import PHYSIOLOGICAL_RANGE, loss_spans, loss_spans_many
 from psg.dsp import runs, welch
 from psg.montage import ABD, AF, AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, EOG_R, HR, MODEL_CHANNELS, POS, SPO2, THX
@@ -93,6 +97,9 @@ def epoch_quality(channels: Mapping[str, Signal]) -> dict[str, list[str]]:
             out[label] = channel_flags(sig)
     for group in groups.values():
         out.update(zip((sig.label for sig in group), _complete_flags(group), strict=True))
+    for label, sig in channels.items():
+        if label in out and sig.fs < FULL_FS.get(label, 0.0):
+            out[label] = [*out[label], "band_limited"]
     return {label: out[label] for label in QUALITY_CHANNELS}
 
 

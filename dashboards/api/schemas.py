@@ -45,7 +45,8 @@ class Epoch(BaseModel):
     captions: Captions
     features: dict[str, Any] = Field(description="measured per-epoch features (psg.features)")
     quality: dict[str, list[str]] = Field(
-        description="quality flags per channel (missing, flat, clipped, noisy, gap); empty = good"
+        description="quality flags per channel (missing, flat, clipped, noisy, gap; band_limited: usable, "
+        "sampled under 64 Hz); empty = good"
     )
 
 
@@ -147,7 +148,8 @@ class WardBed(Bed):
     caption: str | None = Field(description="the latest stage_event caption")
     spo2: float | None = Field(description="mean SpO2 (%) of the latest epoch")
     hr: float | None = Field(description="heart rate (bpm) of the latest epoch")
-    bad_channels: list[str] = Field(description="channels with a quality flag in the latest epoch")
+    bad_channels: list[str] = Field(description="channels with a fault flag in the latest epoch (band_limited is "
+                                    "not a fault)")
     active_alerts: int
     top_alert: WardTopAlert | None = Field(description="the highest-priority active alert")
 

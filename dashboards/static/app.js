@@ -95,8 +95,11 @@ function alertTypeText(type) {
   return humanize(type);
 }
 
+// band_limited (sampled under 64 Hz, upsampled) describes a usable channel: not a bad one.
 function badChannels(quality) {
-  return Object.entries(quality || {}).filter(([, flags]) => flags && flags.length).map(([ch]) => ch).sort();
+  return Object.entries(quality || {})
+    .filter(([, flags]) => (flags || []).some((flag) => flag !== "band_limited"))
+    .map(([ch]) => ch).sort();
 }
 
 const sleep = (ms, signal) =>

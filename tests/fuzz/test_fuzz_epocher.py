@@ -302,10 +302,11 @@ def test_a_chunk_hours_ahead_does_not_discard_the_rest_of_the_night() -> None:
 
 
 #: (stream, rate, refused): a whole stream at a rate (a wrong rate in a bridge's channel map). Below the
-#: epocher's MIN_ANALYSIS_FS (64 Hz for EEG/ECG/EMG, 8 Hz for breathing) every chunk of it is refused
-#: with a reason (the analysis would raise); at the minimum the analysis copes.
-RATES = (("exg", 1.0, True), ("exg", 2.0, True), ("exg", 63.0, True), ("resp", 2.0, True), ("resp", 4.0, True),
-         ("exg", 64.0, False), ("resp", 8.0, False))
+#: epocher's MIN_ANALYSIS_FS (psg.channels.MIN_FS: 25 Hz for EEG/EOG/EMG, 50 Hz for ECG, 4 Hz for
+#: breathing; "exg" carries ECG) every chunk of it is refused with a reason (the analysis would raise);
+#: at the minimum the analysis copes.
+RATES = (("exg", 1.0, True), ("exg", 2.0, True), ("exg", 49.0, True), ("resp", 2.0, True), ("resp", 3.0, True),
+         ("exg", 50.0, False), ("exg", 64.0, False), ("resp", 4.0, False), ("resp", 8.0, False))
 
 
 def _at_rate(stream: str, fs: float) -> list[SampleChunk | DeviceEvent]:
@@ -330,3 +331,32 @@ def test_a_stream_at_a_low_rate_is_analysed_or_refused(stream: str, fs: float, r
         assert len(run.refused) == slow and all(f"fs {fs:g} Hz is below" in r for r in run.refused), run.refused[:2]
     else:
         assert run.refused == [] and run.epochs, "a stream at the minimum rate is analysed"
+
+
+@pytest.mark.parametrize(("labels", "fs", "refused"), [
+    (("EEG C3-A2", "EOG-L"), 50.0, False), (("EEG C3-A2", "EOG-L"), 25.0, False),
+    (("EEG C3-A2", "EOG-L"), 24.0, True), (("EEG C3-A2", "EOG-L"), 128.0, False),
+])
+def test_a_50_hz_eeg_stream_is_epoched_and_flagged_band_limited(labels: tuple[str, ...], fs: float,
+                                                               refused: bool) -> None:
+    """EEG/EOG at 25-63 Hz (an older amplifier, a 50-Hz export) is epoched, upsampled to the model's 64 Hz
+    and flagged band_limited, as the offline channel report flags it; under 25 Hz it is refused."""
+    items: list[SampleChunk | DeviceEvent] = []
+    for chunk in BASE["bed-1"]:
+        if chunk.stream == "exg":
+            t = chunk.seq + np.arange(int(fs)) / fs
+            chunk = dataclasses.replace(chunk, labels=labels, units=("uV",) * len(labels), fs=fs,
+                                        data=np.vstack([_trace("EEG", t)] * len(labels)).astype(np.float32))
+        items.append(chunk)
+    run = feed(items)
+    check(run, items)
+    if refused:
+        assert run.refused and all(f"fs {fs:g} Hz is below the 25 Hz" in r for r in run.refused), run.refused[:2]
+        return
+    assert run.refused == [] and run.epochs
+    for message in run.epochs:
+        for label in labels:
+            assert ("band_limited" in message.quality[label]) == (fs < 64), (label, message.quality[label])
+            assert set(message.quality[label]) <= set(QUALITY_FLAGS)
+        assert message.signals.shape[-1] == MODEL_EPOCH_SAMPLES  # upsampled onto the model's 64 Hz grid
+        assert message.features["c3_delta"] is not None

@@ -74,7 +74,7 @@ def test_ward_shows_latest_caption_vitals_and_top_alert(store: Store, record) ->
     store.insert_epochs(
         [
             record(0, features={"hr_bpm": 60.0, "spo2_mean": 97.0}),
-            record(1, features={"hr_bpm": 58.0, "spo2_mean": float("nan")}, quality={"SpO2": ["flat"], "ECG": []}),
+            record(1, features={"hr_bpm": 58.0, "spo2_mean": float("nan")}, quality={"SpO2": ["flat"], "ECG": [], "EEG C3-A2": ["band_limited"]}),
             record(0, bed="bed-2"),
         ]
     )
@@ -93,6 +93,6 @@ def test_ward_shows_latest_caption_vitals_and_top_alert(store: Store, record) ->
     ward = {b["bed_id"]: b for b in store.ward(stale_after_s=90.0)}
     one = ward["bed-1"]
     assert (one["last_epoch"], one["caption"], one["hr"], one["spo2"]) == (1, "stage_event text 1", 58.0, None)
-    assert one["bad_channels"] == ["SpO2"] and one["active_alerts"] == 1
+    assert one["bad_channels"] == ["SpO2"] and one["active_alerts"] == 1  # band_limited is not a fault
     assert one["top_alert"]["type"] == "desaturation" and one["top_alert"]["priority"] == "medium"
     assert ward["bed-2"]["top_alert"] is None and ward["bed-2"]["active_alerts"] == 0
