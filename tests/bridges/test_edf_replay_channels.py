@@ -1,0 +1,56 @@
+"""EDF replay (``sleeplm beds --source FILE.edf``) goes through channel recognition: a clinical file at
+50-100 Hz becomes montage-labelled outlets the epocher accepts. Unit level: no LSL outlet, no broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_bridges.simulated import edf_recording, night_for, rate_groups
+from psg.formats import write_edf
+from psg.montage import AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, SPO2
+from psg.recording import Recording, Signal
+from stream_agents.epocher import _check_rate
+
+
+def _clinical_50hz(path: Path) -> Path:
+    """Two minutes of a 50-Hz clinical montage under the labels an amplifier writes, in volts."""
+    fs, seconds = 50.0, 120
+    t = np.arange(int(fs * seconds)) / fs
+    eeg = 30e-6 * np.sin(2 * np.pi * 10 * t)
+    signals = {
+        "C3-A1": Signal("C3-A1", eeg, fs, "V"),
+        "C4-M1": Signal("C4-M1", eeg, fs, "V"),
+        "E1-M2": Signal("E1-M2", 50e-6 * np.sin(2 * np.pi * 0.5 * t), fs, "V"),
+        "Chin1-Chin2": Signal("Chin1-Chin2", 5e-6 * np.sin(2 * np.pi * 20 * t), fs, "V"),
+        "ECG II": Signal("ECG II", 1e-3 * np.sin(2 * np.pi * 1.1 * t) ** 31, fs, "V"),
+        "Flow": Signal("Flow", np.sin(2 * np.pi * 0.25 * t[::5]), fs / 5, ""),
+        "SpO2": Signal("SpO2", np.full(seconds, 96.0), 1.0, "%"),
+    }
+    write_edf(Recording("clinical-50hz", signals), path)
+    return path
+
+
+def test_a_50_hz_clinical_edf_replays_as_montage_labelled_outlets(tmp_path: Path) -> None:
+    recording = edf_recording(_clinical_50hz(tmp_path / "clinical.edf"))
+    assert set(recording.signals) == {EEG_C3, EEG_C4, EOG_L, EMG_CHIN, ECG, AF, SPO2}
+    assert recording.signals[EEG_C3].unit == "uV" and recording.signals[ECG].unit == "mV"  # volts converted
+    assert abs(recording.signals[EEG_C3].data).max() == pytest.approx(30, rel=0.1)
+    groups = {g.name: g for g in rate_groups(recording.signals)}
+    assert {label for g in groups.values() for label in g.labels} == set(recording.signals)
+    for group in groups.values():
+        _check_rate(group.name, "bed-edf", group.labels, group.fs)  # the epocher takes every stream
+    assert night_for(tmp_path / "clinical.edf", 0, hours=1.0, seed=0).signals.keys() == recording.signals.keys()
+
+
+def test_sleep_edf_short_replays_its_eeg_and_eog_not_its_1_hz_channels(shared_data: Path) -> None:
+    path = shared_data / "real-signals" / "sleep-edf-short" / "short_psg.edf"
+    if not path.is_file():
+        pytest.skip(f"{path} not in the shared data")
+    recording = edf_recording(path)
+    assert set(recording.signals) == {EEG_C3, EEG_C4, EOG_L}  # respiration and EMG at 1 Hz: not analysable
+    (group,) = rate_groups(recording.signals)
+    assert group.fs == 100.0 and set(group.labels) == {EEG_C3, EEG_C4, EOG_L}
+    _check_rate(group.name, "bed-edf", group.labels, group.fs)
