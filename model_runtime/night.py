@@ -23,6 +23,7 @@ from tqdm import tqdm
 from model_runtime.corpus import MODALITIES, load_psg_mapped
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
+from model_runtime.stage_head import StagedEpochs
 from psg.captions.availability import channel_groups
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
@@ -99,13 +100,22 @@ def load_night_input(
 
 
 def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: bool = False) -> dict:
-    """Zero-shot stages of every epoch: ``{"stages": [...], "probabilities": [[W, N1, N2, N3, R], ...]}``.
+    """Zero-shot stages of every epoch: ``{"stages", "best_stages", "probabilities", "uncertain", "stage_source"}``.
 
-    Text prompts only (no supervised head); ``smooth`` applies the causal (look-back only) smoothing, so an
-    epoch's stage here equals the stage a live bed shows the moment that epoch arrives.
+    With the checkpoint's stage head (``model_runtime.stage_head``) the stages come from the recording's
+    spectral staging features, nearest stage prompt in the shared text space; an epoch the head cannot
+    vouch for is ``"uncertain"`` in ``stages`` (its most likely stage stays in ``best_stages`` and the
+    reason in ``uncertain``). Without a head, the signal encoder's embeddings are staged (``smooth``: the
+    causal smoothing, so an epoch's stage equals what a live bed showed when the epoch arrived).
     """
-    labels, probs = _stages(lm, night.x, smooth, progress)
-    return {"stages": labels, "probabilities": probs.tolist()}
+    staged = _staged(lm, night, smooth, progress)
+    return {
+        "stages": staged.verdicts,
+        "best_stages": staged.best,
+        "probabilities": staged.probabilities.tolist(),
+        "uncertain": [{"epoch": i, "reason": r} for i, r in enumerate(staged.reasons) if r],
+        "stage_source": _stage_source(lm),
+    }
 
 
 def describe_night(
@@ -126,7 +136,8 @@ def describe_night(
     """
     modalities = _modalities(modality)
     start, stop = _resolve(epochs, night.n_epochs)
-    stages, _ = _stages(lm, night.x[:stop], smooth=True, progress=progress)
+    staged = _staged(lm, night, smooth=True, progress=progress)
+    stages = staged.verdicts
     # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations.
     evidence = respiratory_evidence([e.to_dict() for e in detect_events(night.recording)], night.n_epochs)
     groups = channel_groups(night.recording)  # no sentence about a channel group the file does not have
@@ -141,10 +152,20 @@ def describe_night(
         }
         for i in range(b - a):
             for m in modalities:
-                captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": texts[m][i]})
+                text = texts[m][i]
+                if m == "stage_event" and staged.reasons[a + i]:
+                    text = uncertain_caption(text, staged.reasons[a + i])
+                captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": text})
         bar.update(b - a)
     bar.close()
     return {"captions": captions}
+
+
+def uncertain_caption(text: str, reason: str) -> str:
+    """A stage_event caption whose stage the model cannot vouch for: its stage sentence (the first, written
+    without a stage prefix) gives way to "Stage uncertain: <reason>."; event sentences stay."""
+    rest = text.split(". ", 1)[1] if ". " in text else ""
+    return f"Stage uncertain: {reason}." + (f" {rest}" if rest else "")
 
 
 def query_night(lm: SleepLM, night: NightInput, text: str, top: int = 10, progress: bool = False) -> dict:
@@ -189,18 +210,51 @@ def check_modality(modality: str) -> str:
     return modality
 
 
+def stage_head_embeddings(lm: SleepLM, night: NightInput) -> np.ndarray:
+    """The stage head's unit embeddings (n, E) of every epoch: what a lab head (``sleeplm adapt``) is fit on."""
+    from psg.features.stage_spectra import stage_feature_matrix, stage_model_input
+
+    if lm.stage_head is None:
+        raise PSGError("this checkpoint has no stage head beside it; build one with `sleeplm train-stage`")
+    features = stage_feature_matrix(night.recording)
+    return lm.stage_head.embed(stage_model_input(features.values, features.available))[: night.n_epochs]
+
+
 def embed_night(lm: SleepLM, night: NightInput, progress: bool = False) -> np.ndarray:
     """Unit embeddings (n, E) of every epoch (for probes and retrieval), with an optional progress bar."""
     return _embed(lm, night.x, progress)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-def _stages(lm: SleepLM, x: np.ndarray, smooth: bool, progress: bool) -> tuple[list[str], np.ndarray]:
+def _stages(lm: SleepLM, night: NightInput, smooth: bool, progress: bool) -> tuple[list[str], np.ndarray]:
+    """Stage verdicts (a stage or 'uncertain') and (n, 5) probabilities of every epoch of ``night``."""
+    staged = _staged(lm, night, smooth, progress)
+    return staged.verdicts, staged.probabilities
+
+
+def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool) -> StagedEpochs:
+    if lm.stage_head is not None:
+        from psg.features.stage_spectra import stage_feature_matrix
+
+        staged = lm.stage_head.stage_features(stage_feature_matrix(night.recording), lab=lm.lab_head)
+        return _first(staged, night.n_epochs)
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
-    probs = lm.stage_probabilities(_embed(lm, x, progress))
+    probs = lm.stage_probabilities(_embed(lm, night.x, progress))
     if smooth and len(probs):
         probs = lm.smooth(probs)
-    return [STAGE_LABELS[i] for i in probs.argmax(axis=1)], probs
+    labels = [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
+    return StagedEpochs(labels, labels, probs, np.zeros(len(probs)), [""] * len(probs))
+
+
+def _stage_source(lm: SleepLM) -> str:
+    if lm.stage_head is None:
+        return "signal encoder"
+    return "stage head" if lm.lab_head is None else f"lab head ({lm.lab_head.shots} shots per stage)"
+
+
+def _first(staged: StagedEpochs, n: int) -> StagedEpochs:
+    return StagedEpochs(staged.verdicts[:n], staged.best[:n], staged.probabilities[:n], staged.novelty[:n],
+                        staged.reasons[:n])
 
 
 def _embed(lm: SleepLM, x: np.ndarray, progress: bool) -> np.ndarray:

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from model_runtime.backends import Backend, TorchBackend
-from model_runtime.checkpoint import Checkpoint, load_checkpoint
+from model_runtime.checkpoint import SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint
+from model_runtime.lab_head import LabHead
 from model_runtime.prompts import NO_EVENT, STAGE_LABELS
+from model_runtime.stage_head import StageHead, head_path_for
 from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import EOS, NUM, SPACE, fill_slots
 from model_runtime.zero_shot import causal_smooth, class_embeddings, class_probabilities
@@ -54,7 +56,9 @@ class Match:
 class SleepLM:
     """A loaded model with its prompts; see the module docstring."""
 
-    def __init__(self, checkpoint: Checkpoint, backend: Backend, batch: int = 256) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, backend: Backend, batch: int = 256, stage_head: StageHead | None = None
+    ) -> None:
         self.checkpoint = checkpoint
         self.backend = backend
         self.batch = batch
@@ -70,6 +74,13 @@ class SleepLM:
             i for i, p in enumerate(self.tokenizer.vocab) if p.startswith(("<m:", "<s:")) or p in ("<pad>", "<unk>")
         ]
         self.stage_classes = self.project_text_features([checkpoint.stage_prompt_features[k] for k in STAGE_LABELS])
+        #: Stages recordings from their spectral staging features (``model_runtime.stage_head``) when present.
+        self.stage_head = stage_head
+        #: A lab's few-shot head over the stage head's embeddings (``sleeplm adapt``), when one is loaded.
+        self.lab_head: LabHead | None = None
+        if stage_head is not None and not np.allclose(stage_head.classes, self.stage_classes, atol=1e-4):
+            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
+                           "`sleeplm train-stage`")
         self.event_labels = [k for k in checkpoint.event_prompt_features if k != NO_EVENT]
         self.event_classes = self.project_text_features(
             [checkpoint.event_prompt_features[k] for k in self.event_labels]
@@ -82,6 +93,8 @@ class SleepLM:
         """Load ``path`` (default: the shipped checkpoint) on ``backend``: 'torch', 'onnx' or 'auto'
         (onnxruntime on CPU when an export sits beside the checkpoint, torch otherwise or on a GPU)."""
         checkpoint = load_checkpoint(path)
+        head_file = head_path_for(path or SHIPPED_CHECKPOINT)
+        head = StageHead.load(head_file) if head_file.is_file() else None
         if backend not in ("auto", "torch", "onnx"):
             raise PSGError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         if backend in ("auto", "onnx"):
@@ -89,8 +102,8 @@ class SleepLM:
 
             onnx_dir = onnx_dir_for(path)
             if backend == "onnx" or (onnx_dir.is_dir() and device in (None, "cpu") and not _cuda_available()):
-                return cls(checkpoint, OnnxBackend(onnx_dir))
-        return cls(checkpoint, TorchBackend(checkpoint.model, device))
+                return cls(checkpoint, OnnxBackend(onnx_dir), stage_head=head)
+        return cls(checkpoint, TorchBackend(checkpoint.model, device), stage_head=head)
 
     # --- text side -------------------------------------------------------------------------------
     def project_text_features(self, features: Sequence[np.ndarray]) -> np.ndarray:

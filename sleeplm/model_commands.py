@@ -74,12 +74,21 @@ def stage_cmd(
     as_json: JsonOpt = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    lab_head: Annotated[
+        Path | None,
+        typer.Option(envvar="SLEEPLM_LAB_HEAD", help="A lab's few-shot head from `sleeplm adapt` (default: none)."),
+    ] = None,
 ) -> None:
-    """Zero-shot sleep stages of every epoch (text prompts only) with W/N1/N2/N3/R probabilities."""
+    """Zero-shot sleep stages of every epoch with W/N1/N2/N3/R probabilities, or 'uncertain' with the reason."""
+    from model_runtime.lab_head import LabHead
     from model_runtime.night import stage_night
     from model_runtime.prompts import STAGE_LABELS
 
     lm = _load(checkpoint, backend)
+    if lab_head is not None:
+        if lm.stage_head is None:
+            raise PSGError("--lab-head needs a checkpoint with a stage head beside it (`sleeplm train-stage`)")
+        lm.lab_head = LabHead.load(lab_head)
     night_input = _night_input(night, channel, channel_map, require_eeg=True)
     result = {**stage_night(lm, night_input, smooth=smooth, progress=True), "channels": night_input.channels.to_json()}
     if as_json:
@@ -88,8 +97,10 @@ def stage_cmd(
     typer.echo(f"{'epoch':>5} {'start_s':>8}  stage  {'  '.join(f'{s:>5}' for s in STAGE_LABELS)}")
     for i, (stage, probs) in enumerate(zip(result["stages"], result["probabilities"], strict=True)):
         typer.echo(f"{i:>5} {i * 30.0:>8.0f}  {stage:<5}  {'  '.join(f'{p:>5.2f}' for p in probs)}")
-    counts = {s: result["stages"].count(s) for s in STAGE_LABELS}
+    counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain")}
     typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    for item in result["uncertain"][:5]:
+        typer.echo(f"epoch {item['epoch']} uncertain: {item['reason']}")
 
 
 def describe_cmd(
@@ -188,6 +199,46 @@ def probe_cmd(
     typer.echo("per-stage F1: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_class_f1"].items()))
 
 
+def adapt_cmd(
+    nights: Annotated[list[Path], typer.Argument(help="A lab's scored nights (EDF+ annotations or NSRR XML beside).")],
+    out: Annotated[Path, typer.Option("--out", help="Lab head file to write (.npz).")],
+    shots: Annotated[int, typer.Option(help="Scored epochs per stage to fit on (K).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the draw of the K epochs.")] = 0,
+    checkpoint: CheckpointOpt = None,
+    as_json: JsonOpt = False,
+    channel: ChannelOpt = None,
+    channel_map: ChannelMapOpt = None,
+) -> None:
+    """A lab's few-shot stage head: K scored epochs per stage; `stage --lab-head FILE` and SLEEPLM_LAB_HEAD use it."""
+    import numpy as np
+
+    from model_runtime.lab_head import fit_lab_head, pick_shots
+    from model_runtime.night import stage_head_embeddings
+    from model_runtime.prompts import STAGE_LABELS
+
+    if shots < 1:
+        raise PSGError(f"--shots must be >= 1, got {shots}")
+    lm = _load(checkpoint, "auto")
+    embeddings, labels = [], []
+    for path in nights:
+        night = _night_input(path, channel, channel_map)
+        truth = night.truth_indices()
+        if truth is None:
+            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
+        embeddings.append(stage_head_embeddings(lm, night))
+        labels.append(truth[: len(embeddings[-1])])
+    x, y = np.concatenate(embeddings), np.concatenate(labels)
+    picked = pick_shots(y, shots, np.random.default_rng(seed))
+    head = fit_lab_head(x[picked], y[picked], shots)
+    head.save(out)
+    rest = np.setdiff1d(np.flatnonzero(y >= 0), picked)
+    held_out = float((head.probabilities(x[rest]).argmax(axis=1) == y[rest]).mean()) if rest.size else None
+    counts = {STAGE_LABELS[k]: int((y[picked] == k).sum()) for k in range(len(STAGE_LABELS))}
+    result = {"lab_head": str(out), "shots": shots, "fit_epochs": counts, "held_out_epochs": int(rest.size),
+              "held_out_accuracy": held_out}
+    typer.echo(dumps(result) if as_json else f"lab head: {out}\n{dumps(result)}")
+
+
 def train_cmd(
     config: Annotated[str, typer.Option(help="Model size: small (CPU serving) or base (GPU).")] = "small",
     out: Annotated[
@@ -239,6 +290,35 @@ def train_cmd(
         return
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def train_stage_cmd(
+    checkpoint: CheckpointOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Stage head to write (default: <checkpoint stem>.stage.npz beside it).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Shared data with the scored timelines (default: $SLEEPLM_DATA or ../shared/data)."),
+    ] = None,
+    nights: Annotated[int, typer.Option(help="Timelines per database to render.")] = 14,
+    excerpts: Annotated[int, typer.Option(help="Perturbed excerpts drawn from each rendered night.")] = 12,
+    epochs: Annotated[int, typer.Option(help="Passes over the training excerpts.")] = 25,
+    seed: Annotated[int, typer.Option(help="Seed of the perturbations and of the training.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the stage head on perturbed simulated nights, calibrate it, and write it beside the checkpoint."""
+    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
+    from model_runtime.stage_head import head_path_for
+    from model_runtime.stage_head_training import train_stage_head
+    from psg.paths import shared_data_dir
+
+    for name, value in (("--nights", nights), ("--excerpts", excerpts), ("--epochs", epochs)):
+        if value < 1:
+            raise PSGError(f"{name} must be >= 1, got {value}")
+    out = out or head_path_for(checkpoint or SHIPPED_CHECKPOINT)
+    report = train_stage_head(data or shared_data_dir(), checkpoint, out, nights, excerpts, epochs, seed)
+    typer.echo(dumps({"stage_head": str(out), **report}) if as_json else f"stage head: {out}\n{dumps(report)}")
 
 
 def export_cmd(
@@ -367,7 +447,9 @@ def register(app: typer.Typer) -> None:
     app.command("describe")(describe_cmd)
     app.command("query")(query_cmd)
     app.command("probe")(probe_cmd)
+    app.command("adapt")(adapt_cmd)
     app.command("train")(train_cmd)
+    app.command("train-stage")(train_stage_cmd)
     app.command("export")(export_cmd)
     app.command("eval")(eval_cmd)
     app.command("bank")(bank_cmd)

@@ -42,7 +42,7 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
     smoothed = run_json("stage", str(simulated_edf), *model_args)
     raw = run_json("stage", str(simulated_edf), "--no-smooth", *model_args)
     for result in (smoothed, raw):
-        assert set(result) == {"stages", "probabilities"}
+        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "stage_source", "channels"}
         probs = np.asarray(result["probabilities"])
         assert probs.shape == (60, 5) and np.allclose(probs.sum(axis=1), 1.0)
         assert result["stages"] == [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
@@ -70,7 +70,7 @@ def test_describe_json_slice_and_modalities(simulated_edf: Path, model_args: lis
 
 def test_query_json(simulated_edf: Path, model_args: list[str]) -> None:
     result = run_json("query", str(simulated_edf), "obstructive apnea during REM", "--top", "3", *model_args)
-    assert set(result) == {"matches"} and len(result["matches"]) == 3
+    assert set(result) == {"matches", "channels"} and len(result["matches"]) == 3
     for m in result["matches"]:
         assert set(m) == {"epoch", "start_s", "score", "spans"}
         assert all(m["start_s"] <= a < b <= m["start_s"] + 30.0 for a, b in m["spans"])

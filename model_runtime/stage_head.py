@@ -1,0 +1,155 @@
+"""The stage head: epochs' spectral staging features -> a point in the shared text space -> a stage, or 'uncertain'.
+
+Why it exists: the signal encoder, trained on simulated waveforms only, called real wake N3 with p = 1.00.
+Waveform details are where a simulator and a real amplifier differ most; the spectral, gain-free and
+recording-relative measurements of ``psg.features.stage_spectra`` are where they agree (YASA, trained on
+real nights, stages our simulated EEG at 0.86). So staging reads those measurements, through a small MLP
+trained on heavily perturbed simulated nights (``model_runtime.stage_head_training``).
+
+It stays zero-shot by text: the MLP's output lives in the model's shared embedding space and a stage is
+the text prompt ensemble it is nearest to (the checkpoint's projected stage prompts, fixed during
+training), exactly as the signal encoder's embeddings are staged. There is no free classification layer.
+
+Honest uncertainty: probabilities are temperature-calibrated on validation nights perturbed beyond the
+training ranges; an epoch is ``uncertain`` when no stage reaches ``min_probability`` or when its gain-free
+measurements lie farther from the training distribution (Mahalanobis distance) than any but
+``NOVELTY_QUANTILE`` of the perturbed validation epochs, or when it has no usable EEG.
+
+Inference is NumPy only (a few matrix products), so serving needs no torch for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model_runtime.lab_head import LabHead
+from model_runtime.prompts import STAGE_LABELS
+from model_runtime.zero_shot import softmax
+from psg.errors import PSGError
+from psg.features.stage_spectra import N_INPUT, StageFeatures, stage_model_input
+
+FORMAT = "sleeplm-stage-head/1"
+UNCERTAIN = "uncertain"
+#: Share of perturbed validation epochs whose novelty stays under the threshold.
+NOVELTY_QUANTILE = 0.995
+
+
+def head_path_for(checkpoint: str | Path) -> Path:
+    """The stage head that belongs to ``checkpoint``: ``<stem>.stage.npz`` beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".stage.npz")
+
+
+@dataclass
+class StageHead:
+    """Weights of the MLP, the text-space stage classes, calibration and the novelty model."""
+
+    mean: np.ndarray  # (N_INPUT,) input standardisation
+    std: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]]  # (in, out) weights and (out,) biases; ReLU between
+    classes: np.ndarray  # (5, E) unit stage-prompt embeddings in STAGE_LABELS order
+    scale: float  # calibrated logit scale (temperature already folded in)
+    novelty_mean: np.ndarray  # gain-free raw features: mean and inverse covariance
+    novelty_precision: np.ndarray
+    novelty_threshold: float
+    min_probability: float
+    novelty_columns: np.ndarray  # indices into the model input of the gain-free raw features
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs (n, N_INPUT) -> unit embeddings (n, E) in the shared space."""
+        h = (np.asarray(x, np.float32) - self.mean) / self.std
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-8)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """(n, 5) calibrated probabilities over W, N1, N2, N3, R."""
+        return softmax(self.scale * self.embed(x) @ self.classes.T)
+
+    def novelty(self, x: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each epoch's gain-free measurements from the training epochs'."""
+        d = np.asarray(x, np.float64)[:, self.novelty_columns] - self.novelty_mean
+        return np.sqrt(np.einsum("ij,jk,ik->i", d, self.novelty_precision, d))
+
+    def stage_features(self, features: StageFeatures, lab: LabHead | None = None) -> StagedEpochs:
+        """Stages, probabilities and verdicts of one recording's consecutive epochs; ``lab`` (a lab's
+        few-shot head, ``model_runtime.lab_head``) replaces the zero-shot probabilities when given."""
+        x = stage_model_input(features.values, features.available)
+        if not len(x):
+            probs = np.zeros((0, len(STAGE_LABELS)))
+        else:
+            probs = self.probabilities(x) if lab is None else lab.probabilities(self.embed(x))
+        novelty = self.novelty(x) if len(x) else np.zeros(0)
+        best = [STAGE_LABELS[i] for i in probs.argmax(axis=1)] if len(x) else []
+        reasons = [
+            _reason(bool(ok), float(p.max()), float(n), self.min_probability, self.novelty_threshold)
+            for ok, p, n in zip(features.eeg_ok, probs, novelty, strict=True)
+        ]
+        verdicts = [UNCERTAIN if r else s for s, r in zip(best, reasons, strict=True)]
+        return StagedEpochs(verdicts, best, probs, novelty, reasons)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        arrays = {f"w{i}": w for i, (w, _) in enumerate(self.layers)} | {
+            f"b{i}": b for i, (_, b) in enumerate(self.layers)
+        }
+        np.savez_compressed(
+            path,
+            format=np.array(FORMAT),
+            mean=self.mean, std=self.std, classes=self.classes, scale=np.array(self.scale),
+            novelty_mean=self.novelty_mean, novelty_precision=self.novelty_precision,
+            novelty_threshold=np.array(self.novelty_threshold), min_probability=np.array(self.min_probability),
+            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)), **arrays,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> StageHead:
+        path = Path(path)
+        if not path.is_file():
+            raise PSGError(f"stage head {path} not found; build it with `sleeplm train-stage --out {path}`")
+        try:
+            z = np.load(path, allow_pickle=False)
+            if str(z["format"]) != FORMAT:
+                raise ValueError(f"format {str(z['format'])!r}")
+            layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(int(z["n_layers"]))]
+            head = cls(
+                mean=z["mean"], std=z["std"], layers=layers, classes=z["classes"], scale=float(z["scale"]),
+                novelty_mean=z["novelty_mean"], novelty_precision=z["novelty_precision"],
+                novelty_threshold=float(z["novelty_threshold"]), min_probability=float(z["min_probability"]),
+                novelty_columns=z["novelty_columns"],
+            )
+        except (OSError, KeyError, ValueError) as exc:
+            raise PSGError(f"{path}: not a SleepLM stage head ({exc}; expected {FORMAT!r})") from None
+        if head.mean.shape != (N_INPUT,):
+            raise PSGError(
+                f"{path}: stage head expects {head.mean.shape[0]} inputs, features give {N_INPUT}; retrain it"
+            )
+        return head
+
+
+@dataclass
+class StagedEpochs:
+    """One recording staged: the verdict per epoch (a stage or 'uncertain'), the best stage, (n, 5)
+    probabilities, novelty and why an epoch is uncertain ('' where it is not)."""
+
+    verdicts: list[str]
+    best: list[str]
+    probabilities: np.ndarray
+    novelty: np.ndarray
+    reasons: list[str]
+
+
+def _reason(eeg_ok: bool, top: float, novelty: float, min_probability: float, novelty_threshold: float) -> str:
+    if not eeg_ok:
+        return "no usable EEG in this epoch"
+    if novelty > novelty_threshold:
+        return "EEG unlike any the model was trained on"
+    if top < min_probability:
+        return f"no stage is likely (best {top:.2f})"
+    return ""

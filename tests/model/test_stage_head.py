@@ -1,0 +1,135 @@
+"""The stage head and its features: invariances the design rests on, the file format, and the verdicts."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+from model_runtime.stage_head import UNCERTAIN, StageHead, head_path_for
+from psg.errors import PSGError
+from psg.features.stage_spectra import (
+    GAIN_DEPENDENT,
+    N_INPUT,
+    RAW_NAMES,
+    stage_feature_matrix,
+    stage_model_input,
+)
+from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
+from psg.recording import Recording, Signal
+
+FREE = [i for i, name in enumerate(RAW_NAMES) if name not in GAIN_DEPENDENT]
+
+
+@pytest.fixture(scope="module")
+def neuro(simulated_recording: Recording) -> Recording:
+    keep = (EEG_C3, EEG_C4, EOG_L, EMG_CHIN)
+    return Recording("neuro", {k: v for k, v in simulated_recording.signals.items() if k in keep})
+
+
+def _scaled(recording: Recording, gain: float) -> Recording:
+    return Recording("g", {k: Signal(k, v.data * gain, v.fs, v.unit) for k, v in recording.signals.items()})
+
+
+def _resampled(recording: Recording, fs: float) -> Recording:
+    out = {}
+    for k, v in recording.signals.items():
+        r = Fraction(fs / v.fs).limit_denominator(1000)
+        out[k] = Signal(k, sps.resample_poly(v.data, r.numerator, r.denominator), fs, v.unit)
+    return Recording("r", out)
+
+
+def test_model_input_does_not_depend_on_the_amplifier_gain(neuro: Recording) -> None:
+    a = stage_feature_matrix(neuro)
+    b = stage_feature_matrix(_scaled(neuro, 7.5))
+    xa = stage_model_input(a.values, a.available)
+    xb = stage_model_input(b.values, b.available)
+    assert xa.shape == (neuro.n_epochs, N_INPUT)
+    np.testing.assert_allclose(xa, xb, atol=1e-3)
+
+
+def test_gain_free_features_agree_at_50_hz_and_256_hz(neuro: Recording) -> None:
+    eeg_only = Recording("e", {EEG_C3: neuro.signals[EEG_C3]})
+    high = stage_feature_matrix(eeg_only).values[:, FREE]
+    low = stage_feature_matrix(_resampled(eeg_only, 50.0)).values[:, FREE]
+    # relative band powers (log10) within 0.1 of each other: the analysis band ends below 25 Hz
+    assert np.median(np.abs(high[:, :10] - low[:, :10])) < 0.1
+
+
+def test_missing_groups_are_zero_and_flagged(neuro: Recording) -> None:
+    eeg_only = Recording("e", {EEG_C4: neuro.signals[EEG_C3]})
+    features = stage_feature_matrix(eeg_only)
+    assert features.eeg_ok.all()
+    assert not features.available.any()
+    no_eeg = stage_feature_matrix(Recording("n", {EOG_L: neuro.signals[EOG_L]}))
+    assert not no_eeg.eeg_ok.any()
+
+
+def test_emg_too_slow_for_its_band_is_not_used(neuro: Recording) -> None:
+    slow = _resampled(Recording("m", {EEG_C3: neuro.signals[EEG_C3], EMG_CHIN: neuro.signals[EMG_CHIN]}), 50.0)
+    assert not stage_feature_matrix(slow).available[:, 1].any()
+
+
+def _random_head(rng: np.random.Generator, dim: int = 8) -> StageHead:
+    classes = rng.standard_normal((5, dim))
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    free = np.arange(len(FREE))
+    return StageHead(
+        mean=np.zeros(N_INPUT, np.float32), std=np.ones(N_INPUT, np.float32),
+        layers=[(rng.standard_normal((N_INPUT, 16)).astype(np.float32), np.zeros(16, np.float32)),
+                (rng.standard_normal((16, dim)).astype(np.float32), np.zeros(dim, np.float32))],
+        classes=classes.astype(np.float32), scale=5.0, novelty_mean=np.zeros(len(free)),
+        novelty_precision=np.eye(len(free)), novelty_threshold=1e9, min_probability=0.0, novelty_columns=free,
+    )
+
+
+def test_head_round_trips_and_gives_probabilities(tmp_path: Path, neuro: Recording) -> None:
+    head = _random_head(np.random.default_rng(0))
+    path = head.save(tmp_path / "h.stage.npz")
+    loaded = StageHead.load(path)
+    staged = loaded.stage_features(stage_feature_matrix(neuro))
+    assert staged.probabilities.shape == (neuro.n_epochs, 5)
+    np.testing.assert_allclose(staged.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert staged.verdicts == staged.best  # no threshold can fire
+    np.testing.assert_allclose(loaded.probabilities(np.zeros((2, N_INPUT))), head.probabilities(np.zeros((2, N_INPUT))))
+
+
+def test_uncertain_verdicts_name_their_reason(neuro: Recording) -> None:
+    head = _random_head(np.random.default_rng(1))
+    head.min_probability = 0.99
+    staged = head.stage_features(stage_feature_matrix(neuro))
+    assert set(staged.verdicts) == {UNCERTAIN}
+    assert all(r.startswith("no stage is likely") for r in staged.reasons)
+    head.min_probability, head.novelty_threshold = 0.0, -1.0
+    assert all(r.startswith("EEG unlike") for r in head.stage_features(stage_feature_matrix(neuro)).reasons)
+    no_eeg = head.stage_features(stage_feature_matrix(Recording("n", {EOG_L: neuro.signals[EOG_L]})))
+    assert set(no_eeg.reasons) == {"no usable EEG in this epoch"}
+
+
+def test_a_foreign_file_is_refused_by_name(tmp_path: Path) -> None:
+    bad = tmp_path / "x.stage.npz"
+    np.savez(bad, format=np.array("something-else"))
+    with pytest.raises(PSGError, match="not a SleepLM stage head"):
+        StageHead.load(bad)
+    with pytest.raises(PSGError, match="not found"):
+        StageHead.load(tmp_path / "none.npz")
+    assert head_path_for("/a/b/sleeplm-small.pt") == Path("/a/b/sleeplm-small.stage.npz")
+
+
+def test_stage_night_reads_the_head_and_reports_uncertain_epochs(tiny_checkpoint: Path, simulated_edf: Path) -> None:
+    from model_runtime.night import load_night_input, stage_night
+    from model_runtime.sleeplm import SleepLM
+
+    lm, night = SleepLM.load(tiny_checkpoint, backend="torch"), load_night_input(simulated_edf)
+    head = _random_head(np.random.default_rng(2), dim=lm.stage_classes.shape[1])
+    head.classes = lm.stage_classes.astype(np.float32)
+    head.min_probability = 0.99
+    lm.stage_head = head
+    result = stage_night(lm, night)
+    assert result["stage_source"] == "stage head"
+    assert result["stages"] == ["uncertain"] * night.n_epochs
+    assert [u["epoch"] for u in result["uncertain"]] == list(range(night.n_epochs))
+    assert all(s in ("W", "N1", "N2", "N3", "R") for s in result["best_stages"])
