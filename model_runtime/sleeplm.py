@@ -89,12 +89,15 @@ class SleepLM:
         self.no_event_class = None if none is None else self.project_text_features([none])[0]
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "auto", device: str | None = None) -> SleepLM:
+    def load(
+        cls, path: str | Path | None = None, backend: str = "auto", device: str | None = None, stage_head: bool = True
+    ) -> SleepLM:
         """Load ``path`` (default: the shipped checkpoint) on ``backend``: 'torch', 'onnx' or 'auto'
-        (onnxruntime on CPU when an export sits beside the checkpoint, torch otherwise or on a GPU)."""
+        (onnxruntime on CPU when an export sits beside the checkpoint, torch otherwise or on a GPU). The stage
+        head beside the checkpoint (``<name>.stage.npz``) is loaded unless ``stage_head`` is False (training it)."""
         checkpoint = load_checkpoint(path)
         head_file = head_path_for(path or SHIPPED_CHECKPOINT)
-        head = StageHead.load(head_file) if head_file.is_file() else None
+        head = StageHead.load(head_file) if stage_head and head_file.is_file() else None
         if backend not in ("auto", "torch", "onnx"):
             raise PSGError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         if backend in ("auto", "onnx"):

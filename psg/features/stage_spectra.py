@@ -53,11 +53,16 @@ EEG_NAMES: tuple[str, ...] = (
     "eeg_slope", "eeg_entropy", "eeg_mobility", "eeg_complexity", "eeg_kurtosis",
     "eeg_log_power", "eeg_log_amplitude",
 )
-#: Features that depend on the amplifier's gain: used only relative to the recording (z-scored).
-GAIN_DEPENDENT: tuple[str, ...] = ("eeg_log_power", "eeg_log_amplitude", "eog_log_power", "emg_log_power")
-RAW_NAMES: tuple[str, ...] = (*EEG_NAMES, "eog_log_power", "eog_rel_slow", "emg_log_power")
-_EOG = slice(len(EEG_NAMES), len(EEG_NAMES) + 2)
-_EMG = slice(len(EEG_NAMES) + 2, len(EEG_NAMES) + 3)
+#: Features that depend on the amplifier's gain: used only relative to the recording (z-scored). The EEG's
+#: 1-99 % amplitude in uV is not among them: AASM N3 is defined by absolute slow-wave amplitude (> 75 uV),
+#: files carry their units (``psg.channels`` converts them), and one epoch has no recording to be relative to.
+GAIN_DEPENDENT: tuple[str, ...] = ("eeg_log_power", "eog_log_power", "emg_log_power")
+#: ``eog_eeg_slow_ratio``: 0.3-4 Hz power of the EOG over that of the EEG. Eye movements are far larger on
+#: the EOG than on the EEG, slow waves the other way round; it tells a frontal derivation's ocular slow
+#: activity in wake from the slow waves of N3.
+RAW_NAMES: tuple[str, ...] = (*EEG_NAMES, "eog_log_power", "eog_rel_slow", "eog_eeg_slow_ratio", "emg_log_power")
+_EOG = slice(len(EEG_NAMES), len(EEG_NAMES) + 3)
+_EMG = slice(len(EEG_NAMES) + 3, len(EEG_NAMES) + 4)
 CONTEXT_WINDOWS = (5, 15)
 #: Robust z-scores use at least this spread (log10 units), so a near-constant feature is not blown up.
 MIN_SCALE = 0.05
@@ -91,7 +96,8 @@ def stage_feature_matrix(recording: Recording) -> StageFeatures:
         eeg_ok = counts[:, 0] > 0
     eog = [_epochs(s, n) for s in _usable(recording, (EOG_L, EOG_R), "eog")]
     if eog:
-        f, ok = _mean_of([_eog_features(x) for x in eog])
+        eeg_slow = np.mean([_slow_power(x) for x in eeg], axis=0) if eeg else np.full(n, np.nan)
+        f, ok = _mean_of([_eog_features(x, eeg_slow) for x in eog])
         values[:, _EOG], available[:, 0] = f, ok
     emg = [_epochs(s, n) for s in _usable(recording, (EMG_CHIN,), "emg")]
     if emg:
@@ -177,12 +183,18 @@ def _eeg_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok[:, None], feats, np.nan), ok
 
 
-def _eog_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ok = np.isfinite(x).all(axis=1) & (np.nanstd(x, axis=1) > _FLAT_STD_UV)
+def _slow_power(x: np.ndarray) -> np.ndarray:
+    freqs, psd = _spectra(x)
+    return _band(freqs, psd, *EOG_SLOW) + _FLOOR
+
+
+def _eog_features(x: np.ndarray, eeg_slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(x).all(axis=1) & (np.nanstd(x, axis=1) > _FLAT_STD_UV) & np.isfinite(eeg_slow)
     freqs, psd = _spectra(x)
     slow = _band(freqs, psd, *EOG_SLOW) + _FLOOR
     total = _band(freqs, psd, 0.3, 20.0) + _FLOOR
-    return np.column_stack([np.log10(slow), np.log10(slow / total)]), ok
+    ratio = np.log10(slow / np.where(np.isfinite(eeg_slow), eeg_slow, 1.0))
+    return np.column_stack([np.log10(slow), np.log10(slow / total), ratio]), ok
 
 
 def _emg_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

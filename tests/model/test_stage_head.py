@@ -42,13 +42,16 @@ def _resampled(recording: Recording, fs: float) -> Recording:
     return Recording("r", out)
 
 
-def test_model_input_does_not_depend_on_the_amplifier_gain(neuro: Recording) -> None:
+def test_model_input_depends_on_the_gain_only_through_the_absolute_amplitude(neuro: Recording) -> None:
     a = stage_feature_matrix(neuro)
     b = stage_feature_matrix(_scaled(neuro, 7.5))
     xa = stage_model_input(a.values, a.available)
     xb = stage_model_input(b.values, b.available)
     assert xa.shape == (neuro.n_epochs, N_INPUT)
-    np.testing.assert_allclose(xa, xb, atol=1e-3)
+    amplitude = [RAW_NAMES[i] for i in FREE].index("eeg_log_amplitude")  # AASM N3 is defined in uV
+    others = np.delete(np.arange(N_INPUT), amplitude)
+    np.testing.assert_allclose(xa[:, others], xb[:, others], atol=1e-3)
+    np.testing.assert_allclose(xb[:, amplitude] - xa[:, amplitude], np.log10(7.5), atol=1e-3)
 
 
 def test_gain_free_features_agree_at_50_hz_and_256_hz(neuro: Recording) -> None:

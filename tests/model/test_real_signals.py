@@ -1,0 +1,83 @@
+"""The shipped model on the only real waveforms we have (``$SLEEPLM_DATA/real-signals``), through the CLI.
+
+What must hold on real signals (issue 12): the first 5 min of a Sleep-EDF night (experts: all W) is not
+called N3 and is mostly W; real N3 and N2 EEG are staged N3 and N2 (or honestly 'uncertain', never the
+wrong stage with confidence); 6 min of awake EEG is W. Skipped with a reason when the folder is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from psg.formats.edf import write_edf
+from psg.recording import Recording, Signal
+from sleeplm.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def real(shared_data: Path) -> Path:
+    root = shared_data / "real-signals"
+    if not root.is_dir():
+        pytest.skip(f"no real-signals folder in {shared_data}")
+    return root
+
+
+def _stage(path: Path) -> dict:
+    result = runner.invoke(app, ["stage", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _edf(tmp_path: Path, name: str, label: str, data: np.ndarray, fs: float) -> Path:
+    path = tmp_path / f"{name}.edf"
+    write_edf(Recording(name, {label: Signal(label, data, fs, "uV")}), path)
+    return path
+
+
+def test_sleep_edf_wake_is_not_n3(real: Path) -> None:
+    result = _stage(real / "sleep-edf-short" / "short_psg.edf")
+    assert Counter(result["stages"])["N3"] == 0, result["stages"]
+    assert result["channels"]["slots"]  # the clinical labels were recognised
+
+
+@pytest.mark.xfail(strict=True, reason="measured: 3 of 10 epochs W (4 R, 1 N1, 2 uncertain); YASA 10 of 10. "
+                   "Fpz-Cz eye movements with no usable chin EMG (1 Hz) look like REM to the stage head")
+def test_sleep_edf_wake_is_mostly_w(real: Path) -> None:
+    result = _stage(real / "sleep-edf-short" / "short_psg.edf")
+    assert Counter(result["stages"])["W"] > len(result["stages"]) / 2, result["stages"]
+
+
+@pytest.mark.xfail(strict=True, reason="measured: N2 at p = 0.87 (YASA: N2 too). One epoch, no context, and its "
+                   "slow waves (91 uV, most power at 1-2 Hz) are smaller and faster than the simulator's N3")
+def test_real_n3_eeg_is_staged_n3(real: Path, tmp_path: Path) -> None:
+    data = np.loadtxt(real / "yasa" / "data_N3_no-spindles_30sec_100Hz.txt")
+    result = _stage(_edf(tmp_path, "n3", "C4-M1", data, 100.0))
+    assert result["best_stages"] == ["N3"], result["probabilities"]
+    assert result["stages"][0] in ("N3", "uncertain")
+
+
+def test_real_n2_eeg_is_staged_n2(real: Path, tmp_path: Path) -> None:
+    x = np.loadtxt(real / "yasa" / "data_N2_spindles_15sec_200Hz.txt")  # 15 s: mirrored to one epoch
+    result = _stage(_edf(tmp_path, "n2", "C3-M2", np.concatenate([x, x[::-1]]), 200.0))
+    assert result["best_stages"] == ["N2"], result["probabilities"]
+    assert result["stages"][0] in ("N2", "uncertain")
+
+
+@pytest.mark.xfail(strict=True, reason="measured: 6 of 12 epochs W, 6 N2 (YASA 11 of 12 W): real eyes-open wake "
+                   "EEG differs from the simulator's wake more than the perturbations cover")
+def test_real_awake_eeg_is_mostly_w(real: Path, tmp_path: Path) -> None:
+    mne = pytest.importorskip("mne")
+    raw = mne.io.read_raw_fif(real / "yasa" / "data_resting_EO_200Hz_raw.fif", preload=True, verbose="error")
+    data = raw.get_data(picks=["CZ-A2"], units="uV")[0]
+    result = _stage(_edf(tmp_path, "awake", "CZ-A2", data, raw.info["sfreq"]))
+    counts = Counter(result["stages"])
+    assert counts["W"] > len(result["stages"]) * 0.75, counts
+    assert counts["N3"] == 0, counts
