@@ -33,7 +33,7 @@ from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
 from model_runtime.stage_head_training import STRONG, crop, expected_calibration_error, perturb
 from psg.features.stage_spectra import stage_feature_matrix, stage_model_input
-from psg.montage import EEG_C4
+from psg.montage import EEG_C3, EEG_C4
 from psg.paths import shared_data_dir
 from psg.recording import Recording
 
@@ -44,7 +44,8 @@ def variants(recording: Recording, rng: np.random.Generator) -> dict[str, tuple[
     n = min(recording.n_epochs, len(recording.timeline.stages))
     eeg = Recording("eeg", {EEG_C4: recording.signals[EEG_C4]})
     start = int(rng.integers(0, max(n - 60, 0) + 1))
-    foreign = perturb(Recording("f", {EEG_C4: crop(recording, start, 60).signals[EEG_C4]}), rng, STRONG)
+    excerpt = crop(recording, start, 60)
+    foreign = perturb(Recording("f", {k: excerpt.signals[k] for k in (EEG_C3, EEG_C4)}), rng, STRONG)
     return {"full": (recording, slice(0, n)), "eeg_only": (eeg, slice(0, n)),
             "eeg_only_foreign": (foreign, slice(start, start + 60))}
 
@@ -53,7 +54,7 @@ def yasa_stages(recording: Recording) -> list[str] | None:
     import mne
     import yasa
 
-    sig = recording.signals[EEG_C4]
+    sig = recording.get(EEG_C4) or recording.signals[EEG_C3]
     if sig.duration_s < 300:
         return None
     data, fs = sig.data, sig.fs
