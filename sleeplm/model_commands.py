@@ -10,6 +10,7 @@ stderr, so ``--json`` output on stdout stays parseable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,6 +161,23 @@ def query_cmd(
         typer.echo(f"{m['epoch']:>5} {m['start_s']:>8.0f} {m['score']:>6.3f}  {spans}")
 
 
+def _scored_embeddings(
+    nights: list[Path], channel: list[str] | None, channel_map: Path | None, embed: Callable[[Any], Any]
+) -> tuple[Any, Any]:
+    """``embed(night)`` of every epoch of scored ``nights`` and their stage indices, concatenated."""
+    import numpy as np
+
+    embeddings, labels = [], []
+    for path in nights:
+        night = _night_input(path, channel, channel_map)
+        truth = night.truth_indices()
+        if truth is None:
+            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
+        embeddings.append(embed(night))
+        labels.append(truth[: len(embeddings[-1])])
+    return np.concatenate(embeddings), np.concatenate(labels)
+
+
 def probe_cmd(
     nights: Annotated[list[Path], typer.Argument(help="Scored nights (EDF+ annotations or NSRR XML beside).")],
     shots: Annotated[int, typer.Option(help="Labelled epochs per stage to fit on (K).")] = 10,
@@ -171,23 +189,14 @@ def probe_cmd(
     channel_map: ChannelMapOpt = None,
 ) -> None:
     """Few-shot staging: a linear probe on SleepLM embeddings, K scored epochs per stage, tested on the rest."""
-    import numpy as np
-
     from model_runtime.night import embed_night
     from model_runtime.probe import run_probe
 
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
     lm = _load(checkpoint, backend)
-    embeddings, labels = [], []
-    for path in nights:
-        night = _night_input(path, channel, channel_map)
-        truth = night.truth_indices()
-        if truth is None:
-            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
-        embeddings.append(embed_night(lm, night, progress=True))
-        labels.append(truth)
-    result = run_probe(np.concatenate(embeddings), np.concatenate(labels), shots=shots, seed=seed)
+    x, y = _scored_embeddings(nights, channel, channel_map, lambda night: embed_night(lm, night, progress=True))
+    result = run_probe(x, y, shots=shots, seed=seed)
     if as_json:
         typer.echo(dumps(result))
         return
@@ -219,15 +228,7 @@ def adapt_cmd(
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
     lm = _load(checkpoint, "auto")
-    embeddings, labels = [], []
-    for path in nights:
-        night = _night_input(path, channel, channel_map)
-        truth = night.truth_indices()
-        if truth is None:
-            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
-        embeddings.append(stage_head_embeddings(lm, night))
-        labels.append(truth[: len(embeddings[-1])])
-    x, y = np.concatenate(embeddings), np.concatenate(labels)
+    x, y = _scored_embeddings(nights, channel, channel_map, lambda night: stage_head_embeddings(lm, night))
     picked = pick_shots(y, shots, np.random.default_rng(seed))
     head = fit_lab_head(x[picked], y[picked], shots)
     head.save(out)

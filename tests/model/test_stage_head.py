@@ -136,3 +136,33 @@ def test_stage_night_reads_the_head_and_reports_uncertain_epochs(tiny_checkpoint
     assert result["stages"] == ["uncertain"] * night.n_epochs
     assert [u["epoch"] for u in result["uncertain"]] == list(range(night.n_epochs))
     assert all(s in ("W", "N1", "N2", "N3", "R") for s in result["best_stages"])
+
+
+def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulated_edf: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from model_runtime.sleeplm import SleepLM
+    from sleeplm.cli import app
+
+    checkpoint = Path(shutil.copy(tiny_checkpoint, tmp_path / "tiny.pt"))
+    head = _random_head(np.random.default_rng(3), dim=SleepLM.load(checkpoint, backend="torch").stage_classes.shape[1])
+    head.classes = SleepLM.load(checkpoint, backend="torch").stage_classes.astype(np.float32)
+    head.save(head_path_for(checkpoint))
+    runner = CliRunner()
+    lab = tmp_path / "lab.npz"
+    adapted = runner.invoke(app, ["adapt", str(simulated_edf), "--out", str(lab), "--shots", "2",
+                                  "--checkpoint", str(checkpoint), "--json"])
+    assert adapted.exit_code == 0, adapted.output
+    report = json.loads(adapted.stdout)
+    assert lab.is_file() and report["shots"] == 2 and 0.0 <= report["held_out_accuracy"] <= 1.0
+    assert all(n <= 2 for n in report["fit_epochs"].values())
+    staged = runner.invoke(app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint),
+                                 "--lab-head", str(lab), "--json"])
+    assert staged.exit_code == 0, staged.output
+    assert json.loads(staged.stdout)["stage_source"] == "lab head (2 shots per stage)"
+    missing = runner.invoke(app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint),
+                                  "--lab-head", str(tmp_path / "none.npz")])
+    assert missing.exit_code != 0
