@@ -32,7 +32,7 @@ from model_runtime.lab_head import fit_lab_head, pick_shots
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
 from model_runtime.stage_head_training import STRONG, crop, expected_calibration_error, perturb
-from psg.features.stage_spectra import stage_feature_matrix, stage_model_input
+from psg.features.stage_spectra import stage_feature_matrix
 from psg.montage import EEG_C3, EEG_C4
 from psg.paths import shared_data_dir
 from psg.recording import Recording
@@ -97,7 +97,7 @@ def main() -> None:
                 bucket["yasa"] += [t for t, s in zip(theirs[:m], scored[:m], strict=True) if s]
                 bucket["yasa_y"] += [STAGE_LABELS[k] for k in y[:m][scored[:m]]]
             if name == "eeg_only_foreign":
-                x = stage_model_input(features.values, features.available)
+                x = features.model_input()
                 few_shot.append((lm.stage_head.embed(x)[scored], y[scored]))
         print(f"{Path(source).name}: done", flush=True)
     report = {name: summarise(b) for name, b in pooled.items()}

@@ -2,23 +2,14 @@
 
 Amplifiers name and scale channels their own way ("EEG1" in volts, "Chin" in microvolts, "ch7");
 everything downstream of the bridge speaks the montage of ``psg.montage`` in its units. A channel map
-is a small TOML file, one per device model, that the lab writes once::
-
-    device = "OpenBCI Cyton, PSG layout of our lab"   # optional description
-
-    [channels."ch1"]
-    montage = "EEG C3-A2"   # a psg.montage label
-    unit = "uV"             # optional; must be the montage channel's unit (what scale converts to)
-    scale = 1.0             # montage value = device value * scale + offset
-    offset = 0.0            # optional
+is a small TOML file, one per device model, that the lab writes once; its format (with an example) is
+documented in ``psg.channel_map_format``, shared with the offline commands' ``--channel-map``.
 
 Device channels the map does not name fall back to the recognition table (``psg.channels``: ``C3-M2``,
 ``Chest``, ``SpO2``... onto montage slots the map leaves free, assumed in montage units); channels it does
 not recognise either are not forwarded. Montage channels no device channel maps to are missing downstream
-(the epocher flags them). The file format is ``psg.channel_map_format`` (shared with the offline commands'
-``--channel-map``). A map that names an unknown montage channel, maps two
-device channels onto one montage channel or has a non-numeric scale is rejected with a ``PSGError``
-naming the file and the key.
+(the epocher flags them). A map that names an unknown montage channel, maps two device channels onto one
+montage channel or has a non-numeric scale is rejected with a ``PSGError`` naming the file and the key.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def describe_night(
     """
     modalities = _modalities(modality)
     start, stop = _resolve(epochs, night.n_epochs)
-    staged = _staged(lm, night, smooth=True, progress=progress)
+    staged = _staged(lm, night, smooth=True, progress=progress, stop=stop)
     stages = staged.verdicts
     # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations.
     evidence = respiratory_evidence([e.to_dict() for e in detect_events(night.recording)], night.n_epochs)
@@ -212,12 +212,12 @@ def check_modality(modality: str) -> str:
 
 def stage_head_embeddings(lm: SleepLM, night: NightInput) -> np.ndarray:
     """The stage head's unit embeddings (n, E) of every epoch: what a lab head (``sleeplm adapt``) is fit on."""
-    from psg.features.stage_spectra import stage_feature_matrix, stage_model_input
+    from psg.features.stage_spectra import stage_feature_matrix
 
     if lm.stage_head is None:
         raise PSGError("this checkpoint has no stage head beside it; build one with `sleeplm train-stage`")
     features = stage_feature_matrix(night.recording)
-    return lm.stage_head.embed(stage_model_input(features.values, features.available))[: night.n_epochs]
+    return lm.stage_head.embed(features.model_input())[: night.n_epochs]
 
 
 def embed_night(lm: SleepLM, night: NightInput, progress: bool = False) -> np.ndarray:
@@ -226,20 +226,17 @@ def embed_night(lm: SleepLM, night: NightInput, progress: bool = False) -> np.nd
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-def _stages(lm: SleepLM, night: NightInput, smooth: bool, progress: bool) -> tuple[list[str], np.ndarray]:
-    """Stage verdicts (a stage or 'uncertain') and (n, 5) probabilities of every epoch of ``night``."""
-    staged = _staged(lm, night, smooth, progress)
-    return staged.verdicts, staged.probabilities
-
-
-def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool) -> StagedEpochs:
+def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: int | None = None) -> StagedEpochs:
+    """Verdicts, stages and probabilities of the night's epochs (at least those before ``stop``): the stage
+    head reads the whole recording (its context features look both ways); the signal encoder's causal
+    staging needs only the epochs up to ``stop``."""
     if lm.stage_head is not None:
         from psg.features.stage_spectra import stage_feature_matrix
 
         staged = lm.stage_head.stage_features(stage_feature_matrix(night.recording), lab=lm.lab_head)
         return _first(staged, night.n_epochs)
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
-    probs = lm.stage_probabilities(_embed(lm, night.x, progress))
+    probs = lm.stage_probabilities(_embed(lm, night.x[:stop], progress))
     if smooth and len(probs):
         probs = lm.smooth(probs)
     labels = [STAGE_LABELS[i] for i in probs.argmax(axis=1)]

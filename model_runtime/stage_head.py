@@ -29,7 +29,7 @@ from model_runtime.lab_head import LabHead
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.zero_shot import softmax
 from psg.errors import PSGError
-from psg.features.stage_spectra import N_INPUT, StageFeatures, stage_model_input
+from psg.features.stage_spectra import N_INPUT, StageFeatures
 
 FORMAT = "sleeplm-stage-head/1"
 UNCERTAIN = "uncertain"
@@ -79,7 +79,7 @@ class StageHead:
     def stage_features(self, features: StageFeatures, lab: LabHead | None = None) -> StagedEpochs:
         """Stages, probabilities and verdicts of one recording's consecutive epochs; ``lab`` (a lab's
         few-shot head, ``model_runtime.lab_head``) replaces the zero-shot probabilities when given."""
-        x = stage_model_input(features.values, features.available)
+        x = features.model_input()
         if not len(x):
             probs = np.zeros((0, len(STAGE_LABELS)))
         else:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from model_runtime.corpus import NightSpec, render, split_of, timeline_sources
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.stage_head import NOVELTY_QUANTILE, StageHead
-from psg.features.stage_spectra import GAIN_DEPENDENT, N_INPUT, RAW_NAMES, stage_feature_matrix, stage_model_input
+from psg.features.stage_spectra import GAIN_DEPENDENT, N_INPUT, RAW_NAMES, stage_feature_matrix
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
 from psg.recording import Recording, Signal
 
@@ -79,7 +79,7 @@ def night_examples(spec: NightSpec, excerpts: int, strong: bool, seed: int) -> t
         part = perturb(crop(recording, start, length), rng, STRONG if strong else TRAIN)
         features = stage_feature_matrix(part)
         keep = features.eeg_ok
-        x = stage_model_input(features.values, features.available)
+        x = features.model_input()
         xs.append(x[keep])
         ys.append(stages[start : start + length][: len(x)][keep])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)

@@ -16,7 +16,7 @@ the model sees the same kind of number. EOG and EMG that are absent, or sampled 
 their band, are zeros with their availability flag off.
 
 >>> raw = stage_feature_matrix(recording)      # (n_epochs, N_RAW) per-epoch measurements
->>> x = stage_model_input(raw.values, raw.available)  # (n_epochs, N_INPUT) with context
+>>> x = raw.model_input()                      # (n_epochs, N_INPUT) with context
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ class StageFeatures:
     values: np.ndarray
     available: np.ndarray
     eeg_ok: np.ndarray
+
+    def model_input(self) -> np.ndarray:
+        """``stage_model_input`` of these measurements: the stage model's (n, N_INPUT) input."""
+        return stage_model_input(self.values, self.available)
 
 
 def stage_feature_matrix(recording: Recording) -> StageFeatures:
