@@ -75,7 +75,9 @@ def main() -> None:
         "precision": round(tp / max(1, tp + fp), 4),
         "recall": round(tp / max(1, tp + fn), 4),
         "f1": round(2 * tp / max(1, 2 * tp + fp + fn), 4),
-        "detections_in_wake_per_h": round(sum(n["in_wake"] for n in nights) / max(1e-9, sum(n["wake_h"] for n in nights)), 2),
+        "detections_in_wake_per_h": round(
+            sum(n["in_wake"] for n in nights) / max(1e-9, sum(n["wake_h"] for n in nights)), 2
+        ),
         "seconds": round(time.perf_counter() - t0, 1),
         "per_night": nights,
     }

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from psg.detectors.agreement import match_events
 from psg.detectors.respiratory import MIN_EVENT_S, detect_respiratory_events
 from psg.formats import read_timeline
-from psg.paths import shared_data_dir
 from psg.montage import EEG_C3, EEG_C4, SPO2
+from psg.paths import shared_data_dir
 from psg.recording import Recording
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
 from psg.simulate.neuro import render_neuro
@@ -78,7 +78,9 @@ def main() -> None:
     if args.records:
         files = [f for f in files if f.name.removesuffix("_stage.txt") in args.records]
     t0 = time.perf_counter()
-    nights = [evaluate_night(f, args.seed, args.eeg, not args.no_spo2) for f in tqdm(files, desc="ucddb nights", unit="night")]
+    nights = [
+        evaluate_night(f, args.seed, args.eeg, not args.no_spo2) for f in tqdm(files, desc="ucddb nights", unit="night")
+    ]
     totals = {key: [sum(n[key][k] for n in nights) for k in range(3)] for key in ("counts_any", "counts_typed")}
 
     def f1(counts: list[int]) -> float:

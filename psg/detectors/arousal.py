@@ -13,9 +13,10 @@ power is ``POWER_RATIO`` times its baseline, starting at least ``BASELINE_S`` af
 ended (the 10 s of stable sleep) and only where that baseline looks like sleep: the fast bands carry
 less than ``MAX_SLEEP_FAST_SHARE`` of the 0.5-30 Hz power (in simulated nights the median share is
 0.05 in N2, 0.10 in REM, 0.30 in wake; eyes opening and closing in wake swings alpha by the
-arousal's factor, and the AASM does not score arousals from wake). Theta is not used: slow-wave sleep carries as much theta as an
-arousal and would dilute the shift. Works at any EEG rate from 50 Hz up (the beta band is cut below
-the Nyquist frequency). The detector sees no hypnogram; the sleep-like baseline stands in for it.
+arousal's factor, and the AASM does not score arousals from wake). Theta is not used: slow-wave sleep
+carries as much theta as an arousal and would dilute the shift. Works at any EEG rate from 50 Hz up
+(the beta band is cut below the Nyquist frequency). The detector sees no hypnogram; the sleep-like
+baseline stands in for it.
 
 The respiratory detector uses these arousals as the AASM hypopnea rule's alternative to a >= 3 %
 desaturation.

@@ -20,9 +20,9 @@ early; detected runs are widened by that half window, which makes their span run
 normal breath to the first recovery breath, as the manual measures event duration.
 
 Airflow source, at whatever rate the sensor has (1-Hz oro-nasal to 100-Hz pressure; the band-pass
-stays below Nyquist, ``psg.dsp.breathing_band``): the AF channel (the nasal pressure / thermal sensor); without it, the sum of the
-belts (RIPsum, the AASM's alternative apnea sensor). Spans where the sensor has lost signal are not
-scored (a disconnected cannula is not an apnea).
+stays below Nyquist, ``psg.dsp.breathing_band``): the AF channel (the nasal pressure / thermal sensor);
+without it, the sum of the belts (RIPsum, the AASM's alternative apnea sensor). Spans where the sensor
+has lost signal are not scored (a disconnected cannula is not an apnea).
 """
 
 from __future__ import annotations

@@ -74,7 +74,11 @@ def test_ward_shows_latest_caption_vitals_and_top_alert(store: Store, record) ->
     store.insert_epochs(
         [
             record(0, features={"hr_bpm": 60.0, "spo2_mean": 97.0}),
-            record(1, features={"hr_bpm": 58.0, "spo2_mean": float("nan")}, quality={"SpO2": ["flat"], "ECG": [], "EEG C3-A2": ["band_limited"]}),
+            record(
+                1,
+                features={"hr_bpm": 58.0, "spo2_mean": float("nan")},
+                quality={"SpO2": ["flat"], "ECG": [], "EEG C3-A2": ["band_limited"]},
+            ),
             record(0, bed="bed-2"),
         ]
     )
