@@ -14,7 +14,7 @@ import numpy as np
 
 from psg.errors import PSGError
 from psg.montage import CHANNELS
-from psg.timeline import Timeline
+from psg.timeline import EPOCH_S, Timeline
 
 
 @dataclass
@@ -53,6 +53,12 @@ class Recording:
     start_time: datetime | None = None
     timeline: Timeline | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Stretches ``[start_s, end_s)`` with no data: the gaps between an EDF+D file's records. Every signal
+    #: holds 0 there (a flat line), so the time axis stays the recording's; analyses skip them through
+    #: ``gap_epochs`` / ``segments`` rather than reading the zeros as a lead-off or an asystole.
+    gaps: tuple[tuple[float, float], ...] = ()
+    #: Problems the reader tolerated (a recomputed record count, a dropped signal, ...), one line each.
+    read_warnings: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -61,7 +67,31 @@ class Recording:
     @property
     def n_epochs(self) -> int:
         """Whole 30-s epochs covered by the recording."""
-        return int(self.duration_s // 30.0)
+        return int(self.duration_s // EPOCH_S)
+
+    @property
+    def is_annotation_only(self) -> bool:
+        """A scoring file (hypnogram, event export): annotations and no signal to analyse."""
+        return not self.signals and self.timeline is not None
+
+    def gap_epochs(self, epoch_s: float = EPOCH_S) -> np.ndarray:
+        """Per whole epoch, True when any of it falls in a gap (nothing was recorded there)."""
+        flags = np.zeros(int(self.duration_s // epoch_s), dtype=bool)
+        for start, end in self.gaps:
+            first, last = int(start // epoch_s), int(np.ceil(end / epoch_s))
+            flags[first:last] = True
+        return flags
+
+    def segments(self) -> list[tuple[float, float]]:
+        """The recorded stretches ``[start_s, end_s)`` between gaps (the whole recording when it has none)."""
+        bounds, start = [], 0.0
+        for gap_start, gap_end in sorted(self.gaps):
+            if gap_start > start:
+                bounds.append((start, gap_start))
+            start = max(start, gap_end)
+        if self.duration_s > start:
+            bounds.append((start, self.duration_s))
+        return bounds
 
     def get(self, label: str) -> Signal | None:
         return self.signals.get(label)
@@ -73,6 +103,21 @@ class Recording:
                 f"recording {self.record_id!r} has no channel {label!r}; it has {sorted(self.signals)}"
             )
         return self.signals[label]
+
+
+def require_analysable(recording: Recording, source: str) -> None:
+    """The one rule for files a signal analysis cannot use, in every command: ``PSGError`` naming ``source``.
+
+    An annotation-only file (a hypnogram, a scoring export) has no signals to analyse; a recording shorter
+    than one 30-s epoch has no epoch to stage, caption or detect in (a partial epoch is never analysed).
+    """
+    if recording.is_annotation_only or not recording.signals:
+        raise PSGError(f"{source}: annotation-only file: no signals to analyse (give it as --scoring, or to `report`)")
+    if recording.duration_s < EPOCH_S:
+        raise PSGError(
+            f"{source}: recording lasts {recording.duration_s:.1f} s, shorter than one {EPOCH_S:g}-s epoch; "
+            f"expected at least {EPOCH_S:g} s of signal"
+        )
 
 
 def default_unit(label: str) -> str:
