@@ -26,9 +26,11 @@ How a slot is chosen:
 Units are converted to the slot's unit (``convert_unit``); a wrong kind of unit is refused for that
 slot. Rates below what the analysis needs flag the slot ``rate_too_low`` and keep it out of the
 returned recording (the features cannot analyse it); EEG/EOG/EMG/ECG under the model's 64 Hz are kept
-and flagged ``band_limited`` (upsampled without the high band). edfio decodes header fields as ASCII
-with replacement, so a Latin-1/UTF-8 label (``Impédance``) arrives with U+FFFD characters: such a label
-is never recognised by accident and is reported as unused, never a crash.
+and flagged ``band_limited`` (upsampled without the high band). The EDF reader decodes header text as
+UTF-8 when it can, else Latin-1, so ``Impédance`` arrives as written and is reported as unused.
+Labels the table lacks but that start with ``EEG`` (``EEG Channel-1``), and EEG electrodes against a
+common reference (``EEG C3-Ref``) or bare (``Fp1``), are EEG of last resort, after every clinical
+derivation.
 """
 
 from __future__ import annotations
@@ -92,6 +94,13 @@ def _plain(slot: str, rank: float, *labels: str) -> dict[str, Entry]:
     return {normalise(label): Entry(slot, rank) for label in labels}
 
 
+_COMMON_REFS = "Ref Avg AV LE A1A2 M1M2"
+_LEFT_10_20 = "Fp1 F3 F7 T3 T7 T5 P7 P3 O1"
+_RIGHT_10_20 = "Fp2 F4 F8 T4 T8 T6 P8 P4 O2"
+_MIDLINE_10_20 = "Fpz Fz Pz Oz"
+#: Rank of a label the table lacks that says it is EEG (``EEG Channel-1``, ``EEG F1-Ref``): the last resort.
+GENERIC_EEG_RANK = 7.0
+
 #: Normalised clinical label -> slot, rank, side. Montage labels map onto themselves (rank 0).
 LABELS: dict[str, Entry] = {
     **_eeg("C3", "M2 A2", 0, "L"), **_eeg("C4", "M1 A1", 0, "R"),
@@ -101,6 +110,13 @@ LABELS: dict[str, Entry] = {
     **_eeg("Fpz", "Cz", 3, ""), **_eeg("F3", "M2 A2", 3, "L"), **_eeg("F4", "M1 A1", 3, "R"),
     **_eeg("Pz", "Oz", 4, ""), **_eeg("O1", "M2 A2", 4, "L"), **_eeg("O2", "M1 A1", 4, "R"),
     **_plain("EEG", 5, "EEG", "EEG(sec)", "EEG2", "EEG1", "EEG 2"),
+    # against the amplifier's common reference, average or linked ears (EEG systems, Nihon Kohden, MNE):
+    # central first, then the rest of 10-20; bare electrodes with no reference last
+    **_eeg("C3", _COMMON_REFS, 5.2, "L"), **_eeg("C4", _COMMON_REFS, 5.2, "R"), **_eeg("Cz", _COMMON_REFS, 5.3, ""),
+    **_eeg(_LEFT_10_20, _COMMON_REFS, 5.5, "L"), **_eeg(_RIGHT_10_20, _COMMON_REFS, 5.5, "R"),
+    **_eeg(_MIDLINE_10_20, _COMMON_REFS, 5.6, ""),
+    **_eeg(f"C3 {_LEFT_10_20}", "", 6, "L"), **_eeg(f"C4 {_RIGHT_10_20}", "", 6, "R"),
+    **_eeg(_MIDLINE_10_20, "", 6.1, ""),
     **_plain(EOG_L, 0, "EOG-L", "E1-M2", "E1-A2", "LOC", "LOC-A2", "LOC-M2", "EOG1-A1", "EOG1-A2", "EOG(L)",
              "EOG horizontal", "EOG Left", "EOG E1", "EOG E1-M2", "EOG1"),
     **_plain(EOG_L, 1, "E1"),
@@ -176,6 +192,9 @@ class ChannelReport:
     unused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    #: What the file reader tolerated (``Recording.read_warnings``): a recomputed record count, a dropped
+    #: signal, a repeated label, a blanked start date.
+    file_warnings: list[str] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
@@ -185,7 +204,7 @@ class ChannelReport:
     def to_json(self) -> dict[str, Any]:
         """The ``"channels"`` object of the commands' ``--json`` output."""
         return {"slots": {slot: m.to_json() for slot, m in self.slots.items()}, "missing": self.missing,
-                "extras": self.extras, "unused": self.unused, "notes": self.notes}
+                "extras": self.extras, "unused": self.unused, "notes": self.notes, "file_warnings": self.file_warnings}
 
     def summary(self) -> str:
         """One paragraph for stderr: slot <- file label (rate, unit conversion, flags), then what is missing."""
@@ -200,12 +219,20 @@ class ChannelReport:
         if self.unused:
             text += f" Unused: {len(self.unused)} label(s)."
         notes = self.notes + [n for m in self.slots.values() for n in m.notes]
-        return text + (" Notes: " + " ".join(notes) if notes else "")
+        text += " Notes: " + " ".join(notes) if notes else ""
+        return text + (" File: " + "; ".join(self.file_warnings) + "." if self.file_warnings else "")
 
 
 def lookup(label: str) -> Entry | None:
-    """The table's entry for ``label`` (forgiving case and separators), None when not recognised."""
-    return LABELS.get(normalise(label))
+    """The table's entry for ``label`` (forgiving case and separators), None when not recognised.
+
+    A label the table lacks that starts with ``EEG`` is still EEG (an EEG system's ``EEG Channel-1``),
+    ranked after every known derivation.
+    """
+    key = normalise(label)
+    if key in LABELS:
+        return LABELS[key]
+    return Entry("EEG", GENERIC_EEG_RANK) if key.startswith("eeg") and len(key) > 3 else None
 
 
 def recognise_labels(labels: list[str] | tuple[str, ...], taken: set[str] = frozenset()) -> dict[str, str]:

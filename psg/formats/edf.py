@@ -1,4 +1,4 @@
-"""EDF+ recordings: signals plus the scored truth as EDF+ annotations, through ``edfio``.
+"""EDF/EDF+/BDF recordings: signals plus the scored truth as EDF+ annotations, through ``edfio``.
 
 Writing (``write_edf``) makes an EDF+C file (Kemp & Olivan 2003) with one signal per
 ``Recording.signals`` entry, in order. The physical range of a standard montage channel is the
@@ -21,12 +21,13 @@ The start date/time comes from ``Recording.start_time``; without one the file sa
 ``Startdate X`` (EDF+'s "unknown" convention) and reads back with ``start_time=None``. The
 ``record_id`` travels in the EDF+ recording field (hospital administration code).
 
-Reading (``read_edf``) returns float64 physical samples, rates, units and start time, and a
-``Timeline`` rebuilt from the annotations: stage annotations (also run-length ones such as
-Sleep-EDF's, and R&K ``Sleep stage 1..4``) fill their epochs; R&K ``Movement time`` gives UNSCORED
-epochs plus a ``movement`` event; event texts in the vocabulary become events; ``R-peak``
-annotations become ``beat_times_s``; other texts (lights on/off, technician notes) are skipped and
-logged. The timeline is None when the file has neither stages nor events nor beats.
+Reading (``read_edf``) takes EDF, EDF+C, EDF+D, BDF and BDF+ (GDF is refused by name) and returns
+float64 physical samples, rates, units and start time, and a ``Timeline`` rebuilt from the annotations
+(``psg.formats.edf_timeline``). The header is checked and repaired first (``psg.formats.edf_header``:
+what is tolerated with a warning, what drops one signal, what refuses the file); EDF+D records are
+placed at their onsets with ``Recording.gaps`` between them (``psg.formats.edf_records``); a repeated
+label is kept with a " (2)" suffix. Everything tolerated is in ``Recording.read_warnings`` (and the
+channel report), never a Python warning on stderr.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport, map_recording, require_recognised
 from psg.errors import FormatError, PSGError
 from psg.formats import vocabulary as vocab
+from psg.formats.edf_header import EdfHeader, file_format, read_header, repaired
+from psg.formats.edf_records import gaps_between, place_records, record_onsets
+from psg.formats.edf_timeline import BEAT_TEXT, annotations_timeline
 from psg.montage import CHANNELS
 from psg.recording import Recording, Signal
-from psg.timeline import EPOCH_S, Event, Stage, Timeline
+from psg.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-BEAT_TEXT = "R-peak"
-_TRUNCATION_WARNINGS = "Incomplete data record|EDF header indicates"
 _TIME_DECIMALS = 6  # microseconds: far below any sampling interval we store
 
 
@@ -83,26 +85,45 @@ def write_edf(recording: Recording, path: str | Path) -> None:
 
 
 def read_edf(path: str | Path) -> Recording:
-    """Read an EDF/EDF+ file: physical signals, start time and the timeline from its annotations."""
+    """Read an EDF, EDF+C/D, BDF or BDF+ file: physical signals on the recording's time axis, start time,
+    the timeline from its annotations, EDF+D ``gaps`` and the problems tolerated (``read_warnings``).
+
+    An annotation-only file (a hypnogram) comes back with no signals and its timeline. ``FormatError``
+    (one line: the file, the field, what was expected) for what cannot be read without guessing.
+    """
     path = Path(path)
     if not path.is_file():
         raise FormatError(path, "no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise FormatError(path, "empty file")
+    header = read_header(str(path), _header_bytes(path, size), size)
+    records = np.memmap(path, dtype=np.uint8, mode="r", offset=header.data_offset,
+                        shape=(header.n_records, header.record_bytes))
+    edf = _decode(path, header, records)
+    warnings_seen = list(header.warnings)
+    onsets = record_onsets(str(path), header, records) if header.record_s > 0 else None
+    gaps = gaps_between(onsets, header.record_s) if onsets is not None else ()
+    if gaps and not header.is_discontinuous:
+        warnings_seen.append(f"the header says {header.reserved.strip() or 'continuous'}, but the records' "
+                             f"onsets leave {len(gaps)} gap(s): placed as EDF+D")
+    duration_s = float(onsets[-1] + header.record_s) if gaps else header.n_records * header.record_s
+    signals = _signals(header, edf, onsets if gaps else None, duration_s, warnings_seen)
+    start_time = _start_time(edf, header, warnings_seen)
+    admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
+    recording = Recording(record_id=admin_code if admin_code not in ("X", "") else path.stem, signals=signals,
+                          start_time=start_time, gaps=gaps, read_warnings=warnings_seen)
     try:
-        with warnings.catch_warnings():
-            # edfio warns and silently drops an incomplete last record; a cut night is an error here
-            warnings.filterwarnings("error", message=_TRUNCATION_WARNINGS, category=UserWarning)
-            edf = edfio.read_edf(path)
-        raw_signals = [(s.label, s.data, s.sampling_frequency, s.physical_dimension) for s in edf.signals]
         annotations = edf.annotations
-        admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
-        start_time = _start_time(edf)
-    except Exception as exc:  # edfio raises ValueError/IndexError/UnicodeDecodeError on damaged files
-        raise FormatError(path, f"not a readable EDF/EDF+ file ({type(exc).__name__}: {exc})") from exc
-    signals = {label: Signal(label, np.asarray(data, dtype=np.float64), fs, unit)
-               for label, data, fs, unit in raw_signals}
-    record_id = admin_code if admin_code != "X" else path.stem
-    recording = Recording(record_id=record_id, signals=signals, start_time=start_time)
-    recording.timeline = _timeline(path, annotations, recording)
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        log.debug("%s: annotations not decodable", path, exc_info=exc)
+        raise FormatError(path, "the EDF+ annotation signal cannot be decoded; expected time-stamped "
+                                "annotation lists (TALs)") from None
+    recording.timeline = annotations_timeline(path, annotations, recording)
+    if not signals and recording.timeline is None:
+        raise FormatError(path, "no readable signal and no stage, event or R-peak annotation: nothing to use")
+    for line in warnings_seen:
+        log.info("%s: %s", path, line)
     return recording
 
 
@@ -111,11 +132,14 @@ def read_mapped_edf(
 ) -> tuple[Recording, ChannelReport]:
     """``read_edf`` with the channels recognised onto the montage (``psg.channels.map_recording``).
 
-    ``PSGError`` naming the file and its labels when no channel is recognised.
+    ``PSGError`` naming the file and its labels when no channel is recognised (an annotation-only file,
+    which has none to recognise, comes back as it is: callers that need signals refuse it).
     """
     recording, report = map_recording(read_edf(path), overrides, lab_map)
     report.source = str(path)
-    require_recognised(report, str(path))
+    report.file_warnings = list(recording.read_warnings)
+    if not recording.is_annotation_only:
+        require_recognised(report, str(path))
     return recording, report
 
 
@@ -173,72 +197,66 @@ def _is_edfplus(edf: edfio.Edf) -> bool:
     return edf.local_recording_identification.startswith("Startdate ")
 
 
-def _start_time(edf: edfio.Edf) -> datetime | None:
-    """Start date/time; None when an EDF+ file anonymises the date (``Startdate X``)."""
+def _header_bytes(path: Path, size: int) -> bytes:
+    """The header as written: 256 bytes, then 256 per signal (the count read from the first 256)."""
+    with path.open("rb") as fh:
+        head = fh.read(256)
+        file_format(str(path), head)  # GDF or a foreign file: refused before its count is parsed
+        count = head[252:256].decode("latin-1").strip()
+        n_signals = int(count) if count.isdigit() else 0
+        return head + fh.read(min(256 * n_signals, max(size - 256, 0)))
+
+
+def _decode(path: Path, header: EdfHeader, records: np.ndarray) -> edfio.Edf:
+    """edfio's reading of the repaired header and the whole records; its warnings become ours."""
+    source: Path | bytes = path
+    if header.warnings or any(s.unreadable for s in header.signals) or header.data_offset != header.header_bytes:
+        source = repaired(header).to_bytes() + records.tobytes()
+    reader = edfio.read_bdf if header.fmt == "BDF" else edfio.read_edf
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            edf = reader(source, header_encoding="latin-1")
+            edf.signals  # noqa: B018 - parses the signal headers now, inside the guard
+    except (ValueError, IndexError, UnicodeDecodeError, OverflowError, ZeroDivisionError) as exc:
+        log.debug("%s: edfio could not read it", path, exc_info=exc)
+        raise FormatError(path, f"{header.fmt} header or data records do not decode "
+                                f"({type(exc).__name__}); expected a file conforming to {header.fmt}") from None
+    header.warnings += [str(w.message).splitlines()[0] for w in caught]
+    return edf
+
+
+def _signals(header: EdfHeader, edf: edfio.Edf, onsets: np.ndarray | None, duration_s: float,
+             warnings_seen: list[str]) -> dict[str, Signal]:
+    """The readable ordinary signals by label; a repeated label gets " (2)", " (3)" ... and a warning."""
+    ordinary = [s for s in header.signals if not s.is_annotation]
+    out: dict[str, Signal] = {}
+    for spec, signal in zip(ordinary, edf.signals, strict=True):
+        if spec.unreadable:
+            continue
+        label, n = spec.label, 1
+        while label in out:
+            n += 1
+            label = f"{spec.label} ({n})"
+        if n > 1:
+            warnings_seen.append(f"label {spec.label!r} repeats: this one kept as {label!r}")
+        data = np.asarray(signal.data, dtype=np.float64)
+        if onsets is not None:
+            data = place_records(data, spec.samples, onsets, signal.sampling_frequency, duration_s)
+        out[label] = Signal(label, data, signal.sampling_frequency, spec.dimension)
+    return out
+
+
+def _start_time(edf: edfio.Edf, header: EdfHeader, warnings_seen: list[str]) -> datetime | None:
+    """Start date/time; None when the date is anonymised (EDF+ ``Startdate X``), blanked or impossible."""
+    if not header.start_known:
+        return None
     try:
         return datetime.combine(edf.startdate, edf.starttime)
     except edfio.AnonymizedDateError:
         return None
-
-
-def _timeline(
-    path: Path, annotations: tuple[edfio.EdfAnnotation, ...], recording: Recording
-) -> Timeline | None:
-    stage_runs: list[tuple[float, float, Stage]] = []
-    events: list[Event] = []
-    beats: list[float] = []
-    skipped: set[str] = set()
-    for ann in annotations:
-        duration = ann.duration or 0.0
-        if ann.text == BEAT_TEXT:
-            beats.append(ann.onset)
-        elif vocab.is_stage_text(ann.text):
-            try:
-                stage_runs.append((ann.onset, duration, vocab.parse_stage_text(ann.text)))
-            except PSGError as exc:
-                raise FormatError(path, f"annotation at {ann.onset} s: {exc}") from exc
-        elif (parsed := vocab.parse_event_text(ann.text)) is not None:
-            if vocab.is_movement_time(ann.text):  # R&K scores movement time in place of a stage
-                stage_runs.append((ann.onset, duration, Stage.UNSCORED))
-            try:
-                events.append(parsed.event(ann.onset, duration))
-            except PSGError as exc:
-                raise FormatError(path, f"annotation {ann.text!r} at {ann.onset} s: {exc}") from exc
-        else:
-            skipped.add(ann.text)
-    if skipped:
-        log.info("%s: skipped annotations outside the event vocabulary: %s", path, sorted(skipped))
-    if not (stage_runs or events or beats):
+    except ValueError as exc:  # an EDF+ "Startdate 31-FEB-1989" the recording field could not hold
+        warnings_seen.append(f"start date not valid ({exc}): the start is unknown")
         return None
-    epoch_s = _epoch_length([d for _, d, _ in stage_runs])
-    return Timeline(
-        record_id=recording.record_id,
-        stages=_stages(stage_runs, epoch_s, recording.duration_s),
-        events=events,
-        epoch_s=epoch_s,
-        beat_times_s=np.unique(beats) if beats else None,
-        start_time=recording.start_time,
-        source=str(path),
-    )
 
 
-def _epoch_length(durations: list[float]) -> float:
-    """30 s (AASM) when every stage annotation spans whole 30-s epochs, else the shortest one (R&K 20 s)."""
-    positive = [d for d in durations if d > 0]
-    if all(abs(d / EPOCH_S - round(d / EPOCH_S)) < 1e-6 for d in positive):
-        return EPOCH_S
-    return min(positive)
-
-
-def _stages(runs: list[tuple[float, float, Stage]], epoch_s: float, duration_s: float) -> np.ndarray:
-    """One stage per epoch; a run annotation fills every epoch it covers; gaps between runs are UNSCORED.
-
-    With stage annotations the hypnogram ends where they end; without any, it is UNSCORED for every
-    whole epoch of the recording.
-    """
-    ends = [math.ceil(round((onset + max(d, epoch_s)) / epoch_s, 6)) for onset, d, _ in runs]
-    n_epochs = max(ends, default=int(duration_s // epoch_s))
-    stages = np.full(n_epochs, Stage.UNSCORED, dtype=np.int8)
-    for (onset, _, stage), end in zip(runs, ends, strict=True):
-        stages[int(round(onset / epoch_s)): end] = stage
-    return stages
