@@ -63,9 +63,14 @@ def gaps_between(onsets: np.ndarray, record_s: float) -> tuple[tuple[float, floa
 
 def place_records(data: np.ndarray, samples_per_record: int, onsets: np.ndarray, fs: float,
                   duration_s: float) -> np.ndarray:
-    """``data`` (records back to back) with each record moved to its onset; zeros between records."""
-    out = np.zeros(int(round(duration_s * fs)), dtype=np.float64)
-    starts = np.round(onsets * fs).astype(np.int64)
+    """``data`` (records back to back) with each record moved to its onset; zeros between records.
+
+    An onset off this signal's sample grid (a slow signal, an onset at a fraction of a second) is placed
+    at the nearest sample (halves up, so records that follow each other stay adjacent): within half a
+    sample period of where the file says.
+    """
+    starts = np.floor(onsets * fs + 0.5).astype(np.int64)  # half up: adjacent records stay adjacent
+    out = np.zeros(max(int(round(duration_s * fs)), int(starts[-1]) + samples_per_record), dtype=np.float64)
     index = (starts[:, None] + np.arange(samples_per_record)[None, :]).ravel()
     keep = index < out.size
     out[index[keep]] = data[: index.size][keep]
