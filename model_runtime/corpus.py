@@ -14,7 +14,8 @@ Why it is built this way:
 * **Cached per night** (``<cache>/<night key>.npz`` + ``.json``): a rebuilt corpus only renders the nights
   it lacks, and the build shows a progress bar.
 * **Real PSG too.** ``night_from_recording`` takes any ``Recording`` (``load_psg`` reads EDF/EDF+ with its
-  own annotations or an NSRR XML beside it), so a lab with scored real nights trains with the same code.
+  own annotations, an NSRR XML or a Sleep-EDF hypnogram beside it), so a lab with scored real nights trains
+  with the same code.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.codecs import to_jsonable
 from psg.errors import PSGError
-from psg.formats import read_timeline
-from psg.formats.edf import read_mapped_edf
-from psg.formats.nsrr_xml import read_nsrr_xml
+from psg.formats import read_psg, read_timeline
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording
 from psg.simulate import simulate
@@ -166,33 +165,23 @@ def _crop_to_sleep(timeline: Timeline, margin_epochs: int = 60) -> Timeline:
     )
 
 
-def load_psg(path: str | Path, annotations: str | Path | None = None) -> Recording:
+def load_psg(path: str | Path, scoring: str | Path | None = None) -> Recording:
     """A real or simulated night from EDF/EDF+ with its channels on the montage (``load_psg_mapped``)."""
-    return load_psg_mapped(path, annotations)[0]
+    return load_psg_mapped(path, scoring)[0]
 
 
 def load_psg_mapped(
-    path: str | Path, annotations: str | Path | None = None,
+    path: str | Path, scoring: str | Path | None = None,
     overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
 ) -> tuple[Recording, ChannelReport]:
-    """A night from EDF/EDF+, channels recognised onto the montage; scoring from EDF+ annotations or NSRR XML.
+    """A night from EDF/EDF+, channels recognised onto the montage, with its scoring (``psg.formats.read_psg``).
 
-    ``annotations`` defaults to ``<stem>.xml`` or ``<stem>-nsrr.xml`` beside the EDF when one exists.
-    ``overrides`` (label -> slot) and ``lab_map`` win over the recognition table (``psg.channels``).
+    ``scoring``: any file ``read_timeline`` reads; by default ``<stem>.xml`` / ``<stem>-nsrr.xml`` beside the
+    EDF (as before), else a Sleep-EDF hypnogram paired by name, else the EDF+'s own annotations
+    (``psg.formats.scoring``). ``overrides`` (label -> slot) and ``lab_map`` win over the recognition table
+    (``psg.channels``). An annotation-only or shorter-than-one-epoch file is refused (``require_analysable``).
     """
-    path = Path(path)
-    recording, report = read_mapped_edf(path, overrides, lab_map)
-    candidates = (
-        [Path(annotations)] if annotations else [path.with_suffix(".xml"), path.with_name(path.stem + "-nsrr.xml")]
-    )
-    for xml in candidates:
-        if xml.is_file():
-            recording.timeline = read_nsrr_xml(xml)
-            break
-    else:
-        if annotations:
-            raise PSGError(f"{annotations}: annotation file not found")
-    return recording, report
+    return read_psg(path, scoring, overrides, lab_map)
 
 
 def night_from_recording(recording: Recording, key: str, split: str, seed: int = 0) -> Night:

@@ -31,6 +31,7 @@ from psg.channels import require_eeg as check_eeg
 from psg.codecs import to_jsonable
 from psg.detectors import detect_events
 from psg.errors import PSGError
+from psg.formats.scoring import SCORING_KEY
 from psg.montage import EPOCH_S
 from psg.recording import Recording
 from psg.timeline import Stage
@@ -47,7 +48,8 @@ class NightInput:
     """One night ready for the model: the recording, its model input, measured features and scored truth.
 
     ``truth`` holds the scored stage label of each epoch ('W', 'N1', 'N2', 'N3', 'R'; '?' unscored) when the
-    file carries scoring (EDF+ annotations or an NSRR XML beside it), else None.
+    night has scoring (its EDF+ annotations, ``--scoring``, an NSRR XML or a Sleep-EDF hypnogram beside
+    it: ``psg.formats.scoring``), else None.
     """
 
     path: Path
@@ -61,6 +63,18 @@ class NightInput:
     def n_epochs(self) -> int:
         return int(self.x.shape[0])
 
+    @property
+    def scoring(self) -> str | None:
+        """The separate scoring file the truth came from (``psg.formats.scoring``), None for the EDF's own."""
+        return self.recording.metadata.get(SCORING_KEY)
+
+    def accuracy(self, stages: list[str]) -> float | None:
+        """Fraction of the scored epochs (truth not '?') whose stage in ``stages`` equals the truth."""
+        if self.truth is None:
+            return None
+        pairs = [(s, t) for s, t in zip(stages, self.truth, strict=False) if t != Stage.UNSCORED.label]
+        return sum(s == t for s, t in pairs) / len(pairs) if pairs else None
+
     def truth_indices(self) -> np.ndarray | None:
         """Scored stages as indices into ``STAGE_LABELS`` (-1 unscored), the probe's labels; None if unscored."""
         if self.truth is None:
@@ -71,12 +85,14 @@ class NightInput:
 
 def load_night_input(
     path: str | Path, progress: bool = False, overrides: dict[str, str] | None = None,
-    lab_map: ChannelMapFile | None = None, require_eeg: bool = False,
+    lab_map: ChannelMapFile | None = None, require_eeg: bool = False, scoring: str | Path | None = None,
 ) -> NightInput:
     """Read ``path`` and compute everything the model and the captions need; clear errors for bad files.
 
     Channels are recognised onto the montage (``psg.channels``; ``overrides`` label -> slot and ``lab_map``
-    win); ``require_eeg`` refuses a file with no EEG channel (staging), naming the labels it has.
+    win); an annotation-only file or one shorter than an epoch is refused first (``require_analysable``, the
+    rule every command shares); ``require_eeg`` then refuses a file with no EEG channel (staging), naming the
+    labels it has. ``scoring`` (or the file ``psg.formats.scoring`` finds beside it) becomes the truth.
     """
     from psg.features import epoch_features
     from psg.model_input import recording_model_epochs
@@ -85,12 +101,10 @@ def load_night_input(
     if not path.is_file():
         raise PSGError(f"{path}: no such file (expected an EDF/EDF+ night)")
     with tqdm(total=3, desc=f"reading {path.name}", unit="step", leave=False, disable=not progress) as bar:
-        recording, channels = load_psg_mapped(path, overrides=overrides, lab_map=lab_map)
+        recording, channels = load_psg_mapped(path, scoring, overrides=overrides, lab_map=lab_map)
         if require_eeg:
             check_eeg(channels, str(path))
         bar.update()
-        if recording.n_epochs < 1:
-            raise PSGError(f"{path}: shorter than one {EPOCH_S:g}-s epoch; nothing to analyse")
         x = recording_model_epochs(recording)
         bar.update()
         features = [to_jsonable(f) for f in epoch_features(recording)]

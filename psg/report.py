@@ -6,12 +6,21 @@ caption) and ``night.png``: hypnogram, respiratory events (scored above, detecte
 heart rate on one time axis, the standard layout of a PSG overview page. ``fmt="html"`` or ``"pdf"``
 adds the whole report as one document (``psg.report_document``). ``write_night_files`` writes the same
 files from a ``NightReport`` made elsewhere (a bed of the live store, ``sleeplm.bed_report``).
+
+``scored_night_report`` reports a scoring file with no signals (a Sleep-EDF ``*-Hypnogram.edf``, a scoring
+export, a CPAP event file): the scorer's stages and events are the night, as a bed's stored stages and
+events are (``sleeplm.bed_report``), so the same ``night_summary`` gives the indices. What the scoring
+cannot tell is None with its reason under ``not_recorded``, never a reassuring 0: oximetry (no SpO2
+signal), and the AHI or ODI when the scorer scored no respiratory events or desaturations (a hypnogram
+says nothing about breathing). A file with events but no stages (CPAP) has no sleep time, so no AHI;
+its events per hour of recording are the REI (``rei``), as a home sleep test reports them.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Literal, cast
@@ -27,7 +36,8 @@ from psg.errors import PSGError  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
 from psg.recording import Recording  # noqa: E402
 from psg.report_document import NightReport, write_html, write_pdf  # noqa: E402
-from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Stage  # noqa: E402
+from psg.summary import REPORT_DECIMALS, SLEEP_STAGES, night_summary, summary_caption  # noqa: E402
+from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage  # noqa: E402
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
 _HYPNO_ROWS = {Stage.W: 4, Stage.R: 3, Stage.N1: 2, Stage.N2: 1, Stage.N3: 0}
@@ -36,15 +46,84 @@ _EVENT_COLOURS = {"obstructive_apnea": "#d62728", "central_apnea": "#1f77b4", "m
 #: What ``--format`` takes: png = summary.json and night.png; html and pdf add report.html / report.pdf.
 ReportFormat = Literal["png", "html", "pdf"]
 REPORT_FORMATS: tuple[str, ...] = ("png", "html", "pdf")
+#: A scoring file's index groups and the event types whose presence shows the scorer scored them.
+_SCORED_GROUPS: dict[str, frozenset[str]] = {"respiratory": frozenset(RESPIRATORY_EVENT_TYPES),
+                                              "spo2": frozenset({"desaturation"})}
+#: Why an index of a scoring file is None when its events were not scored (replacing "... not recorded").
+_NOT_SCORED: dict[str, str] = {
+    **dict.fromkeys(("apnea_count", "hypopnea_count", "ahi"), "no respiratory events in the scoring"),
+    **dict.fromkeys(("desaturation_count", "odi"), "no desaturations in the scoring"),
+}
 
 
 def write_report(
     recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+    scoring: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths.
-    ``channels``: the channel report's JSON (``psg.channels.ChannelReport.to_json``), kept in summary.json."""
+
+    ``channels``: the channel report's JSON (``psg.channels.ChannelReport.to_json``), kept in summary.json;
+    ``scoring``: the separate scoring file the truth came from, if any. An annotation-only recording is
+    reported as the scored night (``scored_night_report``).
+    """
     fmt = check_format(fmt)
-    return write_night_files(night_report(recording), out_dir, fmt, channels=channels)
+    report = scored_night_report(recording) if recording.is_annotation_only else night_report(recording)
+    return write_night_files(report, out_dir, fmt, channels=channels, scoring=scoring)
+
+
+def scored_night_report(recording: Recording) -> NightReport:
+    """The night an annotation-only file scores: its stages and events, indices from them (module docstring)."""
+    timeline = recording.timeline
+    if timeline is None:
+        raise PSGError(f"{recording.record_id}: no stage or event annotations to report")
+    events = list(timeline.events)
+    epoch_s = timeline.epoch_s
+    # the night ends with its last scored epoch or event: a trailing '?' run (Sleep-EDF's hypnograms end
+    # with hours of it, past the PSG's end) is no time in bed
+    scored = np.flatnonzero(timeline.stages != Stage.UNSCORED)
+    ends = [math.ceil(round(e.end_s / epoch_s, 6)) for e in events]
+    n = max(int(scored[-1]) + 1 if scored.size else 0, *ends, 0)
+    stages = np.full(n, int(Stage.UNSCORED), dtype=np.int8)
+    stages[: min(n, timeline.n_epochs)] = timeline.stages[:n]
+    summary = scored_summary(stages, events, epoch_s)
+    return NightReport(
+        record_id=recording.record_id,
+        recording_id=None,
+        start_time=recording.start_time or timeline.start_time,
+        duration_s=stages.size * epoch_s,
+        epoch_s=epoch_s,
+        stages=stages,
+        summary=summary,
+        scored=events,
+        detected=[],
+        spo2=None,
+        hr=None,
+        captions=[""] * stages.size,
+    )
+
+
+def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> dict:
+    """``night_summary`` of a scorer's stages and events with no signal: what they cannot tell is None."""
+    types = {e.type for e in events}
+    scored_groups = {group for group, needed in _SCORED_GROUPS.items() if types & needed}
+    summary = night_summary(stages, events, None, epoch_s=epoch_s, arousals_scored="arousal" in types,
+                            groups=scored_groups)
+    gone = dict(summary["not_recorded"] or {})  # type: ignore[arg-type]
+    for key, reason in _NOT_SCORED.items():
+        if key in gone:
+            gone[key] = reason
+    gone.update(dict.fromkeys(("spo2_mean", "spo2_min", "t90_min", "t90_pct_tst"), "no SpO2 signal in a scoring file"))
+    summary["not_recorded"] = gone  # type: ignore[assignment]
+    caption = summary_caption(summary)
+    if not np.any(np.isin(stages, [int(s) for s in SLEEP_STAGES])) and summary["ahi"] is None:
+        respiratory = sum(e.type in RESPIRATORY_EVENT_TYPES for e in events)
+        hours = stages.size * epoch_s / 3600.0
+        summary["rei"] = round(respiratory / hours, REPORT_DECIMALS) if hours > 0 else None
+        if summary["rei"] is not None:
+            caption += (f" No sleep was scored, so no AHI: {respiratory} respiratory events in {hours:.1f} h of "
+                        f"recording (REI {summary['rei']:.1f}/h).")
+    summary.update(caption=caption, stage_source="scored", event_source="annotation")
+    return summary
 
 
 def night_report(recording: Recording) -> NightReport:
@@ -85,11 +164,13 @@ def check_format(fmt: str) -> ReportFormat:
 
 def write_night_files(
     report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+    scoring: str | None = None,
 ) -> dict[str, Path]:
     """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats.
 
     ``summary.json`` carries ``channels`` (which file channel feeds each slot; null when unknown, e.g. a bed
-    of the store) and the summary's ``not_recorded`` (indices left None because their channels are missing).
+    of the store), ``scoring`` (the separate scoring file used as truth, or null) and the summary's
+    ``not_recorded`` (indices left None because their channels are missing).
     """
     fmt = check_format(fmt)
     out = Path(out_dir)
@@ -103,6 +184,7 @@ def write_night_files(
         "scored_events": dict(Counter(e.type for e in report.scored or [])),
         "detected_events": dict(Counter(e.type for e in report.detected)),
         "channels": channels,
+        "scoring": scoring,
     }
     paths = {"summary": out / "summary.json", "figure": out / "night.png"}
     paths["summary"].write_text(json.dumps(document, indent=2, default=_json_default) + "\n", encoding="utf-8")

@@ -17,15 +17,22 @@ from typing import Annotated, Any
 import typer
 
 from psg.errors import PSGError
-from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, channel_args, report_channels
+from sleeplm.channel_options import (
+    ChannelMapOpt,
+    ChannelOpt,
+    ScoringOpt,
+    channel_args,
+    report_channels,
+    report_scoring,
+)
 from sleeplm.jsonio import dumps
 
 BACKENDS = ("auto", "torch", "onnx")
 NightArg = Annotated[
     Path,
     typer.Argument(
-        help="A night as EDF/EDF+ (scoring from its annotations or an NSRR XML "
-        "beside it, <stem>.xml or <stem>-nsrr.xml).",
+        help="A night as EDF/EDF+/BDF (scoring from --scoring, an NSRR XML beside it (<stem>.xml or "
+        "<stem>-nsrr.xml), Sleep-EDF's *-Hypnogram.edf beside *-PSG.edf, or its own annotations).",
         show_default=False,
     ),
 ]
@@ -56,14 +63,18 @@ def _load(checkpoint: Path | None, backend: str) -> Any:
     return SleepLM.load(checkpoint, backend=backend)
 
 
-def _night_input(night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False) -> Any:
-    """``load_night_input`` with the channel options; the channel report goes to stderr."""
+def _night_input(
+    night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False,
+    scoring: Path | None = None,
+) -> Any:
+    """``load_night_input`` with the channel and scoring options; the channel and scoring reports go to stderr."""
     from model_runtime.night import load_night_input
 
     overrides, lab_map = channel_args(channel, channel_map)
     night_input = load_night_input(night, progress=True, overrides=overrides, lab_map=lab_map,
-                                   require_eeg=require_eeg)
+                                   require_eeg=require_eeg, scoring=scoring)
     report_channels(night_input.channels)
+    report_scoring(night_input.recording)
     return night_input
 
 
@@ -79,8 +90,13 @@ def stage_cmd(
         Path | None,
         typer.Option(envvar="SLEEPLM_LAB_HEAD", help="A lab's few-shot head from `sleeplm adapt` (default: none)."),
     ] = None,
+    scoring: ScoringOpt = None,
 ) -> None:
-    """Zero-shot sleep stages of every epoch with W/N1/N2/N3/R probabilities, or 'uncertain' with the reason."""
+    """Zero-shot sleep stages of every epoch with W/N1/N2/N3/R probabilities, or 'uncertain' with the reason.
+
+    With scoring (``--scoring``, a file beside the EDF or its own annotations) the JSON also carries the
+    scored ``truth`` per epoch and the ``accuracy`` over scored epochs (null without scoring).
+    """
     from model_runtime.lab_head import LabHead
     from model_runtime.night import stage_night
     from model_runtime.prompts import STAGE_LABELS
@@ -90,14 +106,19 @@ def stage_cmd(
         if lm.stage_head is None:
             raise PSGError("--lab-head needs a checkpoint with a stage head beside it (`sleeplm train-stage`)")
         lm.lab_head = LabHead.load(lab_head)
-    night_input = _night_input(night, channel, channel_map, require_eeg=True)
+    night_input = _night_input(night, channel, channel_map, require_eeg=True, scoring=scoring)
     result = {**stage_night(lm, night_input, smooth=smooth, progress=True), "channels": night_input.channels.to_json()}
+    result.update(truth=night_input.truth, accuracy=night_input.accuracy(result["stages"]),
+                  scoring=night_input.scoring)
     if as_json:
         typer.echo(dumps(result))
         return
     typer.echo(f"{'epoch':>5} {'start_s':>8}  stage  {'  '.join(f'{s:>5}' for s in STAGE_LABELS)}")
     for i, (stage, probs) in enumerate(zip(result["stages"], result["probabilities"], strict=True)):
         typer.echo(f"{i:>5} {i * 30.0:>8.0f}  {stage:<5}  {'  '.join(f'{p:>5.2f}' for p in probs)}")
+    if result["accuracy"] is not None:
+        typer.echo(f"accuracy vs {night_input.scoring or 'the file annotations'}: {result['accuracy']:.3f} "
+                   f"over {sum(t != '?' for t in result['truth'])} scored epochs")
     counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain")}
     typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     for item in result["uncertain"][:5]:
@@ -115,16 +136,24 @@ def describe_cmd(
     as_json: JsonOpt = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
-    """Generated captions of epochs; every number in them is a measured feature of that epoch."""
+    """Generated captions of epochs; every number in them is a measured feature of that epoch.
+
+    The JSON's ``truth`` lists the scored stage of each described epoch where the night has scoring
+    (``--scoring``, a file beside the EDF or its own annotations), else it is null.
+    """
     from model_runtime.night import check_modality, describe_night, parse_epochs
 
     check_modality(modality)
     window = parse_epochs(epochs)
     lm = _load(checkpoint, backend)
-    night_input = _night_input(night, channel, channel_map)
+    night_input = _night_input(night, channel, channel_map, scoring=scoring)
     result = {**describe_night(lm, night_input, window, modality, progress=True),
               "channels": night_input.channels.to_json()}
+    truth = night_input.truth
+    described = sorted({c["epoch"] for c in result["captions"]})
+    result["truth"] = None if truth is None else [{"epoch": i, "stage": truth[i]} for i in described]
     if as_json:
         typer.echo(dumps(result))
         return
@@ -172,7 +201,8 @@ def _scored_embeddings(
         night = _night_input(path, channel, channel_map)
         truth = night.truth_indices()
         if truth is None:
-            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations or an NSRR XML beside it)")
+            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations, or an NSRR XML or a "
+                           "Sleep-EDF hypnogram beside it)")
         embeddings.append(embed(night))
         labels.append(truth[: len(embeddings[-1])])
     return np.concatenate(embeddings), np.concatenate(labels)

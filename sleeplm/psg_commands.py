@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from psg.errors import PSGError
 from psg.paths import shared_data_dir
-from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, read_night_channels
+from psg.recording import Recording
+from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, ScoringOpt, read_night_channels
 from sleeplm.jsonio import dumps
 
 ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)]
@@ -59,16 +60,18 @@ def caption_cmd(
     seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
     """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night.
 
     The last line holds the summary and the channel report (which file channel feeds each slot); a
-    channel group the file does not have is captioned "not recorded", never described.
+    channel group the file does not have is captioned "not recorded", never described. Stages and events
+    are the scoring's where the night has one (``--scoring``, or a file beside it).
     """
     from psg.captions import caption_night
 
     _check_style(style)
-    recording, report = read_night_channels(night, channel, channel_map)
+    recording, report = read_night_channels(night, channel, channel_map, scoring)
     records, summary = caption_night(recording, style=style, seed=seed, progress=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
@@ -81,22 +84,48 @@ def caption_cmd(
 def detect_cmd(
     night: ExistingFile,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print {\"events\": [...], \"channels\": {...}} as JSON.")] = False,
+        "--json", help="Print {\"events\": [...], \"channels\": {...}, \"agreement\": ...} as JSON.")] = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
-    """Run the AASM rule detectors (respiratory, oximetry, cardiac, signal quality) on a recording."""
+    """Run the AASM rule detectors (respiratory, oximetry, cardiac, signal quality) on a recording.
+
+    With a separate scoring (``--scoring``, or a file beside the EDF) the detected respiratory events are
+    matched against the scored ones (``agreement``; null without one).
+    """
     from psg.detectors import detect_events
 
-    recording, report = read_night_channels(night, channel, channel_map)
+    recording, report = read_night_channels(night, channel, channel_map, scoring)
     events = detect_events(recording)
+    agreement = _respiratory_agreement(events, recording)
     if as_json:
-        typer.echo(dumps({"events": [e.to_dict() for e in events], "channels": report.to_json()}))
+        typer.echo(dumps({"events": [e.to_dict() for e in events], "channels": report.to_json(),
+                          "agreement": agreement}))
         return
     typer.echo(f"{'type':<18} {'onset_s':>9} {'duration_s':>10}  channel")
     for e in events:
         typer.echo(f"{e.type:<18} {e.onset_s:>9.1f} {e.duration_s:>10.1f}  {e.channel or ''}")
     typer.echo(f"{len(events)} events")
+    if agreement is not None:
+        typer.echo(f"respiratory events vs {agreement['scoring']}: {agreement['scored']} scored, "
+                   f"{agreement['matched']} matched, F1 {agreement['f1']:.3f}")
+
+
+def _respiratory_agreement(detected: list, recording: Recording) -> dict | None:
+    """Detected vs scored respiratory events (``psg.detectors.agreement``) when a separate scoring was given."""
+    from psg.detectors.agreement import match_events
+    from psg.detectors.base import to_events
+    from psg.formats.scoring import SCORING_KEY
+    from psg.timeline import RESPIRATORY_EVENT_TYPES
+
+    if SCORING_KEY not in recording.metadata or recording.timeline is None:
+        return None
+    found = [e for e in to_events(detected) if e.type in RESPIRATORY_EVENT_TYPES]
+    truth = [e for e in recording.timeline.events if e.type in RESPIRATORY_EVENT_TYPES]
+    match = match_events(found, truth)
+    return {"scoring": recording.metadata[SCORING_KEY], "scored": len(truth), "detected": len(found),
+            "matched": match.tp, "precision": match.precision, "recall": match.recall, "f1": match.f1}
 
 
 def report_cmd(
@@ -113,12 +142,19 @@ def report_cmd(
         "--format", help="png: summary.json + night.png; html or pdf: also report.html or report.pdf.")] = "png",
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
-    """Write a night report of a file or of a bed of the live store: summary JSON, overview PNG, HTML or PDF."""
+    """Write a night report of a file or of a bed of the live store: summary JSON, overview PNG, HTML or PDF.
+
+    NIGHT may be an annotation-only file (a Sleep-EDF hypnogram, a scoring export): the report is then the
+    scored night, its indices from the scored stages and events.
+    """
     if (night is None) == (bed is None):
         raise PSGError("report: give exactly one of NIGHT (an EDF file) or --bed BED_ID")
     if bed is None and (recording is not None or data_dir is not None):
         raise PSGError("report: --recording and --data-dir apply only with --bed")
+    if bed is not None and scoring is not None:
+        raise PSGError("report: --scoring applies to a NIGHT file, not to --bed")
     from psg.report import check_format
 
     report_format = check_format(fmt)  # before any work: a night takes a while to caption
@@ -127,10 +163,16 @@ def report_cmd(
 
         paths = write_bed_report(bed, out, report_format, recording_id=recording, data_dir=data_dir)
     else:
+        from psg.formats.scoring import SCORING_KEY
         from psg.report import write_report
 
-        mapped, channels = read_night_channels(night, channel, channel_map)
-        paths = write_report(mapped, out, report_format, channels=channels.to_json())
+        mapped, channels = read_night_channels(night, channel, channel_map, scoring, allow_annotation_only=True)
+        if mapped.is_annotation_only:  # the file is the scoring; no channels were read
+            typer.echo(f"{night}: annotation-only file: reporting the scored night", err=True)
+            paths = write_report(mapped, out, report_format, scoring=str(night))
+        else:
+            paths = write_report(mapped, out, report_format, channels=channels.to_json(),
+                                 scoring=mapped.metadata.get(SCORING_KEY))
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 

@@ -9,7 +9,7 @@
 ``*.st``, ``*.hea``, ``*.ecg``,  slpdb WFDB record (``slpdb``)
 record stem with a ``.st``
 ``*.npz``                        Apnea-ECG beats and apnea minutes (``apnea_ecg``)
-``*.edf``                        EDF+ annotations, ours or a lab's (``edf``)
+``*.edf``, ``*.bdf``             EDF+/BDF+ annotations, ours or a lab's (``edf``)
 ``*.xml``                        NSRR XML (``nsrr_xml``)
 ===============================  ==========================================================
 
@@ -27,6 +27,7 @@ from psg.formats.apnea_ecg import read_apnea_ecg
 from psg.formats.dreem import read_dreem_json
 from psg.formats.edf import read_edf, read_mapped_edf, write_edf
 from psg.formats.nsrr_xml import read_nsrr_xml, write_nsrr_xml
+from psg.formats.scoring import attach_scoring, read_psg
 from psg.formats.sleep_edf import read_sleep_edf_hypnogram
 from psg.formats.slpdb import read_slpdb
 from psg.formats.ucddb import read_ucddb
@@ -36,6 +37,8 @@ __all__ = [
     "read_timeline",
     "read_edf",
     "read_mapped_edf",
+    "read_psg",
+    "attach_scoring",
     "write_edf",
     "read_nsrr_xml",
     "write_nsrr_xml",
@@ -73,13 +76,14 @@ def _reader_for(path: Path) -> Callable[[Path], Timeline]:
         ".json": read_dreem_json,
         ".npz": read_apnea_ecg,
         ".edf": _read_edf_timeline,
+        ".bdf": _read_edf_timeline,
         ".xml": read_nsrr_xml,
     }
     if suffix not in readers:
         raise FormatError(
             path,
             "unknown annotation format; expected .json (Dreem), _stage.txt (ucddb), .edf.csv/.txt (Sleep-EDF "
-            "hypnogram), .st/.hea or a record stem (slpdb), .npz (Apnea-ECG), .edf (EDF+), .xml (NSRR)",
+            "hypnogram), .st/.hea or a record stem (slpdb), .npz (Apnea-ECG), .edf/.bdf (EDF+/BDF+), .xml (NSRR)",
         )
     return readers[suffix]
 

@@ -42,7 +42,8 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
     smoothed = run_json("stage", str(simulated_edf), *model_args)
     raw = run_json("stage", str(simulated_edf), "--no-smooth", *model_args)
     for result in (smoothed, raw):
-        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "stage_source", "channels"}
+        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "stage_source", "channels",
+                               "truth", "accuracy", "scoring"}
         probs = np.asarray(result["probabilities"])
         assert probs.shape == (60, 5) and np.allclose(probs.sum(axis=1), 1.0)
         assert result["stages"] == [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
@@ -87,7 +88,7 @@ def test_probe_json_over_two_files(simulated_edf: Path, model_args: list[str]) -
     ("args", "message"),
     [
         (["stage", "{missing}"], "no such file"),
-        (["stage", "{text}"], "not a readable EDF"),
+        (["stage", "{text}"], "not an EDF or BDF file"),
         (["describe", "{edf}", "--epochs", "3-5"], "--epochs must be A:B"),
         (["describe", "{edf}", "--epochs", "50:70"], "out of range"),
         (["describe", "{edf}", "--modality", "eeg"], "unknown modality"),
