@@ -152,3 +152,36 @@ def test_short_and_annotation_only_files_exit_2_with_one_line(
         lines = error_lines(err)
         assert code == 2 and len(lines) == 1 and message in lines[0], err
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["real-signals/sleep-edf-short/SC4001EC-Hypnogram.edf",
+                                  "edf-corpus/edfio__SC4001EC-Hypnogram.bdf"])
+def test_report_of_the_real_sleep_edf_hypnogram(
+    name: str, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Sleep-EDF's SC4001 hypnogram: 22.1 h up to its last scored epoch (the trailing '?' run is no time in bed)."""
+    hypnogram = shared_data / name
+    if not hypnogram.is_file():
+        pytest.skip(f"{hypnogram} not in the shared data")
+    code, _, err = run(monkeypatch, capsys, "report", str(hypnogram), "--out", str(tmp_path))
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())["summary"]
+    assert summary["tib_min"] == 1325.0 and summary["tst_min"] == 326.5 and summary["r_min"] == 62.5
+    assert summary["ahi"] is None and summary["not_recorded"]["ahi"] == "no respiratory events in the scoring"
+
+
+def test_real_hypnogram_paired_with_an_excerpt_is_refused_naming_it(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The 5-min excerpt of SC4001's PSG under its Sleep-EDF name pairs with the 22-h hypnogram: wrong night."""
+    folder = shared_data / "real-signals" / "sleep-edf-short"
+    if not (folder / "short_psg.edf").is_file():
+        pytest.skip(f"{folder} not in the shared data")
+    psg = tmp_path / "SC4001E0-PSG.edf"
+    psg.write_bytes((folder / "short_psg.edf").read_bytes())
+    hypnogram = tmp_path / "SC4001EC-Hypnogram.edf"
+    hypnogram.write_bytes((folder / "SC4001EC-Hypnogram.edf").read_bytes())
+    code, _, err = run(monkeypatch, capsys, "detect", str(psg))
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert f"{hypnogram}: scored stages end 22.00 h after the PSG's end" in lines[0]
