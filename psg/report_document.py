@@ -13,6 +13,9 @@ renders both without knowing where the night came from. The sections, in reading
   reader most wants to see, else an epoch of the dominant stage);
 * the bed's alerts (time, type, priority, state, acknowledged by).
 
+Recording gaps (EDF+D: the summary's ``gaps`` and ``gap_min``) show in the header's duration, as an index
+row, in the hour rows they fall in and, through ``shade_gaps``, as hatched spans on the overview figure.
+
 The HTML embeds its figure as a base64 PNG and its CSS inline: it is mailed and archived, and must open
 on a ward PC with no network. The PDF is drawn with matplotlib's ``PdfPages`` (no extra dependency).
 """
@@ -90,6 +93,11 @@ class NightReport:
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
 
     @property
+    def gaps(self) -> list[tuple[float, float]]:
+        """The recording's gaps (seconds from its start, ``psg.summary``), empty for a continuous night."""
+        return [(float(a), float(b)) for a, b in self.summary.get("gaps") or []]
+
+    @property
     def indexed_events(self) -> list[Event]:
         """The events the indices counted: the scorer's when the summary says so, else the detectors'."""
         if self.summary.get("event_source") == "annotation" and self.scored is not None:
@@ -106,7 +114,7 @@ def header_table(report: NightReport) -> Table:
         (report.id_label, report.record_id),
         ("Recording", report.recording_id or _MISSING),
         ("Start", _when(report.start_time)),
-        ("Duration", f"{hours:.2f} h ({report.stages.size} epochs of {report.epoch_s:g} s)"),
+        ("Duration", f"{hours:.2f} h ({report.stages.size} epochs of {report.epoch_s:g} s)" + _gap_note(report)),
         ("Stages from", str(report.summary.get("stage_source") or _MISSING)),
         ("Events from", str(report.summary.get("event_source") or _MISSING)),
         ("Generated", _when(report.generated_at)),
@@ -126,6 +134,9 @@ def index_table(summary: dict[str, Any]) -> Table:
         ("Wake", _num(s["w_min"], "{:.1f} min")),
         ("Unscored / missing", _num(s["unscored_min"], "{:.1f} min")),
     ]
+    if s.get("gap_min"):
+        rows.append(("Not recorded (gaps)", f"{s['gap_min']:.1f} min in {len(s.get('gaps') or [])} gaps, "
+                                            "not counted as time in bed"))
     for label in ("N1", "N2", "N3", "R"):
         key = label.lower()
         rows.append((f"Stage {label}", f"{s[f'{key}_min']:.1f} min ({_num(s[f'{key}_pct_tst'], '{:.1f}%')} of TST)"))
@@ -178,7 +189,7 @@ def hourly_table(report: NightReport) -> Table:
         counts = Counter(e.type.replace("_", " ") for e in respiratory)
         rows.append((
             _hour_label(report, hour, t0, t1),
-            _dominant_stage(stages),
+            _dominant_stage(stages) + _gap_in(report.gaps, t0, t1),
             ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none",
             str(sum(e.type == "desaturation" for e in events)),
             _num(_window_mean(report.spo2, t0, t1, SPO2_VALID), "{:.1f}%"),
@@ -196,6 +207,28 @@ def alert_table(alerts: list[dict[str, Any]]) -> Table:
         for a in sorted(alerts, key=lambda a: a["raised_at"])
     ]
     return Table("Alerts", ("time", "type", "priority", "state", "acknowledged by"), rows)
+
+
+def shade_gaps(axes: Any, report: NightReport) -> None:
+    """Hatch the recording's gaps on every axis of the overview figure (x in hours), labelled on the first."""
+    axes = list(np.atleast_1d(axes))
+    for i, (start, end) in enumerate(report.gaps):
+        for ax in axes:
+            ax.axvspan(start / 3600.0, end / 3600.0, facecolor="#d9d9d9", edgecolor="#999999", hatch="//",
+                       linewidth=0.0, zorder=0)
+        axes[0].text((start + end) / 7200.0, 0.97, "gap" if i else "recording gap", ha="center", va="top",
+                     transform=axes[0].get_xaxis_transform(), fontsize=7, color="#555555")
+
+
+def _gap_note(report: NightReport) -> str:
+    gap_min = report.summary.get("gap_min")
+    return f"; {gap_min:.1f} min not recorded (gaps)" if gap_min else ""
+
+
+def _gap_in(gaps: list[tuple[float, float]], t0: float, t1: float) -> str:
+    """'; gap 12 min' for the part of [t0, t1) in ``gaps`` ('' when none)."""
+    seconds = sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in gaps)
+    return f"; gap {seconds / 60.0:.0f} min" if seconds > 0 else ""
 
 
 def _dominant_stage(stages: np.ndarray) -> str:

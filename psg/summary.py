@@ -17,6 +17,12 @@ for the Scoring of Sleep and Associated Events (Berry et al., v2.6, 2020):
 * SpO2 mean, minimum and time below 90 % (T90) during sleep epochs. Samples outside 50-100 % are
   probe artifacts (a detached probe reads 0) and are excluded.
 
+A discontinuous recording (EDF+D) has gaps with no data. An epoch that touches a gap and that no scorer
+staged is not time in bed: it counts in neither TIB, the latencies, WASO nor the unscored minutes, and
+``gap_min`` (the gap time to the second) and ``gaps`` (the stretches, seconds from recording start) say how
+much was missing. SpO2 samples inside a gap are never read. Latencies are then recorded time (gap epochs
+left out), so TIB = sleep-onset latency + TST + WASO still holds.
+
 Every index is ``None`` where it is undefined (no sleep, no SpO2) rather than a misleading 0. An index
 whose channels the recording does not have (``groups``, ``psg.captions.availability``) is None too, and
 ``not_recorded`` says why: ``{"ahi": "respiratory channels not recorded", ...}`` (empty when nothing is).
@@ -24,7 +30,7 @@ whose channels the recording does not have (``groups``, ``psg.captions.availabil
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -62,6 +68,7 @@ def night_summary(
     *,
     arousals_scored: bool = True,
     groups: set[str] | frozenset[str] | None = None,
+    gaps: Iterable[tuple[float, float]] = (),
 ) -> Summary:
     """The night's sleep architecture, respiratory indices and oximetry (see the module docstring).
 
@@ -69,16 +76,22 @@ def night_summary(
     from recording start; ``spo2`` is the oximetry channel or None. ``arousals_scored=False`` says the
     events come from a source that does not score arousals (the rule detectors): the arousal count and
     index are then None, not a reassuring 0. ``groups``: the channel groups the recording has (None: all);
-    indices of a missing group are None with the reason under ``not_recorded``.
+    indices of a missing group are None with the reason under ``not_recorded``. ``gaps``: the recording's
+    gaps (``Recording.gaps``), see the module docstring.
     """
     stages = np.asarray(stages, dtype=np.int64)
+    gaps = sorted((float(a), min(float(b), stages.size * epoch_s)) for a, b in gaps if a < stages.size * epoch_s)
     epoch_min = epoch_s / 60.0
     asleep = np.isin(stages, [int(s) for s in SLEEP_STAGES])
-    tib = stages.size * epoch_min
+    unrecorded = _gap_epochs(gaps, stages.size, epoch_s) & (stages == Stage.UNSCORED)
+    recorded_before = np.concatenate([[0], np.cumsum(~unrecorded)])  # recorded epochs before each index
+    tib = float(stages.size - unrecorded.sum()) * epoch_min
     tst = float(asleep.sum()) * epoch_min
     onset = int(np.argmax(asleep)) if asleep.any() else None
     rem = np.flatnonzero(stages == Stage.R)
-    sol = None if onset is None else onset * epoch_min
+    sol = None if onset is None else float(recorded_before[onset]) * epoch_min
+    rem_latency = (None if onset is None or rem.size == 0
+                   else float(recorded_before[int(rem[0])] - recorded_before[onset]) * epoch_min)
 
     summary: Summary = {
         "n_epochs": int(stages.size),
@@ -86,10 +99,11 @@ def night_summary(
         "tst_min": tst,
         "sleep_efficiency_pct": 100.0 * tst / tib if tib > 0 else None,
         "sleep_onset_latency_min": sol,
-        "rem_latency_min": None if onset is None or rem.size == 0 else (int(rem[0]) - onset) * epoch_min,
+        "rem_latency_min": rem_latency,
         "waso_min": None if sol is None else tib - sol - tst,
         "w_min": float(np.sum(stages == Stage.W)) * epoch_min,
-        "unscored_min": float(np.sum(stages == Stage.UNSCORED)) * epoch_min,
+        "unscored_min": float(np.sum((stages == Stage.UNSCORED) & ~unrecorded)) * epoch_min,
+        "gap_min": sum(b - a for a, b in gaps) / 60.0,
     }
     for stage in SLEEP_STAGES:
         minutes = float(np.sum(stages == stage)) * epoch_min
@@ -109,7 +123,7 @@ def night_summary(
     summary["arousal_index"] = _per_hour(counts["arousal_count"], tst)
     if not arousals_scored:
         summary["arousal_count"] = summary["arousal_index"] = None
-    summary.update(_oximetry(spo2, asleep, epoch_s))
+    summary.update(_oximetry(spo2, asleep, epoch_s, gaps))
     not_recorded: dict[str, str] = {}
     for group, (keys, reason) in NEEDS_GROUP.items():
         if groups is not None and group not in groups:
@@ -117,7 +131,16 @@ def night_summary(
                 summary[key] = None
                 not_recorded[key] = reason
     summary["not_recorded"] = not_recorded  # type: ignore[assignment]
+    summary["gaps"] = [[round(a, REPORT_DECIMALS), round(b, REPORT_DECIMALS)] for a, b in gaps]  # type: ignore[assignment]
     return {k: round(v, REPORT_DECIMALS) if isinstance(v, float) else v for k, v in summary.items()}
+
+
+def _gap_epochs(gaps: list[tuple[float, float]], n: int, epoch_s: float) -> np.ndarray:
+    """Per epoch, True when any of it falls in one of ``gaps`` (as ``Recording.gap_epochs``)."""
+    flags = np.zeros(n, dtype=bool)
+    for start, end in gaps:
+        flags[int(start // epoch_s):int(np.ceil(end / epoch_s))] = True
+    return flags
 
 
 def _onset_in_sleep(event: Event, asleep: np.ndarray, epoch_s: float) -> bool:
@@ -129,8 +152,10 @@ def _per_hour(count: int, tst_min: float) -> float | None:
     return count * 60.0 / tst_min if tst_min > 0 else None
 
 
-def _oximetry(spo2: Signal | None, asleep: np.ndarray, epoch_s: float) -> Summary:
-    """SpO2 mean, minimum and T90 over valid samples that fall in sleep epochs."""
+def _oximetry(
+    spo2: Signal | None, asleep: np.ndarray, epoch_s: float, gaps: Sequence[tuple[float, float]] = ()
+) -> Summary:
+    """SpO2 mean, minimum and T90 over valid samples that fall in sleep epochs and outside the gaps."""
     empty: Summary = {"spo2_mean": None, "spo2_min": None, "t90_min": None, "t90_pct_tst": None}
     if spo2 is None or not asleep.any():
         return empty
@@ -138,6 +163,8 @@ def _oximetry(spo2: Signal | None, asleep: np.ndarray, epoch_s: float) -> Summar
     in_night = epoch_of_sample < asleep.size
     sleeping = np.zeros(spo2.data.size, dtype=bool)
     sleeping[in_night] = asleep[epoch_of_sample[in_night]]
+    for start, end in gaps:
+        sleeping[int(np.floor(start * spo2.fs)):int(np.ceil(end * spo2.fs))] = False
     values = spo2.data[sleeping]
     values = values[np.isfinite(values) & (values >= SPO2_VALID[0]) & (values <= SPO2_VALID[1])]
     if values.size == 0:
@@ -163,6 +190,9 @@ def summary_caption(summary: Summary) -> str:
     if summary["sleep_efficiency_pct"] is not None:
         parts[0] += f" (sleep efficiency {summary['sleep_efficiency_pct']:.1f}%)"
     parts[0] += "."
+    if summary.get("gap_min"):
+        parts.append(f"{summary['gap_min']:.1f} min were not recorded (recording gaps) and are not counted "
+                     "as time in bed.")
     if summary["sleep_onset_latency_min"] is None:
         parts.append("No sleep was scored during the recording.")
         return " ".join(parts + _oximetry_sentences(summary))

@@ -10,6 +10,10 @@ Nothing is claimed about a channel group the recording does not have (``psg.capt
 read from the signals after channel recognition): its caption level says so plainly ("No SpO2
 recorded."), its events (scored or detected) are left out of the records and the summary, and the
 summary's indices that need it are None with the reason under ``not_recorded``.
+
+An epoch in a recording gap (EDF+D, ``Recording.gaps``) is flagged ``quality: ["gap"]``, has no features,
+stage '?' unless the scoring gives it one, and captions that say nothing was recorded (``psg.captions.gaps``);
+the summary counts it as gap time, not as time in bed (``psg.summary``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tqdm import tqdm
 
 from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.epoch import caption_epoch
+from psg.captions.gaps import GAP_FLAG, gap_captions, gap_sentence
 from psg.captions.phrasing import Style
 from psg.captions.stage_event import StageContext, clip_to_epoch, in_epoch
 from psg.detectors import DetectedEvent, detect_events
@@ -43,8 +48,9 @@ def caption_night(
 ) -> tuple[list[dict], dict]:
     """One record per whole 30-s epoch and the night summary.
 
-    Each record is ``{"epoch", "start_s", "stage", "stage_source", "features", "captions", "events"}``
-    with ``stage`` as its label ('W', 'N1', ..., '?') and ``events`` the events overlapping the epoch
+    Each record is ``{"epoch", "start_s", "stage", "stage_source", "quality", "features", "captions",
+    "events"}`` with ``stage`` as its label ('W', 'N1', ..., '?'), ``quality`` the epoch's flags (``["gap"]``
+    in a recording gap, else empty) and ``events`` the events overlapping the epoch
     (recording-relative onset and duration plus the span clipped to the epoch). ``seed`` drives the
     phrasing when ``style='varied'``. The summary is ``psg.summary.night_summary`` plus ``caption``,
     ``stage_source`` and ``event_source`` (and ``not_recorded``, see the module docstring). Callers that
@@ -53,6 +59,7 @@ def caption_night(
     """
     features = epoch_features(recording)
     n = len(features)
+    gap = recording.gap_epochs()[:n]
     timeline = recording.timeline
     if timeline is not None and np.any(timeline.stages != Stage.UNSCORED):
         stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
@@ -61,6 +68,7 @@ def caption_night(
         stage_source = "annotation"
     else:
         stages = rule_stages(features).astype(np.int64)
+        stages[gap] = int(Stage.UNSCORED)  # nothing was recorded: no estimate
         stage_source = "rules"
     if timeline is not None:
         events, event_source = list(timeline.events), "annotation"
@@ -77,24 +85,28 @@ def caption_night(
     for i in tqdm(range(n), disable=not progress, desc=f"captioning {recording.record_id}", unit="epoch"):
         start = i * EPOCH_S
         epoch_events = by_epoch.get(i, [])
+        captions = caption_epoch(
+            features[i], stage_list[i], epoch_events, start,
+            context=StageContext.around(stage_list, i), style=style, rng=rng,
+            estimated=stage_source == "rules", groups=groups,
+        )
+        if gap[i]:
+            captions = gap_captions(captions, gap_sentence(recording.gaps, start), stage_list[i] != Stage.UNSCORED)
         records.append(
             {
                 "epoch": i,
                 "start_s": start,
                 "stage": stage_list[i].label,
                 "stage_source": stage_source,
+                "quality": [GAP_FLAG] if gap[i] else [],
                 "features": features[i],
-                "captions": caption_epoch(
-                    features[i], stage_list[i], epoch_events, start,
-                    context=StageContext.around(stage_list, i), style=style, rng=rng,
-                    estimated=stage_source == "rules", groups=groups,
-                ),
+                "captions": captions,
                 "events": [_event_record(e, start) for e in epoch_events],
             }
         )
     summary = night_summary(
         stages, events, recording.get(SPO2), epoch_s=EPOCH_S, arousals_scored=event_source == "annotation",
-        groups=groups,
+        groups=groups, gaps=recording.gaps,
     )
     summary.update(caption=summary_caption(summary), stage_source=stage_source, event_source=event_source)
     return records, summary
