@@ -21,10 +21,12 @@ import numpy as np
 from tqdm import tqdm
 
 from model_runtime.corpus import MODALITIES, load_psg_mapped
+from model_runtime.night_gaps import GAP_VERDICT, recorded_epochs, with_gaps
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.sleeplm import SleepLM, respiratory_evidence
 from model_runtime.stage_head import StagedEpochs
 from psg.captions.availability import channel_groups
+from psg.captions.gaps import gap_sentence
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
@@ -120,7 +122,9 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
     spectral staging features, nearest stage prompt in the shared text space; an epoch the head cannot
     vouch for is ``"uncertain"`` in ``stages`` (its most likely stage stays in ``best_stages`` and the
     reason in ``uncertain``). Without a head, the signal encoder's embeddings are staged (``smooth``: the
-    causal smoothing, so an epoch's stage equals what a live bed showed when the epoch arrived).
+    causal smoothing, so an epoch's stage equals what a live bed showed when the epoch arrived). An epoch
+    in a recording gap (EDF+D) is ``"gap"`` in ``stages`` and ``best_stages`` with zero probabilities, listed
+    in ``gaps``, and never read by the model (``model_runtime.night_gaps``).
     """
     staged = _staged(lm, night, smooth, progress)
     return {
@@ -128,6 +132,7 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
         "best_stages": staged.best,
         "probabilities": staged.probabilities.tolist(),
         "uncertain": [{"epoch": i, "reason": r} for i, r in enumerate(staged.reasons) if r],
+        "gaps": [i for i, verdict in enumerate(staged.verdicts) if verdict == GAP_VERDICT],
         "stage_source": _stage_source(lm),
     }
 
@@ -167,7 +172,9 @@ def describe_night(
         for i in range(b - a):
             for m in modalities:
                 text = texts[m][i]
-                if m == "stage_event" and staged.reasons[a + i]:
+                if staged.verdicts[a + i] == GAP_VERDICT:  # nothing recorded: no generated text about it
+                    text = gap_sentence(night.recording.gaps, (a + i) * EPOCH_S)
+                elif m == "stage_event" and staged.reasons[a + i]:
                     text = uncertain_caption(text, staged.reasons[a + i])
                 captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": text})
         bar.update(b - a)
@@ -243,18 +250,22 @@ def embed_night(lm: SleepLM, night: NightInput, progress: bool = False) -> np.nd
 def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: int | None = None) -> StagedEpochs:
     """Verdicts, stages and probabilities of the night's epochs (at least those before ``stop``): the stage
     head reads the whole recording (its context features look both ways); the signal encoder's causal
-    staging needs only the epochs up to ``stop``."""
+    staging needs only the epochs up to ``stop``. Gap epochs are left out and answered "gap" (``night_gaps``)."""
+    gap = night.recording.gap_epochs()
     if lm.stage_head is not None:
         from psg.features.stage_spectra import stage_feature_matrix
 
-        staged = lm.stage_head.stage_features(stage_feature_matrix(night.recording), lab=lm.lab_head)
+        recording = recorded_epochs(night.recording, gap) if gap.any() else night.recording
+        staged = with_gaps(lm.stage_head.stage_features(stage_feature_matrix(recording), lab=lm.lab_head), gap)
         return _first(staged, night.n_epochs)
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
-    probs = lm.stage_probabilities(_embed(lm, night.x[:stop], progress))
+    x = night.x[:stop]
+    recorded = ~gap[: len(x)]
+    probs = lm.stage_probabilities(_embed(lm, x[recorded] if gap.any() else x, progress))
     if smooth and len(probs):
         probs = lm.smooth(probs)
     labels = [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
-    return StagedEpochs(labels, labels, probs, np.zeros(len(probs)), [""] * len(probs))
+    return with_gaps(StagedEpochs(labels, labels, probs, np.zeros(len(probs)), [""] * len(probs)), ~recorded)
 
 
 def _stage_source(lm: SleepLM) -> str:

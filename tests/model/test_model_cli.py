@@ -42,8 +42,8 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
     smoothed = run_json("stage", str(simulated_edf), *model_args)
     raw = run_json("stage", str(simulated_edf), "--no-smooth", *model_args)
     for result in (smoothed, raw):
-        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "stage_source", "channels",
-                               "truth", "accuracy", "scoring"}
+        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "gaps", "stage_source",
+                               "channels", "truth", "accuracy", "scoring"}
         probs = np.asarray(result["probabilities"])
         assert probs.shape == (60, 5) and np.allclose(probs.sum(axis=1), 1.0)
         assert result["stages"] == [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
