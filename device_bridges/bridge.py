@@ -67,6 +67,10 @@ PULL_S = 60.0
 BUNDLE_WAIT_S = 0.3
 #: Inlet buffer (device seconds): what a busy bridge may fall behind before LSL drops samples.
 INLET_BUFFER_S = 1800
+#: A stream's next sample more than this after its last one (beyond one sample period) starts a new chunk:
+#: samples are placed as ``t0 + i / fs``, so a chunk must never span a jump in the device clock (a device
+#: that stopped recording and resumed on a new outlet, an EDF+D replay's gap).
+JUMP_S = 0.05
 
 
 @dataclass
@@ -279,6 +283,7 @@ class Bridge:
             except self.pylsl.util.LostError:
                 log.info("bed %s stream %s: outlet closed", state.bed_id, state.stream)
                 state.inlet = None
+                self._flush(state)  # what it sent is all there is: nothing after it belongs to this chunk
                 continue
             if len(stamps):
                 self._received(state, np.array(samples, dtype=np.float32), np.asarray(stamps, dtype=np.float64))
@@ -297,6 +302,8 @@ class Bridge:
         if state.lost:
             state.lost = False
             self._event(state, "stream_resumed", "samples flowing again")
+        if state.stamps and stamps[0] - state.stamps[-1][-1] > 1.0 / state.fs + JUMP_S:
+            self._flush(state)  # the device clock jumped (a recording gap): the buffered samples end here
         state.buffer.append(samples)
         state.stamps.append(stamps)
         size = max(1, round(state.fs * CHUNK_S))

@@ -12,6 +12,13 @@ second (at speed 10 one 30-s epoch takes 3 s), and every group of a bed advances
 Downstream everything is timed by these sample timestamps, never by the wall clock, so a fast replay
 epochs and captions exactly like a real-time night.
 
+A recording with gaps (an EDF+D replay: ``Recording.gaps``) is played as the recorder made it: the outlets
+close where a gap starts and fresh ones open where it ends, and no sample of the gap is sent. Samples keep
+their place on the device clock, so the first sample after a gap is stamped ``recording_start + t/fs`` of
+its true time ``t``: the timestamps jump over the gap and the epocher, which places samples by time, emits
+the gap's epochs with NaN samples, flagged ``gap``. New outlets (rather than a jump on the same outlet)
+because the bridge's inlets dejitter timestamps, which would smear a jump over the samples after it.
+
 Rendering a whole 8-h night costs ~4 s and ~350 MB per bed, so ``SimulatedNight`` renders the night in
 pieces (30 min by default) one piece ahead of playback in a background thread: N beds start in about a
 second and hold two pieces each. Each piece is simulated from its slice of the timeline with the bed's
@@ -39,7 +46,7 @@ from psg.channel_map_format import load_map_file
 from psg.errors import PSGError
 from psg.montage import CHANNELS, EPOCH_S
 from psg.paths import shared_data_dir
-from psg.recording import Recording, Signal
+from psg.recording import Recording, Signal, require_analysable
 from psg.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -182,7 +189,10 @@ class SimulatedBed:
         self.groups: list[RateGroup] = []
         self.recording_start: float | None = None  # LSL clock time of the first sample
         self.pushed_s = 0  # device seconds played so far (pushed or, while disconnected, dropped)
-        self.pushed_samples: dict[str, int] = {}  # samples per group that reached LSL
+        self.pushed_samples: dict[str, int] = {}  # samples per group played (pushed, or dropped while disconnected)
+        self.gap_samples: dict[str, int] = {}  # samples per group not sent because they fall in a recording gap
+        self._gaps: list[tuple[float, float]] = []  # the playing piece's gaps (seconds from the piece start)
+        self._in_gap = False  # the outlets are closed because the recording has a gap here
         self._outlets: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -242,6 +252,7 @@ class SimulatedBed:
         blocks: dict[str, np.ndarray] | None = self._blocks(first)
         del first  # float64 signals: only the float32 blocks are kept while playing
         self.pushed_samples = {g.name: 0 for g in self.groups}
+        self.gap_samples = {g.name: 0 for g in self.groups}
         self.recording_start = pylsl.local_clock()
         with self._lock:
             self._outlets = {g.name: self._outlet(g) for g in self.groups}
@@ -286,6 +297,7 @@ class SimulatedBed:
             blocks[group.name] = np.stack([piece.signals[label].data for label in group.labels], axis=1).astype(
                 np.float32
             )
+        self._gaps = sorted(piece.gaps)
         return blocks
 
     def _play(self, blocks: dict[str, np.ndarray], wall0: float, stop: threading.Event) -> bool:
@@ -295,16 +307,27 @@ class SimulatedBed:
             if stop.wait(delay) if delay > 0 else stop.is_set():
                 return False
             with self._lock:
-                outlets = self._outlets
+                firsts = {g.name: round(second * g.fs) for g in self.groups}
+                ends = {g.name: min(round((second + 1) * g.fs), len(blocks[g.name])) for g in self.groups}
+                for start, end in recorded_spans(self._gaps, second, second + 1.0):
+                    if self._in_gap:  # the recorder resumes: new outlets, as a device plugged back in
+                        self._in_gap = False
+                        self._outlets = {g.name: self._outlet(g) for g in self.groups}
+                    for group in self.groups:
+                        a, b = (max(firsts[group.name], min(ends[group.name], math.ceil(t * group.fs - 1e-9)))
+                                for t in (start, end))
+                        if b > a and self._outlets is not None:
+                            done = self.pushed_samples[group.name] + a - firsts[group.name]
+                            stamps = self.recording_start + (done + np.arange(b - a)) / group.fs
+                            self._outlets[group.name].push_chunk(blocks[group.name][a:b], stamps.tolist())
+                    if any(g0 <= end < g1 for g0, g1 in self._gaps):  # a gap starts: the recorder stops
+                        self._in_gap, self._outlets = True, None
                 for group in self.groups:
-                    block = blocks[group.name][round(second * group.fs) : round((second + 1) * group.fs)]
-                    if not len(block):
-                        continue
-                    done = self.pushed_samples[group.name]
-                    if outlets is not None:
-                        stamps = self.recording_start + (done + np.arange(len(block))) / group.fs
-                        outlets[group.name].push_chunk(block, stamps.tolist())
-                    self.pushed_samples[group.name] = done + len(block)
+                    played = max(0, ends[group.name] - firsts[group.name])
+                    self.pushed_samples[group.name] += played
+                    self.gap_samples[group.name] += played - _samples_in(
+                        recorded_spans(self._gaps, second, second + 1.0), firsts[group.name], ends[group.name],
+                        group.fs)
             self.pushed_s += 1
         return True
 
@@ -352,14 +375,36 @@ def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Re
 
     Channels are recognised by ``psg.channels`` (files this project wrote map onto themselves);
     ``channel_map`` (a channel-map TOML file) wins over the table. ``PSGError`` if none is recognised.
-    Recognised extras that lost their slot are not replayed (the beds stream montage channels only).
+    Recognised extras that lost their slot are not replayed (the beds stream montage channels only). An
+    annotation-only file (a hypnogram) or one shorter than an epoch is refused as every command refuses it
+    (``require_analysable``); an EDF+D file's gaps travel with the signals (the bed does not stream them).
     """
     from psg.formats import read_mapped_edf
 
     recording, report = read_mapped_edf(path, lab_map=load_map_file(channel_map) if channel_map else None)
+    require_analysable(recording, str(path))
     log.info("%s", report.summary())
     signals = {label: signal for label, signal in recording.signals.items() if label in CHANNELS}
-    return Recording(recording.record_id, signals, recording.start_time, recording.timeline)
+    return Recording(recording.record_id, signals, recording.start_time, recording.timeline, gaps=recording.gaps)
+
+
+def recorded_spans(gaps: list[tuple[float, float]], start_s: float, end_s: float) -> list[tuple[float, float]]:
+    """The parts of ``[start_s, end_s)`` outside every gap in ``gaps`` (sorted ``[start, end)`` pairs)."""
+    spans, at = [], start_s
+    for g0, g1 in gaps:
+        if g1 <= at or g0 >= end_s:
+            continue
+        if g0 > at:
+            spans.append((at, g0))
+        at = max(at, g1)
+    if at < end_s:
+        spans.append((at, end_s))
+    return spans
+
+
+def _samples_in(spans: list[tuple[float, float]], first: int, end: int, fs: float) -> int:
+    """How many sample indices in ``[first, end)`` lie in ``spans`` (seconds) at rate ``fs``."""
+    return sum(max(0, min(end, math.ceil(b * fs - 1e-9)) - max(first, math.ceil(a * fs - 1e-9))) for a, b in spans)
 
 
 # --- run_beds: N beds until stopped ---------------------------------------------------------------

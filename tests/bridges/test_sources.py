@@ -116,7 +116,7 @@ def test_edf_replay_streams_the_files_signals(tmp_path: Path) -> None:
 
 
 def test_edf_without_montage_channels_is_rejected(shared_data: Path) -> None:
-    with pytest.raises(PSGError, match="no channel recognised; the file has labels"):
+    with pytest.raises(PSGError, match="stage_annotations_edfplus.edf: annotation-only file: no signals to analyse"):
         EdfReplay("bed-x", shared_data / "edf" / "stage_annotations_edfplus.edf")
 
 
