@@ -35,7 +35,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from psg.errors import PSGError  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
 from psg.recording import Recording  # noqa: E402
-from psg.report_document import NightReport, write_html, write_pdf  # noqa: E402
+from psg.report_document import NightReport, shade_gaps, write_html, write_pdf  # noqa: E402
 from psg.summary import REPORT_DECIMALS, SLEEP_STAGES, night_summary, summary_caption  # noqa: E402
 from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage  # noqa: E402
 
@@ -202,6 +202,16 @@ def write_night_files(
     return paths
 
 
+def _blank_gaps(data: np.ndarray, t_s: np.ndarray, gaps: list[tuple[float, float]]) -> np.ndarray:
+    """``data`` with NaN inside the recording's gaps: the zeros a gap holds are no reading, not a drop to 0."""
+    if not gaps:
+        return data
+    out = data.astype(float, copy=True)
+    for start, end in gaps:
+        out[(t_s >= start) & (t_s < end)] = np.nan
+    return out
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
@@ -241,11 +251,12 @@ def night_figure(report: NightReport) -> Figure:
             ax.text(0.5, 0.5, f"no {label} channel", transform=ax.transAxes, ha="center")
         else:
             t = np.arange(signal.data.size) / signal.fs / 3600.0
-            ax.plot(t, signal.data, linewidth=0.5, color="#1f77b4")
+            ax.plot(t, _blank_gaps(signal.data, t * 3600.0, report.gaps), linewidth=0.5, color="#1f77b4")
             valid = signal.data[np.isfinite(signal.data) & (signal.data > 0)]
             if valid.size:  # zoom on the physiological range, not on lead-off zeros
                 ax.set_ylim(valid.min() - 2, valid.max() + 2)
         ax.set_ylabel(f"{label} ({unit})")
+    shade_gaps(axes, report)
     hr_ax.set_xlabel("hours from recording start")
     hr_ax.set_xlim(0, max(hours[-1], 1e-3))
     fig.tight_layout()

@@ -119,7 +119,7 @@ def stage_cmd(
     if result["accuracy"] is not None:
         typer.echo(f"accuracy vs {night_input.scoring or 'the file annotations'}: {result['accuracy']:.3f} "
                    f"over {sum(t != '?' for t in result['truth'])} scored epochs")
-    counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain")}
+    counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain", "gap")}
     typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     for item in result["uncertain"][:5]:
         typer.echo(f"epoch {item['epoch']} uncertain: {item['reason']}")
