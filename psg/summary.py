@@ -218,11 +218,12 @@ def summary_caption(summary: Summary) -> str:
     )
     not_recorded = summary.get("not_recorded") or {}
     if ahi is None or summary["odi"] is None:
-        breathing = ("Respiratory channels not recorded: no apnea-hypopnea index" if ahi is None
+        breathing = (f"No apnea-hypopnea index ({not_recorded.get('ahi', 'respiratory channels not recorded')})"
+                     if ahi is None
                      else f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
                      f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas)")
-        odi = ("no SpO2 recorded, so no oxygen desaturation index" if "odi" in not_recorded or summary["odi"] is None
-               else f"the oxygen desaturation index {summary['odi']:.1f}/h")
+        odi = (f"no oxygen desaturation index ({not_recorded.get('odi', 'no SpO2 recorded')})"
+               if summary["odi"] is None else f"the oxygen desaturation index {summary['odi']:.1f}/h")
         parts.append(f"{breathing}; {odi}; {arousals}.")
         return " ".join(parts + _oximetry_sentences(summary))
     parts.append(
@@ -234,8 +235,9 @@ def summary_caption(summary: Summary) -> str:
 
 
 def _oximetry_sentences(summary: Summary) -> list[str]:
-    if "spo2_mean" in (summary.get("not_recorded") or {}):
-        return ["No SpO2 recorded."]
+    reason = (summary.get("not_recorded") or {}).get("spo2_mean")
+    if reason:  # "no SpO2 recorded", or why a scoring file has none
+        return [f"{reason[0].upper()}{reason[1:]}."]
     if summary["spo2_mean"] is None:
         return ["SpO2 during sleep was not measurable."]
     return [
