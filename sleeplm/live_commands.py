@@ -21,9 +21,12 @@ _SPEED_HELP = "Device-clock speed: 10 plays 30-s epochs every 3 s of wall time."
 
 
 def _settings(**overrides: Any) -> Any:
-    from services.settings import Settings
+    """The settings of a live command; from here on what it (and its children) writes is owner-only."""
+    from services.settings import Settings, make_private
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    make_private(settings.data_dir)
+    return settings
 
 
 def _log_to_stderr() -> None:
@@ -204,7 +207,7 @@ def token_list_cmd(data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_
 
 @token_app.command("revoke")
 def token_revoke_cmd(
-    token_id: Annotated[int, typer.Argument(help="The id `sleeplm token list` shows.")],
+    token_id: Annotated[int, typer.Argument(metavar="TOKEN_ID", help="The id `sleeplm token list` shows.")],
     data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_HELP)] = None,
 ) -> None:
     """Revoke a token: the API refuses it from now on (within 5 s in a running API)."""

@@ -31,6 +31,7 @@ BACKENDS = ("auto", "torch", "onnx")
 NightArg = Annotated[
     Path,
     typer.Argument(
+        metavar="NIGHT",
         help="A night as EDF/EDF+/BDF (scoring from --scoring, an NSRR XML beside it (<stem>.xml or "
         "<stem>-nsrr.xml), Sleep-EDF's *-Hypnogram.edf beside *-PSG.edf, or its own annotations).",
         show_default=False,
@@ -163,7 +164,7 @@ def describe_cmd(
 
 def query_cmd(
     night: NightArg,
-    text: Annotated[str, typer.Argument(help="What to look for, e.g. 'obstructive apnea during REM'.")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="What to look for, e.g. 'obstructive apnea during REM'.")],
     top: Annotated[int, typer.Option(help="How many epochs to return, best first.")] = 10,
     checkpoint: CheckpointOpt = None,
     backend: BackendOpt = "auto",
@@ -209,7 +210,8 @@ def _scored_embeddings(
 
 
 def probe_cmd(
-    nights: Annotated[list[Path], typer.Argument(help="Scored nights (EDF+ annotations or NSRR XML beside).")],
+    nights: Annotated[list[Path], typer.Argument(
+        metavar="NIGHTS...", help="Scored nights (EDF+ annotations or NSRR XML beside).")],
     shots: Annotated[int, typer.Option(help="Labelled epochs per stage to fit on (K).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draw of training epochs.")] = 0,
     checkpoint: CheckpointOpt = None,
@@ -239,7 +241,8 @@ def probe_cmd(
 
 
 def adapt_cmd(
-    nights: Annotated[list[Path], typer.Argument(help="A lab's scored nights (EDF+ annotations or NSRR XML beside).")],
+    nights: Annotated[list[Path], typer.Argument(
+        metavar="NIGHTS...", help="A lab's scored nights (EDF+ annotations or NSRR XML beside).")],
     out: Annotated[Path, typer.Option("--out", help="Lab head file to write (.npz).")],
     shots: Annotated[int, typer.Option(help="Scored epochs per stage to fit on (K).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draw of the K epochs.")] = 0,

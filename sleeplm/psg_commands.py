@@ -19,12 +19,14 @@ from psg.recording import Recording
 from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, ScoringOpt, read_night_channels
 from sleeplm.jsonio import dumps
 
-ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)]
+ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True,
+                                              metavar="NIGHT", help="The night: EDF, EDF+ or BDF.")]
 _STYLE_HELP = "canonical: fixed phrasing for display; varied: seeded paraphrases (training diversity)"
 
 
 def simulate_cmd(
-    timeline: Annotated[Path, typer.Argument(exists=True, help="A scored night in any supported format "
+    timeline: Annotated[Path, typer.Argument(exists=True, metavar="TIMELINE",
+                                             help="A scored night in any supported format "
                                              "(Dreem JSON, ucddb *_stage.txt, Sleep-EDF hypnogram, slpdb .st/.hea, "
                                              "Apnea-ECG .npz, EDF+, NSRR XML).", resolve_path=True)],
     out: Annotated[Path, typer.Option("--out", "-o", help="EDF+ file to write.")],
@@ -158,6 +160,8 @@ def report_cmd(
     from psg.report import check_format
 
     report_format = check_format(fmt)  # before any work: a night takes a while to caption
+    if out.exists() and not out.is_dir():
+        raise PSGError(f"{out}: exists and is not a folder; --out expects a folder for the report's files")
     if bed is not None:
         from sleeplm.bed_report import write_bed_report
 

@@ -91,3 +91,26 @@ def test_malformed_timeline_is_a_clear_error_naming_the_file(tmp_path: Path) -> 
 def test_caption_rejects_an_unknown_style(night: Path, tmp_path: Path) -> None:
     result = sleeplm("caption", str(night), "--out", str(tmp_path / "c.jsonl"), "--style", "poetic")
     assert result.returncode == 2 and "canonical" in result.stderr
+
+
+def test_version_and_short_help() -> None:
+    version = sleeplm("--version")
+    assert version.returncode == 0 and version.stdout.startswith("sleeplm ")
+    for args in (["-h"], ["stage", "-h"], ["report", "-h"]):
+        result = sleeplm(*args)
+        assert result.returncode == 0 and result.stdout.startswith("Usage: sleeplm"), args
+        assert "<bool>" not in result.stdout and "{night}" not in result.stdout
+
+
+def test_outputs_that_cannot_be_written_are_one_line(night: Path, tmp_path: Path) -> None:
+    """An existing file as the report folder, a folder as the caption file: exit 2, one line, no traceback."""
+    existing = tmp_path / "README.md"
+    existing.write_text("not a folder\n")
+    report = sleeplm("report", str(night), "--out", str(existing))
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    caption = sleeplm("caption", str(night), "--out", str(folder))
+    for result, path in ((report, existing), (caption, folder)):
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(lines) == 1 and str(path) in lines[0]
