@@ -7,6 +7,7 @@ Defaults are the embedded single-machine setup: loopback only, SQLite under ``./
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,13 @@ class Settings(BaseSettings):
         default=True, description="the API loads the model's text tower at start (the first night search is then quick)"
     )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request body the API accepts")
+    feeds_per_token: int = Field(
+        default=5, ge=1, le=1000, description="live feeds (/api/stream) one token may hold open"
+    )
+    feeds_total: int = Field(default=50, ge=1, le=10000, description="live feeds the API serves at once, all tokens")
+    api_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="the API closes a connection whose request headers take longer"
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -105,3 +113,35 @@ class Settings(BaseSettings):
     def metrics_dir(self) -> Path:
         """Where processes of one machine share Prometheus samples (prometheus-client multiprocess mode)."""
         return self.data_dir / "metrics"
+
+
+#: What the parts keep in the data dir (``make_private`` closes these, and no other file a user put there).
+DATA_DIR_ENTRIES = ("sleeplm.db", "sleeplm.db-wal", "sleeplm.db-shm", "sleeplm.db-journal", "admin.token", "logs",
+                    "spool", "metrics", "faust", "lsl")
+
+
+def make_private(data_dir: Path) -> None:
+    """Keep the data dir to its owner: what this process and its children create is owner-only (umask 077:
+    files 0600, folders 0700), and a data dir left by an earlier run is closed the same way (the dir 0700,
+    its ``DATA_DIR_ENTRIES`` lose their group and other bits). It holds the patient data (SQLite database
+    and WAL, spool, logs) and ``admin.token``; the threat model names another user on the same server."""
+    os.umask(0o077)
+    if not data_dir.is_dir():
+        return
+    _owner_only(str(data_dir))
+    for entry in DATA_DIR_ENTRIES:
+        top = os.path.join(data_dir, entry)
+        if os.path.isfile(top):
+            _owner_only(top)
+        for folder, _, files in os.walk(top):
+            for path in [folder, *(os.path.join(folder, name) for name in files)]:
+                _owner_only(path)
+
+
+def _owner_only(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if mode & 0o077 and not os.path.islink(path):
+            os.chmod(path, mode & 0o700)
+    except OSError:  # another user's file, or gone meanwhile: leave it
+        pass

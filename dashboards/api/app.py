@@ -12,6 +12,7 @@ the OpenAPI document here, because an SSE response's data is described per event
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,6 +33,7 @@ from dashboards.api.lag import ConsumerLag
 from dashboards.api.middleware import AccessLog, BodyLimit, SecurityHeaders
 from dashboards.api.routers import access, alerts, beds, health, metrics, rules, stream
 from dashboards.api.routers.health import package_version
+from dashboards.api.routers.stream import FeedLimits
 from dashboards.api.schemas import Error, StreamAlert, StreamDevice, StreamEpoch
 from dashboards.api.search import NightSearch
 from dashboards.api.security import TokenCache, Viewer
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lag = ConsumerLag(settings.kafka, settings.app_id) if settings.kafka else None
     app.state.closing = threading.Event()
     app.state.token_cache = TokenCache()
+    app.state.feeds = FeedLimits(settings.feeds_per_token, settings.feeds_total)
     app.state.search = NightSearch(settings.checkpoint, settings.model_backend)
     live_metrics()  # register every metric family so /metrics shows them (at zero) from the start
 
@@ -120,6 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return handler
 
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own handler echoes the refused input; a NaN or Infinity there (JSON accepts neither
+        # in an answer) made the 422 itself fail as a 500. Non-finite numbers are echoed as text.
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(status_code=422, content={"detail": _finite(jsonable_encoder(exc.errors()))})
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
     for error, status in (
         (UnknownBed, 404),
         (UnknownAlert, 404),
@@ -147,6 +160,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN/Infinity (at any depth) replaced by its text, so that it is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _describe_refusals(schema: dict[str, Any]) -> None:

@@ -6,9 +6,15 @@
 * **Headers.** The web page is served by the API itself, so the Content-Security-Policy allows only
   our own origin (no CDN, no inline script); API answers are never cached (patient data on shared
   ward computers).
+* **Errors.** An exception no handler turned into an answer becomes a 500 here, inside the headers
+  middleware, so it carries the security headers too (Starlette's own 500 is sent outside every
+  middleware, without them). The log line names the exception type, the route template and where in the
+  code it was raised (file, line, function), never the exception's message: a database error's message
+  holds the query's parameters (bed ids, search text).
 * **Access log.** One line per request with the route *template* (``/api/beds/{bed_id}/epochs``), never
   the path or query, which carry bed and recording ids and search text: patient identifiers stay out of
-  logs. The caller is logged by token name, the status and the duration.
+  logs. The caller is logged by token name, the status and the duration. uvicorn's own access log (which
+  writes the full path and query) is off (``dashboards.api.server``), and this one reaches a handler there.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 log = logging.getLogger("sleeplm.access")
+errors = logging.getLogger("sleeplm.api")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,14 +117,24 @@ class BodyLimit(_HttpMiddleware):
         await self.app(scope, replay, send)
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, ``/static/*`` for static files, ``?`` when nothing matched."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or ("/static/*" if scope.get("path", "").startswith("/static") else "?")
+
+
 class SecurityHeaders(_HttpMiddleware):
-    """Adds ``SECURITY_HEADERS`` to every response, and ``Cache-Control: no-store`` to /api and /metrics."""
+    """Adds ``SECURITY_HEADERS`` to every response, and ``Cache-Control: no-store`` to /api and /metrics; turns
+    an unhandled exception into a 500 that has them too (see the module docstring)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         private = scope.get("path", "").startswith(("/api", "/metrics", "/openapi"))
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers") or [])
                 headers += SECURITY_HEADERS
                 if private:
@@ -124,7 +142,31 @@ class SecurityHeaders(_HttpMiddleware):
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception as exc:  # noqa: BLE001 - every failure must still be answered (and logged without data)
+            where = " <- ".join(
+                f"{frame.filename}:{frame.lineno} in {frame.name}"
+                for frame in reversed(traceback.extract_tb(exc.__traceback__)[-4:])
+            )
+            errors.error(
+                "unhandled %s in %s %s (message withheld: it may hold patient data); raised at %s",
+                type(exc).__name__, scope.get("method"), route_template(scope), where,
+            )
+            if not started:
+                await with_headers(_error_start(500))
+                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+
+
+_INTERNAL_ERROR = json.dumps({"detail": "internal error; the API's log names where it happened"}).encode()
+
+
+def _error_start(status: int) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_INTERNAL_ERROR)).encode())],
+    }
 
 
 class AccessLog(_HttpMiddleware):
@@ -143,13 +185,10 @@ class AccessLog(_HttpMiddleware):
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or (
-                "/static/*" if scope.get("path", "").startswith("/static") else "?"
-            )
             state = scope.get("state") or {}
             principal = state.get("principal")
             who = principal.name if principal is not None else "-"
             log.info(
-                "%s %s %d %.0fms %s", scope.get("method"), template, status, (time.perf_counter() - started) * 1000, who
+                "%s %s %d %.0fms %s",
+                scope.get("method"), route_template(scope), status, (time.perf_counter() - started) * 1000, who,
             )

@@ -5,7 +5,7 @@ Field lists follow the issue exactly (beds, epochs); extra store columns stay ou
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -198,18 +198,27 @@ class QueryResult(BaseModel):
 
 
 class ThresholdValues(BaseModel):
-    """A bed's own alert limits; fields left out keep the ward defaults."""
+    """A bed's own alert limits; fields left out keep the ward defaults. Limits outside what a monitor could
+    mean (SpO2 50-100 %, heart rate 20-250 bpm, onsets 1 s to 1 h) and non-finite numbers are a 422."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
-    spo2_critical: float | None = Field(default=None, description="SpO2 % below which a high alert raises (80)")
-    spo2_critical_onset_s: float | None = Field(default=None, description="seconds it must last (15)")
-    spo2_low: float | None = Field(default=None, description="SpO2 % below which a desaturation raises (88)")
-    spo2_low_onset_s: float | None = Field(default=None, description="seconds it must last (15)")
-    brady_bpm: float | None = Field(default=None, description="heart rate below which a high alert raises (40)")
-    brady_onset_s: float | None = Field(default=None, description="seconds it must last (10)")
-    tachy_bpm: float | None = Field(default=None, description="heart rate above which a high alert raises (150)")
-    tachy_onset_s: float | None = Field(default=None, description="seconds it must last (10)")
+    spo2_critical: float | None = Field(
+        default=None, ge=50, le=100, description="SpO2 % below which a high alert raises (80)"
+    )
+    spo2_critical_onset_s: float | None = Field(default=None, ge=1, le=3600, description="seconds it must last (15)")
+    spo2_low: float | None = Field(
+        default=None, ge=50, le=100, description="SpO2 % below which a desaturation raises (88)"
+    )
+    spo2_low_onset_s: float | None = Field(default=None, ge=1, le=3600, description="seconds it must last (15)")
+    brady_bpm: float | None = Field(
+        default=None, ge=20, le=250, description="heart rate below which a high alert raises (40)"
+    )
+    brady_onset_s: float | None = Field(default=None, ge=1, le=3600, description="seconds it must last (10)")
+    tachy_bpm: float | None = Field(
+        default=None, ge=20, le=250, description="heart rate above which a high alert raises (150)"
+    )
+    tachy_onset_s: float | None = Field(default=None, ge=1, le=3600, description="seconds it must last (10)")
 
 
 class BedThresholds(BaseModel):
@@ -221,7 +230,7 @@ class BedThresholds(BaseModel):
 
 
 class RuleCreate(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     text: str = Field(min_length=1, max_length=300, examples=["REM with oxygen desaturation"])
     bed_id: str | None = Field(default=None, min_length=1, max_length=128, description="null: the whole ward")
@@ -233,14 +242,16 @@ class RuleCreate(BaseModel):
 class RuleUpdate(BaseModel):
     """The fields to change; a field left out keeps its value. ``bed_id`` and ``threshold`` may be set to
     null (the whole ward, the calibrated threshold); ``text``, ``min_duration_s`` and ``enabled`` may not
-    (the columns are NOT NULL: a null reached the database as an IntegrityError, a 500)."""
+    (the columns are NOT NULL: a null reached the database as an IntegrityError, a 500). The constraints sit
+    on the non-null member of each union: on the union itself pydantic applied ``min_length`` to a null and
+    raised a TypeError (a 500)."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
-    text: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=300)
-    bed_id: str | None = Field(default=None, min_length=1, max_length=128)
-    min_duration_s: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=43200)
-    threshold: float | None = Field(default=None, ge=-1, le=1)
+    text: Annotated[str, Field(min_length=1, max_length=300)] | SkipJsonSchema[None] = None
+    bed_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    min_duration_s: Annotated[float, Field(gt=0, le=43200)] | SkipJsonSchema[None] = None
+    threshold: Annotated[float, Field(ge=-1, le=1)] | None = None
     enabled: bool | SkipJsonSchema[None] = None
 
     @field_validator("text", "min_duration_s", "enabled")
@@ -267,7 +278,7 @@ class Rule(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     name: str = Field(min_length=1, max_length=128, description="who holds it, e.g. 'night-nurse-ward-3'")
     role: Literal["viewer", "nurse", "admin"]
