@@ -23,6 +23,7 @@ novelty threshold is their ``NOVELTY_QUANTILE``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,14 @@ from tqdm import tqdm
 from model_runtime.corpus import NightSpec, render, split_of, timeline_sources
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.stage_head import NOVELTY_QUANTILE, StageHead
-from psg.features.stage_spectra import GAIN_DEPENDENT, N_INPUT, RAW_NAMES, stage_feature_matrix
+from psg.features.stage_spectra import (
+    GAIN_DEPENDENT,
+    N_INPUT,
+    N_SPECTRAL,
+    PRIOR_COLUMNS,
+    RAW_NAMES,
+    stage_feature_matrix,
+)
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
 from psg.recording import Recording, Signal
 
@@ -43,6 +51,14 @@ RATES = (50.0, 64.0, 100.0, 128.0, 200.0, 256.0)
 #: context enough for the recording-relative features, and whole nights would cost most of the rendering).
 EXCERPT_EPOCHS = (1, 2, 4, 10, 30, 60, 60, 120, 240)
 MIN_PROBABILITY = 0.35
+#: Feature dropout: share of training epochs whose spectral block is blanked (the head must stage from the
+#: YASA prior alone: on real EEG our spectral features are shifted, YASA's were learnt there) and share
+#: whose YASA block is blanked (YASA could not run: the head must stage from its own features). On simulated
+#: nights our features beat YASA's, so a head that sees both mostly learns ours; blanking them in 80 % of the
+#: epochs is what made it lean on the prior (real epochs 9 -> 15 of 24 at 0.3 -> 0.8; simulated nights
+#: unchanged; benchmarks/RESULTS.md, "Real signals (issue 12)").
+BLANK_SPECTRAL = 0.8
+BLANK_PRIOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -190,7 +206,9 @@ def build_examples(
     jobs = [(spec, excerpts, strong, seed * 100_003 + i) for i, spec in enumerate(specs)]
     xs, ys = [], []
     desc = "perturbed validation nights" if strong else "training nights"
-    with ProcessPoolExecutor(workers) as pool:
+    # spawned, not forked: the parent has torch's OpenMP pool running by now, and LightGBM (YASA's prior)
+    # in a forked child of it deadlocks
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for x, y in tqdm(pool.map(_examples, jobs), total=len(jobs), desc=desc, unit="night"):
             xs.append(x)
             ys.append(y)
@@ -222,7 +240,8 @@ def train_stage_head(
     scored_tr, scored_va = y_tr >= 0, y_va >= 0
     torch.manual_seed(seed)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-3
-    net, scale = _fit(torch, (x_tr[scored_tr] - mean) / std, y_tr[scored_tr], classes, epochs)
+    absent = (0.0 - mean[PRIOR_COLUMNS]) / std[PRIOR_COLUMNS]
+    net, scale = _fit(torch, (x_tr[scored_tr] - mean) / std, y_tr[scored_tr], classes, epochs, absent=absent)
     layers = [(lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy())
               for lin in net if isinstance(lin, torch.nn.Linear)]
     head = StageHead(mean.astype(np.float32), std.astype(np.float32), layers, classes, scale,
@@ -235,8 +254,13 @@ def train_stage_head(
     return report
 
 
-def _fit(torch, x: np.ndarray, y: np.ndarray, classes: np.ndarray, epochs: int):  # noqa: ANN001
-    """An MLP into the text space, trained by cross-entropy on scaled cosines to the fixed stage classes."""
+def _fit(torch, x: np.ndarray, y: np.ndarray, classes: np.ndarray, epochs: int,  # noqa: ANN001
+         blank: tuple[float, float] = (BLANK_SPECTRAL, BLANK_PRIOR), absent: np.ndarray | None = None):
+    """An MLP into the text space, trained by cross-entropy on scaled cosines to the fixed stage classes.
+
+    ``x`` is standardised; ``absent`` (N_PRIOR,) is the standardised value of a YASA block that is all zeros
+    (what the head sees when YASA could not run). Each batch blanks the spectral block of ``blank[0]`` of its
+    epochs (to the training mean) or the YASA block of ``blank[1]`` (to ``absent``), never both."""
     dim = classes.shape[1]
     net = torch.nn.Sequential(
         torch.nn.Linear(N_INPUT, 128), torch.nn.ReLU(), torch.nn.Dropout(0.1),
@@ -249,13 +273,19 @@ def _fit(torch, x: np.ndarray, y: np.ndarray, classes: np.ndarray, epochs: int):
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight / weight.mean(), label_smoothing=0.05)
     opt = torch.optim.AdamW([*net.parameters(), log_scale], lr=2e-3, weight_decay=1e-4)
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
+    absent_t = None if absent is None else torch.from_numpy(absent.astype(np.float32))
     steps = epochs * (len(x) // 512 + 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     for _ in tqdm(range(epochs), desc="training the stage head", unit="epoch"):
         order = torch.randperm(len(x))
         for i in range(0, len(x), 512):
             idx = order[i : i + 512]
-            emb = torch.nn.functional.normalize(net(xt[idx]), dim=1)
+            xb = xt[idx].clone()
+            u = torch.rand(len(idx))
+            xb[u < blank[0], :N_SPECTRAL] = 0.0
+            if absent_t is not None:
+                xb[(u >= blank[0]) & (u < blank[0] + blank[1]), PRIOR_COLUMNS] = absent_t
+            emb = torch.nn.functional.normalize(net(xb), dim=1)
             loss = loss_fn(log_scale.exp().clamp(max=100) * emb @ fixed.T, yt[idx])
             opt.zero_grad()
             loss.backward()

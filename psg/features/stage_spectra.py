@@ -15,8 +15,11 @@ several EEG derivations are averaged feature by feature, so whether a lab record
 the model sees the same kind of number. EOG and EMG that are absent, or sampled too slowly to carry
 their band, are zeros with their availability flag off.
 
+A real-data prior joins them: YASA's stage probabilities per epoch (``psg.features.yasa_prior``), the
+last ``N_PRIOR`` columns of the model input (zeros with their flag off where YASA could not stage).
+
 >>> raw = stage_feature_matrix(recording)      # (n_epochs, N_RAW) per-epoch measurements
->>> x = raw.model_input()                      # (n_epochs, N_INPUT) with context
+>>> x = raw.model_input()                      # (n_epochs, N_INPUT) with context and the YASA prior
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal as sps
 
+from psg.features.yasa_prior import N_PRIOR, yasa_prior
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
 from psg.recording import Recording, Signal
 
@@ -66,25 +70,31 @@ _EMG = slice(len(EEG_NAMES) + 3, len(EEG_NAMES) + 4)
 CONTEXT_WINDOWS = (5, 15)
 #: Robust z-scores use at least this spread (log10 units), so a near-constant feature is not blown up.
 MIN_SCALE = 0.05
-N_INPUT = (len(RAW_NAMES) - len(GAIN_DEPENDENT)) + len(RAW_NAMES) * (1 + len(CONTEXT_WINDOWS)) + 2 + 1
+N_SPECTRAL = (len(RAW_NAMES) - len(GAIN_DEPENDENT)) + len(RAW_NAMES) * (1 + len(CONTEXT_WINDOWS)) + 2 + 1
+#: The model input: our spectral block, then the YASA prior block (its last ``N_PRIOR`` columns).
+N_INPUT = N_SPECTRAL + N_PRIOR
+PRIOR_COLUMNS = slice(N_SPECTRAL, N_INPUT)
 
 
 @dataclass
 class StageFeatures:
     """Per-epoch measurements: ``values`` (n, len(RAW_NAMES)), ``available`` (n, 2) EOG/EMG present,
-    ``eeg_ok`` (n,) whether the epoch had usable EEG at all."""
+    ``eeg_ok`` (n,) whether the epoch had usable EEG at all, ``prior`` (n, N_PRIOR) YASA's probabilities
+    (None: not computed, zeros in the model input)."""
 
     values: np.ndarray
     available: np.ndarray
     eeg_ok: np.ndarray
+    prior: np.ndarray | None = None
 
     def model_input(self) -> np.ndarray:
         """``stage_model_input`` of these measurements: the stage model's (n, N_INPUT) input."""
-        return stage_model_input(self.values, self.available)
+        return stage_model_input(self.values, self.available, self.prior)
 
 
-def stage_feature_matrix(recording: Recording) -> StageFeatures:
-    """Per-epoch staging measurements of every whole epoch of ``recording`` (montage-labelled signals)."""
+def stage_feature_matrix(recording: Recording, prior: bool = True) -> StageFeatures:
+    """Per-epoch staging measurements of every whole epoch of ``recording`` (montage-labelled signals);
+    ``prior``: also YASA's probabilities (``psg.features.yasa_prior``, ~2.5 ms per epoch and EEG)."""
     n = recording.n_epochs
     values = np.zeros((n, len(RAW_NAMES)))
     available = np.zeros((n, 2))
@@ -107,22 +117,24 @@ def stage_feature_matrix(recording: Recording) -> StageFeatures:
     if emg:
         f, ok = _mean_of([_emg_features(x) for x in emg])
         values[:, _EMG], available[:, 1] = f, ok
-    return StageFeatures(values, available, eeg_ok)
+    return StageFeatures(values, available, eeg_ok, yasa_prior(recording, n) if prior else None)
 
 
-def stage_model_input(values: np.ndarray, available: np.ndarray) -> np.ndarray:
+def stage_model_input(values: np.ndarray, available: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     """Per-epoch measurements of one recording -> the stage model's input (n, N_INPUT).
 
     Columns: the gain-free measurements as they are; every measurement robustly z-scored over the
     recording; centred rolling means of those z-scores (5 and 15 epochs); the EOG/EMG availability
-    flags; log10 of the number of epochs (how far the z-scores can be trusted).
+    flags; log10 of the number of epochs (how far the z-scores can be trusted); the YASA prior block
+    (``prior``, zeros when None).
     """
     n = len(values)
     free = [i for i, name in enumerate(RAW_NAMES) if name not in GAIN_DEPENDENT]
     z = _robust_z(values, available)
     context = [_centred_mean(z, w) for w in CONTEXT_WINDOWS]
     length = np.full((n, 1), np.log10(max(n, 1)) / 3.0)
-    return np.concatenate([values[:, free], z, *context, available, length], axis=1).astype(np.float32)
+    block = np.zeros((n, N_PRIOR)) if prior is None else prior
+    return np.concatenate([values[:, free], z, *context, available, length, block], axis=1).astype(np.float32)
 
 
 def _usable(recording: Recording, labels: tuple[str, ...], group: str) -> list[Signal]:
