@@ -7,10 +7,16 @@ nor lets us choose the lock mode, so it is switched off and every transaction is
 lock up front; a deferred transaction that upgrades to a writer can fail with SQLITE_BUSY regardless
 of the timeout. On PostgreSQL writers take a transaction-scoped advisory lock instead, so writes
 commit in the order of their ids and the live feed's id cursor never skips a row that commits late.
+
+JSON columns hold strict JSON on both backends: a NaN or infinity inside (a feature a sensor could not
+measure) is stored as null, the way the API shows it. PostgreSQL's ``json`` type refuses the ``NaN``
+token Python writes by default, which failed the whole batch.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -37,13 +43,31 @@ def make_engine(url: str) -> Engine:
     except ArgumentError as exc:
         raise PSGError(f"database URL {url!r}: not a SQLAlchemy URL ({exc})") from None
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, json_serializer=json_dumps)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_serializer=json_dumps)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def json_dumps(value: Any) -> str:
+    """Strict JSON of a JSON column's value: non-finite floats (NaN, infinities) become null."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_only(value), allow_nan=False)
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_only(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_only(item) for item in value]
+    return value
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -79,12 +79,22 @@ def _number(
     return float(value)
 
 
-def _text(record: dict[str, Any], name: str, what: str, optional: bool = False, default: str | None = None) -> Any:
+def _text(
+    record: dict[str, Any],
+    name: str,
+    what: str,
+    optional: bool = False,
+    default: str | None = None,
+    max_chars: int | None = None,
+) -> Any:
     value = record.get(name, default)
     if value is None and optional:
         return None
     if not isinstance(value, str):
         raise _fail(what, name, "a string" + (" or null" if optional else ""), value)
+    if max_chars is not None and len(value) > max_chars:  # PostgreSQL refuses it (VARCHAR(n)); SQLite would not
+        raise _fail(what, name, f"a string of at most {max_chars} characters" + (" or null" if optional else ""),
+                    value)
     if not _encodable(value):
         raise _fail(what, name, "valid Unicode text (no NUL and no lone surrogate escapes such as \\ud800)", value)
     return value
@@ -148,14 +158,14 @@ def caption_row(record: Any, what: str = "caption record") -> dict[str, Any]:
         "start_time": _number(record, "start_time", what),
         "epoch_s": _number(record, "epoch_s", what, positive=True, maximum=MAX_EPOCH_S),
         "stage": stage,
-        "stage_source": _text(record, "stage_source", what, optional=True),
+        "stage_source": _text(record, "stage_source", what, optional=True, max_chars=32),
         "probabilities": probabilities,
         "captions": captions,
         "features": _typed(record, "features", dict, what, default={}),
         "quality": quality,
         "events": _events(record, what),
         "advisories": _typed(record, "advisories", list, what, default=[]),
-        "runtime": _text(record, "runtime", what, optional=True),
+        "runtime": _text(record, "runtime", what, optional=True, max_chars=64),
         "end_received_at": _number(record, "end_received_at", what, optional=True),
     }
 

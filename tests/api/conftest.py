@@ -1,7 +1,10 @@
 """A real API: uvicorn on a free 127.0.0.1 port in a thread, over a SQLite file in tmp_path.
 
 Tests write through their own ``Store`` on the same file (as the sink would) and read over HTTP with
-real bearer tokens, one per role, created in that store the way ``sleeplm token create`` does.
+real bearer tokens, one per role, created in that store the way ``sleeplm token create`` does. Tests
+marked ``@pytest.mark.usefixtures("store_backend")`` (the read routes, the feed, the nurse workflow) run
+twice: on that SQLite file and on a fresh PostgreSQL schema (``tests.store.backends``; skipped with the
+reason when ``SLEEPLM_TEST_PG_URL`` names no server).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from services.broker import free_port
 from services.settings import Settings
 from store import Store
 from tests import records
+from tests.store.backends import BACKENDS, pg_schema_url
 
 MODALITIES = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
 
@@ -77,14 +81,26 @@ def start_api(settings: Settings) -> RunningApi:
     return RunningApi(f"http://127.0.0.1:{settings.api_port}", server, thread, settings, tokens)
 
 
+@pytest.fixture(params=BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database ``serve`` gives the API: None for the default SQLite file, else a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with pg_schema_url() as url:
+        yield url
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., RunningApi]]:
-    """``serve(**settings)`` starts an API (stopped after the test); settings default to tmp_path's store."""
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., RunningApi]]:
+    """``serve(**settings)`` starts an API (stopped after the test); settings default to tmp_path's store
+    (or the ``store_backend`` database of a test that uses that fixture)."""
     running: list[RunningApi] = []
+    backend_url = request.getfixturevalue("store_backend") if "store_backend" in request.fixturenames else None
 
     def _serve(**overrides: Any) -> RunningApi:
         values = {"data_dir": tmp_path / "data", "kafka": None, "api_port": free_port(), "search_preload": False,
-                  **overrides}
+                  **({"db_url": backend_url} if backend_url else {}), **overrides}
         api = start_api(Settings(_env_file=None, **values))
         running.append(api)
         return api

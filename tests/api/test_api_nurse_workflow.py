@@ -7,10 +7,12 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 from tests.store.test_store_alerts import event, snapshot
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_ward_alert_list_and_acknowledgement_through_the_feed(api, store, record, read_sse) -> None:
     store.insert_epochs([record(0, features={"hr_bpm": 52.0, "spo2_mean": 79.0})])
     store.apply_alert_events([event("raised", snapshot())])
@@ -37,6 +39,7 @@ def test_ward_alert_list_and_acknowledgement_through_the_feed(api, store, record
         assert (entry["actor"], entry["role"], entry["target"]) == ("test-nurse", "nurse", alert["id"])
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_watch_rules_crud(api) -> None:
     with api.client("admin") as admin:
         created = admin.post("/api/rules", json={"text": "REM with oxygen desaturation", "min_duration_s": 60})
@@ -61,6 +64,7 @@ def test_watch_rules_crud(api) -> None:
         }
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_thresholds_are_checked_together_and_audited(api) -> None:
     with api.client("admin") as admin:
         default = admin.get("/api/beds/bed-1/thresholds").json()
@@ -75,6 +79,7 @@ def test_thresholds_are_checked_together_and_audited(api) -> None:
         assert [e["action"] for e in admin.get("/api/audit").json()][:2] == ["set_thresholds", "set_thresholds"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
     wave = np.arange(2 * 960, dtype="<f2").reshape(2, 960) / 1000
     store.insert_epochs(
@@ -109,6 +114,7 @@ def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
         assert viewer.get("/api/beds/bed-1/query", params={"q": ""}).status_code == 422
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, record) -> None:
     """The stored vectors here are the model's own text vectors of three descriptions (the joint space is
     shared), so the model-side query must find the epoch described like it."""

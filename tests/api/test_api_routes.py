@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 
 MODALITIES = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_health_reports_store_and_version(client: httpx.Client) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
@@ -17,6 +19,7 @@ def test_health_reports_store_and_version(client: httpx.Client) -> None:
     assert response.json()["version"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_beds_epochs_and_hypnogram_have_exactly_the_issue_fields(client: httpx.Client, store, record) -> None:
     store.insert_epochs([record(e, stage=s) for e, s in [(0, "W"), (1, "N1"), (3, "N2")]])
     store.insert_epochs([record(0, bed="bed-2", stage="R")])
@@ -51,6 +54,7 @@ def test_beds_epochs_and_hypnogram_have_exactly_the_issue_fields(client: httpx.C
     }
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_unknown_bed_is_404_and_bad_parameters_are_422(client: httpx.Client, store, record) -> None:
     store.insert_epochs([record(0)])
     for path in ("/api/beds/bed-9/epochs", "/api/beds/bed-9/hypnogram"):

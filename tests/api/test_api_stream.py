@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 
 def _lost(bed: str, at: float) -> dict:
@@ -21,6 +22,7 @@ def _lost(bed: str, at: float) -> dict:
     }
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_feed_delivers_what_is_stored_after_connecting_and_resumes(api, store, record, read_sse) -> None:
     store.insert_epochs([record(0)])  # before connecting: not part of a fresh feed
     with api.client(timeout=10.0) as client:
@@ -57,6 +59,7 @@ def test_feed_delivers_what_is_stored_after_connecting_and_resumes(api, store, r
         assert json.loads(resumed[1]["data"])["epoch"] == 2
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_feed_filtered_by_bed(api, store, record, read_sse) -> None:
     with api.client(timeout=10.0) as client:
         with client.stream("GET", "/api/stream", params={"bed": "bed-2"}) as response:

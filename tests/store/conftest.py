@@ -1,4 +1,6 @@
-"""Fixtures of the store tests: a migrated SQLite file in tmp_path and caption records as the sink gets them."""
+"""Fixtures of the store tests: a fresh, migrated database of each backend (a SQLite file in tmp_path, a
+PostgreSQL schema when ``SLEEPLM_TEST_PG_URL`` names a server: ``tests.store.backends``) and caption records
+as the sink gets them."""
 
 from __future__ import annotations
 
@@ -9,11 +11,18 @@ import pytest
 
 from store import Store
 from tests.records import make_record
+from tests.store.backends import BACKENDS, backend_url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'data' / 'sleeplm.db'}"
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with backend_url(backend, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

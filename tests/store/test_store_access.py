@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
 import pytest
+from sqlalchemy import MetaData, select
 
 from psg.errors import PSGError
 from store import Store
 from store.access_store import UnknownToken
 
 
-def test_token_is_stored_hashed_and_verifies_until_revoked(store: Store, db_url: str) -> None:
+def test_token_is_stored_hashed_and_verifies_until_revoked(store: Store) -> None:
     token, record = store.create_token("night-nurse", "nurse")
     assert token.startswith("slm_") and len(token) > 40
     assert (record["name"], record["role"], record["revoked_at"]) == ("night-nurse", "nurse", None)
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        stored = db.execute("SELECT token_hash FROM api_tokens").fetchall()
-        dump = "\n".join(db.iterdump())
-    assert stored == [(hashlib.sha256(token.encode()).hexdigest(),)]
+    tables = MetaData()
+    tables.reflect(store.engine)
+    with store.engine.connect() as db:  # every row of every table, on either backend
+        stored = db.execute(select(tables.tables["api_tokens"].c.token_hash)).all()
+        dump = "\n".join(repr(row) for table in tables.sorted_tables for row in db.execute(select(table)))
+    assert [tuple(row) for row in stored] == [(hashlib.sha256(token.encode()).hexdigest(),)]
     assert token not in dump  # the secret itself is nowhere in the database
     verified = store.verify_token(token)
     assert verified is not None and verified["role"] == "nurse" and verified["last_used_at"] is None
