@@ -82,4 +82,6 @@ def test_missing_file_and_no_matching_channel(tmp_path: Path) -> None:
         load_channel_map(tmp_path / "nope.toml")
     cyton = load_channel_map(MAPS_DIR / "openbci_cyton.toml")
     with pytest.raises(PSGError, match=r"openbci_cyton.toml: none of the mapped device channels .* stream 'eeg'"):
-        cyton.resolve(["Fp1", "Fp2"], stream="eeg")
+        cyton.resolve(["AUX1", "AUX2"], stream="eeg")
+    # 10-20 electrodes the map does not name still reach an EEG slot through the table (last resort)
+    assert cyton.resolve(["Fp1", "Fp2"], stream="eeg")
