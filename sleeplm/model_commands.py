@@ -258,6 +258,8 @@ def adapt_cmd(
     from model_runtime.night import stage_head_embeddings
     from model_runtime.prompts import STAGE_LABELS
 
+    if out.is_dir():
+        raise PSGError(f"{out}: is a folder; --out expects the lab head's file (.npz)")
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
     lm = _load(checkpoint, "auto")
