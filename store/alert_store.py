@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine, case, select
@@ -111,7 +112,7 @@ class AlertStore:
             if alert["state"] == "acknowledged":
                 raise AlertConflict(
                     f"alert {alert_id!r}: already acknowledged by {alert['acknowledged_by']!r} "
-                    f"at {alert['acknowledged_at']:.0f}"
+                    f"at {_when(alert['acknowledged_at'])}"
                 )
             if alert["state"] == "resolved":
                 raise AlertConflict(f"alert {alert_id!r}: already resolved, nothing to acknowledge")
@@ -163,3 +164,8 @@ class AlertStore:
                 ).all()
                 out.update({row.id: dict(row._mapping) for row in rows})
         return out
+
+
+def _when(unix_s: float) -> str:
+    """A moment as a nurse reads it: local ISO time to the second with its UTC offset (not a Unix time)."""
+    return datetime.fromtimestamp(unix_s).astimezone().isoformat(timespec="seconds")
