@@ -106,6 +106,7 @@ def main() -> None:
             "truth": truth,
             "epochs": len(ours),
             "model": dict(Counter(ours)),
+            "stage_head": staged.get("stage_head"),
             "model_accuracy": float(np.mean([s == truth for s in ours])) if ours else None,
             "model_mean_p_truth": float(np.mean([p[("W", "N1", "N2", "N3", "R").index(truth)]
                                                  for p in staged["probabilities"]])) if ours else None,

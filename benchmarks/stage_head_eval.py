@@ -8,6 +8,7 @@ rendered with a seed the training never used, then staged three ways:
 * ``eeg_only_foreign``: the same EEG perturbed with the calibration ranges (gain, 1/f background, tilt,
   filters, mains, 50-256 Hz) and cut to a random 30-min excerpt: the held-out evaluation's kind of file.
 
+Which of the stage head's two heads the domain gate chose is counted per variant (``recordings_by_head``).
 YASA (EEG only, same epochs) is run beside the model where it can stage (>= 5 min). Accuracy, Cohen's
 kappa and the expected calibration error of the reported probabilities; ``uncertain`` counts as wrong.
 The few-shot curve fits ``sleeplm adapt``'s lab head on K epochs per stage of the foreign excerpts of half
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +90,10 @@ def main() -> None:
             staged = lm.stage_head.stage_features(features)
             y = truth[window][: len(staged.verdicts)]
             scored = y >= 0
-            bucket = pooled.setdefault(name, {"y": [], "verdict": [], "conf": [], "yasa": [], "yasa_y": []})
+            bucket = pooled.setdefault(
+                name, {"y": [], "verdict": [], "conf": [], "yasa": [], "yasa_y": [], "heads": []}
+            )
+            bucket["heads"].append(staged.head)
             bucket["y"] += [STAGE_LABELS[k] for k in y[scored]]
             bucket["verdict"] += [v for v, s in zip(staged.verdicts, scored, strict=False) if s]
             bucket["conf"] += [p for p, s in zip(staged.probabilities, scored, strict=False) if s]
@@ -118,6 +123,7 @@ def summarise(bucket: dict[str, list]) -> dict:
         "kappa": float(cohen_kappa_score(y, verdict)),
         "uncertain_share": float((verdict == "uncertain").mean()),
         "ece": expected_calibration_error(probs.max(axis=1), best == y),
+        "recordings_by_head": dict(Counter(bucket["heads"])),  # the domain gate's choice per recording
     }
     if bucket["yasa"]:
         ty, ys = np.array(bucket["yasa_y"]), np.array(bucket["yasa"])

@@ -116,7 +116,8 @@ def load_night_input(
 
 
 def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: bool = False) -> dict:
-    """Zero-shot stages of every epoch: ``{"stages", "best_stages", "probabilities", "uncertain", "stage_source"}``.
+    """Zero-shot stages of every epoch: ``{"stages", "best_stages", "probabilities", "uncertain", "stage_source",
+    "stage_head"}``.
 
     With the checkpoint's stage head (``model_runtime.stage_head``) the stages come from the recording's
     spectral staging features, nearest stage prompt in the shared text space; an epoch the head cannot
@@ -124,7 +125,10 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
     reason in ``uncertain``). Without a head, the signal encoder's embeddings are staged (``smooth``: the
     causal smoothing, so an epoch's stage equals what a live bed showed when the epoch arrived). An epoch
     in a recording gap (EDF+D) is ``"gap"`` in ``stages`` and ``best_stages`` with zero probabilities, listed
-    in ``gaps``, and never read by the model (``model_runtime.night_gaps``).
+    in ``gaps``, and never read by the model (``model_runtime.night_gaps``). ``stage_head`` says which of the
+    stage head's two heads the domain gate chose for the recording: ``"full"`` (our spectral features with
+    YASA's prior) or ``"real-prior"`` (YASA's prior alone, for a recording whose spectral features lie beyond
+    the simulated ones); None without a stage head.
     """
     staged = _staged(lm, night, smooth, progress)
     return {
@@ -134,6 +138,7 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
         "uncertain": [{"epoch": i, "reason": r} for i, r in enumerate(staged.reasons) if r],
         "gaps": [i for i, verdict in enumerate(staged.verdicts) if verdict == GAP_VERDICT],
         "stage_source": _stage_source(lm),
+        "stage_head": staged.head if lm.stage_head is not None else None,
     }
 
 
@@ -276,7 +281,7 @@ def _stage_source(lm: SleepLM) -> str:
 
 def _first(staged: StagedEpochs, n: int) -> StagedEpochs:
     return StagedEpochs(staged.verdicts[:n], staged.best[:n], staged.probabilities[:n], staged.novelty[:n],
-                        staged.reasons[:n])
+                        staged.reasons[:n], staged.head)
 
 
 def _embed(lm: SleepLM, x: np.ndarray, progress: bool) -> np.ndarray:

@@ -47,4 +47,4 @@ def with_gaps(staged: StagedEpochs, gap: np.ndarray) -> StagedEpochs:
         verdicts[i], best[i], reasons[i] = staged.verdicts[row], staged.best[row], staged.reasons[row]
     probabilities[kept] = staged.probabilities[: kept.size]
     novelty[kept] = staged.novelty[: kept.size]
-    return StagedEpochs(verdicts, best, probabilities, novelty, reasons)
+    return StagedEpochs(verdicts, best, probabilities, novelty, reasons, staged.head)

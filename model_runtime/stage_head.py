@@ -15,6 +15,17 @@ training ranges; an epoch is ``uncertain`` when no stage reaches ``min_probabili
 measurements lie farther from the training distribution (Mahalanobis distance) than any but
 ``NOVELTY_QUANTILE`` of the perturbed validation epochs, or when it has no usable EEG.
 
+A recording-level domain gate picks between two heads. The full head reads our spectral features and
+YASA's probabilities (``psg.features.yasa_prior``); on simulated nights our features are the better half,
+on real EEG they are what is shifted. So when a recording's mean novelty (over its epochs with usable
+EEG) exceeds ``gate_threshold`` (the ``GATE_QUANTILE`` of perturbed validation recordings), the
+**real-prior head** stages it instead: it reads only YASA's block, and places YASA's log-probabilities in
+the shared space along the dual basis of the stage prompts (``PriorHead``), so its dot product with each
+stage prompt is YASA's log-probability and the nearest prompt is YASA's most likely stage; one temperature,
+calibrated on perturbed validation nights, scales it. It learns nothing from the simulator otherwise: a
+head trained there on the YASA block learnt the simulator's YASA biases and called real awake EEG N1/N2
+(benchmarks/RESULTS.md, "Real signals (issue 12)"). Epochs YASA could not stage keep the full head.
+
 Inference is NumPy only (a few matrix products), so serving needs no torch for it.
 """
 
@@ -29,12 +40,48 @@ from model_runtime.lab_head import LabHead
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.zero_shot import softmax
 from psg.errors import PSGError
-from psg.features.stage_spectra import N_INPUT, StageFeatures
+from psg.features.stage_spectra import N_INPUT, PRIOR_COLUMNS, StageFeatures
 
-FORMAT = "sleeplm-stage-head/1"
+FORMAT = "sleeplm-stage-head/2"
+#: Formats ``StageHead.load`` reads: /1 has no gate and no real-prior head (the full head stages everything).
+READABLE = ("sleeplm-stage-head/1", FORMAT)
 UNCERTAIN = "uncertain"
 #: Share of perturbed validation epochs whose novelty stays under the threshold.
 NOVELTY_QUANTILE = 0.995
+#: Share of perturbed validation recordings (excerpts) whose mean novelty stays under the gate: the full
+#: head keeps them; recordings beyond it are staged by the real-prior head.
+GATE_QUANTILE = 0.95
+FULL_HEAD = "full"
+PRIOR_HEAD = "real-prior"
+_LOG_FLOOR = 1e-4
+
+
+@dataclass
+class PriorHead:
+    """The real-prior head: YASA's stage probabilities -> the shared space, nearest stage prompt.
+
+    ``basis`` (5, E) is the dual basis of the stage prompts (``basis @ classes.T`` = identity), so an epoch's
+    point ``log p @ basis`` has dot product log p_k with stage prompt k; ``scale`` is the temperature."""
+
+    basis: np.ndarray
+    scale: float
+
+    @classmethod
+    def for_classes(cls, classes: np.ndarray, scale: float = 1.0) -> PriorHead:
+        return cls(np.linalg.pinv(np.asarray(classes, np.float64)).T.astype(np.float32), float(scale))
+
+    def point(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs (n, N_INPUT) -> (n, E) points in the shared space (not normalised)."""
+        p = np.asarray(x, np.float64)[:, PRIOR_COLUMNS][:, : len(STAGE_LABELS)]
+        return np.log(np.maximum(p, _LOG_FLOOR)) @ self.basis
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        h = self.point(x)
+        return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-8)
+
+    def probabilities(self, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """(n, 5): softmax of the scaled dot products with the stage prompts (YASA's, tempered)."""
+        return softmax(self.scale * self.point(x) @ np.asarray(classes, np.float64).T)
 
 
 def head_path_for(checkpoint: str | Path) -> Path:
@@ -57,6 +104,8 @@ class StageHead:
     novelty_threshold: float
     min_probability: float
     novelty_columns: np.ndarray  # indices into the model input of the gain-free raw features
+    prior_head: PriorHead | None = None  # None (format /1): the full head stages every recording
+    gate_threshold: float = np.inf  # recordings whose mean novelty exceeds it go to ``prior_head``
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         """Model inputs (n, N_INPUT) -> unit embeddings (n, E) in the shared space."""
@@ -76,25 +125,50 @@ class StageHead:
         d = np.asarray(x, np.float64)[:, self.novelty_columns] - self.novelty_mean
         return np.sqrt(np.einsum("ij,jk,ik->i", d, self.novelty_precision, d))
 
+    def recording_novelty(self, x: np.ndarray, eeg_ok: np.ndarray) -> float:
+        """The gate's statistic: mean novelty of the recording's epochs with usable EEG (0 when none)."""
+        ok = np.asarray(eeg_ok, bool)
+        return float(self.novelty(x[ok]).mean()) if ok.any() else 0.0
+
+    def gate(self, x: np.ndarray, eeg_ok: np.ndarray) -> str:
+        """Which head stages this recording: ``FULL_HEAD``, or ``PRIOR_HEAD`` when its spectral features lie
+        beyond the gate and YASA staged some of its epochs."""
+        staged_by_yasa = np.asarray(x)[:, PRIOR_COLUMNS][:, -1] > 0 if len(x) else np.zeros(0, bool)
+        if self.prior_head is None or not staged_by_yasa.any():
+            return FULL_HEAD
+        return PRIOR_HEAD if self.recording_novelty(x, eeg_ok) > self.gate_threshold else FULL_HEAD
+
     def stage_features(self, features: StageFeatures, lab: LabHead | None = None) -> StagedEpochs:
         """Stages, probabilities and verdicts of one recording's consecutive epochs; ``lab`` (a lab's
-        few-shot head, ``model_runtime.lab_head``) replaces the zero-shot probabilities when given."""
+        few-shot head, ``model_runtime.lab_head``) replaces the zero-shot probabilities when given (and the
+        gate is not consulted: a lab head is fitted on the full head's embeddings of that lab's own epochs)."""
         x = features.model_input()
         if not len(x):
             probs = np.zeros((0, len(STAGE_LABELS)))
         else:
             probs = self.probabilities(x) if lab is None else lab.probabilities(self.embed(x))
         novelty = self.novelty(x) if len(x) else np.zeros(0)
+        head = self.gate(x, features.eeg_ok) if lab is None else FULL_HEAD
+        by_prior = np.zeros(len(x), bool)
+        if head == PRIOR_HEAD:
+            assert self.prior_head is not None
+            by_prior = x[:, PRIOR_COLUMNS][:, -1] > 0
+            probs[by_prior] = self.prior_head.probabilities(x[by_prior], self.classes)
         best = [STAGE_LABELS[i] for i in probs.argmax(axis=1)] if len(x) else []
-        reasons = [
-            _reason(bool(ok), float(p.max()), float(n), self.min_probability, self.novelty_threshold)
-            for ok, p, n in zip(features.eeg_ok, probs, novelty, strict=True)
+        reasons = [  # the real-prior head does not read our spectral features: their novelty is no reason
+            _reason(bool(ok), float(p.max()), -np.inf if prior else float(n), self.min_probability,
+                    self.novelty_threshold)
+            for ok, p, n, prior in zip(features.eeg_ok, probs, novelty, by_prior, strict=True)
         ]
         verdicts = [UNCERTAIN if r else s for s, r in zip(best, reasons, strict=True)]
-        return StagedEpochs(verdicts, best, probs, novelty, reasons)
+        return StagedEpochs(verdicts, best, probs, novelty, reasons, head)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
+        gate = {} if self.prior_head is None else {
+            "prior_basis": self.prior_head.basis, "prior_scale": np.array(self.prior_head.scale),
+            "gate_threshold": np.array(self.gate_threshold),
+        }
         arrays = {f"w{i}": w for i, (w, _) in enumerate(self.layers)} | {
             f"b{i}": b for i, (_, b) in enumerate(self.layers)
         }
@@ -104,7 +178,7 @@ class StageHead:
             mean=self.mean, std=self.std, classes=self.classes, scale=np.array(self.scale),
             novelty_mean=self.novelty_mean, novelty_precision=self.novelty_precision,
             novelty_threshold=np.array(self.novelty_threshold), min_probability=np.array(self.min_probability),
-            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)), **arrays,
+            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)), **arrays, **gate,
         )
         return path
 
@@ -115,7 +189,7 @@ class StageHead:
             raise PSGError(f"stage head {path} not found; build it with `sleeplm train-stage --out {path}`")
         try:
             z = np.load(path, allow_pickle=False)
-            if str(z["format"]) != FORMAT:
+            if str(z["format"]) not in READABLE:
                 raise ValueError(f"format {str(z['format'])!r}")
             layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(int(z["n_layers"]))]
             head = cls(
@@ -124,6 +198,9 @@ class StageHead:
                 novelty_threshold=float(z["novelty_threshold"]), min_probability=float(z["min_probability"]),
                 novelty_columns=z["novelty_columns"],
             )
+            if "prior_basis" in z.files:
+                head.prior_head = PriorHead(z["prior_basis"], float(z["prior_scale"]))
+                head.gate_threshold = float(z["gate_threshold"])
         except (OSError, KeyError, ValueError) as exc:
             raise PSGError(f"{path}: not a SleepLM stage head ({exc}; expected {FORMAT!r})") from None
         if head.mean.shape != (N_INPUT,):
@@ -136,13 +213,14 @@ class StageHead:
 @dataclass
 class StagedEpochs:
     """One recording staged: the verdict per epoch (a stage or 'uncertain'), the best stage, (n, 5)
-    probabilities, novelty and why an epoch is uncertain ('' where it is not)."""
+    probabilities, novelty, why an epoch is uncertain ('' where it is not) and which head staged it."""
 
     verdicts: list[str]
     best: list[str]
     probabilities: np.ndarray
     novelty: np.ndarray
     reasons: list[str]
+    head: str = FULL_HEAD  # which head staged the recording: FULL_HEAD or PRIOR_HEAD (the domain gate)
 
 
 def _reason(eeg_ok: bool, top: float, novelty: float, min_probability: float, novelty_threshold: float) -> str:

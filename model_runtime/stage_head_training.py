@@ -17,7 +17,10 @@ Everything a lab varies is randomised per excerpt, because the model must not le
 
 Validation nights (split by timeline, as the corpus) are perturbed beyond those ranges for calibration:
 the temperature that minimises their negative log-likelihood is folded into the logit scale, and the
-novelty threshold is their ``NOVELTY_QUANTILE``.
+novelty threshold is their ``NOVELTY_QUANTILE``. The domain gate (``model_runtime.stage_head``) is calibrated
+on the same perturbed validation excerpts, each one a recording: its threshold is the ``GATE_QUANTILE`` of
+their mean novelty, and the real-prior head's temperature minimises the negative log-likelihood of their
+epochs that YASA staged. No real recording is used for any of it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from tqdm import tqdm
 
 from model_runtime.corpus import NightSpec, render, split_of, timeline_sources
 from model_runtime.prompts import STAGE_LABELS
-from model_runtime.stage_head import NOVELTY_QUANTILE, StageHead
+from model_runtime.stage_head import GATE_QUANTILE, NOVELTY_QUANTILE, PriorHead, StageHead
+from model_runtime.zero_shot import softmax
 from psg.features.stage_spectra import (
     GAIN_DEPENDENT,
     N_INPUT,
@@ -81,15 +85,18 @@ STRONG = Perturbation(
 )
 
 
-def night_examples(spec: NightSpec, excerpts: int, strong: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs and stage indices (-1 unscored) of ``excerpts`` perturbed excerpts of one rendered night."""
+def night_examples(
+    spec: NightSpec, excerpts: int, strong: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs, stage indices (-1 unscored) and excerpt numbers of ``excerpts`` perturbed excerpts of one
+    rendered night (an excerpt is one recording to the domain gate)."""
     rng = np.random.default_rng(seed)
     recording = render(spec)
     assert recording.timeline is not None
     stages = recording.timeline.stages
     n = min(recording.n_epochs, len(stages))
-    xs, ys = [], []
-    for _ in range(excerpts):
+    xs, ys, gs = [], [], []
+    for k in range(excerpts):
         length = min(int(rng.choice(EXCERPT_EPOCHS)), n)
         start = int(rng.integers(0, n - length + 1))
         part = perturb(crop(recording, start, length), rng, STRONG if strong else TRAIN)
@@ -98,7 +105,8 @@ def night_examples(spec: NightSpec, excerpts: int, strong: bool, seed: int) -> t
         x = features.model_input()
         xs.append(x[keep])
         ys.append(stages[start : start + length][: len(x)][keep])
-    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+        gs.append(np.full(int(keep.sum()), k))
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(gs)
 
 
 def crop(recording: Recording, start_epoch: int, n_epochs: int) -> Recording:
@@ -195,24 +203,26 @@ def _resample(x: np.ndarray, fs: float, rate: float) -> np.ndarray:
     return sps.resample_poly(x, r.numerator, r.denominator)
 
 
-def _examples(args: tuple[NightSpec, int, bool, int]) -> tuple[np.ndarray, np.ndarray]:
+def _examples(args: tuple[NightSpec, int, bool, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return night_examples(*args)
 
 
 def build_examples(
     specs: list[NightSpec], excerpts: int, strong: bool, seed: int, workers: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
-    """Examples of every night (rendered in ``workers`` processes, with a progress bar)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Examples of every night (rendered in ``workers`` processes, with a progress bar): inputs, stage
+    indices and a recording (excerpt) number per epoch, unique over the nights."""
     jobs = [(spec, excerpts, strong, seed * 100_003 + i) for i, spec in enumerate(specs)]
-    xs, ys = [], []
+    xs, ys, gs = [], [], []
     desc = "perturbed validation nights" if strong else "training nights"
     # spawned, not forked: the parent has torch's OpenMP pool running by now, and LightGBM (YASA's prior)
     # in a forked child of it deadlocks
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for x, y in tqdm(pool.map(_examples, jobs), total=len(jobs), desc=desc, unit="night"):
+        for i, (x, y, g) in enumerate(tqdm(pool.map(_examples, jobs), total=len(jobs), desc=desc, unit="night")):
             xs.append(x)
             ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
+            gs.append(g + i * excerpts)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
 
 
 def train_stage_head(
@@ -235,8 +245,8 @@ def train_stage_head(
     specs = [NightSpec(s, seed=0, artifacts=i % 2 == 1) for i, s in enumerate(sources)]
     train_specs = [s for s in specs if split_of(s.source) == "train"]
     val_specs = [s for s in specs if split_of(s.source) == "validation"]
-    x_tr, y_tr = build_examples(train_specs, excerpts, False, seed, workers)
-    x_va, y_va = build_examples(val_specs, excerpts, True, seed + 1, workers)
+    x_tr, y_tr, _ = build_examples(train_specs, excerpts, False, seed, workers)
+    x_va, y_va, g_va = build_examples(val_specs, excerpts, True, seed + 1, workers)
     scored_tr, scored_va = y_tr >= 0, y_va >= 0
     torch.manual_seed(seed)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-3
@@ -248,8 +258,10 @@ def train_stage_head(
                      np.zeros(1), np.zeros((1, 1)), 0.0, MIN_PROBABILITY, _novelty_columns())
     head.scale = scale * _temperature(head, x_va[scored_va], y_va[scored_va])
     _fit_novelty(head, x_tr, x_va)
+    fit_gate(head, x_va, y_va, g_va)
     head.save(out)
     report = _report(head, x_va[scored_va], y_va[scored_va], len(train_specs), len(val_specs), len(x_tr))
+    report |= gate_report(head, x_va, y_va, g_va)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -319,6 +331,61 @@ def _fit_novelty(head: StageHead, x_train: np.ndarray, x_val: np.ndarray) -> Non
     cov = np.cov(raw, rowvar=False) + 1e-3 * np.eye(raw.shape[1])
     head.novelty_precision = np.linalg.inv(cov)
     head.novelty_threshold = float(np.quantile(head.novelty(x_val), NOVELTY_QUANTILE))
+
+
+def fit_gate(head: StageHead, x_va: np.ndarray, y_va: np.ndarray, g_va: np.ndarray) -> None:
+    """The real-prior head (its temperature) and the gate threshold, from perturbed validation recordings
+    ``g_va`` (excerpt numbers per epoch; only epochs with usable EEG, as ``night_examples`` keeps them)."""
+    yasa = (x_va[:, PRIOR_COLUMNS][:, -1] > 0) & (y_va >= 0)
+    prior = PriorHead.for_classes(head.classes)
+    point = prior.point(x_va[yasa]) @ head.classes.T.astype(np.float64)
+    y = y_va[yasa]
+    grid = np.exp(np.linspace(np.log(0.1), np.log(3.0), 120))
+    nll = [-np.log(np.maximum(softmax(t * point)[np.arange(len(y)), y], 1e-12)).mean() for t in grid]
+    prior.scale = float(grid[int(np.argmin(nll))])
+    head.prior_head = prior
+    head.gate_threshold = float(np.quantile(_recording_novelty(head, x_va, g_va), GATE_QUANTILE))
+
+
+def _recording_novelty(head: StageHead, x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The gate's statistic of every recording YASA staged (a recording it did not is never gated)."""
+    out = []
+    for g in np.unique(groups):
+        m = groups == g
+        if (x[m][:, PRIOR_COLUMNS][:, -1] > 0).any():
+            out.append(head.recording_novelty(x[m], np.ones(int(m.sum()), bool)))
+    return np.array(out)
+
+
+def gate_report(head: StageHead, x_va: np.ndarray, y_va: np.ndarray, g_va: np.ndarray) -> dict:
+    """How the gate and the two heads do on the perturbed validation recordings."""
+    correct, gated, total = 0, 0, 0
+    for g in np.unique(g_va):
+        m = g_va == g
+        x, y = x_va[m], y_va[m]
+        staged = head.stage_features(_Fixed(x))
+        scored = y >= 0
+        correct += int((staged.probabilities.argmax(axis=1) == y)[scored].sum())
+        total += int(scored.sum())
+        gated += staged.head != "full"
+    return {
+        "gate_threshold_mean_novelty": head.gate_threshold,
+        "gate_quantile": GATE_QUANTILE,
+        "validation_recordings": int(len(np.unique(g_va))),
+        "validation_recordings_to_real_prior_head": gated,
+        "validation_accuracy_perturbed_gated": correct / max(total, 1),
+        "real_prior_head_scale": head.prior_head.scale if head.prior_head else None,
+    }
+
+
+class _Fixed:
+    """StageFeatures-like wrapper of ready model inputs (validation examples), all with usable EEG."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x, self.eeg_ok = x, np.ones(len(x), bool)
+
+    def model_input(self) -> np.ndarray:
+        return self.x
 
 
 def _report(head: StageHead, x: np.ndarray, y: np.ndarray, n_train: int, n_val: int, n_examples: int) -> dict:

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from model_runtime.stage_head import UNCERTAIN, StageHead, head_path_for
+from model_runtime.stage_head import FULL_HEAD, PRIOR_HEAD, UNCERTAIN, PriorHead, StageHead, head_path_for
 from psg.errors import PSGError
 from psg.features.stage_spectra import (
     GAIN_DEPENDENT,
     N_INPUT,
+    PRIOR_COLUMNS,
     RAW_NAMES,
+    StageFeatures,
     stage_feature_matrix,
     stage_model_input,
 )
@@ -22,6 +24,7 @@ from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
 from psg.recording import Recording, Signal
 
 FREE = [i for i, name in enumerate(RAW_NAMES) if name not in GAIN_DEPENDENT]
+SHIPPED_HEAD = Path(__file__).resolve().parents[2] / "model_runtime" / "checkpoints" / "sleeplm-small.stage.npz"
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +136,86 @@ def test_stage_night_reads_the_head_and_reports_uncertain_epochs(tiny_checkpoint
     lm.stage_head = head
     result = stage_night(lm, night)
     assert result["stage_source"] == "stage head"
+    assert result["stage_head"] == "full"  # a head without the real-prior head (format /1) never gates
     assert result["stages"] == ["uncertain"] * night.n_epochs
     assert [u["epoch"] for u in result["uncertain"]] == list(range(night.n_epochs))
     assert all(s in ("W", "N1", "N2", "N3", "R") for s in result["best_stages"])
+    head.prior_head, head.gate_threshold, head.min_probability = PriorHead.for_classes(head.classes), -1.0, 0.0
+    gated = stage_night(lm, night)
+    assert gated["stage_head"] == "real-prior" and gated["stage_source"] == "stage head"
+    assert set(gated) >= {"stages", "best_stages", "probabilities", "uncertain", "gaps"}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> StageHead:
+    if not SHIPPED_HEAD.is_file():
+        pytest.skip(f"no shipped stage head at {SHIPPED_HEAD}")
+    head = StageHead.load(SHIPPED_HEAD)
+    if head.prior_head is None:
+        pytest.skip("the shipped stage head has no domain gate (format /1)")
+    return head
+
+
+@pytest.fixture(scope="module")
+def neuro_features(neuro: Recording) -> StageFeatures:
+    features = stage_feature_matrix(neuro)  # with YASA's prior
+    assert features.prior is not None and features.prior[:, -1].all()
+    return features
+
+
+def test_the_gate_keeps_the_full_head_on_a_held_out_simulated_night(shipped: StageHead, shared_data: Path) -> None:
+    """A validation timeline of the corpus rendered with a seed training never used (as
+    benchmarks/stage_head_eval.py's nights). Not the ``neuro`` night: ``psg.simulate``'s synthetic
+    timelines lie farther from the training nights than the gate allows (measured: mean novelty 5.8-11.4),
+    so the gate gives them to the real-prior head (benchmarks/RESULTS.md, "Real signals (issue 12)")."""
+    from model_runtime.corpus import NightSpec, render
+
+    timeline = shared_data / "slpdb" / "slp01a.st"
+    if not timeline.is_file():
+        pytest.skip(f"no {timeline}")
+    features = stage_feature_matrix(render(NightSpec(str(timeline), seed=7, artifacts=True)))
+    x = features.model_input()
+    assert shipped.recording_novelty(x, features.eeg_ok) < shipped.gate_threshold
+    staged = shipped.stage_features(features)
+    assert staged.head == FULL_HEAD
+    np.testing.assert_allclose(staged.probabilities, shipped.probabilities(x), atol=1e-6)
+
+
+def test_the_gate_sends_shifted_spectral_features_to_the_real_prior_head(
+    shipped: StageHead, neuro_features: StageFeatures
+) -> None:
+    # every gain-free spectral measurement moved (as on a real amplifier), the recording-relative z-scores
+    # and YASA's probabilities unchanged
+    values = neuro_features.values.copy()
+    values[:, FREE] += 0.6
+    shifted = StageFeatures(values, neuro_features.available, neuro_features.eeg_ok, neuro_features.prior)
+    x = shifted.model_input()
+    assert shipped.recording_novelty(x, shifted.eeg_ok) > shipped.gate_threshold
+    staged = shipped.stage_features(shifted)
+    assert staged.head == PRIOR_HEAD
+    yasa = neuro_features.prior[:, :5].argmax(axis=1)
+    assert (staged.probabilities.argmax(axis=1) == yasa).all()  # nearest prompt = YASA's most likely stage
+    np.testing.assert_allclose(staged.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert not any(r.startswith("EEG unlike") for r in staged.reasons)  # it does not read those features
+    no_yasa = StageFeatures(values, neuro_features.available, neuro_features.eeg_ok, None)
+    assert shipped.stage_features(no_yasa).head == FULL_HEAD  # nothing to fall back on
+
+
+def test_the_real_prior_head_is_yasa_tempered_in_the_text_space(tmp_path: Path) -> None:
+    head = _random_head(np.random.default_rng(4))
+    head.prior_head, head.gate_threshold = PriorHead.for_classes(head.classes, scale=0.5), 3.0
+    x = np.zeros((3, N_INPUT), np.float32)
+    p = np.array([[0.7, 0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.6, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    x[:, PRIOR_COLUMNS] = np.column_stack([p, np.ones(3)])
+    expected = p**0.5 / (p**0.5).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(head.prior_head.probabilities(x, head.classes), expected, atol=1e-5)
+    loaded = StageHead.load(head.save(tmp_path / "g.stage.npz"))
+    assert loaded.gate_threshold == 3.0 and loaded.prior_head is not None and loaded.prior_head.scale == 0.5
+    old = _random_head(np.random.default_rng(5))  # a format /1 file: no gate
+    path = old.save(tmp_path / "old.stage.npz")
+    z = dict(np.load(path))
+    np.savez(path, **(z | {"format": np.array("sleeplm-stage-head/1")}))
+    assert StageHead.load(path).prior_head is None
 
 
 def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulated_edf: Path, tmp_path: Path) -> None:
