@@ -48,6 +48,7 @@ from device_bridges.producer import SpooledProducer
 from device_bridges.simulated import recording_id_for
 from psg.codecs import MAX_BUNDLE_CHUNKS, DeviceEvent, SampleChunk, encode_bundle, encode_chunk, encode_device_event
 from psg.errors import PSGError
+from services.logs import device_and_wall
 from services.metrics import metrics
 from services.settings import Settings
 
@@ -90,6 +91,8 @@ class _Stream:
     flowing: bool = False  # has delivered samples (a stream is only "lost" once it has flowed)
     last_data: float = field(default_factory=time.monotonic)
     arrival_s: float = 1.0  # running mean of the wall time between deliveries (set to 1/fs at first)
+    last_device: float | None = None  # device time (Unix seconds) of the last sample, for the log
+    last_wall: float = 0.0  # wall time (Unix seconds) it arrived
     buffer: list[np.ndarray] = field(default_factory=list)
     stamps: list[np.ndarray] = field(default_factory=list)
     pull_into: np.ndarray | None = None
@@ -295,6 +298,7 @@ class Bridge:
         if state.flowing and not state.lost:
             state.arrival_s = 0.9 * state.arrival_s + 0.1 * (now - state.last_data)
         state.last_data = now
+        state.last_device, state.last_wall = float(stamps[-1]) + self.offset, time.time()
         state.flowing = True
         metrics().samples_in.labels(stream=state.stream).inc(len(stamps))
         if state.recording_id is None:
@@ -385,7 +389,11 @@ class Bridge:
 
     def _event(self, state: _Stream, kind: str, detail: str) -> None:
         assert state.recording_id is not None
-        log.warning("bed %s stream %s: %s (%s)", state.bed_id, state.stream, kind, detail)
+        # the line's own time is the wall time; a device clock that differs (a replay, --speed, a device set
+        # wrong) is named too, as of the stream's last sample
+        device = device_and_wall(state.last_device, state.last_wall) if state.last_device is not None else ""
+        log.warning("bed %s stream %s: %s (%s%s)", state.bed_id, state.stream, kind, detail,
+                    f"; last sample at {device}" if device else "")
         event = DeviceEvent(state.bed_id, state.recording_id, state.stream, kind, time.time(), detail)  # type: ignore[arg-type]
         metrics().device_events.labels(type=kind).inc()
         self._send_bed(state.bed_id)  # the bed's waiting chunks go first: the event follows them

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from psg.errors import PSGError
+from services.logs import LogPump
 
 
 def tansu_binary() -> Path:
@@ -89,7 +90,8 @@ class EmbeddedBroker:
 
 
 def start_broker(port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None) -> EmbeddedBroker:
-    """Start Tansu with memory storage listening on ``host:port`` only (a free port by default)."""
+    """Start Tansu with memory storage listening on ``host:port`` only (a free port by default); its output
+    goes to ``log_path`` (stamped lines, ``services.logs.LogPump``)."""
     port = port or free_port(host)
     url = f"tcp://{host}:{port}"
     cmd = [
@@ -102,9 +104,14 @@ def start_broker(port: int | None = None, host: str = "127.0.0.1", log_path: Pat
         "--storage-engine",
         "memory://tansu/",
     ]
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
-    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    pump = LogPump(log_path) if log_path else None  # each line stamped, no escape codes (services.logs)
+    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), "NO_COLOR": "1"}
+    try:
+        process = subprocess.Popen(cmd, stdout=pump.write_end if pump else subprocess.DEVNULL,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    finally:
+        if pump is not None:
+            pump.close_write_end()
     broker = EmbeddedBroker(process, port, host)
     try:
         wait_for_port(host, port)

@@ -1,5 +1,9 @@
 """Settings of every service, from the environment (``SLEEPLM_*``), a ``.env`` file or CLI flags.
 
+One precedence for every command: a flag given on the command line, else the environment variable, else
+the ``.env`` file (in the working directory), else the default here. Commands pass only the flags given
+(their options default to None) as keyword arguments, which pydantic-settings puts above the environment.
+
 One ``Settings`` class for all parts so that ``sleeplm up`` and a docker-compose deployment configure
 the same names: ``SLEEPLM_KAFKA=kafka:9092``, ``SLEEPLM_DB_URL=postgresql+psycopg://...`` and so on.
 Defaults are the embedded single-machine setup: loopback only, SQLite under ``./sleeplm-data``.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -113,6 +117,14 @@ class Settings(BaseSettings):
     def metrics_dir(self) -> Path:
         """Where processes of one machine share Prometheus samples (prometheus-client multiprocess mode)."""
         return self.data_dir / "metrics"
+
+
+def from_environment(name: str) -> Any:
+    """Setting ``name`` as the environment (``SLEEPLM_<NAME>``) or ``.env`` gives it; None when neither does
+    (for a command whose default differs from ``Settings``'s, e.g. ``bench stream``: flag > environment >
+    its own default)."""
+    settings = Settings()
+    return getattr(settings, name) if name in settings.model_fields_set else None
 
 
 #: What the parts keep in the data dir (``make_private`` closes these, and no other file a user put there).

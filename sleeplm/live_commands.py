@@ -1,9 +1,10 @@
 """Live-path commands: ``up`` (everything on one machine) and its parts ``broker``, ``beds``, ``bridge``,
 ``worker`` and ``api``, which a scaled-out deployment runs one per container.
 
-Every part reads ``services.settings.Settings`` from the environment (``SLEEPLM_*``); a flag given on
-the command line wins over the environment. Imports are inside the commands so that the offline
-commands do not pay for Kafka, Faust and FastAPI.
+Every part reads ``services.settings.Settings``; one precedence everywhere: a flag given on the command
+line, else the environment (``SLEEPLM_*``, then a ``.env`` file), else the default. So every flag that
+names a setting defaults to None here and ``_settings`` fills in what was not given. Imports are inside the
+commands so that the offline commands do not pay for Kafka, Faust and FastAPI.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ _SPEED_HELP = "Device-clock speed: 10 plays 30-s epochs every 3 s of wall time."
 
 
 def _settings(**overrides: Any) -> Any:
-    """The settings of a live command; from here on what it (and its children) writes is owner-only."""
+    """The settings of a live command: the flags given (not None) over the environment and ``.env`` over the
+    defaults; from here on what the command (and its children) writes is owner-only."""
     from services.settings import Settings, make_private
 
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -29,14 +31,15 @@ def _settings(**overrides: Any) -> Any:
     return settings
 
 
-def _log_to_stderr() -> None:
-    """Timestamped warnings and errors on stderr (the launcher sends each part's to its log file).
+def _log_to_stderr(lsl: bool = False) -> None:
+    """Warnings and errors on stderr, each line with its ISO time (``services.logs``; the launcher sends each
+    part's stderr to its log file). ``lsl``: liblsl's own lines too, in the same format (call it before
+    liblsl loads)."""
+    from services.logs import configure_part_logging, route_native_stderr
 
-    kafka-python logs every refused connection at ERROR while a broker is down; the bridge's spool
-    already reports the outage (and what it holds) once, so the client's own lines are muted.
-    """
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    if lsl:
+        route_native_stderr()
+    configure_part_logging(logging.WARNING)
 
 
 def _serve_own_metrics(settings: Any) -> None:
@@ -59,8 +62,10 @@ def _stop_event() -> threading.Event:
 def up_cmd(
     beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
-    api_port: Annotated[int, typer.Option(min=1, max=65535, help="API port on 127.0.0.1.")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="SQLite store, logs, spool and metrics.")] = Path("sleeplm-data"),
+    api_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="API port on 127.0.0.1; default: $SLEEPLM_API_PORT, else 8000.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="SQLite store, logs, spool and metrics; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data.")] = None,
     broker: Annotated[str | None, typer.Option(
         help="Kafka bootstrap servers; default: $SLEEPLM_KAFKA, else an embedded broker on loopback.")] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="Length of each simulated night.")] = 8.0,
@@ -68,7 +73,9 @@ def up_cmd(
     nights: Annotated[int | None, typer.Option(min=1, help="Nights per bed, then the beds stop streaming "
                                                "(default: a new night whenever one ends).")] = None,
 ) -> None:
-    """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API."""
+    """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API.
+
+    Checks first (data dir writable, API port free, broker there) and says in one line what is wrong."""
     from stream_agents.launcher import UpOptions, run_up
 
     settings = _settings(kafka=broker, api_port=api_port, data_dir=data_dir)
@@ -118,7 +125,7 @@ def beds_cmd(
                                                "start a new night when one ends, until stopped).")] = None,
 ) -> None:
     """Stream simulated beds (or EDF replays) as LSL outlets until stopped."""
-    _log_to_stderr()
+    _log_to_stderr(lsl=True)
     from device_bridges.lsl_config import configure_lsl
 
     configure_lsl()
@@ -132,7 +139,7 @@ def bridge_cmd(
         exists=True, dir_okay=False, help="TOML listing real LSL devices per bed and their channel maps.")] = None,
 ) -> None:
     """Bridge LSL streams of the beds to Kafka (psg.samples), with reconnect and a bounded spool."""
-    _log_to_stderr()
+    _log_to_stderr(lsl=True)
     from device_bridges.lsl_config import configure_lsl
 
     configure_lsl()
@@ -151,14 +158,15 @@ def worker_cmd(
     """Run the stream agents (epocher, inference, sink) as one Faust worker of the consumer group."""
     from stream_agents.worker import run_worker
 
-    settings = _settings()
+    settings = _settings(runtime=runtime)
     _serve_own_metrics(settings)
-    run_worker(settings, runtime=runtime, loglevel=loglevel)
+    run_worker(settings, loglevel=loglevel)
 
 
 def api_cmd(
-    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default 8000).")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address; default: $SLEEPLM_API_HOST, else 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Port; default: $SLEEPLM_API_PORT, else 8000.")] = None,
 ) -> None:
     """Serve the REST API, the live feed and /metrics with uvicorn."""
     from dashboards.api import run_api
@@ -167,7 +175,8 @@ def api_cmd(
 
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
-_DATA_DIR_HELP = "Data folder of the SQLite store (ignored when SLEEPLM_DB_URL is set)."
+_DATA_DIR_HELP = ("Data folder of the SQLite store; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data (ignored when "
+                  "SLEEPLM_DB_URL is set).")
 
 
 def _store(data_dir: Path | None) -> Any:

@@ -456,18 +456,26 @@ def bench_stream_cmd(
     beds: Annotated[int, typer.Option(min=1, max=5000, help="Beds in all (most generated, some over LSL).")] = 100,
     seconds: Annotated[float, typer.Option(min=30, help="How long the beds stream (device = wall time).")] = 180.0,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes sharing the partitions.")] = 2,
-    partitions: Annotated[int, typer.Option(min=1, max=256, help="Partitions per topic.")] = 8,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, max=256, help="Partitions per topic; default: $SLEEPLM_PARTITIONS, else 8.")] = None,
     lsl_beds: Annotated[int, typer.Option(min=0, help="Beds streamed through real LSL and the bridge.")] = 2,
-    runtime: Annotated[str | None, typer.Option(help="sleeplm or rules (default: as the workers resolve it).")] = None,
+    runtime: Annotated[str | None, typer.Option(
+        help="sleeplm or rules; default: $SLEEPLM_RUNTIME, else as the workers resolve it.")] = None,
     speed: Annotated[float, typer.Option(min=1.0, max=100.0, help="Device-clock speed (the soak: 20 plays 8 h in "
                                          "24 min); latency is then measured from each epoch's arrival.")] = 1.0,
-    data_dir: Annotated[Path | None, typer.Option(help="Keep the run's store and logs here (default: temp).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Keep the run's store and logs here; default: $SLEEPLM_DATA_DIR, else a new temporary folder.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory (RSS growth
     after warm-up: the soak)."""
+    from services.settings import from_environment
     from stream_agents.bench_stream import BenchOptions, main_json, run_bench
 
+    # flag > environment / .env > this benchmark's own defaults (8 partitions, a fresh temporary data dir)
+    partitions = partitions or from_environment("partitions") or 8
+    runtime = runtime or from_environment("runtime")
+    data_dir = data_dir or from_environment("data_dir")
     result = run_bench(BenchOptions(beds=beds, seconds=seconds, workers=workers, partitions=partitions,
                                     lsl_beds=lsl_beds, runtime=runtime, data_dir=data_dir, speed=speed))
     if as_json:

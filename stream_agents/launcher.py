@@ -3,17 +3,27 @@
 It starts a local Kafka-protocol broker (unless ``--broker``/``SLEEPLM_KAFKA`` names one), creates the
 topics, then runs each part as its own child process, exactly the commands a scaled-out deployment
 runs (``sleeplm beds``, ``bridge``, ``worker``, ``api``), with settings passed through the environment.
-Each child logs to ``<data-dir>/logs/<part>.log``. Ctrl-C (SIGINT) or SIGTERM stops the parts in
-data-flow order (beds, bridge, worker, API) with SIGTERM, kills any that does not stop within the grace
-period, stops the broker and returns: no process is left behind. Children also get SIGTERM from the
-kernel if the launcher itself dies (Linux ``PR_SET_PDEATHSIG``).
+
+Before anything starts (and before the banner), ``preflight`` checks what would make a part fail: the data
+dir must be writable, the API port free, a named broker (``--broker``/``SLEEPLM_KAFKA``) must answer, or the
+embedded one be installed; a problem is one line naming it and the flag or variable that changes it (exit 2).
+
+Each part's output goes to ``<data-dir>/logs/<part>-<run>.log``, one file per part per run
+(``services.logs``: every line stamped, no escape codes, bounded), ``<part>.log`` linking to the newest; a
+part that dies is reported with the last lines of its own output in this run.
+
+Ctrl-C (SIGINT) or SIGTERM stops the parts in data-flow order (beds, bridge, worker, API) with SIGTERM,
+kills any that does not stop within the grace period, stops the broker and returns: no process is left
+behind. Children also get SIGTERM from the kernel if the launcher itself dies (Linux ``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,12 +32,15 @@ from pathlib import Path
 
 from device_bridges.lsl_config import configure_lsl
 from psg.errors import PSGError
-from services.broker import EmbeddedBroker, start_broker, wait_for_port
+from services.broker import EmbeddedBroker, start_broker, tansu_binary, wait_for_port
+from services.logs import LogPump, part_log_path, prune_runs, run_stamp
 from services.metrics import enable_multiprocess
 from services.settings import Settings
 from services.topics import ensure_topics
 
 STOP_GRACE_S = 10.0
+#: Lines of a dead part's own output the launcher prints.
+REPORT_LINES = 12
 #: Where ``sleeplm up`` keeps its local admin token, under the data dir.
 ADMIN_TOKEN_FILE = "admin.token"
 
@@ -48,6 +61,7 @@ class _Child:
     name: str
     process: subprocess.Popen
     log_path: Path
+    pump: LogPump | None = None
 
 
 @dataclass
@@ -58,6 +72,19 @@ class LiveStack:
     broker: EmbeddedBroker | None = None
     children: list[_Child] = field(default_factory=list)
     admin_token_path: Path | None = None
+    run: str = ""
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def log_path(self, part: str) -> Path:
+        """This run's log file of ``part`` (``logs/<part>-<run>.log``); older runs' beyond ``KEEP_RUNS`` go."""
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        if not self.run:
+            self.run = run_stamp(self.logs_dir)
+        prune_runs(self.logs_dir, part)
+        return part_log_path(self.logs_dir, part, self.run)
 
     @property
     def api_url(self) -> str:
@@ -66,11 +93,9 @@ class LiveStack:
     def start(self, options: UpOptions) -> None:
         """Start broker, topics, beds, bridge, worker and API; raises ``PSGError`` if a part fails to start."""
         settings = self.settings
-        logs = settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
         enable_multiprocess(settings.metrics_dir, fresh=True)
         if settings.kafka is None:
-            self.broker = start_broker(log_path=logs / "broker.log")
+            self.broker = start_broker(log_path=self.log_path("broker"))
             settings.kafka = self.broker.bootstrap
             settings.one_record_per_batch = True
             settings.session_timeout_s = min(settings.session_timeout_s, 6.0)
@@ -105,31 +130,36 @@ class LiveStack:
             "PROMETHEUS_MULTIPROC_DIR": str(s.metrics_dir.resolve()),
             "LSLAPICFG": os.environ["LSLAPICFG"],
             "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",  # the logs are files: no colour codes from any library that honours it
         })
+        # one machine: the API's /metrics already shows every part; worker and bridge would both bind this port
+        env.pop("SLEEPLM_METRICS_PORT", None)
         return env
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> _Child:
-        """Start ``sleeplm <args>`` as a child in its own session, logging to ``logs/<name>.log``."""
-        log_path = self.settings.data_dir / "logs" / f"{name}.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - the child owns it; closed when the child exits
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sleeplm", *args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, preexec_fn=_die_with_parent,
-        )
-        log.close()
-        child = _Child(name, process, log_path)
+        """Start ``sleeplm <args>`` as a child in its own session, its output to this run's ``logs/<name>-<run>.log``
+        through a ``LogPump`` (every line stamped, no escape codes)."""
+        pump = LogPump(self.log_path(name))
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sleeplm", *args],
+                stdout=pump.write_end, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        finally:
+            pump.close_write_end()
+        child = _Child(name, process, pump.path, pump)
         self.children.append(child)
         return child
 
     def check_children(self) -> None:
-        """``PSGError`` naming the first part that failed, with the end of its log (a clean exit is fine:
-        beds with a bounded number of nights end when their nights do)."""
+        """``PSGError`` naming the first part that failed, with the last lines of its own output in this run
+        (a clean exit is fine: beds with a bounded number of nights end when their nights do)."""
         for child in self.children:
             code = child.process.poll()
             if code not in (None, 0):
-                tail = child.log_path.read_text(errors="replace")[-2000:] if child.log_path.exists() else ""
-                raise PSGError(f"`sleeplm {child.name}` exited with status {code}; end of {child.log_path}:\n{tail}")
+                raise PSGError(f"`sleeplm {child.name}` exited with status {code}; its last lines "
+                               f"({child.log_path}):\n{last_lines(child)}")
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the parts in data-flow order, SIGKILL what is still running after ``grace_s``."""
@@ -147,6 +177,71 @@ class LiveStack:
             _signal_group(child.process, signal.SIGKILL)
         if self.broker is not None:
             self.broker.stop()
+        for child in self.children:  # the logs complete before the launcher returns
+            if child.pump is not None:
+                child.pump.join(timeout_s=2.0)
+
+
+def last_lines(child: _Child, n: int = REPORT_LINES) -> str:
+    """The last ``n`` lines ``child`` wrote in this run (none from an earlier run's file)."""
+    if child.pump is None:
+        text = child.log_path.read_text(errors="replace") if child.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-n:])
+    child.pump.join(timeout_s=2.0)  # it has exited: read what it wrote to the end
+    lines = list(child.pump.tail)[-n:]
+    return "\n".join(lines) if lines else "(it wrote nothing)"
+
+
+def preflight(settings: Settings) -> None:
+    """What would make ``sleeplm up`` fail after its banner, checked before anything starts: ``PSGError``
+    (one line: the problem, and the flag or variable that changes it) for a data dir that cannot be written,
+    an API port in use, a named broker that does not answer, no embedded broker to start."""
+    _check_data_dir(settings.data_dir)
+    _check_port(settings.api_host, settings.api_port, "the API", "--api-port or SLEEPLM_API_PORT")
+    if settings.kafka:
+        _check_broker(settings.kafka)
+    else:
+        tansu_binary()
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    change = "choose another with --data-dir or SLEEPLM_DATA_DIR"
+    probe = data_dir / "logs" / f".write-test-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+        for name in ("sleeplm.db", "admin.token"):
+            if (data_dir / name).exists():
+                with open(data_dir / name, "ab"):
+                    pass
+    except OSError as exc:
+        where = exc.filename or data_dir
+        raise PSGError(f"data dir {data_dir}: cannot write {where} ({exc.strerror or exc}); {change}") from None
+
+
+def _check_port(host: str, port: int, what: str, change: str) -> None:
+    """Bind ``host:port`` the way uvicorn does (``SO_REUSEADDR``: a port in TIME_WAIT is fine, a listener not)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise PSGError(f"port {port} on {host} ({what}): {reason}; choose another with {change}") from None
+
+
+def _check_broker(bootstrap: str, timeout_s: float = 3.0) -> None:
+    problems = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    raise PSGError(f"broker {bootstrap} does not answer ({'; '.join(problems)}); start it, or change --broker or "
+                   "SLEEPLM_KAFKA (unset: an embedded broker)")
 
 
 def ensure_local_admin_token(settings: Settings) -> Path:
@@ -169,7 +264,9 @@ def ensure_local_admin_token(settings: Settings) -> Path:
 
 
 def run_up(settings: Settings, options: UpOptions) -> int:
-    """Run the stack until SIGINT/SIGTERM or until a part dies; returns the exit status."""
+    """Run the stack until SIGINT/SIGTERM or until a part dies; returns the exit status. ``preflight`` first:
+    its ``PSGError`` (exit 2 from the command line) comes before anything starts."""
+    preflight(settings)
     configure_lsl()
     stack = LiveStack(settings)
     stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from services.logs import dict_config
 from services.settings import Settings
 from stream_agents.app import create_app
 
@@ -14,5 +15,11 @@ def run_worker(settings: Settings, runtime: str | None = None, loglevel: str = "
     ``runtime`` None: ``settings.inference_runtime`` (SLEEPLM_RUNTIME, else the model if its checkpoint exists).
     """
     app = create_app(settings, runtime_name=runtime)
-    worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True, redirect_stdouts=False)
+    level = loglevel.upper()
+    # Faust's own log setup is colorlog on a terminal; ours stamps every line with its ISO time
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False,
+                          logging_config=dict_config(level))
+    # its start-up spinner writes cursor codes (hide, backspace, show) even when stdout is a log file: a
+    # worker's log held nothing else
+    worker.spinner = None
     worker.execute_from_commandline()

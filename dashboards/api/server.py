@@ -67,7 +67,7 @@ def log_config() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "plain": {"()": "services.logs.IsoFormatter"},  # ISO time with offset on every line
         },
         "handlers": {"stderr": {"()": _Stderr, "formatter": "plain"}},
         "loggers": {
