@@ -2,13 +2,15 @@
 
 Every command family meets bad paths (missing, empty, a text file, a folder), outputs that cannot be
 written (an existing file where a folder is wanted, a folder where a file is wanted), wrong types and
-out-of-range values. The real entry point (``sleeplm.cli.main``) runs in-process with ``sys.argv`` set,
+out-of-range values. The real entry point (``sleeplm.cli.main``) runs in-process with ``sys.argv`` set
+(a live command that rewires the process's stderr runs as its own process),
 so what is checked is exactly what a terminal shows: status 2 and one ``error:`` line (ours) or
 click's one ``Error:`` line after its usage hint; no ``Traceback``.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from psg.formats import write_edf
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
-from sleeplm import cli
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,6 @@ CASES: list[tuple[str, list[str], str]] = [
     ("export missing checkpoint", ["export", "--checkpoint", "{root}/none.pt"], "none.pt"),
     ("bench model batch type", ["bench", "model", "--batch", "lots"], "'--batch'"),
     ("train-stage nights type", ["train-stage", "--nights", "ten"], "'--nights'"),
-    ("beds missing source", ["beds", "--source", "{missing}"], "nope.edf"),
     ("up speed out of range", ["up", "--speed", "1000"], "less than or equal to 100"),
     ("token revoke id type", ["token", "revoke", "first"], "TOKEN_ID"),
 ]
@@ -82,13 +83,19 @@ def test_bad_input_is_exit_2_and_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = [a.format(**{k: str(v) for k, v in files.items()}) for a in argv]
-    monkeypatch.setattr(sys, "argv", ["sleeplm", *args])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2, err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.lstrip("│ ").lower().startswith("error")]
     assert len(errors) == 1, err
     problem = err[err.lower().index("error"):]
     assert fragment.lower() in " ".join(problem.split()).lower(), err
+
+
+def test_live_command_bad_input_in_its_own_process(files: dict[str, Path]) -> None:
+    """``beds`` routes liblsl's native stderr at start (``services.logs``), so it runs as its own process."""
+    result = subprocess.run([sys.executable, "-m", "sleeplm", "beds", "--source", str(files["missing"])],
+                            capture_output=True, text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(errors) == 1 and "nope.edf" in errors[0]

@@ -8,7 +8,6 @@ fast; its exit code and stderr are exactly the console script's.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -16,22 +15,14 @@ import pytest
 
 from psg.formats import write_nsrr_xml
 from psg.recording import Recording
-from sleeplm.cli import main
+from tests.cli_runner import run_cli
 from tests.scoring_files import simulated_night, write_events_only, write_hypnogram, write_psg, write_short_psg
 
 START = datetime(2019, 11, 2, 23, 5, 0)
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``sleeplm ARGS``: exit code, stdout, stderr (progress bars' carriage returns as line breaks)."""
-    monkeypatch.setattr(sys, "argv", ["sleeplm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.replace("\r", "\n")
+    return run_cli(monkeypatch, capsys, *args)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -4,7 +4,6 @@ annotation-only and shorter-than-an-epoch files exit 2 with the one-line rule in
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,12 @@ import pytest
 from psg.formats import read_edf, write_nsrr_xml
 from psg.recording import Recording
 from psg.timeline import Stage
-from sleeplm.cli import main
+from tests.cli_runner import run_cli
 from tests.scoring_files import write_hypnogram, write_psg, write_short_psg
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sleeplm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.replace("\r", "\n")
+    return run_cli(monkeypatch, capsys, *args)
 
 
 @pytest.fixture(scope="module")
