@@ -22,14 +22,6 @@ from sleeplm.cli import app
 _INTERNALS = ("Traceback", "UnboundLocalError", "invalid literal", "IndexError", "KeyError", "edfio")
 
 
-@pytest.fixture(scope="module")
-def corpus(shared_data: Path) -> Path:
-    folder = shared_data / "edf-corpus"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found (the EDF/BDF files other writers produce)")
-    return folder
-
-
 def _files() -> list[str]:
     from tests.psg.test_edf_corpus import OUTCOMES
 
@@ -52,8 +44,8 @@ def _assert_refusal(path: Path, exc: BaseException | None) -> str:
 
 @pytest.mark.parametrize("name", _files())
 @pytest.mark.parametrize("command", ["detect", "caption", "report"])
-def test_command_on_corpus_file(corpus: Path, tmp_path: Path, name: str, command: str) -> None:
-    path = corpus / name
+def test_command_on_corpus_file(edf_corpus: Path, tmp_path: Path, name: str, command: str) -> None:
+    path = edf_corpus / name
     extra = {"detect": ["--json"], "caption": ["--out", str(tmp_path / "c.jsonl")],
              "report": ["--out", str(tmp_path / "report")]}[command]
     code, stdout, exc = _invoke(command, str(path), *extra)
@@ -70,9 +62,9 @@ def test_command_on_corpus_file(corpus: Path, tmp_path: Path, name: str, command
         assert "summary" in summary
 
 
-def test_stage_reads_a_bdf_psg(corpus: Path) -> None:
+def test_stage_reads_a_bdf_psg(edf_corpus: Path) -> None:
     """edfio's BDF copy of Sleep-EDF SC4001's first 5 min: staged (10 epochs), its channels reported."""
-    code, stdout, exc = _invoke("stage", str(corpus / "edfio__short_psg.bdf"), "--json")
+    code, stdout, exc = _invoke("stage", str(edf_corpus / "edfio__short_psg.bdf"), "--json")
     assert code == 0, exc
     result = json.loads(stdout)
     assert len(result["stages"]) == 10 and result["channels"]["slots"]["EEG C3-A2"]["file_label"] == "EEG Fpz-Cz"
@@ -83,7 +75,7 @@ def test_stage_reads_a_bdf_psg(corpus: Path) -> None:
     ("mnetd__test_1ch.gdf", "GDF file: not supported"),
     ("mne__test.edf", "recording lasts 6.0 s, shorter than one 30-s epoch"),
 ])
-def test_stage_refusals(corpus: Path, name: str, fragment: str) -> None:
-    path = corpus / name
+def test_stage_refusals(edf_corpus: Path, name: str, fragment: str) -> None:
+    path = edf_corpus / name
     code, _, exc = _invoke("stage", str(path), "--json")
     assert code != 0 and fragment in _assert_refusal(path, exc)

@@ -27,6 +27,7 @@ from psg.montage import ABD, AF, ECG, HR, POS, SPO2, THX
 from psg.recording import Recording
 from psg.simulate import simulate
 from psg.timeline import Event, Stage, Timeline
+from tests.conftest import real_file
 
 #: Words that claim something about each group (the test's own list, independent of the module's).
 FORBIDDEN = {
@@ -113,17 +114,10 @@ def test_generated_text_loses_its_claims_about_missing_groups() -> None:
     assert event_available({"type": "signal_loss", "channel": "EEG C3-A2"}, {"eeg"})
 
 
-def _real(shared_data: Path, relative: str) -> Path:
-    path = shared_data / "real-signals" / relative
-    if not path.is_file():
-        pytest.skip(f"{path} not in the shared data")
-    return path
-
-
-def test_sleep_edf_short_says_what_it_did_not_record(shared_data: Path) -> None:
+def test_sleep_edf_short_says_what_it_did_not_record(real_signals: Path) -> None:
     from psg.formats import read_mapped_edf
 
-    recording, report = read_mapped_edf(_real(shared_data, "sleep-edf-short/short_psg.edf"))
+    recording, report = read_mapped_edf(real_file(real_signals, "sleep-edf-short/short_psg.edf"))
     groups = channel_groups(recording)
     assert {"respiratory", "spo2", "ecg", "position", "emg"}.isdisjoint(groups)  # 1-Hz resp/EMG not analysable
     records, summary = caption_night(recording)
@@ -131,10 +125,10 @@ def test_sleep_edf_short_says_what_it_did_not_record(shared_data: Path) -> None:
     assert not any("EOG-R" in r["captions"]["stage_event"] for r in records)  # never recorded, so never "lost"
 
 
-def test_nox_full_montage_has_nothing_not_recorded(shared_data: Path) -> None:
+def test_nox_full_montage_has_nothing_not_recorded(real_signals: Path) -> None:
     from psg.formats import read_mapped_edf
 
-    recording, _ = read_mapped_edf(_real(shared_data, "nox-a1-2min/subject1.edf"))
+    recording, _ = read_mapped_edf(real_file(real_signals, "nox-a1-2min/subject1.edf"))
     groups = channel_groups(recording)
     assert groups == set(GROUPS)
     records, summary = caption_night(recording)

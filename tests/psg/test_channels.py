@@ -16,6 +16,7 @@ from psg.errors import PSGError
 from psg.formats import read_mapped_edf, write_edf
 from psg.montage import ABD, AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, POS, SPO2, THX
 from psg.recording import Recording, Signal
+from tests.conftest import real_file
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = {
@@ -137,15 +138,8 @@ def test_bridge_map_falls_back_to_the_table() -> None:
     assert applied.labels == ("EEG C3-A2", "EEG C4-A1", "SpO2")
 
 
-def _real(shared_data: Path, rel: str) -> Path:
-    path = shared_data / "real-signals" / rel
-    if not path.is_file():
-        pytest.skip(f"{path} not in the shared data")
-    return path
-
-
-def test_sleep_edf_short(shared_data: Path) -> None:
-    mapped, report = read_mapped_edf(_real(shared_data, "sleep-edf-short/short_psg.edf"))
+def test_sleep_edf_short(real_signals: Path) -> None:
+    mapped, report = read_mapped_edf(real_file(real_signals, "sleep-edf-short/short_psg.edf"))
     files = {slot: m.file_label for slot, m in report.slots.items()}
     assert files == {EEG_C3: "EEG Fpz-Cz", EEG_C4: "EEG Pz-Oz", EOG_L: "EOG horizontal",
                      EMG_CHIN: "EMG submental", AF: "Resp oro-nasal"}
@@ -154,8 +148,8 @@ def test_sleep_edf_short(shared_data: Path) -> None:
     assert report.to_json()["missing"][:3] == [ECG, ABD, THX]
 
 
-def test_nox_a1(shared_data: Path) -> None:
-    mapped, report = read_mapped_edf(_real(shared_data, "nox-a1-2min/subject1.edf"))
+def test_nox_a1(real_signals: Path) -> None:
+    mapped, report = read_mapped_edf(real_file(real_signals, "nox-a1-2min/subject1.edf"))
     files = {slot: m.file_label for slot, m in report.slots.items()}
     assert files == {ECG: "ECG", ABD: "Abdomen", THX: "Chest", AF: "Nasal Pressure", EOG_L: "E1-M2",
                      EOG_R: "E2-M1", EEG_C3: "C3-M2", EEG_C4: "C4-M1", EMG_CHIN: "1-2", POS: "PosAngle",

@@ -61,23 +61,15 @@ OUTCOMES: dict[str, tuple[dict[str, str], float] | tuple[str, int] | str] = {
 }
 
 
-@pytest.fixture(scope="module")
-def corpus(shared_data: Path) -> Path:
-    folder = shared_data / "edf-corpus"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found (the EDF/BDF files other writers produce)")
-    return folder
-
-
-def test_every_corpus_file_has_a_decided_outcome(corpus: Path) -> None:
-    files = {p.name for p in corpus.iterdir() if p.suffix.lower() in (".edf", ".bdf", ".gdf")}
+def test_every_corpus_file_has_a_decided_outcome(edf_corpus: Path) -> None:
+    files = {p.name for p in edf_corpus.iterdir() if p.suffix.lower() in (".edf", ".bdf", ".gdf")}
     assert files == set(OUTCOMES), "a corpus file was added or removed: decide its outcome here"
 
 
 @pytest.mark.parametrize("name", sorted(OUTCOMES))
-def test_corpus_file_outcome(corpus: Path, name: str) -> None:
+def test_corpus_file_outcome(edf_corpus: Path, name: str) -> None:
     expected = OUTCOMES[name]
-    path = corpus / name
+    path = edf_corpus / name
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a tolerated fault is a read warning, never a Python warning
         if isinstance(expected, str):
@@ -97,11 +89,11 @@ def test_corpus_file_outcome(corpus: Path, name: str) -> None:
     assert report.to_json()["file_warnings"] == recording.read_warnings
 
 
-def test_corpus_bdf_matches_its_edf_twin(corpus: Path) -> None:
+def test_corpus_bdf_matches_its_edf_twin(edf_corpus: Path) -> None:
     """The same recording written as BDF (24-bit) and EDF (16-bit) reads the same, within EDF's quantisation
     (its writer's physical range is wider than the data: one count is ~0.01 uV there)."""
-    edf, _ = read_mapped_edf(corpus / "edfjl__bdf_test.edf")
-    bdf, _ = read_mapped_edf(corpus / "edfjl__bdf_test.bdf")
+    edf, _ = read_mapped_edf(edf_corpus / "edfjl__bdf_test.edf")
+    bdf, _ = read_mapped_edf(edf_corpus / "edfjl__bdf_test.bdf")
     for label, signal in edf.signals.items():
         other = bdf.signals[label]
         assert other.fs == signal.fs and other.data.size == signal.data.size
@@ -109,15 +101,15 @@ def test_corpus_bdf_matches_its_edf_twin(corpus: Path) -> None:
         assert abs(other.data - signal.data).max() < 0.05
 
 
-def test_corpus_duplicate_labels_both_kept(corpus: Path) -> None:
-    recording, report = read_mapped_edf(corpus / "mne__duplicate_channel_labels.edf")
+def test_corpus_duplicate_labels_both_kept(edf_corpus: Path) -> None:
+    recording, report = read_mapped_edf(edf_corpus / "mne__duplicate_channel_labels.edf")
     assert "EEG F1-Ref (2)" in report.labels
     assert any("'EEG F1-Ref' repeats" in w for w in recording.read_warnings)
 
 
-def test_corpus_sleep_edf_hypnogram_as_scoring(corpus: Path) -> None:
+def test_corpus_sleep_edf_hypnogram_as_scoring(edf_corpus: Path) -> None:
     """The BDF+ copy of Sleep-EDF SC4001's hypnogram: an annotation-only file with a whole night of stages."""
-    recording, _ = read_mapped_edf(corpus / "edfio__SC4001EC-Hypnogram.bdf")
+    recording, _ = read_mapped_edf(edf_corpus / "edfio__SC4001EC-Hypnogram.bdf")
     timeline = recording.timeline
     assert timeline is not None and not recording.signals
     assert {Stage.W, Stage.N1, Stage.N2, Stage.N3, Stage.R} <= set(timeline.stages.tolist())
