@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_runtime.head_file import load_head_file
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.zero_shot import softmax
 from psg.errors import PSGError
@@ -42,15 +43,10 @@ class LabHead:
     @classmethod
     def load(cls, path: str | Path) -> LabHead:
         path = Path(path)
-        if not path.is_file():
-            raise PSGError(f"lab head {path} not found; make one with `sleeplm adapt NIGHT.edf ... --out {path}`")
-        try:
-            z = np.load(path, allow_pickle=False)
-            if str(z["format"]) != FORMAT:
-                raise ValueError(f"format {str(z['format'])!r}")
-            return cls(z["coef"], z["intercept"], int(z["shots"]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise PSGError(f"{path}: not a SleepLM lab head ({exc}; expected {FORMAT!r})") from None
+        return load_head_file(
+            path, "lab head", f"make one with `sleeplm adapt NIGHT.edf ... --out {path}`", (FORMAT,),
+            lambda z: cls(z["coef"], z["intercept"], int(z["shots"])),
+        )
 
 
 def pick_shots(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:

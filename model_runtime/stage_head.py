@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_runtime.head_file import load_head_file
 from model_runtime.lab_head import LabHead
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.zero_shot import softmax
@@ -185,28 +186,26 @@ class StageHead:
     @classmethod
     def load(cls, path: str | Path) -> StageHead:
         path = Path(path)
-        if not path.is_file():
-            raise PSGError(f"stage head {path} not found; build it with `sleeplm train-stage --out {path}`")
-        try:
-            z = np.load(path, allow_pickle=False)
-            if str(z["format"]) not in READABLE:
-                raise ValueError(f"format {str(z['format'])!r}")
-            layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(int(z["n_layers"]))]
-            head = cls(
-                mean=z["mean"], std=z["std"], layers=layers, classes=z["classes"], scale=float(z["scale"]),
-                novelty_mean=z["novelty_mean"], novelty_precision=z["novelty_precision"],
-                novelty_threshold=float(z["novelty_threshold"]), min_probability=float(z["min_probability"]),
-                novelty_columns=z["novelty_columns"],
-            )
-            if "prior_basis" in z.files:
-                head.prior_head = PriorHead(z["prior_basis"], float(z["prior_scale"]))
-                head.gate_threshold = float(z["gate_threshold"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise PSGError(f"{path}: not a SleepLM stage head ({exc}; expected {FORMAT!r})") from None
+        head = load_head_file(path, "stage head", f"build it with `sleeplm train-stage --out {path}`",
+                              READABLE, cls._from_arrays)
         if head.mean.shape != (N_INPUT,):
             raise PSGError(
                 f"{path}: stage head expects {head.mean.shape[0]} inputs, features give {N_INPUT}; retrain it"
             )
+        return head
+
+    @classmethod
+    def _from_arrays(cls, z: np.lib.npyio.NpzFile) -> StageHead:
+        layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(int(z["n_layers"]))]
+        head = cls(
+            mean=z["mean"], std=z["std"], layers=layers, classes=z["classes"], scale=float(z["scale"]),
+            novelty_mean=z["novelty_mean"], novelty_precision=z["novelty_precision"],
+            novelty_threshold=float(z["novelty_threshold"]), min_probability=float(z["min_probability"]),
+            novelty_columns=z["novelty_columns"],
+        )
+        if "prior_basis" in z.files:
+            head.prior_head = PriorHead(z["prior_basis"], float(z["prior_scale"]))
+            head.gate_threshold = float(z["gate_threshold"])
         return head
 
 
