@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from collections import defaultdict
 from pathlib import Path
+
+import httpx
 
 from psg.captions import MODALITIES
 from psg.codecs import QUALITY_FLAGS
@@ -81,3 +84,16 @@ def assert_each_epoch_once(settings: Settings, beds: int, epochs: int, gaps_allo
         assert all(set(flags) <= set(QUALITY_FLAGS) for flags in row["quality"].values())
         if not gaps_allowed:
             assert not gap_channels(row), f"{row['bed_id']} epoch {row['epoch']}: unexpected gap flags"
+
+
+def beds_of_up(launcher: subprocess.Popen, api: str, token_file: Path, auth: dict[str, str]) -> list[dict] | None:
+    """The beds a running ``sleeplm up`` serves, signing in with its admin token (kept in ``auth``); None while
+    the token or the API is not there yet. Fails the test when the launcher has exited."""
+    assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read() if launcher.stdout else ''}"
+    if not token_file.is_file():
+        return None
+    auth["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+    try:
+        return httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
+    except httpx.HTTPError:
+        return None

@@ -13,6 +13,7 @@ import httpx
 from psg.captions import MODALITIES
 from services.broker import free_port
 from tests.live.conftest import wait_until
+from tests.live.helpers import beds_of_up
 
 BEDS, EPOCHS = 2, 6
 
@@ -51,15 +52,8 @@ def test_up_serves_every_bed_and_sigint_leaves_no_process(tmp_path: Path) -> Non
     auth: dict[str, str] = {}
     try:
         def ready() -> bool:
-            assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read()}"
-            if not token_file.is_file():
-                return False
-            auth["Authorization"] = f"Bearer {token_file.read_text().strip()}"
-            try:
-                beds = httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
-            except httpx.HTTPError:
-                return False
-            if len(beds) < BEDS:
+            beds = beds_of_up(launcher, api, token_file, auth)
+            if beds is None or len(beds) < BEDS:
                 return False
             counts = [
                 len(httpx.get(f"{api}/api/beds/{b['bed_id']}/epochs", timeout=2, headers=auth).json()) for b in beds

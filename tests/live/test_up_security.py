@@ -20,6 +20,7 @@ import pytest
 from device_bridges.lsl_config import SHIPPED_LSL_CONFIG, configure_lsl
 from services.broker import free_port
 from tests.live.conftest import wait_until
+from tests.live.helpers import beds_of_up
 
 SECRET_QUERY = "zebra-secret patient words"
 SECRET_TOKEN = "slm_" + "Qu3ryT0ken" * 4
@@ -168,14 +169,7 @@ def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
     beds: list[dict] = []
     try:
         def ready() -> bool:
-            assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read()}"
-            if not token_file.is_file():
-                return False
-            auth["Authorization"] = f"Bearer {token_file.read_text().strip()}"
-            try:
-                beds[:] = httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
-            except httpx.HTTPError:
-                return False
+            beds[:] = beds_of_up(launcher, api, token_file, auth) or []
             return len(beds) == 1
 
         wait_until(ready, 120, "one bed through the API")
