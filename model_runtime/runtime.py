@@ -79,6 +79,11 @@ def load_runtime(name: str = "rules", **options: Any) -> InferenceRuntime:
     return factory(**options)
 
 
+def chosen_runtime(runtime: str | None, checkpoint: str | Path | None = None) -> str:
+    """The runtime a worker serves: ``runtime`` (SLEEPLM_RUNTIME) when set, else ``default_runtime``."""
+    return runtime or default_runtime(checkpoint)
+
+
 def default_runtime(checkpoint: str | Path | None = None) -> str:
     """``'sleeplm'`` when a model checkpoint is there to serve (``checkpoint``, else the shipped one), else
     ``'rules'``: a checkout without a trained model still runs the live path, on measured features."""

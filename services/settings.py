@@ -92,14 +92,6 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @property
-    def inference_runtime(self) -> str:
-        """The runtime the workers run: ``runtime`` if set, else ``sleeplm`` when a checkpoint is there
-        (``checkpoint`` or the shipped file), else ``rules`` (resolved when a worker starts)."""
-        from model_runtime.runtime import default_runtime
-
-        return self.runtime or default_runtime(self.checkpoint)
-
-    @property
     def runtime_options(self) -> dict[str, object]:
         """Keyword options for ``load_runtime`` (the model runtime takes them, the rules runtime ignores them)."""
         return {"checkpoint": self.checkpoint, "backend": self.model_backend}

@@ -36,7 +36,7 @@ import faust
 from faust.types import TP, EventT
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, load_runtime
+from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, chosen_runtime, load_runtime
 from psg.codecs import (
     ChunkBundle,
     DeviceEvent,
@@ -73,18 +73,21 @@ NORMALISER_EPOCHS = SERVING_WINDOW_EPOCHS
 #: Longest the sink waits to fill a store transaction: Faust's take is periodic, so a caption waits half
 #: of it on average (0.2 s cost 0.1 s of p50 latency at 500 beds; one SQLite commit per 0.1 s is cheap).
 SINK_WITHIN_S = 0.1
+#: Faust producers' linger and batch bound (the samples hop's is device_bridges.producer.LINGER_MS).
+PRODUCER_LINGER_S = 0.005
+PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 
 
 def create_app(settings: Settings, runtime_name: str | None = None) -> faust.App:
     """A Faust app for ``settings`` with the epocher, inference, sink and device-event agents.
 
-    ``runtime_name`` defaults to ``settings.inference_runtime`` (SLEEPLM_RUNTIME, else the model when its
-    checkpoint exists, else the rules); the model's checkpoint is checked here so that a worker with a
+    ``runtime_name`` defaults to ``chosen_runtime``: SLEEPLM_RUNTIME, else the model when its checkpoint
+    exists, else the rules; the model's checkpoint is checked here so that a worker with a
     wrong path fails at start, naming it, instead of inside the inference agent.
     """
     if not settings.kafka:
         raise ValueError("settings.kafka is not set: name the Kafka bootstrap servers (SLEEPLM_KAFKA)")
-    runtime_name = runtime_name or settings.inference_runtime
+    runtime_name = runtime_name or chosen_runtime(settings.runtime, settings.checkpoint)
     if runtime_name == "sleeplm":
         checkpoint = settings.checkpoint or SHIPPED_CHECKPOINT_PATH
         if not checkpoint.is_file():
@@ -109,8 +112,10 @@ def create_app(settings: Settings, runtime_name: str | None = None) -> faust.App
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 5),
         broker_rebalance_timeout=max(settings.session_timeout_s, 10.0),
         stream_wait_empty=False,
-        # one record per produce request: the embedded broker mis-reports high watermarks otherwise
-        producer_max_batch_size=16 if settings.one_record_per_batch else 16384,
+        # Batches of what each agent sends within 5 ms: an epoch waits on every hop's linger, so only a few
+        # ms; fewer, larger batches are what the embedded broker needs (its fetch cost grows with batches held)
+        producer_linger=PRODUCER_LINGER_S,
+        producer_max_batch_size=16 if settings.one_record_per_batch else PRODUCER_MAX_BATCH_BYTES,
         producer_acks=-1,
     )
     _LivePipeline(app, settings, runtime_name).register()

@@ -12,7 +12,7 @@ from stream_agents.app import create_app
 def run_worker(settings: Settings, runtime: str | None = None, loglevel: str = "warning") -> None:
     """Consume until stopped; a clean stop commits what was acked, a kill replays from the last commit.
 
-    ``runtime`` None: ``settings.inference_runtime`` (SLEEPLM_RUNTIME, else the model if its checkpoint exists).
+    ``runtime`` None: ``chosen_runtime`` (SLEEPLM_RUNTIME, else the model if its checkpoint exists).
     """
     app = create_app(settings, runtime_name=runtime)
     level = loglevel.upper()

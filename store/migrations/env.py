@@ -1,11 +1,15 @@
 """Alembic environment of the store.
 
 ``store.migrate.upgrade`` hands over an open connection in ``config.attributes["connection"]`` (already
-in a write transaction); the alembic CLI gets its URL from ``-x url=...``, else from ``Settings``
-(``SLEEPLM_DB_URL`` or the default SQLite file). ``--sql`` (offline mode) prints the DDL for a DBA.
+in a write transaction); the alembic CLI gets its URL from ``-x url=...``, else from ``SLEEPLM_DB_URL``
+(read here, not through the settings: the store sits below the configuration layer). The default SQLite
+file needs neither: every ``sleeplm`` command migrates the store it opens. ``--sql`` (offline mode) prints
+the DDL for a DBA.
 """
 
 from __future__ import annotations
+
+import os
 
 from alembic import context
 from sqlalchemy import Connection
@@ -19,9 +23,10 @@ def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url")
     if url:
         return url
-    from services.settings import Settings
-
-    return Settings().database_url
+    url = os.environ.get("SLEEPLM_DB_URL", "").strip()
+    if not url:
+        raise SystemExit("alembic: no database named: pass -x url=<SQLAlchemy URL> or set SLEEPLM_DB_URL")
+    return url
 
 
 def _run(connection: Connection) -> None:

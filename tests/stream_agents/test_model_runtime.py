@@ -16,7 +16,7 @@ import pytest
 from model_runtime.model_runtime import SleepLMRuntime, is_scorable, load_model
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.rules import RulesRuntime
-from model_runtime.runtime import RUNTIMES, SHIPPED_CHECKPOINT_PATH, default_runtime, load_runtime
+from model_runtime.runtime import RUNTIMES, SHIPPED_CHECKPOINT_PATH, chosen_runtime, default_runtime, load_runtime
 from model_runtime.zero_shot import causal_smooth
 from psg.captions import MODALITIES
 from psg.codecs import EpochMessage, decode_json, encode_json
@@ -212,6 +212,11 @@ def test_inference_records_carry_embeddings_only_for_runtimes_that_embed(runtime
     assert rules.embeddings == [] and rules.captions == caption_records(RulesRuntime(), batch)
 
 
+def _served(settings: Settings) -> str:
+    """The runtime a worker started with ``settings`` serves (what ``create_app`` resolves)."""
+    return chosen_runtime(settings.runtime, settings.checkpoint)
+
+
 def test_runtime_resolution_from_the_settings(
     tiny_checkpoint: Path,  # noqa: F811
     tmp_path: Path,
@@ -224,16 +229,16 @@ def test_runtime_resolution_from_the_settings(
     for name in ("SLEEPLM_RUNTIME", "SLEEPLM_CHECKPOINT", "SLEEPLM_MODEL_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file
-    assert default_runtime() == shipped and Settings().inference_runtime == shipped
-    assert Settings(checkpoint=tiny_checkpoint).inference_runtime == "sleeplm"
+    assert default_runtime() == shipped and _served(Settings()) == shipped
+    assert _served(Settings(checkpoint=tiny_checkpoint)) == "sleeplm"
     monkeypatch.setenv("SLEEPLM_RUNTIME", "rules")
     monkeypatch.setenv("SLEEPLM_CHECKPOINT", str(tiny_checkpoint))
     monkeypatch.setenv("SLEEPLM_MODEL_BACKEND", "torch")
     settings = Settings()
-    assert settings.inference_runtime == "rules"
+    assert _served(settings) == "rules"
     assert settings.runtime_options == {"checkpoint": tiny_checkpoint, "backend": "torch"}
     monkeypatch.setenv("SLEEPLM_RUNTIME", "")
-    assert Settings().inference_runtime == "sleeplm"
+    assert _served(Settings()) == "sleeplm"
     monkeypatch.setenv("SLEEPLM_MODEL_BACKEND", "tensorflow")
     with pytest.raises(ValueError, match="model_backend"):
         Settings()
