@@ -32,12 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import stream_agents.epoch_analysis as ea
+import psg.epoching.analysis as ea
 from psg.codecs import SampleChunk
+from psg.epoching.epocher import Epocher
 from psg.model_input import RunningNormaliser
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
-from stream_agents.epocher import Epocher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.stream_agents.chunking
 from tests.stream_agents.chunking import chunk_recording  # noqa: E402  (the bridge's chunking, as the tests use it)

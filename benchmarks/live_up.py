@@ -35,8 +35,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from plumbing.broker import free_port
 from psg.captions import MODALITIES
-from services.broker import free_port
 
 STAGES = {"W", "N1", "N2", "N3", "R", "?"}
 

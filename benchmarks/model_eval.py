@@ -1,4 +1,4 @@
-"""Evaluate a SleepLM checkpoint on the held-out simulated validation nights (``model_runtime.evaluate``).
+"""Evaluate a SleepLM checkpoint on the held-out simulated validation nights (``model_runtime.evaluation.evaluate``).
 
 Zero-shot staging next to YASA on the same signals and next to the Dreem five-scorer agreement,
 retrieval R@1/5/10, caption facts, query precision, the few-shot curve and CPU speed. Writes
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from model_runtime.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate, summary_markdown
+from model_runtime.evaluation.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate, summary_markdown
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.night import NightInput, load_night_input, stage_night
-from model_runtime.sleeplm import SleepLM
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import NightInput, load_night_input, stage_night
 from psg.montage import EEG_C3, EEG_C4, EOG_L
 from psg.paths import shared_data_dir
 from psg.recording import Recording, Signal

@@ -29,11 +29,11 @@ import numpy as np
 from scipy.signal import resample_poly
 from sklearn.metrics import cohen_kappa_score
 
-from model_runtime.corpus import NightSpec, render, split_of, timeline_sources
-from model_runtime.lab_head import fit_lab_head, pick_shots
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
-from model_runtime.stage_head_training import STRONG, crop, expected_calibration_error, perturb
+from model_runtime.model.lab_head import fit_lab_head, pick_shots
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.stage_head_training import STRONG, crop, expected_calibration_error, perturb
 from psg.features.stage_spectra import stage_feature_matrix
 from psg.montage import EEG_C3, EEG_C4
 from psg.paths import shared_data_dir

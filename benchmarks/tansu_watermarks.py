@@ -145,7 +145,7 @@ def _aiokafka_view(bootstrap: str, topic: str) -> dict[str, Any]:
 
 
 def probe(bootstrap: str, producer: str) -> dict[str, Any]:
-    from services.topics import ensure_topics
+    from plumbing.topics import ensure_topics
 
     topic = f"probe-{producer}-{uuid.uuid4().hex[:6]}"
     ensure_topics(bootstrap, 1, topics=(topic,))
@@ -177,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     broker = None
     if args.bootstrap is None:
-        from services.broker import start_broker
+        from plumbing.broker import start_broker
 
         broker = start_broker()
     bootstrap = args.bootstrap or broker.bootstrap

@@ -1,5 +1,5 @@
 """How well natural-language watch rules work: calibrated on half of the reference bank's nights, measured
-on the other half (``model_runtime.watch_rules``, ``model_runtime.reference_bank``).
+on the other half (``model_runtime.serving.watch_rules``, ``model_runtime.serving.reference_bank``).
 
 Per rule: the concepts the vocabulary reads in it, the bank's epochs of those concepts, the scoring the
 model picks and the threshold the shipped calibration gives (whole bank), and, measured honestly, F1 /
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from model_runtime.calibrate import best_threshold
-from model_runtime.reference_bank import ReferenceBank, bank_path_for, load_bank
-from model_runtime.sleeplm import SleepLM
-from model_runtime.watch_rules import calibrate_rule, rule_concepts, rule_scores, rule_truth
+from model_runtime.model.zero_shot import best_threshold
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.reference_bank import ReferenceBank, bank_path_for, load_bank
+from model_runtime.serving.watch_rules import calibrate_rule, rule_concepts, rule_scores, rule_truth
 
 #: Random half splits the held-out numbers are averaged over (one split swings rare events a lot).
 SPLITS = 20

@@ -46,11 +46,11 @@ from device_bridges.channel_map import AppliedMap, ChannelMap
 from device_bridges.lsl_config import import_pylsl
 from device_bridges.producer import SpooledProducer
 from device_bridges.simulated import recording_id_for
+from plumbing.logs import device_and_wall
+from plumbing.metrics import metrics
+from plumbing.settings import Settings
 from psg.codecs import MAX_BUNDLE_CHUNKS, DeviceEvent, SampleChunk, encode_bundle, encode_chunk, encode_device_event
 from psg.errors import PSGError
-from services.logs import device_and_wall
-from services.metrics import metrics
-from services.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_bridges.spool import Record, Spool
+from plumbing.metrics import metrics
+from plumbing.settings import Settings
+from plumbing.topics import SAMPLES
 from psg.codecs import ChunkBundle, DeviceEvent, MessageError, chunks_in, decode_samples_message, encode_device_event
 from psg.errors import PSGError
-from services.metrics import metrics
-from services.settings import Settings
-from services.topics import SAMPLES
 
 log = logging.getLogger(__name__)
 

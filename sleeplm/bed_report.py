@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from plumbing.settings import Settings
 from psg.errors import PSGError
 from psg.montage import HR, SPO2
 from psg.recording import Signal
@@ -31,7 +32,6 @@ from psg.report import ReportFormat, write_night_files
 from psg.report_document import NightReport
 from psg.summary import REPORT_DECIMALS, SLEEP_STAGES, SPO2_VALID, T90_THRESHOLD, night_summary, summary_caption
 from psg.timeline import EVENT_TYPES, Event, Stage
-from services.settings import Settings
 from store import Store, UnknownBed
 
 #: ``Store.epochs`` page size (its most per call).

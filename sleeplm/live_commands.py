@@ -1,7 +1,7 @@
 """Live-path commands: ``up`` (everything on one machine) and its parts ``broker``, ``beds``, ``bridge``,
 ``worker`` and ``api``, which a scaled-out deployment runs one per container.
 
-Every part reads ``services.settings.Settings``; one precedence everywhere: a flag given on the command
+Every part reads ``plumbing.settings.Settings``; one precedence everywhere: a flag given on the command
 line, else the environment (``SLEEPLM_*``, then a ``.env`` file), else the default. So every flag that
 names a setting defaults to None here and ``_settings`` fills in what was not given. Imports are inside the
 commands so that the offline commands do not pay for Kafka, Faust and FastAPI.
@@ -24,7 +24,7 @@ _SPEED_HELP = "Device-clock speed: 10 plays 30-s epochs every 3 s of wall time."
 def _settings(**overrides: Any) -> Any:
     """The settings of a live command: the flags given (not None) over the environment and ``.env`` over the
     defaults; from here on what the command (and its children) writes is owner-only."""
-    from services.settings import Settings, make_private
+    from plumbing.settings import Settings, make_private
 
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     make_private(settings.data_dir)
@@ -32,10 +32,10 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _log_to_stderr(lsl: bool = False) -> None:
-    """Warnings and errors on stderr, each line with its ISO time (``services.logs``; the launcher sends each
+    """Warnings and errors on stderr, each line with its ISO time (``plumbing.logs``; the launcher sends each
     part's stderr to its log file). ``lsl``: liblsl's own lines too, in the same format (call it before
     liblsl loads)."""
-    from services.logs import configure_part_logging, route_native_stderr
+    from plumbing.logs import configure_part_logging, route_native_stderr
 
     if lsl:
         route_native_stderr()
@@ -46,7 +46,7 @@ def _serve_own_metrics(settings: Any) -> None:
     """With SLEEPLM_METRICS_PORT set (compose: each worker its own scrape target), serve this process's
     /metrics; under ``sleeplm up`` the API's /metrics already shows every local process."""
     if settings.metrics_port:
-        from services.metrics import serve_metrics
+        from plumbing.metrics import serve_metrics
 
         serve_metrics(settings.metrics_port, settings.metrics_host)
 
@@ -76,7 +76,7 @@ def up_cmd(
     """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API.
 
     Checks first (data dir writable, API port free, broker there) and says in one line what is wrong."""
-    from stream_agents.launcher import UpOptions, run_up
+    from operations.launcher import UpOptions, run_up
 
     settings = _settings(kafka=broker, api_port=api_port, data_dir=data_dir)
     raise typer.Exit(run_up(settings, UpOptions(beds=beds, speed=speed, hours=hours, seed=seed, nights=nights)))
@@ -86,8 +86,8 @@ def broker_cmd(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Loopback port; 0 picks a free one.")] = 9092,
 ) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory only) on 127.0.0.1 and create the topics."""
-    from services.broker import start_broker
-    from services.topics import ensure_topics
+    from plumbing.broker import start_broker
+    from plumbing.topics import ensure_topics
 
     settings = _settings()
     stop = _stop_event()
@@ -104,7 +104,7 @@ def broker_cmd(
 
 def topics_cmd() -> None:
     """Create the live-path topics on $SLEEPLM_KAFKA with $SLEEPLM_PARTITIONS partitions (existing ones are kept)."""
-    from services.topics import ensure_topics
+    from plumbing.topics import ensure_topics
 
     settings = _settings()
     if not settings.kafka:

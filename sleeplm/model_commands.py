@@ -59,7 +59,7 @@ def _check_backend(backend: str) -> None:
 
 def _load(checkpoint: Path | None, backend: str) -> Any:
     _check_backend(backend)
-    from model_runtime.sleeplm import SleepLM
+    from model_runtime.serving.model_api import SleepLM
 
     return SleepLM.load(checkpoint, backend=backend)
 
@@ -69,7 +69,7 @@ def _night_input(
     scoring: Path | None = None,
 ) -> Any:
     """``load_night_input`` with the channel and scoring options; the channel and scoring reports go to stderr."""
-    from model_runtime.night import load_night_input
+    from model_runtime.serving.night import load_night_input
 
     overrides, lab_map = channel_args(channel, channel_map)
     night_input = load_night_input(night, progress=True, overrides=overrides, lab_map=lab_map,
@@ -98,9 +98,9 @@ def stage_cmd(
     With scoring (``--scoring``, a file beside the EDF or its own annotations) the JSON also carries the
     scored ``truth`` per epoch and the ``accuracy`` over scored epochs (null without scoring).
     """
-    from model_runtime.lab_head import LabHead
-    from model_runtime.night import stage_night
-    from model_runtime.prompts import STAGE_LABELS
+    from model_runtime.model.lab_head import LabHead
+    from model_runtime.model.prompts import STAGE_LABELS
+    from model_runtime.serving.night import stage_night
 
     lm = _load(checkpoint, backend)
     if lab_head is not None:
@@ -144,7 +144,7 @@ def describe_cmd(
     The JSON's ``truth`` lists the scored stage of each described epoch where the night has scoring
     (``--scoring``, a file beside the EDF or its own annotations), else it is null.
     """
-    from model_runtime.night import check_modality, describe_night, parse_epochs
+    from model_runtime.serving.night import check_modality, describe_night, parse_epochs
 
     check_modality(modality)
     window = parse_epochs(epochs)
@@ -173,7 +173,7 @@ def query_cmd(
     channel_map: ChannelMapOpt = None,
 ) -> None:
     """Find the epochs that best match a sentence, with the seconds inside each where it happens."""
-    from model_runtime.night import query_night
+    from model_runtime.serving.night import query_night
 
     if not text.strip():
         raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
@@ -221,8 +221,8 @@ def probe_cmd(
     channel_map: ChannelMapOpt = None,
 ) -> None:
     """Few-shot staging: a linear probe on SleepLM embeddings, K scored epochs per stage, tested on the rest."""
-    from model_runtime.night import embed_night
-    from model_runtime.probe import run_probe
+    from model_runtime.evaluation.probe import run_probe
+    from model_runtime.serving.night import embed_night
 
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
@@ -254,9 +254,9 @@ def adapt_cmd(
     """A lab's few-shot stage head: K scored epochs per stage; `stage --lab-head FILE` and SLEEPLM_LAB_HEAD use it."""
     import numpy as np
 
-    from model_runtime.lab_head import fit_lab_head, pick_shots
-    from model_runtime.night import stage_head_embeddings
-    from model_runtime.prompts import STAGE_LABELS
+    from model_runtime.model.lab_head import fit_lab_head, pick_shots
+    from model_runtime.model.prompts import STAGE_LABELS
+    from model_runtime.serving.night import stage_head_embeddings
 
     if out.is_dir():
         raise PSGError(f"{out}: is a folder; --out expects the lab head's file (.npz)")
@@ -303,9 +303,9 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
-    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
-    from model_runtime.config import get_config
-    from model_runtime.train import TrainOptions, train
+    from model_runtime.model.config import get_config
+    from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+    from model_runtime.training.train import TrainOptions, train
     from psg.paths import shared_data_dir
 
     get_config(config)
@@ -344,9 +344,9 @@ def train_stage_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the stage head on perturbed simulated nights, calibrate it, and write it beside the checkpoint."""
-    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
-    from model_runtime.stage_head import head_path_for
-    from model_runtime.stage_head_training import train_stage_head
+    from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+    from model_runtime.model.stage_head import head_path_for
+    from model_runtime.training.stage_head_training import train_stage_head
     from psg.paths import shared_data_dir
 
     for name, value in (("--nights", nights), ("--excerpts", excerpts), ("--epochs", epochs)):
@@ -369,7 +369,7 @@ def export_cmd(
     checkpoint: CheckpointOpt = None,
 ) -> None:
     """Export the checkpoint to ONNX (encoder and decoder step), verified against torch, for CPU serving."""
-    from model_runtime.onnx_export import export_onnx
+    from model_runtime.training.onnx_export import export_onnx
 
     folder = export_onnx(checkpoint, onnx)
     typer.echo(f"exported ONNX to {folder}")
@@ -393,7 +393,7 @@ def eval_cmd(
     _check_backend(backend)
     if nights is not None and nights < 1:
         raise PSGError(f"--nights must be >= 1, got {nights}")
-    from model_runtime.evaluate import evaluate
+    from model_runtime.evaluation.evaluate import evaluate
 
     result = evaluate(
         checkpoint=checkpoint,
@@ -422,7 +422,7 @@ def bench_model_cmd(
     _check_backend(backend)
     if batch < 1 or seconds <= 0:
         raise PSGError(f"--batch must be >= 1 and --seconds > 0, got {batch} and {seconds}")
-    from model_runtime.bench import bench_model
+    from model_runtime.evaluation.bench import bench_model
 
     result = bench_model(checkpoint=checkpoint, backend=backend, batch=batch, seconds=seconds, progress=True)
     if as_json:
@@ -435,7 +435,7 @@ def bench_model_cmd(
 def working_data_dir() -> Path:
     """The live path's data folder (``SLEEPLM_DATA_DIR``, default ``./sleeplm-data``): generated working data
     (corpus, rendered nights) lives with the store and spool, never in the read-only shared data."""
-    from services.settings import Settings
+    from plumbing.settings import Settings
 
     return Path(Settings().data_dir)
 
@@ -447,7 +447,7 @@ def bank_cmd(
     cache: Annotated[Path | None, typer.Option(help="Rendered validation nights, reused across runs.")] = None,
 ) -> None:
     """Build the reference bank watch rules are calibrated on: embeddings + truth of held-out epochs."""
-    from model_runtime.reference_bank import build_bank_command
+    from model_runtime.evaluation.bank_building import build_bank_command
 
     typer.echo(f"bank written: {build_bank_command(checkpoint, out, nights, cache)}")
 
@@ -469,8 +469,8 @@ def bench_stream_cmd(
 ) -> None:
     """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory (RSS growth
     after warm-up: the soak)."""
-    from services.settings import from_environment
-    from stream_agents.bench_stream import BenchOptions, main_json, run_bench
+    from operations.bench_stream import BenchOptions, main_json, run_bench
+    from plumbing.settings import from_environment
 
     # flag > environment / .env > this benchmark's own defaults (8 partitions, a fresh temporary data dir)
     partitions = partitions or from_environment("partitions") or 8

@@ -102,7 +102,7 @@ class DeviceEventRow(Base):
 
 
 class AlertRow(Base):
-    """The current state of one nurse alert (``stream_agents.alerts``); its history is in ``alert_events``.
+    """The current state of one nurse alert (``psg.alerts``); its history is in ``alert_events``.
 
     Written by the alert agent (every transition) and by the API (acknowledgements). State only moves
     forward (raised -> acknowledged -> resolved), whichever writer comes second, so a replayed or late
@@ -204,7 +204,7 @@ class WatchRuleRow(Base):
 
 
 class BedThresholdsRow(Base):
-    """A bed's own alert limits (fields of ``stream_agents.alerts.Thresholds`` that differ from the defaults)."""
+    """A bed's own alert limits (fields of ``psg.alerts.Thresholds`` that differ from the defaults)."""
 
     __tablename__ = "bed_thresholds"
 

@@ -190,7 +190,7 @@ def device_event_row(event: Any, what: str = "device event") -> dict[str, Any]:
     }
 
 
-#: Alert priorities and states as the alert engine writes them (``psg.alerting``).
+#: Alert priorities and states as the alert engine writes them (``psg.alerts.catalog``).
 ALERT_PRIORITIES: tuple[str, ...] = ("high", "medium", "low", "advisory")
 ALERT_STATES: tuple[str, ...] = ("raised", "acknowledged", "resolved")
 ALERT_EVENT_KINDS: tuple[str, ...] = ("raised", "updated", "acknowledged", "escalated", "resolved")

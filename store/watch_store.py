@@ -154,7 +154,7 @@ class WatchStore:
 
     def set_thresholds(self, bed_id: str, values: dict[str, float], by: str, role: str = "admin") -> dict[str, Any]:
         """Replace a bed's own limits (``{}`` = back to the defaults). The caller checks that the values make
-        sense together (``stream_agents.alerts.Thresholds``); here each must be a finite number."""
+        sense together (``psg.alerts.Thresholds``); here each must be a finite number."""
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise PSGError(f"threshold {name!r}: expected a finite number, got {value!r}")

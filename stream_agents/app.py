@@ -14,12 +14,12 @@ Delivery guarantee: at least once through the pipeline, exactly once in the stor
 * A message that fails to decode or validate is sent to ``psg.deadletter`` with the reason, counted,
   acked, and the stream goes on.
 * Alerts: the alert agent reads ``sleep.captions`` beside the sink (a caption is acked when both are
-  done) and runs ``stream_agents.alerts.AlertMonitor``; every transition is stored, then published on
+  done) and runs ``psg.alerts.AlertMonitor``; every transition is stored, then published on
   ``sleep.alerts``. The alert-sink turns the epocher's device events into technical alerts. A timer
   syncs what the API wrote (acknowledgements, watch rules, per-bed thresholds) into the monitor.
 
-The agents only call plain, broker-free code: ``Epocher`` (stream_agents.epocher), the runtime
-interface (model_runtime.runtime) and ``Store`` (store). CPU-heavy calls run in a worker thread so the
+The agents only call plain, broker-free code: ``Epocher`` (psg.epoching.epocher), the runtime
+interface (model_runtime.serving.runtimes) and ``Store`` (store). CPU-heavy calls run in a worker thread so the
 consumer keeps heartbeating while a large batch is analysed.
 """
 
@@ -36,7 +36,14 @@ import faust
 from faust.types import TP, EventT
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, chosen_runtime, load_runtime
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.serving.caption_records import inference_records
+from model_runtime.serving.runtimes import chosen_runtime, load_runtime
+from model_runtime.serving.watch_scoring import rule_scorer_for
+from plumbing import topics
+from plumbing.metrics import metrics
+from plumbing.settings import Settings
+from psg.alerts.monitor import AlertMonitor, ControlSnapshot
 from psg.codecs import (
     ChunkBundle,
     DeviceEvent,
@@ -48,18 +55,12 @@ from psg.codecs import (
     encode_epoch,
     encode_json,
 )
+from psg.epoching.analysis import EpochWindow, analyse
+from psg.epoching.epocher import Epocher
 from psg.model_input import SERVING_WINDOW_EPOCHS
-from services import topics
-from services.metrics import metrics
-from services.settings import Settings
 from store import Store
 from store.records import alert_event_row, device_event_row
 from store.store import caption_values
-from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
-from stream_agents.alerts.scoring import rule_scorer_for
-from stream_agents.epoch_analysis import EpochWindow, analyse
-from stream_agents.epocher import Epocher
-from stream_agents.inference import inference_records
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def create_app(settings: Settings, runtime_name: str | None = None) -> faust.App
         raise ValueError("settings.kafka is not set: name the Kafka bootstrap servers (SLEEPLM_KAFKA)")
     runtime_name = runtime_name or chosen_runtime(settings.runtime, settings.checkpoint)
     if runtime_name == "sleeplm":
-        checkpoint = settings.checkpoint or SHIPPED_CHECKPOINT_PATH
+        checkpoint = settings.checkpoint or SHIPPED_CHECKPOINT
         if not checkpoint.is_file():
             raise ValueError(
                 f"runtime 'sleeplm' needs a model checkpoint, and {checkpoint} is not a file: set SLEEPLM_CHECKPOINT, "
@@ -236,7 +237,7 @@ class _LivePipeline:
         runtime = await loop.run_in_executor(
             None, lambda: load_runtime(self.runtime_name, **self.settings.runtime_options)
         )
-        checkpoint = self.settings.checkpoint or SHIPPED_CHECKPOINT_PATH
+        checkpoint = self.settings.checkpoint or SHIPPED_CHECKPOINT
         self.monitor.watch.scorer = await loop.run_in_executor(None, rule_scorer_for, runtime, checkpoint)
         acker = _AckAfterDelivery(stream)
         async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):

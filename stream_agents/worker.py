@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from services.logs import dict_config
-from services.settings import Settings
+from plumbing.logs import dict_config
+from plumbing.settings import Settings
 from stream_agents.app import create_app
 
 

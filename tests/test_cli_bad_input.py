@@ -93,7 +93,7 @@ def test_bad_input_is_exit_2_and_one_line(
 
 
 def test_live_command_bad_input_in_its_own_process(files: dict[str, Path]) -> None:
-    """``beds`` routes liblsl's native stderr at start (``services.logs``), so it runs as its own process."""
+    """``beds`` routes liblsl's native stderr at start (``plumbing.logs``), so it runs as its own process."""
     result = subprocess.run([sys.executable, "-m", "sleeplm", "beds", "--source", str(files["missing"])],
                             capture_output=True, text=True, timeout=120)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -31,7 +31,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in SETTING_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # pydantic-settings reads .env from the working directory
-    monkeypatch.setattr("services.settings.make_private", lambda data_dir: None)
+    monkeypatch.setattr("plumbing.settings.make_private", lambda data_dir: None)
 
 
 def _run(*args: str) -> Any:
@@ -51,7 +51,7 @@ def up_settings(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         seen.append(settings)
         return 0
 
-    monkeypatch.setattr("stream_agents.launcher.run_up", fake_run_up)
+    monkeypatch.setattr("operations.launcher.run_up", fake_run_up)
     return seen
 
 
@@ -105,8 +105,8 @@ def test_bridge_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     seen: list[Any] = []
     monkeypatch.setattr("device_bridges.bridge.run_bridge", lambda settings, **kw: seen.append(settings))
     # the bridge's log set-up would take over this process's stderr; LSLAPICFG is restored after the test
-    monkeypatch.setattr("services.logs.route_native_stderr", lambda: None)
-    monkeypatch.setattr("services.logs.configure_part_logging", lambda level: None)
+    monkeypatch.setattr("plumbing.logs.route_native_stderr", lambda: None)
+    monkeypatch.setattr("plumbing.logs.configure_part_logging", lambda level: None)
     monkeypatch.setenv("LSLAPICFG", os.environ.get("LSLAPICFG", "device_bridges/lsl_api.cfg"))
     monkeypatch.setenv("SLEEPLM_KAFKA", "kafka.example:9092")
     monkeypatch.setenv("SLEEPLM_PARTITIONS", "12")
@@ -180,7 +180,7 @@ def test_bench_stream_flag_environment_default(monkeypatch: pytest.MonkeyPatch, 
         seen.append(options)
         return Result()
 
-    monkeypatch.setattr("stream_agents.bench_stream.run_bench", fake_run_bench)
+    monkeypatch.setattr("operations.bench_stream.run_bench", fake_run_bench)
     _run("bench", "stream")
     assert (seen[-1].partitions, seen[-1].data_dir, seen[-1].runtime) == (8, None, None)  # its own defaults
     monkeypatch.setenv("SLEEPLM_PARTITIONS", "3")

@@ -1,7 +1,7 @@
 """Operations config: the Grafana dashboard, its provisioning, the Prometheus scrape config and compose.
 
 The dashboard is only useful if every query names a metric the live path really exports, so the
-metric names are taken from ``services.metrics`` itself (the registered families and the sample names
+metric names are taken from ``plumbing.metrics`` itself (the registered families and the sample names
 prometheus-client gives each type), never from a hand-kept list.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from services.metrics import metrics
+from plumbing.metrics import metrics
 from tests.test_compose import ROOT
 
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -66,7 +66,7 @@ def test_every_dashboard_query_uses_real_metrics() -> None:
             referenced = set(re.findall(r"\bsleeplm_\w+", target["expr"]))
             assert referenced, f"panel {panel['title']!r}: query {target['expr']!r} names no sleeplm metric"
             unknown = referenced - names
-            assert not unknown, f"panel {panel['title']!r}: {sorted(unknown)} not defined in services/metrics.py"
+            assert not unknown, f"panel {panel['title']!r}: {sorted(unknown)} not defined in plumbing/metrics.py"
             used |= referenced
     for core in (
         "sleeplm_samples_in_total",

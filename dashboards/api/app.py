@@ -37,9 +37,9 @@ from dashboards.api.routers.stream import FeedLimits
 from dashboards.api.schemas import Error, StreamAlert, StreamDevice, StreamEpoch
 from dashboards.api.search import NightSearch
 from dashboards.api.security import TokenCache, Viewer
+from plumbing.metrics import metrics as live_metrics
+from plumbing.settings import Settings
 from psg.errors import PSGError
-from services.metrics import metrics as live_metrics
-from services.settings import Settings
 from store import UnknownBed
 from store.access_store import UnknownToken
 from store.alert_store import AlertConflict, UnknownAlert

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import make_url
 
 from dashboards.api.lag import ConsumerLag
-from services.settings import Settings
+from plumbing.settings import Settings
 from store import Store
 
 

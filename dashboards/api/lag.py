@@ -17,7 +17,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer
 
-from services.metrics import metrics
+from plumbing.metrics import metrics
 
 log = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ class NightSearch:
         with self._lock:
             if self._lm is None and self._failed is None:
                 try:
-                    from model_runtime.sleeplm import SleepLM
+                    from model_runtime.serving.model_api import SleepLM
 
                     self._lm = SleepLM.load(self.checkpoint, backend=self.backend)
                 except (PSGError, ImportError, OSError) as exc:

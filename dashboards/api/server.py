@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dashboards.api.app import create_app
-from services.settings import Settings
+from plumbing.settings import Settings
 
 #: Longest wait for open responses at shutdown before uvicorn cancels them.
 GRACEFUL_S = 5
@@ -67,7 +67,7 @@ def log_config() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "plain": {"()": "services.logs.IsoFormatter"},  # ISO time with offset on every line
+            "plain": {"()": "plumbing.logs.IsoFormatter"},  # ISO time with offset on every line
         },
         "handlers": {"stderr": {"()": _Stderr, "formatter": "plain"}},
         "loggers": {

@@ -29,9 +29,9 @@ from scipy import ndimage
 from scipy import signal as sps
 
 from psg.detectors.base import DetectedEvent
-from psg.detectors.signal_quality import usable_mask
 from psg.dsp import runs
 from psg.montage import EEG_C3, EEG_C4
+from psg.quality.signal_loss import usable_mask
 from psg.recording import Recording, Signal
 
 ALPHA_HZ = (8.0, 11.0)

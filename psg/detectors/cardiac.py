@@ -31,9 +31,9 @@ import numpy as np
 from scipy import ndimage
 
 from psg.detectors.base import DetectedEvent
-from psg.detectors.signal_quality import loss_spans
 from psg.dsp import median, runs
 from psg.features.cardiac import qrs_band
+from psg.quality.signal_loss import loss_spans
 from psg.recording import Signal
 
 BRADY_BPM = 40.0

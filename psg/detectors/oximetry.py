@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from psg.detectors.base import DetectedEvent
-from psg.detectors.signal_quality import usable_mask
+from psg.quality.signal_loss import usable_mask
 from psg.recording import Signal
 
 DESAT_PCT = 3.0

@@ -33,9 +33,9 @@ from scipy import ndimage
 from psg.detectors.arousal import detect_arousals
 from psg.detectors.base import DetectedEvent
 from psg.detectors.oximetry import desaturation_drop
-from psg.detectors.signal_quality import usable_mask
 from psg.dsp import breathing_band, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
+from psg.quality.signal_loss import usable_mask
 from psg.recording import Recording, Signal
 
 APNEA_DROP = 0.90

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal as sps
 
-from psg.detectors.signal_quality import usable_mask
 from psg.dsp import breathing_band, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
+from psg.quality.signal_loss import usable_mask
 from psg.recording import Recording, Signal
 from psg.timeline import EPOCH_S
 

@@ -13,7 +13,7 @@ carry their bands, all resampled to 100 Hz (YASA needs > 80 Hz; a 50-Hz EEG is u
 band empty). YASA picks its classifier for that channel set. Any recording of at least one epoch is
 staged (YASA warns below 5 min; its recording-relative features then carry little). Where it cannot run
 (no usable EEG, under 30 s, an error) the block is zeros with its flag off, so the head stages from its
-own features, as it learnt to in training (``model_runtime.stage_head_training`` blanks the block at
+own features, as it learnt to in training (``model_runtime.training.stage_head_training`` blanks the block at
 random). Cost: ~2.5 ms per epoch and EEG derivation, plus ~6 s once per process (importing YASA and
 compiling antropy's numba functions).
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from dashboards.api import ApiServer, create_app
-from services.broker import free_port
-from services.settings import Settings
+from plumbing.broker import free_port
+from plumbing.settings import Settings
 from store import Store
 from tests import records
 from tests.store.backends import BACKENDS, pg_schema_url

@@ -20,8 +20,8 @@ import pytest
 
 from dashboards.api import ApiServer, create_app
 from dashboards.api.middleware import SECURITY_HEADERS
-from services.broker import free_port
-from services.settings import Settings
+from plumbing.broker import free_port
+from plumbing.settings import Settings
 from store import Store
 from tests.api.conftest import RunningApi, make_record
 

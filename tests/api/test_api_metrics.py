@@ -9,9 +9,9 @@ import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from services.broker import start_broker
-from services.metrics import metrics
-from services.topics import CAPTIONS, ensure_topics
+from plumbing.broker import start_broker
+from plumbing.metrics import metrics
+from plumbing.topics import CAPTIONS, ensure_topics
 
 
 def _value(text: str, sample: str) -> float | None:

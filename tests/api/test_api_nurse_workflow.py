@@ -118,7 +118,7 @@ def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
 def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, record) -> None:
     """The stored vectors here are the model's own text vectors of three descriptions (the joint space is
     shared), so the model-side query must find the epoch described like it."""
-    from model_runtime.sleeplm import SleepLM
+    from model_runtime.serving.model_api import SleepLM
 
     lm = SleepLM.load()
     texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep, slow waves."]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from dashboards.api import create_app
-from services.settings import Settings
+from plumbing.settings import Settings
 
 #: path -> the model its GET answers with (None: not JSON, or no GET).
 ROUTES = {

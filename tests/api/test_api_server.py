@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.broker import free_port
+from plumbing.broker import free_port
 from store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def test_run_api_returns_cleanly_on_a_signal_with_a_feed_open(tmp_path: Path, si
     with Store(f"sqlite:///{tmp_path / 'sleeplm.db'}") as store:
         token = store.create_token("test", "viewer")[0]
     code = (
-        "from dashboards.api import run_api; from services.settings import Settings; "
+        "from dashboards.api import run_api; from plumbing.settings import Settings; "
         f"run_api(Settings(_env_file=None, data_dir={str(tmp_path)!r}, api_port={port}, kafka=None)); "
         "print('run_api returned')"
     )

@@ -19,12 +19,12 @@ from device_bridges.bridge import Bridge
 from device_bridges.bridge_config import BridgeConfig
 from device_bridges.producer import SpooledProducer
 from device_bridges.simulated import SimulatedBed, SimulatedNight, wait_all_ready
+from plumbing.broker import EmbeddedBroker, free_port, start_broker
+from plumbing.settings import Settings
+from plumbing.topics import SAMPLES, ensure_topics
 from psg.codecs import ChunkBundle, DeviceEvent, SampleChunk, decode_samples_message
 from psg.montage import CHANNELS
 from psg.synthetic import synthetic_timeline
-from services.broker import EmbeddedBroker, free_port, start_broker
-from services.settings import Settings
-from services.topics import SAMPLES, ensure_topics
 
 SPEED = 20.0
 

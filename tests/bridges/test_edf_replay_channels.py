@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from device_bridges.simulated import edf_recording, night_for, rate_groups
+from psg.epoching.epocher import _check_rate
 from psg.formats import write_edf
 from psg.montage import AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, SPO2
 from psg.recording import Recording, Signal
-from stream_agents.epocher import _check_rate
 
 
 def _clinical_50hz(path: Path) -> Path:

@@ -15,11 +15,11 @@ from device_bridges.bridge_config import BridgeConfig
 from device_bridges.channel_map import ChannelMap
 from device_bridges.simulated import RateGroup, SimulatedBed, edf_recording, recorded_spans
 from psg.codecs import EpochMessage, SampleChunk
+from psg.epoching.epocher import Epocher
 from psg.formats import write_edf
 from psg.recording import Recording, Signal
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
-from stream_agents.epocher import Epocher
 
 GAP = (65.0, 130.0)  # epochs 2 (60-90 s, partly), 3 and 4 (120-150 s, partly)
 GAP_EPOCHS = [2, 3, 4]

@@ -10,10 +10,10 @@ from kafka import KafkaConsumer
 from prometheus_client import REGISTRY
 
 from device_bridges.producer import SpooledProducer
+from plumbing.broker import free_port, start_broker
+from plumbing.settings import Settings
+from plumbing.topics import SAMPLES, ensure_topics
 from psg.codecs import DeviceEvent, SampleChunk, decode_samples_message, encode_chunk
-from services.broker import free_port, start_broker
-from services.settings import Settings
-from services.topics import SAMPLES, ensure_topics
 
 
 def _chunk(seq: int) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from services.broker import wait_for_port
+from plumbing.broker import wait_for_port
 from store import Store
 from tests.live.conftest import stack, wait_until  # noqa: F401 - the live stack fixture, reused as it is
 from tests.live.helpers import stored_epochs

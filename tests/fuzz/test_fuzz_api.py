@@ -36,8 +36,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from dashboards.api.app import STREAM_PATH
-from services.broker import free_port
-from services.settings import Settings
+from plumbing.broker import free_port
+from plumbing.settings import Settings
 from store import Store
 from tests.api.conftest import RunningApi, make_record, start_api
 from tests.fuzz.hostile import FUZZ, examples

@@ -29,7 +29,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from model_runtime.rules import RulesRuntime
+from model_runtime.serving.caption_records import inference_records, waveform_preview
+from model_runtime.serving.rules_runtime import RulesRuntime
+from psg.alerts.facts import facts_from_record
+from psg.alerts.monitor import AlertMonitor
 from psg.codecs import (
     DEVICE_EVENT_TYPES,
     MAGIC_BUNDLE,
@@ -57,10 +60,7 @@ from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from store import Store
 from store.records import CAPTION_MODALITIES, alert_event_row, device_event_row
 from store.store import caption_values
-from stream_agents.alerts.facts import facts_from_record
-from stream_agents.alerts.monitor import AlertMonitor
 from stream_agents.app import CAPTION_FIELDS, _alert_record, _caption_record
-from stream_agents.inference import inference_records, waveform_preview
 from tests.fuzz.hostile import (
     FUZZ,
     RAW_TOKENS,

@@ -28,9 +28,9 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from psg.codecs import QUALITY_FLAGS, DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.epoching.epocher import Epocher
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
-from stream_agents.epocher import Epocher
-from stream_agents.quality import GAP_TOLERANCE_S, GAP_TOLERANCE_SAMPLES
+from psg.quality.epoch_flags import GAP_TOLERANCE_S, GAP_TOLERANCE_SAMPLES
 from tests.fuzz.hostile import FUZZ, examples
 
 START = 1_700_000_000.0
@@ -246,7 +246,7 @@ def test_mutated_sequences(items: list[SampleChunk | DeviceEvent]) -> None:
 def test_nan_and_inf_samples_become_quality_flags(label: str, bad: float, second: int, length: int) -> None:
     """A hole of NaN or Inf in one channel of one chunk: the epoch holding it flags that channel (gap or
     another flag) and its model signals stay finite. The hole is longer than the chunk-seam jitter that
-    ``stream_agents.quality`` tolerates by design (at most 2 samples and 50 ms: two chunks rounded onto
+    ``psg.quality.epoch_flags`` tolerates by design (at most 2 samples and 50 ms: two chunks rounded onto
     the sample grid one sample apart); a shorter one is filled in for the model, and ``check`` still
     requires finite signals."""
     stream = next(name for name, (labels, *_rest) in STREAMS.items() if label in labels)
@@ -287,7 +287,7 @@ def test_chunks_inconsistent_with_their_stream_are_refused_by_name() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="stream_agents/epocher.py: one chunk whose t0 is hours ahead (a clock jump inside the 48-h span) "
+    reason="psg/epoching/epocher.py: one chunk whose t0 is hours ahead (a clock jump inside the 48-h span) "
     "makes the lag rule emit every epoch up to it at once, empty (5747 epochs in ~5 s for 47.9 h), and the "
     "bed's real chunks that follow are then released unused as 'already emitted': the rest of the night is lost",
 )

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services.broker import free_port
-from services.settings import Settings
-from stream_agents.launcher import LiveStack
+from operations.launcher import LiveStack
+from plumbing.broker import free_port
+from plumbing.settings import Settings
 
 pytestmark = pytest.mark.live
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.live
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LiveStack]:
     """A ``LiveStack`` with an embedded broker and topics, no parts started yet."""
-    from services.broker import start_broker
-    from services.metrics import enable_multiprocess
-    from services.topics import ensure_topics
+    from plumbing.broker import start_broker
+    from plumbing.metrics import enable_multiprocess
+    from plumbing.topics import ensure_topics
 
     settings = Settings(data_dir=tmp_path / "data", api_port=free_port(), partitions=2, session_timeout_s=6.0,
                         one_record_per_batch=True, app_id=f"test-{tmp_path.name[-12:]}")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from plumbing.settings import Settings
 from psg.captions import MODALITIES
 from psg.codecs import QUALITY_FLAGS
-from services.settings import Settings
 
 
 def sqlite_path(settings: Settings) -> Path:

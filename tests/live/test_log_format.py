@@ -1,4 +1,4 @@
-"""The pieces of the live path's logs (``services.logs``), without processes: the one line format, liblsl's
+"""The pieces of the live path's logs (``plumbing.logs``), without processes: the one line format, liblsl's
 lines, the pump that stamps and cleans a part's output, and the files it keeps."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.logs import IsoFormatter, LogPump, device_and_wall, lsl_record, prune_runs, run_stamp
+from plumbing.logs import IsoFormatter, LogPump, device_and_wall, lsl_record, prune_runs, run_stamp
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} ")
 

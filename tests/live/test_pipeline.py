@@ -14,8 +14,8 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from plumbing import topics
 from psg.codecs import decode_json
-from services import topics
 from tests.live.conftest import wait_until
 from tests.live.helpers import assert_each_epoch_once, complete, start_beds
 

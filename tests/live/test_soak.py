@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_agents.bench_stream import BenchOptions, run_bench
+from operations.bench_stream import BenchOptions, run_bench
 
 pytestmark = pytest.mark.live
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from plumbing.broker import free_port
 from psg.captions import MODALITIES
-from services.broker import free_port
 from tests.live.conftest import wait_until
 from tests.live.helpers import beds_of_up
 

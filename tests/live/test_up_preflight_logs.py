@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.broker import free_port
+from plumbing.broker import free_port
 from tests.live.conftest import wait_until
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} ")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from device_bridges.lsl_config import SHIPPED_LSL_CONFIG, configure_lsl
-from services.broker import free_port
+from plumbing.broker import free_port
 from tests.live.conftest import wait_until
 from tests.live.helpers import beds_of_up
 

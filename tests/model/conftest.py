@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from model_runtime.checkpoint import Checkpoint, save_checkpoint
-from model_runtime.config import ModelConfig
-from model_runtime.corpus import MODALITIES
-from model_runtime.model import ReCoCa
-from model_runtime.prompts import event_prompts, stage_prompts
-from model_runtime.tokenizer import CaptionTokenizer, slot_pieces
+from model_runtime.model.checkpoint import Checkpoint, save_checkpoint
+from model_runtime.model.config import ModelConfig
+from model_runtime.model.prompts import event_prompts, stage_prompts
+from model_runtime.model.recoca import ReCoCa
+from model_runtime.model.tokenizer import CaptionTokenizer, slot_pieces
+from psg.captions import MODALITIES
 from psg.formats.edf import write_edf
 from psg.recording import Recording
 from psg.simulate import simulate

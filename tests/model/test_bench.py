@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_runtime.bench import bench_model, gpu_bench, reference_parameters, simulated_input
-from model_runtime.onnx_export import export_onnx
+from model_runtime.evaluation.bench import bench_model, gpu_bench, reference_parameters, simulated_input
+from model_runtime.training.onnx_export import export_onnx
 from psg.errors import PSGError
 
 KEYS = {

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.calibrate import best_scale, best_threshold, event_truth
-from model_runtime.corpus import MODALITIES, NightSpec, build_corpus, default_specs, load_night, split_of
-from model_runtime.dataset import build_tokenizer, stage_sentence_of, to_arrays
-from model_runtime.text_tower import mask_numbers
-from model_runtime.tokenizer import NUM, fill_slots, slot_pieces
-from model_runtime.zero_shot import causal_smooth, transition_matrix
+from model_runtime.model.text_tower import mask_numbers
+from model_runtime.model.tokenizer import NUM, fill_slots, slot_pieces
+from model_runtime.model.zero_shot import best_threshold, causal_smooth, transition_matrix
+from model_runtime.training.calibrate import best_scale, event_truth
+from model_runtime.training.corpus import NightSpec, build_corpus, default_specs, load_night, split_of
+from model_runtime.training.dataset import build_tokenizer, stage_sentence_of, to_arrays
+from psg.captions import MODALITIES
 from psg.captions.night import caption_night
 from psg.errors import PSGError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model_runtime.night import describe_night, load_night_input
-from model_runtime.sleeplm import SleepLM
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import describe_night, load_night_input
 from psg.captions.availability import MISSING_SENTENCES
 from psg.formats import write_edf
 from psg.montage import ABD, AF, ECG, HR, POS, SPO2, THX

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.evaluate import (
+from model_runtime.evaluation.evaluate import (
     EvalNight,
     caption_facts,
     caption_results,
@@ -32,9 +32,9 @@ from model_runtime.evaluate import (
     yasa_stages,
     zero_shot_stages,
 )
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
-from model_runtime.text_tower import embed_texts, mask_numbers
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.model.text_tower import embed_texts, mask_numbers
+from model_runtime.serving.model_api import SleepLM
 from psg.captions.night import caption_night
 from psg.captions.phrasing import Phraser
 from psg.captions.stage_event import StageContext, stage_event_caption

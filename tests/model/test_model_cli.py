@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from model_runtime.corpus import MODALITIES
-from model_runtime.prompts import STAGE_LABELS
+from model_runtime.model.prompts import STAGE_LABELS
+from psg.captions import MODALITIES
 from sleeplm.cli import app, main
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""model_runtime.night on a simulated EDF+ night with a tiny untrained checkpoint: contracts, not accuracy."""
+"""model_runtime.serving.night on a simulated EDF+ night with a tiny untrained checkpoint: contracts, not accuracy."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.corpus import MODALITIES
-from model_runtime.night import (
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.model.tokenizer import format_feature
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import (
     NightInput,
     describe_night,
     load_night_input,
@@ -17,9 +19,7 @@ from model_runtime.night import (
     query_night,
     stage_night,
 )
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
-from model_runtime.tokenizer import format_feature
+from psg.captions import MODALITIES
 from psg.errors import PSGError
 
 

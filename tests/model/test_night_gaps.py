@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.night import NightInput, describe_night, load_night_input, stage_night
-from model_runtime.night_gaps import GAP_VERDICT, recorded_epochs
-from model_runtime.sleeplm import SleepLM
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import NightInput, describe_night, load_night_input, stage_night
+from model_runtime.serving.night_gaps import GAP_VERDICT, recorded_epochs
 from psg.recording import Recording, Signal
 from tests.model.test_stage_head import _random_head
 

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from model_runtime.backends import TorchBackend
-from model_runtime.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
-from model_runtime.onnx_export import (
+from model_runtime.model.backends import TorchBackend
+from model_runtime.model.checkpoint import load_checkpoint
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.training.onnx_export import (
     ENCODER_FILE,
     GRAPH_FILES,
     META_FILE,
@@ -26,8 +29,6 @@ from model_runtime.onnx_export import (
     onnx_dir_for,
     sha256_of,
 )
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
 from psg.errors import PSGError
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.night import embed_night, load_night_input
-from model_runtime.probe import evaluate_probe, fit_probe, probe_curve, run_probe
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.sleeplm import SleepLM
+from model_runtime.evaluation.probe import evaluate_probe, fit_probe, probe_curve, run_probe
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import embed_night, load_night_input
 from psg.errors import PSGError
 
 RESULT_KEYS = {"shots", "accuracy", "macro_f1", "kappa", "per_class_f1", "train_epochs", "test_epochs"}

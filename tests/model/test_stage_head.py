@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from model_runtime.stage_head import FULL_HEAD, PRIOR_HEAD, UNCERTAIN, PriorHead, StageHead, head_path_for
+from model_runtime.model.stage_head import FULL_HEAD, PRIOR_HEAD, UNCERTAIN, PriorHead, StageHead, head_path_for
 from psg.errors import PSGError
 from psg.features.stage_spectra import (
     GAIN_DEPENDENT,
@@ -126,8 +126,8 @@ def test_a_foreign_file_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_stage_night_reads_the_head_and_reports_uncertain_epochs(tiny_checkpoint: Path, simulated_edf: Path) -> None:
-    from model_runtime.night import load_night_input, stage_night
-    from model_runtime.sleeplm import SleepLM
+    from model_runtime.serving.model_api import SleepLM
+    from model_runtime.serving.night import load_night_input, stage_night
 
     lm, night = SleepLM.load(tiny_checkpoint, backend="torch"), load_night_input(simulated_edf)
     head = _random_head(np.random.default_rng(2), dim=lm.stage_classes.shape[1])
@@ -168,7 +168,7 @@ def test_the_gate_keeps_the_full_head_on_a_held_out_simulated_night(shipped: Sta
     benchmarks/stage_head_eval.py's nights). Not the ``neuro`` night: ``psg.simulate``'s synthetic
     timelines lie farther from the training nights than the gate allows (measured: mean novelty 5.8-11.4),
     so the gate gives them to the real-prior head (benchmarks/RESULTS.md, "Real signals (issue 12)")."""
-    from model_runtime.corpus import NightSpec, render
+    from model_runtime.training.corpus import NightSpec, render
 
     timeline = shared_data / "slpdb" / "slp01a.st"
     if not timeline.is_file():
@@ -224,7 +224,7 @@ def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulate
 
     from typer.testing import CliRunner
 
-    from model_runtime.sleeplm import SleepLM
+    from model_runtime.serving.model_api import SleepLM
     from sleeplm.cli import app
 
     checkpoint = Path(shutil.copy(tiny_checkpoint, tmp_path / "tiny.pt"))

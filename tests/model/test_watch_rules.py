@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from model_runtime.checkpoint import SHIPPED_CHECKPOINT
-from model_runtime.corpus import NightSpec, night_from_recording, save_night
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.reference_bank import (
+from model_runtime.evaluation.bank_building import build_bank
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.reference_bank import (
     BANK_EPOCHS,
     CONCEPT_EVENTS,
     ReferenceBank,
     bank_path_for,
-    build_bank,
     load_bank,
     model_fingerprint,
     save_bank,
 )
-from model_runtime.sleeplm import SleepLM
-from model_runtime.watch_rules import FALLBACK_QUANTILE, calibrate_rule, rule_concepts, rule_scores, rule_truth
+from model_runtime.serving.watch_rules import FALLBACK_QUANTILE, calibrate_rule, rule_concepts, rule_scores, rule_truth
+from model_runtime.training.corpus import NightSpec, night_from_recording, save_night
 from psg.errors import PSGError
 from psg.recording import Recording
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from psg.detectors.signal_quality import CHANNELS, PHYSIOLOGICAL_RANGE, loss_spans, loss_spans_many
 from psg.dsp import median, runs
 from psg.features import epoch_features
 from psg.features.cardiac import detect_r_peaks, ecg_r_peak_indices
 from psg.model_input import RunningNormaliser, _list_median, to_model_rate, to_model_rate_many
 from psg.montage import MODEL_CHANNELS
+from psg.quality.signal_loss import CHANNELS, PHYSIOLOGICAL_RANGE, loss_spans, loss_spans_many
 from psg.recording import Recording, Signal
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline

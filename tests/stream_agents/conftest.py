@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from psg.codecs import EpochMessage, SampleChunk
+from psg.epoching.epocher import Epocher
 from psg.recording import Recording
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
-from stream_agents.epocher import Epocher
 from tests.stream_agents.chunking import chunk_recording
 
 #: 0.5 h, seed 3: 12 epochs W, 5 N1, 37 N2, 6 W, and a few respiratory events (AHI 20).

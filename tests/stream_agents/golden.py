@@ -1,6 +1,6 @@
 """Golden epochs of the epocher's analysis: reference nights, their per-epoch summary, and the fixture file.
 
-The epocher's per-epoch analysis (``stream_agents.epoch_analysis.analyse``) was made faster by
+The epocher's per-epoch analysis (``psg.epoching.analysis.analyse``) was made faster by
 replacing library calls with equivalent ones (one spectrum per channel and epoch, cached filter
 designs, reuse of the context window's earlier results). This module pins what it produced *before*
 those changes: ``write()`` ran once on the pre-change code and saved ``data/epoch_analysis_golden.json``;
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from psg.codecs import EpochMessage, SampleChunk
+from psg.epoching.epocher import Epocher
 from psg.recording import Recording
-from stream_agents.epocher import Epocher
 from tests.stream_agents.chunking import START, chunk_recording
 
 FIXTURE = Path(__file__).parent / "data" / "epoch_analysis_golden.json"

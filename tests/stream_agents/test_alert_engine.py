@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from psg.alerts import AlertConfig, AlertEngine, AlertError, Priority, State, Thresholds
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS
-from stream_agents.alerts import AlertConfig, AlertEngine, AlertError, Priority, State, Thresholds
 
 T0 = 1_700_000_000.0
 BED = "bed1"
@@ -362,7 +362,7 @@ def test_lost_device_streams_raise_one_technical_alert_until_all_are_back() -> N
 
 
 def test_caption_record_facts_drive_the_same_rules() -> None:
-    from stream_agents.alerts.facts import aux_record, facts_from_record
+    from psg.alerts.facts import aux_record, facts_from_record
 
     message = epoch(0, [96.0] * 10 + [75.0] * 20)
     record = {
@@ -397,7 +397,7 @@ def test_high_alert_of_a_bed_that_stopped_sending_escalates_on_wall_time() -> No
 
 
 def test_resolved_alerts_are_forgotten_beyond_a_bound(monkeypatch) -> None:
-    from stream_agents.alerts import engine as engine_module
+    from psg.alerts import engine as engine_module
 
     monkeypatch.setattr(engine_module, "RESOLVED_KEPT", 2)
     engine = AlertEngine()

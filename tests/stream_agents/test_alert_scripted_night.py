@@ -27,7 +27,7 @@ script (s from start)  truth                                                    
 
 Night B (12 min) puts three obstructive apneas under a lead-off of the airflow sensor. The dead
 cannula reads amplifier noise (std 0.02 a.u., noisier than a real apnea's residual flow), which only
-the epocher's noise-only check (``stream_agents.quality.is_noise_only``: no power in the breathing
+the epocher's noise-only check (``psg.quality.epoch_flags.is_noise_only``: no power in the breathing
 band) tells from an apnea; the night is kept apart so that it tests exactly that.
 
 Latency is judged in device time. ``raised_at`` is the data time at which the condition was met
@@ -46,9 +46,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_runtime.runtime import load_runtime
-from psg.alerting import AlertConfig, Thresholds
+from model_runtime.serving.caption_records import inference_records
+from model_runtime.serving.runtimes import load_runtime
+from psg.alerts.catalog import AlertConfig, Thresholds
+from psg.alerts.monitor import AlertMonitor, alert_record
 from psg.codecs import decode_json, encode_json
+from psg.epoching.epocher import Epocher
 from psg.montage import AF, HR, SPO2
 from psg.recording import Recording
 from psg.simulate import make_plan, simulate
@@ -57,9 +60,6 @@ from psg.simulate.cardiac import HR_AVERAGE_BEATS
 from psg.simulate.oximetry import LAG_S
 from psg.timeline import Event, Stage, Timeline
 from store.store import caption_values
-from stream_agents.alerts.monitor import AlertMonitor, alert_record
-from stream_agents.epocher import Epocher
-from stream_agents.inference import inference_records
 from tests.stream_agents.chunking import START, chunk_recording
 
 pytestmark = pytest.mark.slow  # ~20 s on 2 cores: 109 epochs through the epocher and its detectors

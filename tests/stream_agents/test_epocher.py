@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
+from psg.epoching.analysis import analyse
+from psg.epoching.epocher import Epocher
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.recording import Recording
-from stream_agents.epoch_analysis import analyse
-from stream_agents.epocher import Epocher
 from tests.stream_agents.chunking import START, chunk_recording
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from operations.loadgen import STREAMS, LoadGenerator, plan_beds, render_nights
 from psg.codecs import ChunkBundle, decode_samples_message
-from stream_agents.epocher import Epocher
-from stream_agents.loadgen import STREAMS, LoadGenerator, plan_beds, render_nights
+from psg.epoching.epocher import Epocher
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_runtime.model_runtime import SleepLMRuntime, is_scorable, load_model
-from model_runtime.prompts import STAGE_LABELS
-from model_runtime.rules import RulesRuntime
-from model_runtime.runtime import RUNTIMES, SHIPPED_CHECKPOINT_PATH, chosen_runtime, default_runtime, load_runtime
-from model_runtime.zero_shot import causal_smooth
+from model_runtime.model.prompts import STAGE_LABELS
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.model.zero_shot import causal_smooth
+from model_runtime.serving.caption_records import EMBEDDING_DECIMALS, caption_records, inference_records
+from model_runtime.serving.rules_runtime import RulesRuntime
+from model_runtime.serving.runtimes import RUNTIMES, chosen_runtime, default_runtime, load_runtime
+from model_runtime.serving.sleeplm_runtime import SleepLMRuntime, is_scorable, load_model
+from plumbing.settings import Settings
 from psg.captions import MODALITIES
 from psg.codecs import EpochMessage, decode_json, encode_json
 from psg.errors import PSGError
@@ -25,8 +28,6 @@ from psg.features import epoch_features
 from psg.model_input import recording_model_epochs
 from psg.montage import AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, MODEL_CHANNELS
 from psg.recording import Recording
-from services.settings import Settings
-from stream_agents.inference import EMBEDDING_DECIMALS, caption_records, inference_records
 from tests.model.conftest import simulated_recording, tiny_checkpoint  # noqa: F401  (shared fixtures)
 
 N_EPOCHS = 16
@@ -144,7 +145,7 @@ def test_a_replayed_epoch_does_not_advance_the_chain_twice(
     rest = replaying.infer(a[8:])
     np.testing.assert_allclose(probs(first + rest), straight, atol=1e-5)
     # A replay older than the stored priors gets the unsmoothed probabilities, and the chain stays as it was.
-    monkeypatch.setattr("model_runtime.model_runtime.PRIOR_EPOCHS", 2)
+    monkeypatch.setattr("model_runtime.serving.sleeplm_runtime.PRIOR_EPOCHS", 2)
     small = SleepLMRuntime.from_model(runtime.lm)
     small.infer(a[:8])
     old = small.infer([a[1]])[0]
@@ -222,9 +223,6 @@ def test_runtime_resolution_from_the_settings(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
-
-    assert SHIPPED_CHECKPOINT_PATH == SHIPPED_CHECKPOINT
     shipped = "sleeplm" if SHIPPED_CHECKPOINT.is_file() else "rules"
     for name in ("SLEEPLM_RUNTIME", "SLEEPLM_CHECKPOINT", "SLEEPLM_MODEL_BACKEND"):
         monkeypatch.delenv(name, raising=False)

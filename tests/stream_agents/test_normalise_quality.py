@@ -7,8 +7,8 @@ import pytest
 
 from psg.model_input import RunningNormaliser, hold_to_model_rate, robust_stats, to_model_rate
 from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES, POS
+from psg.quality.epoch_flags import channel_flags, epoch_quality, has_gap
 from psg.recording import Signal
-from stream_agents.quality import channel_flags, epoch_quality, has_gap
 
 RNG = np.random.default_rng(0)
 

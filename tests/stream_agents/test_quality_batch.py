@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from psg.recording import Recording, Signal
-from psg.simulate import simulate
-from psg.synthetic import synthetic_timeline
-from stream_agents.quality import (
+from psg.quality.epoch_flags import (
     LINE_HZ,
     NOISE_BAND_HZ,
     NOISE_WINDOW_S,
@@ -20,6 +17,9 @@ from stream_agents.quality import (
     is_noise_only,
     line_noise_fraction,
 )
+from psg.recording import Recording, Signal
+from psg.simulate import simulate
+from psg.synthetic import synthetic_timeline
 
 RNG = np.random.default_rng(11)
 

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from model_runtime.rules import RulesRuntime
-from model_runtime.runtime import RUNTIMES, EpochResult, load_runtime
+from model_runtime.serving.caption_records import caption_records
+from model_runtime.serving.rules_runtime import RulesRuntime
+from model_runtime.serving.runtimes import RUNTIMES, EpochResult, load_runtime
 from psg.captions import MODALITIES
 from psg.codecs import EpochMessage, decode_json, encode_json
 from psg.errors import PSGError
 from psg.recording import Recording
 from psg.timeline import Stage
-from stream_agents.inference import caption_records
 
 CAPTION_FIELDS = {
     "bed_id", "recording_id", "epoch", "start_time", "epoch_s", "stage", "stage_source", "probabilities",
@@ -58,7 +58,7 @@ def test_a_replayed_epoch_is_answered_without_corrupting_the_history(
     assert [r.stage for r in first + rest] == [r.stage for r in straight]
     assert [r.captions for r in first + rest] == [r.captions for r in straight]
     # Older than the cache: recomputed from the history before it, and the history stays as it was.
-    monkeypatch.setattr("model_runtime.rules.CACHE_EPOCHS", 3)
+    monkeypatch.setattr("model_runtime.serving.rules_runtime.CACHE_EPOCHS", 3)
     small = RulesRuntime()
     first = small.infer(baseline[:20])
     assert small.infer([baseline[5]]) == [first[5]]

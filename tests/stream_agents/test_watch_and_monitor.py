@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psg.alerting import AlertError, bed_thresholds
+from psg.alerts.catalog import AlertError, bed_thresholds
+from psg.alerts.facts import aux_record
+from psg.alerts.monitor import AlertMonitor, ControlSnapshot
+from psg.alerts.watch import WatchRules
 from psg.codecs import MessageError
 from psg.errors import PSGError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS
-from stream_agents.alerts.facts import aux_record
-from stream_agents.alerts.monitor import AlertMonitor, ControlSnapshot
-from stream_agents.alerts.watch import WatchRules
 
 T0 = 1_700_000_000.0
 AXES = {"central apneas": 0, "REM with oxygen desaturation": 1}
@@ -159,13 +159,13 @@ def test_bed_thresholds_refuse_unknown_or_inconsistent_values() -> None:
 
 def test_the_model_scorer_runs_on_the_shipped_checkpoint_and_bank() -> None:
     """The live adapter: SleepLM's text vector and bank-calibrated threshold; the rules runtime gets none."""
-    from model_runtime.model_runtime import SleepLMRuntime
-    from model_runtime.rules import RulesRuntime
-    from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH
-    from stream_agents.alerts.scoring import rule_scorer_for
+    from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+    from model_runtime.serving.rules_runtime import RulesRuntime
+    from model_runtime.serving.sleeplm_runtime import SleepLMRuntime
+    from model_runtime.serving.watch_scoring import rule_scorer_for
 
-    assert rule_scorer_for(RulesRuntime(), SHIPPED_CHECKPOINT_PATH) is None
-    scorer = rule_scorer_for(SleepLMRuntime(), SHIPPED_CHECKPOINT_PATH)
+    assert rule_scorer_for(RulesRuntime(), SHIPPED_CHECKPOINT) is None
+    scorer = rule_scorer_for(SleepLMRuntime(), SHIPPED_CHECKPOINT)
     assert scorer is not None
     vector, calibration = scorer.compile("REM with oxygen desaturation")
     assert calibration["method"] == "bank-f1" and -1.0 <= calibration["threshold"] <= 1.0

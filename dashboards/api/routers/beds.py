@@ -23,7 +23,7 @@ from dashboards.api.schemas import (
     Waveform,
 )
 from dashboards.api.security import Admin, Viewer
-from psg.alerting import AlertError, Thresholds, bed_thresholds
+from psg.alerts.catalog import AlertError, Thresholds, bed_thresholds
 from psg.codecs import MAX_EPOCH
 
 router = APIRouter(prefix="/api", tags=["beds"])

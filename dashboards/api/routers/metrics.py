@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from dashboards.api.deps import LagDep, SettingsDep
 from dashboards.api.security import Viewer
-from services.metrics import metrics, render_latest
+from plumbing.metrics import metrics, render_latest
 
 router = APIRouter(tags=["metrics"])
 

@@ -1,0 +1,90 @@
+"""Checkpoint files: weights (float16), config, vocabulary, prompt embeddings and calibration in one file.
+
+The prompts' frozen MiniLM embeddings travel inside the checkpoint, so serving stages and events needs
+no text encoder at all; it is loaded only for new text (queries, watch rules). Loading uses
+``torch.load(weights_only=True)``: a checkpoint is data, never code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model_runtime.model.config import ModelConfig
+from model_runtime.model.recoca import ReCoCa
+from model_runtime.model.shipped import checkpoint_or_shipped
+from model_runtime.model.tokenizer import CaptionTokenizer
+from psg.errors import PSGError
+
+FORMAT = "sleeplm-recoca/1"
+#: The checkpoint shipped in the repository (``sleeplm train --config small`` reproduces it).
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model plus everything needed to use it."""
+
+    model: ReCoCa
+    tokenizer: CaptionTokenizer
+    stage_prompts: dict[str, list[str]]
+    stage_prompt_features: dict[str, np.ndarray]  # label -> (n_prompts, 384)
+    event_prompts: dict[str, list[str]]
+    event_prompt_features: dict[str, np.ndarray]
+    calibration: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+
+def save_checkpoint(ckpt: Checkpoint, path: Path) -> Path:
+    """Write ``ckpt`` (weights as float16) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to(torch.float16) if v.is_floating_point() else v for k, v in ckpt.model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT,
+        "config": ckpt.model.config.to_dict(),
+        "vocab": ckpt.tokenizer.vocab,
+        "state_dict": state,
+        "stage_prompts": ckpt.stage_prompts,
+        "stage_prompt_features": {k: torch.from_numpy(v) for k, v in ckpt.stage_prompt_features.items()},
+        "event_prompts": ckpt.event_prompts,
+        "event_prompt_features": {k: torch.from_numpy(v) for k, v in ckpt.event_prompt_features.items()},
+        "calibration": ckpt.calibration,
+        "training": ckpt.training,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path | None = None) -> Checkpoint:
+    """Read a checkpoint (default: the shipped one); clear errors for a missing or foreign file."""
+    path = checkpoint_or_shipped(path)
+    if not path.is_file():
+        raise PSGError(f"model checkpoint {path} not found; train one with `sleeplm train --out {path}`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our checkpoint"
+        raise PSGError(f"{path}: not a SleepLM checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise PSGError(f"{path}: not a SleepLM checkpoint (expected format {FORMAT!r})")
+    config = ModelConfig.from_dict(payload["config"])
+    tokenizer = CaptionTokenizer(payload["vocab"])
+    model = ReCoCa(config, len(tokenizer))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    model.eval()
+    return Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        stage_prompts=payload["stage_prompts"],
+        stage_prompt_features={k: v.float().numpy() for k, v in payload["stage_prompt_features"].items()},
+        event_prompts=payload["event_prompts"],
+        event_prompt_features={k: v.float().numpy() for k, v in payload["event_prompt_features"].items()},
+        calibration=payload.get("calibration", {}),
+        training=payload.get("training", {}),
+    )
