@@ -2,7 +2,7 @@
 
 ``detect_events`` runs every detector on a recording's signals (never its truth annotations):
 respiratory events (``respiratory``), desaturations (``oximetry``), rhythm events (``cardiac``) and
-signal loss on any channel (``signal_quality``). ``to_events`` turns the result into timeline events
+signal loss on any channel (``psg.quality.signal_loss``). ``to_events`` turns the result into timeline events
 for captions and EDF+ annotations. A discontinuous recording (EDF+D, ``Recording.gaps``) is detected one
 recorded segment at a time, with a technical ``signal_loss`` (reason ``gap``) per gap (``segments``).
 """

@@ -1,0 +1,1 @@
+"""Cutting 30-s epochs from streamed chunks by sample time, and analysing each one (broker-free)."""
