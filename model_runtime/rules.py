@@ -31,6 +31,7 @@ from typing import Any
 
 from model_runtime.runtime import RUNTIMES, EpochResult
 from psg.captions import StageContext, caption_epoch
+from psg.captions.availability import quality_groups
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.staging import rule_stages
@@ -89,6 +90,7 @@ class RulesRuntime:
 
     def _result(self, message: EpochMessage, stage: Stage, previous: Stage | None) -> EpochResult:
         context = StageContext(previous=previous if previous not in (None, Stage.UNSCORED) else None, next=None)
+        groups, bad = quality_groups(message.quality)
         captions = caption_epoch(
             message.features,
             stage,
@@ -98,6 +100,8 @@ class RulesRuntime:
             style="canonical",
             estimated=True,
             epoch_s=message.epoch_s,
+            groups=groups,
+            bad_groups=bad,
         )
         return EpochResult(
             bed_id=message.bed_id,

@@ -37,6 +37,7 @@ from faust.types import TP, EventT
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH, chosen_runtime, load_runtime
+from psg.captions.consistency import count_contradictions
 from psg.codecs import (
     ChunkBundle,
     DeviceEvent,
@@ -258,6 +259,7 @@ class _LivePipeline:
                     for record in records.embeddings
                 ]
                 self.metrics.captions_out.inc(len(records.captions))
+                self.metrics.caption_contradictions.inc(count_contradictions(records.captions, log))
             await acker.ack_when_delivered(pending, batch)
 
     async def sink_agent(self, stream: faust.StreamT) -> None:
