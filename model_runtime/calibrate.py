@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.checkpoint import load_checkpoint, save_checkpoint
 from model_runtime.dataset import load_split
 from model_runtime.prompts import NO_EVENT, NO_EVENT_PROMPTS, STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
@@ -68,6 +67,8 @@ def best_scale(cosines: np.ndarray, truth: np.ndarray) -> float:
 
 def ensure_no_event_prompts(checkpoint: Path) -> None:
     """Add the "no events" contrast prompts to a checkpoint trained before they existed."""
+    from model_runtime.checkpoint import load_checkpoint, save_checkpoint  # torch: train extra
+
     ckpt = load_checkpoint(checkpoint)
     if NO_EVENT in ckpt.event_prompt_features:
         return
@@ -78,6 +79,8 @@ def ensure_no_event_prompts(checkpoint: Path) -> None:
 
 def calibrate(checkpoint: Path, cache_dir: Path, out: Path | None = None) -> dict:
     """Fit temperature, transitions and event thresholds on the cached nights; write them into the checkpoint."""
+    from model_runtime.checkpoint import load_checkpoint, save_checkpoint  # torch: train extra
+
     ensure_no_event_prompts(checkpoint)
     lm = SleepLM.load(checkpoint, backend="torch")
     nights = load_split(cache_dir, "validation", progress=False)

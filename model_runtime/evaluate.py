@@ -422,14 +422,11 @@ def few_shot_curve(
 def embed_caption_texts(lm: SleepLM, texts: Sequence[str]) -> np.ndarray:
     """Unit embeddings (n, E) of many captions, as ``SleepLM.embed_text`` embeds one (numbers masked,
     MiniLM, the checkpoint's projection), each distinct text embedded once."""
-    import torch
-
     masked = [mask_numbers(t.strip()) for t in texts]
     unique = sorted(set(masked))
     if not unique:
-        return np.zeros((0, lm.checkpoint.model.config.embed_dim), np.float32)
-    with torch.inference_mode():
-        projected = lm.checkpoint.model.embed_text(torch.from_numpy(embed_texts(unique))).numpy()
+        return np.zeros((0, lm.checkpoint.config.embed_dim), np.float32)
+    projected = lm.checkpoint.embed_text(embed_texts(unique))
     index = {t: i for i, t in enumerate(unique)}
     return projected[[index[t] for t in masked]]
 

@@ -221,7 +221,7 @@ def is_scorable(quality: Mapping[str, Sequence[str]]) -> bool:
 
 def load_model(checkpoint: str | Path | None = None, backend: str = "auto") -> SleepLM:
     """``SleepLM.load`` of ``checkpoint`` on ``backend``; 'auto' means torch where the ONNX backend is not
-    installed (``model_runtime.onnx_export`` or onnxruntime missing), so a plain install still serves."""
+    installed (onnxruntime missing)."""
     if backend == "auto" and not _onnx_available():
         backend = "torch"
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -230,7 +230,7 @@ def load_model(checkpoint: str | Path | None = None, backend: str = "auto") -> S
 
 
 def _onnx_available() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "model_runtime.onnx_export"))
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "model_runtime.onnx_backend"))
 
 
 def _signals(message: EpochMessage) -> np.ndarray:

@@ -22,7 +22,6 @@ calibration is:
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -31,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model_runtime.checkpoint import SHIPPED_CHECKPOINT
 from model_runtime.corpus import Night, NightSpec, build_corpus, load_night
 from model_runtime.evaluate import source_group, validation_specs
 from model_runtime.prompts import STAGE_LABELS
+from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH as SHIPPED_CHECKPOINT
 from model_runtime.sleeplm import SleepLM
 from psg.errors import PSGError
 from psg.paths import shared_data_dir
@@ -82,11 +81,7 @@ class ReferenceBank:
 def model_fingerprint(lm: SleepLM) -> str:
     """A short hash of the loaded weights: whichever backend serves them, the same checkpoint gives the same
     fingerprint, and a retrained one a different one."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(lm.checkpoint.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return lm.checkpoint.fingerprint
 
 
 def bank_path_for(checkpoint_path: str | Path | None = None) -> Path:

@@ -11,15 +11,16 @@ Everything here works on model-input epochs ``(n, 10, 1920)``; ``model_runtime.n
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model_runtime.backends import Backend, TorchBackend
-from model_runtime.checkpoint import SHIPPED_CHECKPOINT, Checkpoint, load_checkpoint
 from model_runtime.lab_head import LabHead
+from model_runtime.onnx_backend import SHIPPED_CHECKPOINT
 from model_runtime.prompts import NO_EVENT, STAGE_LABELS
 from model_runtime.stage_head import StageHead, head_path_for
 from model_runtime.text_tower import embed_texts, mask_numbers
@@ -28,6 +29,11 @@ from model_runtime.zero_shot import causal_smooth, class_embeddings, class_proba
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
 from psg.timeline import RESPIRATORY_EVENT_TYPES as RESPIRATORY_TYPES
+
+if TYPE_CHECKING:  # torch-free at run time: serving loads a ServingCheckpoint on onnxruntime
+    from model_runtime.backends import Backend
+    from model_runtime.checkpoint import Checkpoint
+    from model_runtime.serving_checkpoint import ServingCheckpoint
 
 #: Longest caption the decoder writes per level (stage_event captions need ~30 tokens, brain ~130).
 MAX_NEW_TOKENS = {"stage_event": 64, "brain": 150, "cardiac": 48, "respiratory": 90, "somatic": 40}
@@ -57,16 +63,19 @@ class SleepLM:
     """A loaded model with its prompts; see the module docstring."""
 
     def __init__(
-        self, checkpoint: Checkpoint, backend: Backend, batch: int = 256, stage_head: StageHead | None = None
+        self,
+        checkpoint: Checkpoint | ServingCheckpoint,
+        backend: Backend,
+        batch: int = 256,
+        stage_head: StageHead | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.backend = backend
         self.batch = batch
-        model = checkpoint.model
         calibration = checkpoint.calibration
-        self.scale = float(calibration.get("stage_scale", model.logit_scale.detach().exp().clamp(max=100)))
+        self.scale = float(calibration.get("stage_scale", checkpoint.logit_scale))
         self.transition = np.asarray(calibration["transition"]) if "transition" in calibration else None
-        self.patches = model.encoder.patches
+        self.patches = checkpoint.patches
         self.patch_s = EPOCH_S / self.patches
         self.tokenizer = checkpoint.tokenizer
         #: Ids the decoder may never write: padding, unknown and the prefix tokens.
@@ -94,30 +103,41 @@ class SleepLM:
     ) -> SleepLM:
         """Load ``path`` (default: the shipped checkpoint) on ``backend``: 'torch', 'onnx' or 'auto'
         (onnxruntime on CPU when an export sits beside the checkpoint, torch otherwise or on a GPU). The stage
-        head beside the checkpoint (``<name>.stage.npz``) is loaded unless ``stage_head`` is False (training it)."""
-        checkpoint = load_checkpoint(path)
-        head_file = head_path_for(path or SHIPPED_CHECKPOINT)
-        head = StageHead.load(head_file) if stage_head and head_file.is_file() else None
+        head beside the checkpoint (``<name>.stage.npz``) is loaded unless ``stage_head`` is False (training it).
+
+        On onnxruntime nothing of torch is imported: the checkpoint's serving data comes from the export's
+        ``serving.npz`` (``model_runtime.serving_checkpoint``), the ``.pt`` itself is read only by torch."""
         if backend not in ("auto", "torch", "onnx"):
             raise PSGError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+        ckpt_path = Path(path) if path else SHIPPED_CHECKPOINT
+        if not ckpt_path.is_file():
+            raise PSGError(f"model checkpoint {ckpt_path} not found; train one with `sleeplm train --out {ckpt_path}`")
+        head_file = head_path_for(ckpt_path)
+        head = StageHead.load(head_file) if stage_head and head_file.is_file() else None
         if backend in ("auto", "onnx"):
-            from model_runtime.onnx_export import OnnxBackend, onnx_dir_for
+            from model_runtime.onnx_backend import OnnxBackend, onnx_dir_for
 
-            onnx_dir = onnx_dir_for(path)
+            onnx_dir = onnx_dir_for(ckpt_path)
             if backend == "onnx" or (onnx_dir.is_dir() and device in (None, "cpu") and not _cuda_available()):
-                return cls(checkpoint, OnnxBackend(onnx_dir), stage_head=head)
+                from model_runtime.serving_checkpoint import load_serving_checkpoint
+
+                runner = OnnxBackend(onnx_dir)  # first: it refuses an export made from another checkpoint
+                return cls(load_serving_checkpoint(onnx_dir), runner, stage_head=head)
+        if importlib.util.find_spec("torch") is None:
+            raise PSGError(
+                f"no ONNX export beside {ckpt_path} and torch is not installed: export it where the train extra "
+                f"is installed (pip install 'sleeplm[train]'; sleeplm export --checkpoint {ckpt_path})"
+            )
+        from model_runtime.backends import TorchBackend
+        from model_runtime.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(ckpt_path)
         return cls(checkpoint, TorchBackend(checkpoint.model, device), stage_head=head)
 
     # --- text side -------------------------------------------------------------------------------
     def project_text_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Per class, MiniLM prompt features (n_prompts, 384) -> one unit class embedding; (k, E)."""
-        import torch
-
-        with torch.inference_mode():
-            projected = [
-                self.checkpoint.model.embed_text(torch.from_numpy(np.asarray(f, np.float32))).numpy() for f in features
-            ]
-        return class_embeddings(projected)
+        return class_embeddings([self.checkpoint.embed_text(np.asarray(f, np.float32)) for f in features])
 
     def embed_text(self, text: str) -> np.ndarray:
         """A query or watch rule -> unit vector (E,) in the shared space (loads MiniLM once): the mean of the
@@ -136,7 +156,7 @@ class SleepLM:
             embs.append(e)
             mems.append(m)
         if not embs:
-            c = self.checkpoint.model.config
+            c = self.checkpoint.config
             return np.zeros((0, c.embed_dim), np.float32), np.zeros((0, c.decoder_tokens, c.decoder_width), np.float32)
         return np.concatenate(embs), np.concatenate(mems)
 
@@ -217,7 +237,7 @@ class SleepLM:
         out: list[list[int]] = [[] for _ in range(b)]
         active = np.arange(b)  # rows still in the batch; finished rows are dropped from it (see below)
         done = np.zeros(b, dtype=bool)  # aligned with ``active``
-        max_new = min(MAX_NEW_TOKENS[modality], self.checkpoint.model.config.max_caption_tokens - len(prefix))
+        max_new = min(MAX_NEW_TOKENS[modality], self.checkpoint.config.max_caption_tokens - len(prefix))
         for position in range(len(prefix), len(prefix) + max_new):
             logits[:, self._never] = -np.inf
             token = logits.argmax(axis=1).astype(np.int64)
@@ -383,7 +403,14 @@ def _check_epochs(x: np.ndarray) -> np.ndarray:
     return x
 
 
+#: Present when an NVIDIA driver is loaded; without it torch.cuda.is_available() is False as well.
+_NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
 def _cuda_available() -> bool:
+    """Whether torch would run on a GPU, without importing torch (seconds, ~300 MB) where it cannot."""
+    if importlib.util.find_spec("torch") is None or not _NVIDIA_DRIVER.exists():
+        return False
     import torch
 
     return torch.cuda.is_available()

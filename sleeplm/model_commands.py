@@ -367,8 +367,21 @@ def export_cmd(
         ),
     ] = None,
     checkpoint: CheckpointOpt = None,
+    text_tower: Annotated[
+        bool,
+        typer.Option(
+            "--text-tower",
+            help="Instead: rebuild the shipped ONNX text tower (all-MiniLM-L6-v2) from the packaged weights.",
+        ),
+    ] = False,
 ) -> None:
-    """Export the checkpoint to ONNX (encoder and decoder step), verified against torch, for CPU serving."""
+    """Export the checkpoint to ONNX (encoder, decoder step, serving data), verified against torch, for CPU
+    serving without torch (train extra)."""
+    if text_tower:
+        from model_runtime.text_onnx import build_text_tower
+
+        typer.echo(f"built the ONNX text tower in {build_text_tower()}")
+        return
     from model_runtime.onnx_export import export_onnx
 
     folder = export_onnx(checkpoint, onnx)
