@@ -49,7 +49,7 @@ from model_runtime.runtime import RUNTIMES, EpochResult
 from model_runtime.sleeplm import SleepLM
 from model_runtime.zero_shot import transition_matrix
 from psg.captions import caption_epoch
-from psg.captions.availability import quality_groups
+from psg.captions.availability import quality_groups, streamed_events
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.montage import EEG_C3, EEG_C4, EOG_L, EOG_R, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
@@ -204,7 +204,7 @@ def measured_captions(message: EpochMessage, stage: Stage) -> dict[str, str]:
     return caption_epoch(
         message.features,
         stage,
-        message_events(message),
+        streamed_events(message_events(message), message.quality),
         message.epoch * EPOCH_S,
         style="canonical",
         epoch_s=message.epoch_s,

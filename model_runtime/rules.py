@@ -31,7 +31,7 @@ from typing import Any
 
 from model_runtime.runtime import RUNTIMES, EpochResult
 from psg.captions import StageContext, caption_epoch
-from psg.captions.availability import quality_groups
+from psg.captions.availability import quality_groups, streamed_events
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.staging import rule_stages
@@ -94,7 +94,7 @@ class RulesRuntime:
         captions = caption_epoch(
             message.features,
             stage,
-            message_events(message),
+            streamed_events(message_events(message), message.quality),
             message.epoch * EPOCH_S,
             context=context,
             style="canonical",

@@ -156,6 +156,22 @@ def recorded_events(events: Iterable[Event], recording: Recording) -> list[Event
             and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)]
 
 
+def streamed_events(
+    events: Iterable[Event | Mapping[str, object]], quality: Mapping[str, Iterable[str]]
+) -> list[Event | Mapping[str, object]]:
+    """The live twin of ``recorded_events``: ``events`` without those on a group the bed does not stream
+    (``quality_groups``) and without "signal loss" on a channel flagged ``missing`` (not streamed, not lost)."""
+    groups, _ = quality_groups(quality)
+    unstreamed = {label for label, flags in quality.items() if "missing" in (flags or ())}
+    out = []
+    for event in events:
+        kind, channel = (event.get("type"), event.get("channel")) if isinstance(event, Mapping) else (
+            event.type, event.channel)
+        if event_available(event, groups) and not (kind == "signal_loss" and channel in unstreamed):
+            out.append(event)
+    return out
+
+
 def sentences(text: str) -> list[str]:
     """``text`` split after each '.', '!' or '?' followed by a space."""
     return [s for s in _SENTENCE.split(text.strip()) if s]

@@ -39,6 +39,7 @@ from psg.captions.availability import (
     MISSING_SENTENCES,
     quality_groups,
     sentences,
+    streamed_events,
 )
 from psg.timeline import EPOCH_S, EVENT_TYPES
 
@@ -133,11 +134,16 @@ def _parse_stage_event(said: list[str], claims: Claims) -> None:
 
 
 def record_events(record: Mapping[str, Any]) -> list[EventClaim]:
-    """The record's events inside its epoch as ``EventClaim``s (spans clipped to the epoch)."""
+    """The record's events inside its epoch as ``EventClaim``s (spans clipped to the epoch); a live record's
+    events on what the bed does not stream are left out (``availability.streamed_events``), as its captions
+    leave them out."""
     epoch_s = float(record.get("epoch_s") or EPOCH_S)
     start_s = float(record["start_s"]) if "start_s" in record else int(record["epoch"]) * epoch_s
+    events = record.get("events") or []
+    if isinstance(record.get("quality"), Mapping):
+        events = streamed_events(events, record["quality"])
     out = []
-    for event in record.get("events") or []:
+    for event in events:
         onset, duration = float(event["onset_s"]), float(event.get("duration_s") or 0.0)
         a = min(max(onset - start_s, 0.0), epoch_s)
         b = min(max(onset + duration - start_s, 0.0), epoch_s)

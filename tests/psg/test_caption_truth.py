@@ -159,3 +159,23 @@ def test_event_names_read_back_to_their_type_and_subtype() -> None:
         subtype = None if event.type == "signal_loss" else event.subtype
         assert kind == (event.type, subtype), event
     assert event_type_of("snoring") is None
+
+
+def test_a_channel_the_bed_does_not_stream_is_not_named_as_lost() -> None:
+    """The detectors report "signal loss (missing)" on every montage channel a window lacks; live, a
+    channel the bed does not stream is flagged ``missing`` and is neither lost nor worth a sentence."""
+    from psg.captions.availability import streamed_events
+
+    quality = {"ABD": ["missing"], "THX": [], "AF": []}
+    events = [Event("signal_loss", 120.0, 30.0, subtype="missing", channel="ABD"),
+              Event("signal_loss", 125.0, 10.0, subtype="flat", channel="THX")]
+    kept = streamed_events(events, quality)
+    assert [e.channel for e in kept] == ["THX"]
+    captions = caption_epoch(FEATURES, Stage.N1, kept, 120.0, groups=quality_groups(quality)[0])
+    assert captions["stage_event"] == "Light sleep (N1). Signal loss on THX (flat) 5.0-15.0 s."
+    record = {"stage": "N1", "epoch": 4, "epoch_s": 30.0, "quality": quality, "captions": captions,
+              "events": [{"type": "signal_loss", "onset_s": 120.0, "duration_s": 30.0, "channel": "ABD",
+                          "reason": "missing"},
+                         {"type": "signal_loss", "onset_s": 125.0, "duration_s": 10.0, "channel": "THX",
+                          "reason": "flat"}]}
+    assert contradictions(record) == []
