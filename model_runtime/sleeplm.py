@@ -15,7 +15,7 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -231,8 +231,8 @@ class SleepLM:
         if tok.has_evidence:
             labels = evidence if evidence is not None else [None] * b
             prefix.append(np.array([tok.evidence_id(e) for e in labels], dtype=np.int64))
-        logits = None
-        for position, token in enumerate(prefix):
+        logits, past_k, past_v = self.backend.step(prefix[0], 0, memory, past_k, past_v)
+        for position, token in enumerate(prefix[1:], start=1):
             logits, past_k, past_v = self.backend.step(token, position, memory, past_k, past_v)
         out: list[list[int]] = [[] for _ in range(b)]
         active = np.arange(b)  # rows still in the batch; finished rows are dropped from it (see below)
@@ -373,7 +373,7 @@ def query_templates(text: str) -> list[str]:
     ]
 
 
-def respiratory_evidence(detected: Sequence[Mapping[str, object]], n_epochs: int) -> list[str]:
+def respiratory_evidence(detected: Sequence[Mapping[str, Any]], n_epochs: int) -> list[str]:
     """Per epoch, the first respiratory event type the AASM detectors found overlapping it, else 'none'.
 
     ``detected``: dicts with ``type``, ``onset_s``, ``duration_s`` in recording seconds (the shape of

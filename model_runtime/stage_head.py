@@ -179,7 +179,9 @@ class StageHead:
             mean=self.mean, std=self.std, classes=self.classes, scale=np.array(self.scale),
             novelty_mean=self.novelty_mean, novelty_precision=self.novelty_precision,
             novelty_threshold=np.array(self.novelty_threshold), min_probability=np.array(self.min_probability),
-            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)), **arrays, **gate,
+            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)),
+            # numpy's stub: a **dict might fill allow_pickle (a bool); these hold only array names
+            **arrays, **gate,  # type: ignore[arg-type]
         )
         return path
 
