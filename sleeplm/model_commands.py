@@ -64,6 +64,17 @@ def _load(checkpoint: Path | None, backend: str) -> Any:
     return SleepLM.load(checkpoint, backend=backend)
 
 
+def _bank(checkpoint: Path | None) -> Any:
+    """The reference bank beside ``checkpoint`` (query thresholds), or None with a warning when it is absent."""
+    from model_runtime.reference_bank import bank_path_for, load_bank
+
+    try:
+        return load_bank(bank_path_for(checkpoint))
+    except PSGError as exc:
+        typer.echo(f"warning: matches are ranked, not thresholded: {exc}", err=True)
+        return None
+
+
 def _night_input(
     night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False,
     scoring: Path | None = None,
@@ -181,9 +192,13 @@ def query_cmd(
         raise PSGError(f"--top must be >= 1, got {top}")
     lm = _load(checkpoint, backend)
     night_input = _night_input(night, channel, channel_map)
-    result = {**query_night(lm, night_input, text, top=top, progress=True), "channels": night_input.channels.to_json()}
+    result = {**query_night(lm, night_input, text, top=top, progress=True, bank=_bank(checkpoint)),
+              "channels": night_input.channels.to_json()}
     if as_json:
         typer.echo(dumps(result))
+        return
+    if not result["matches"]:
+        typer.echo(f"no epoch matches {text!r} (score threshold {result['threshold']:.3f}, {result['method']})")
         return
     typer.echo(f"{'epoch':>5} {'start_s':>8} {'score':>6}  spans (s)")
     for m in result["matches"]:
