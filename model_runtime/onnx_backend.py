@@ -77,17 +77,43 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        try:
-            self.encoder = ort.InferenceSession(str(folder / ENCODER_FILE), options, providers=providers)
-            self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=providers)
-            self.cross = ort.InferenceSession(str(folder / CROSS_FILE), options, providers=providers)
-            self.cross_step = ort.InferenceSession(str(folder / CROSS_STEP_FILE), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise PSGError(f"ONNX export {folder} cannot be loaded ({exc}); {hint}") from None
+        self._options, self._hint = options, hint
+        self._sessions: dict[str, object] = {}
+        self._sessions_lock = threading.Lock()
         self.patches = int(self.encoder.get_inputs()[1].shape[1])
         # Per thread: the memory array of the caption batch being written and its cross keys/values.
         self._local = threading.local()
+
+    def _session(self, file: str):  # noqa: ANN202 - onnxruntime.InferenceSession
+        """The graph ``file``, loaded on first use: a process that only embeds text (the API's search) or only
+        encodes never holds the decoder graphs."""
+        import onnxruntime as ort
+
+        with self._sessions_lock:
+            if file not in self._sessions:
+                try:
+                    self._sessions[file] = ort.InferenceSession(
+                        str(self.folder / file), self._options, providers=["CPUExecutionProvider"]
+                    )
+                except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+                    raise PSGError(f"ONNX export {self.folder} cannot be loaded ({exc}); {self._hint}") from None
+            return self._sessions[file]
+
+    @property
+    def encoder(self):  # noqa: ANN201 - onnxruntime.InferenceSession
+        return self._session(ENCODER_FILE)
+
+    @property
+    def decoder(self):  # noqa: ANN201 - the plain step graph (the reference interface, ``step_graph``)
+        return self._session(DECODER_FILE)
+
+    @property
+    def cross(self):  # noqa: ANN201
+        return self._session(CROSS_FILE)
+
+    @property
+    def cross_step(self):  # noqa: ANN201
+        return self._session(CROSS_STEP_FILE)
 
     @staticmethod
     def _read_meta(folder: Path, hint: str) -> dict:

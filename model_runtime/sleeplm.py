@@ -22,7 +22,6 @@ import numpy as np
 from model_runtime.lab_head import LabHead
 from model_runtime.onnx_backend import SHIPPED_CHECKPOINT
 from model_runtime.prompts import NO_EVENT, STAGE_LABELS
-from model_runtime.stage_head import StageHead, head_path_for
 from model_runtime.text_tower import embed_texts, mask_numbers
 from model_runtime.tokenizer import EOS, NUM, SPACE, fill_slots
 from model_runtime.zero_shot import causal_smooth, class_embeddings, class_probabilities
@@ -34,6 +33,7 @@ if TYPE_CHECKING:  # torch-free at run time: serving loads a ServingCheckpoint o
     from model_runtime.backends import Backend
     from model_runtime.checkpoint import Checkpoint
     from model_runtime.serving_checkpoint import ServingCheckpoint
+    from model_runtime.stage_head import StageHead
 
 #: Longest caption the decoder writes per level (stage_event captions need ~30 tokens, brain ~130).
 MAX_NEW_TOKENS = {"stage_event": 64, "brain": 150, "cardiac": 48, "respiratory": 90, "somatic": 40}
@@ -67,7 +67,7 @@ class SleepLM:
         checkpoint: Checkpoint | ServingCheckpoint,
         backend: Backend,
         batch: int = 256,
-        stage_head: StageHead | None = None,
+        stage_head: StageHead | Path | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.backend = backend
@@ -83,19 +83,39 @@ class SleepLM:
             i for i, p in enumerate(self.tokenizer.vocab) if p.startswith(("<m:", "<s:")) or p in ("<pad>", "<unk>")
         ]
         self.stage_classes = self.project_text_features([checkpoint.stage_prompt_features[k] for k in STAGE_LABELS])
-        #: Stages recordings from their spectral staging features (``model_runtime.stage_head``) when present.
-        self.stage_head = stage_head
+        #: The stage head's file until it is first needed (``stage_head``): a process that only embeds text
+        #: (the API's search) never imports the spectral feature code it needs.
+        self._stage_head_file = stage_head if isinstance(stage_head, Path) else None
+        self._stage_head: StageHead | None = None if isinstance(stage_head, Path) else stage_head
+        if self._stage_head is not None:
+            self.stage_head = self._stage_head  # checked against the stage prompts
         #: A lab's few-shot head over the stage head's embeddings (``sleeplm adapt``), when one is loaded.
         self.lab_head: LabHead | None = None
-        if stage_head is not None and not np.allclose(stage_head.classes, self.stage_classes, atol=1e-4):
-            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
-                           "`sleeplm train-stage`")
         self.event_labels = [k for k in checkpoint.event_prompt_features if k != NO_EVENT]
         self.event_classes = self.project_text_features(
             [checkpoint.event_prompt_features[k] for k in self.event_labels]
         )
         none = checkpoint.event_prompt_features.get(NO_EVENT)
         self.no_event_class = None if none is None else self.project_text_features([none])[0]
+
+    @property
+    def stage_head(self) -> StageHead | None:
+        """Stages recordings from their spectral staging features (``model_runtime.stage_head``) when present;
+        loaded from the file beside the checkpoint on first use."""
+        if self._stage_head_file is not None:
+            from model_runtime.stage_head import StageHead
+
+            file, self._stage_head_file = self._stage_head_file, None
+            self.stage_head = StageHead.load(file)
+        return self._stage_head
+
+    @stage_head.setter
+    def stage_head(self, head: StageHead | None) -> None:
+        if head is not None and not np.allclose(head.classes, self.stage_classes, atol=1e-4):
+            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
+                           "`sleeplm train-stage`")
+        self._stage_head_file = None
+        self._stage_head = head
 
     @classmethod
     def load(
@@ -112,8 +132,8 @@ class SleepLM:
         ckpt_path = Path(path) if path else SHIPPED_CHECKPOINT
         if not ckpt_path.is_file():
             raise PSGError(f"model checkpoint {ckpt_path} not found; train one with `sleeplm train --out {ckpt_path}`")
-        head_file = head_path_for(ckpt_path)
-        head = StageHead.load(head_file) if stage_head and head_file.is_file() else None
+        head_file = ckpt_path.with_name(ckpt_path.stem + ".stage.npz")  # stage_head.head_path_for
+        head = head_file if stage_head and head_file.is_file() else None
         if backend in ("auto", "onnx"):
             from model_runtime.onnx_backend import OnnxBackend, onnx_dir_for
 
