@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.dataset import load_split
 from model_runtime.prompts import NO_EVENT, NO_EVENT_PROMPTS, STAGE_LABELS
 from model_runtime.sleeplm import SleepLM
 from model_runtime.text_tower import embed_texts, mask_numbers
@@ -80,6 +79,7 @@ def ensure_no_event_prompts(checkpoint: Path) -> None:
 def calibrate(checkpoint: Path, cache_dir: Path, out: Path | None = None) -> dict:
     """Fit temperature, transitions and event thresholds on the cached nights; write them into the checkpoint."""
     from model_runtime.checkpoint import load_checkpoint, save_checkpoint  # torch: train extra
+    from model_runtime.dataset import load_split  # the corpus code: not for processes that only calibrate rules
 
     ensure_no_event_prompts(checkpoint)
     lm = SleepLM.load(checkpoint, backend="torch")

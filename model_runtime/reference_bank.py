@@ -26,18 +26,20 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from model_runtime.corpus import Night, NightSpec, build_corpus, load_night
-from model_runtime.evaluate import source_group, validation_specs
 from model_runtime.prompts import STAGE_LABELS
 from model_runtime.runtime import SHIPPED_CHECKPOINT_PATH as SHIPPED_CHECKPOINT
 from model_runtime.sleeplm import SleepLM
 from psg.errors import PSGError
 from psg.paths import shared_data_dir
 from psg.timeline import Stage
+
+if TYPE_CHECKING:  # the corpus code renders nights (psg.captions, neurokit2): only building a bank needs it
+    from model_runtime.corpus import Night, NightSpec
 
 #: Event columns of ``ReferenceBank.events``: the event types a watch rule can name.
 CONCEPT_EVENTS: tuple[str, ...] = (
@@ -105,6 +107,8 @@ def build_bank(
         raise PSGError(f"a reference bank takes validation nights only; {', '.join(training)} are training nights")
     if not specs:
         raise PSGError("no nights to build a reference bank from")
+    from model_runtime.corpus import build_corpus, load_night
+
     with tempfile.TemporaryDirectory(prefix="sleeplm-bank-") as scratch:
         paths = build_corpus(specs, Path(cache_dir or scratch), workers=workers, progress=progress)
         bar = tqdm(paths, desc="embedding", unit="night", disable=not progress)
@@ -136,6 +140,8 @@ def _night_part(lm: SleepLM, night: Night, index: int) -> tuple[np.ndarray, ...]
 
 def _source_name(source: str) -> str:
     """The timeline a spec renders, without the local data path: 'ucddb/ucddb011_stage.txt', 'synthetic:1001:12'."""
+    from model_runtime.evaluate import source_group
+
     return source if source.startswith("synthetic:") else f"{source_group(source)}/{Path(source).name}"
 
 
@@ -229,6 +235,8 @@ def build_bank_command(checkpoint: Path | None, out: Path | None, nights: int, c
         raise PSGError(f"shared data folder {data_dir} not found; set SLEEPLM_DATA to the scored nights")
     if nights < 1:
         raise PSGError(f"--nights must be >= 1, got {nights}")
+    from model_runtime.evaluate import validation_specs
+
     specs = validation_specs(data_dir, nights)
     if not specs:
         raise PSGError(f"{data_dir}: no validation nights found (expected ucddb, dreem, slpdb, ... hypnograms)")
