@@ -72,6 +72,9 @@ class SleepLM:
         self.checkpoint = checkpoint
         self.backend = backend
         self.batch = batch
+        #: Which MiniLM embeds new text (``text_tower.embed_texts``): 'onnx' serves; 'torch' (train extra) is the
+        #: reference benchmarks/torch_vs_onnx.py compares against.
+        self.text_tower = "onnx"
         calibration = checkpoint.calibration
         self.scale = float(calibration.get("stage_scale", checkpoint.logit_scale))
         self.transition = np.asarray(calibration["transition"]) if "transition" in calibration else None
@@ -164,7 +167,8 @@ class SleepLM:
         text as written and the text set in the captions' own sentence frames (``query_templates``)."""
         if not text or not text.strip():
             raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
-        return self.project_text_features([embed_texts([mask_numbers(t) for t in query_templates(text)])])[0]
+        texts = [mask_numbers(t) for t in query_templates(text)]
+        return self.project_text_features([embed_texts(texts, tower=self.text_tower)])[0]
 
     # --- signal side -----------------------------------------------------------------------------
     def encode(self, x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
