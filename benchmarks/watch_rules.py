@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from model_runtime.model.shipped import bank_path_for
 from model_runtime.model.zero_shot import best_threshold
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.serving.reference_bank import ReferenceBank, bank_path_for, load_bank
+from model_runtime.serving.reference_bank import ReferenceBank, load_bank
 from model_runtime.serving.watch_rules import calibrate_rule, rule_concepts, rule_scores, rule_truth
 
 #: Random half splits the held-out numbers are averaged over (one split swings rare events a lot).

@@ -92,7 +92,7 @@ def parse_bridge_config(raw: dict[str, Any], path: Path) -> BridgeConfig:
         if not isinstance(bed, dict):
             raise PSGError(f"{where}: expected a table, got {bed!r}")
         _no_unknown(bed, _BED_KEYS, where)
-        bed_id = _text(bed, "id", where, required=True)
+        bed_id = _required_text(bed, "id", where)
         if bed_id in seen_beds:
             raise PSGError(f"{where}.id: bed {bed_id!r} is configured twice")
         seen_beds.add(bed_id)
@@ -128,10 +128,13 @@ def _map(value: Any, config: Path, where: str) -> ChannelMap:
     raise PSGError(f"{where}: channel map {value!r} not found next to {config.name} or among {MAPS_DIR}")
 
 
-def _text(table: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
+def _text(table: dict[str, Any], key: str, where: str) -> str | None:
+    """``table[key]``: a non-empty string, or None when absent."""
+    return None if table.get(key) is None else _required_text(table, key, where)
+
+
+def _required_text(table: dict[str, Any], key: str, where: str) -> str:
     value = table.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip():
         raise PSGError(f"{where}.{key}: expected a non-empty string, got {value!r}")
     return value

@@ -253,7 +253,7 @@ class SimulatedBed:
         del first  # float64 signals: only the float32 blocks are kept while playing
         self.pushed_samples = {g.name: 0 for g in self.groups}
         self.gap_samples = {g.name: 0 for g in self.groups}
-        self.recording_start = pylsl.local_clock()
+        recording_start = self.recording_start = float(pylsl.local_clock())
         with self._lock:
             self._outlets = {g.name: self._outlet(g) for g in self.groups}
         self._ready.set()
@@ -261,7 +261,7 @@ class SimulatedBed:
         wall0 = time.monotonic()
         try:
             while blocks is not None:
-                if not self._play(blocks, wall0, stop):
+                if not self._play(blocks, wall0, recording_start, stop):
                     return
                 piece = next(pieces, None)
                 blocks = self._blocks(piece) if piece is not None else None
@@ -300,7 +300,9 @@ class SimulatedBed:
         self._gaps = sorted(piece.gaps)
         return blocks
 
-    def _play(self, blocks: dict[str, np.ndarray], wall0: float, stop: threading.Event) -> bool:
+    def _play(
+        self, blocks: dict[str, np.ndarray], wall0: float, recording_start: float, stop: threading.Event
+    ) -> bool:
         seconds = max(len(blocks[g.name]) / g.fs for g in self.groups)
         for second in range(math.ceil(seconds)):
             delay = wall0 + (self.pushed_s + 1) / self.speed - time.monotonic()
@@ -318,7 +320,7 @@ class SimulatedBed:
                                 for t in (start, end))
                         if b > a and self._outlets is not None:
                             done = self.pushed_samples[group.name] + a - firsts[group.name]
-                            stamps = self.recording_start + (done + np.arange(b - a)) / group.fs
+                            stamps = recording_start + (done + np.arange(b - a)) / group.fs
                             self._outlets[group.name].push_chunk(blocks[group.name][a:b], stamps.tolist())
                     if any(g0 <= end < g1 for g0, g1 in self._gaps):  # a gap starts: the recorder stops
                         self._in_gap, self._outlets = True, None

@@ -176,7 +176,6 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     if settings.kafka is None:
         broker = start_broker(log_path=logs / "broker.log")
         settings.kafka = broker.bootstrap
-        settings.one_record_per_batch = True
     ensure_topics(settings.kafka, settings.partitions)
     stack = LiveStack(settings, broker=broker)
     env = stack.child_env()
@@ -221,7 +220,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         parts = _parts(stack, broker)  # where the CPU goes: the load itself (generator, broker) vs the monitor
         cpu_before, wall_before = _cpu_seconds(watched), time.monotonic()
         stop_at = start + options.seconds
-        sampler = Sampler(stack, settings, generator, stop_at, options.sample_s, say)
+        sampler = Sampler(stack, settings, generator, stop_at, options.sample_s, say, broker)
         sampler.start()
         generator.run(stop_at, should_stop=lambda: _dead(stack))
         sampler.join()
@@ -364,24 +363,33 @@ def _self_process() -> Any:
 
 
 class Sampler(threading.Thread):
-    """Every ``every_s``: each worker's RSS and the epochs stored so far (the soak's memory curve), printed
-    as progress."""
+    """Every ``every_s``: each worker's RSS, the epochs stored so far (the soak's memory curve) and the
+    embedded broker's CPU and RSS (what it holds grows with the run: issue 17), printed as progress."""
 
-    def __init__(self, stack: Any, settings: Settings, generator: Any, stop_at: float, every_s: float, say: Any):
+    def __init__(self, stack: Any, settings: Settings, generator: Any, stop_at: float, every_s: float, say: Any,
+                 broker: Any = None):
         super().__init__(name="bench-sampler", daemon=True)
         self.stack, self.generator, self.stop_at, self.every_s, self.say = stack, generator, stop_at, every_s, say
         self.db = Path(settings.database_url.removeprefix("sqlite:///"))
+        self.broker = _process_tree([broker.process.pid]) if broker is not None else []
         self.samples: list[dict[str, Any]] = []
 
     def run(self) -> None:
+        broker_cpu, at = _cpu_seconds(self.broker), time.monotonic()
         while (left := self.stop_at - time.time()) > 0:
             workers = {c.name: c.process.pid for c in self.stack.children if c.name.startswith("worker")}
             rss = {name: _rss_mb(_process_tree([pid])) for name, pid in workers.items()}
             stored = _count(self.db)
-            self.samples.append({"at": time.time(), "stored": stored, "worker_rss_mb": rss})
+            cpu, now = _cpu_seconds(self.broker), time.monotonic()
+            busy = sum(cpu.values()) - sum(broker_cpu.values())
+            broker = {"broker_cpu_pct": round(100.0 * busy / max(now - at, 1e-3), 1),
+                      "broker_rss_mb": _rss_mb(self.broker)} if self.broker else {}
+            broker_cpu, at = cpu, now
+            self.samples.append({"at": time.time(), "stored": stored, "worker_rss_mb": rss, **broker})
             self.say(
                 f"  {left:5.0f} s left  records sent {self.generator.messages}  epochs stored {stored}  "
                 f"generator behind {self.generator.behind_s:.2f} s  worker RSS {sum(rss.values()):.0f} MB"
+                + (f"  broker {broker['broker_cpu_pct']:.0f} % CPU, {broker['broker_rss_mb']:.0f} MB" if broker else "")
             )
             time.sleep(min(self.every_s, max(left, 0.1)))
 
@@ -401,6 +409,7 @@ class Sampler(threading.Thread):
                     "t": round(s["at"] - self.samples[0]["at"], 1),
                     "stored": s["stored"],
                     "worker_rss_mb": round(sum(s["worker_rss_mb"].values()), 1),
+                    **{k: s[k] for k in ("broker_cpu_pct", "broker_rss_mb") if k in s},
                 }
                 for s in self.samples
             ],

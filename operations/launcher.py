@@ -97,7 +97,6 @@ class LiveStack:
         if settings.kafka is None:
             self.broker = start_broker(log_path=self.log_path("broker"))
             settings.kafka = self.broker.bootstrap
-            settings.one_record_per_batch = True
             settings.session_timeout_s = min(settings.session_timeout_s, 6.0)
         ensure_topics(settings.kafka, settings.partitions)
         self.admin_token_path = ensure_local_admin_token(settings)

@@ -42,6 +42,7 @@ class Metrics:
     device_events: Any  # Counter: stream lost/resumed, by type
     epochs_out: Any  # Counter: epochs emitted by the epocher
     captions_out: Any  # Counter: caption records produced by the inference agent
+    caption_contradictions: Any  # Counter: caption sentences that contradict their own record (should stay 0)
     epochs_stored: Any  # Counter: epochs newly stored (duplicates excluded)
     duplicates_ignored: Any  # Counter: replayed epochs the store already had
     dead_letters: Any  # Counter: messages sent to psg.deadletter, by source topic
@@ -70,6 +71,9 @@ def metrics() -> Metrics:
         device_events=Counter("sleeplm_device_events", "Device stream events", ["type"]),
         epochs_out=Counter("sleeplm_epochs_out", "Epochs emitted by the epocher"),
         captions_out=Counter("sleeplm_captions_out", "Caption records produced by the inference agent"),
+        caption_contradictions=Counter(
+            "sleeplm_caption_contradictions", "Caption claims contradicting their epoch record"
+        ),
         epochs_stored=Counter("sleeplm_epochs_stored", "Epochs newly stored"),
         duplicates_ignored=Counter("sleeplm_duplicate_epochs_ignored", "Replayed epochs already in the store"),
         dead_letters=Counter("sleeplm_dead_letters", "Messages sent to psg.deadletter", ["source_topic"]),

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(default=10.0, gt=0, description="consumer-group session timeout")
     one_record_per_batch: bool = Field(
         default=False,
-        description="producers send one record per request (needed by the embedded Tansu broker only)",
+        description="producers send one record per batch: only for exact end offsets from the embedded Tansu "
+        "broker, whose ListOffsets answers the last batch's first offset + 1; costs its CPU (issue 17)",
     )
     spool_memory_chunks: int = Field(default=600, ge=1, description="bridge in-memory spool, chunks")
     spool_disk_mb: float = Field(default=512.0, gt=0, description="bridge on-disk spool bound, MB")

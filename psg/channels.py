@@ -235,7 +235,9 @@ def lookup(label: str) -> Entry | None:
     return Entry("EEG", GENERIC_EEG_RANK) if key.startswith("eeg") and len(key) > 3 else None
 
 
-def recognise_labels(labels: list[str] | tuple[str, ...], taken: set[str] = frozenset()) -> dict[str, str]:
+def recognise_labels(
+    labels: list[str] | tuple[str, ...], taken: set[str] | frozenset[str] = frozenset()
+) -> dict[str, str]:
     """Label -> montage slot for the best label of each slot not in ``taken`` (no units or rates known).
 
     The live bridge uses this for device labels its TOML map does not name.
@@ -314,11 +316,12 @@ def _forced(
 ) -> dict[str, tuple[str, tuple[float, float] | None]]:
     """Slot -> (file label, lab-map (scale, offset) or None) from the lab map, then ``--channel`` overrides."""
     forced: dict[str, tuple[str, tuple[float, float] | None]] = {}
-    for label, m in (lab_map.channels.items() if lab_map else ()):
-        if label in signals:
-            forced[m.montage] = (label, (m.scale, m.offset))
-        else:
-            report.notes.append(f"{lab_map.source}: label {label!r} is not in the file.")
+    if lab_map:
+        for label, m in lab_map.channels.items():
+            if label in signals:
+                forced[m.montage] = (label, (m.scale, m.offset))
+            else:
+                report.notes.append(f"{lab_map.source}: label {label!r} is not in the file.")
     for label, slot in overrides.items():
         if label not in signals:
             raise PSGError(f"--channel {label}={slot}: {report.source} has no channel {label!r}; "
@@ -420,6 +423,7 @@ def _convert(
     """``signal`` as slot ``slot`` (unit, position code); None (slot flagged, not used) when unusable."""
     mapping = SlotMapping(signal.label, signal.fs, CHANNELS[slot].unit, signal.unit)
     report.slots[slot] = mapping
+    data: np.ndarray | None
     if scaling is not None:
         factor, offset = scaling
         data = signal.data * factor + offset

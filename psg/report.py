@@ -36,7 +36,14 @@ from psg.errors import PSGError  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
 from psg.recording import Recording  # noqa: E402
 from psg.report_document import NightReport, shade_gaps, write_html, write_pdf  # noqa: E402
-from psg.summary import REPORT_DECIMALS, SLEEP_STAGES, night_summary, summary_caption  # noqa: E402
+from psg.summary import (  # noqa: E402
+    REPORT_DECIMALS,
+    SLEEP_STAGES,
+    Summary,
+    night_summary,
+    summary_caption,
+    summary_not_recorded,
+)
 from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage  # noqa: E402
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
@@ -102,18 +109,18 @@ def scored_night_report(recording: Recording) -> NightReport:
     )
 
 
-def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> dict:
+def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> Summary:
     """``night_summary`` of a scorer's stages and events with no signal: what they cannot tell is None."""
     types = {e.type for e in events}
     scored_groups = {group for group, needed in _SCORED_GROUPS.items() if types & needed}
     summary = night_summary(stages, events, None, epoch_s=epoch_s, arousals_scored="arousal" in types,
                             groups=scored_groups)
-    gone = dict(summary["not_recorded"] or {})  # type: ignore[arg-type]
+    gone = dict(summary_not_recorded(summary))
     for key, reason in _NOT_SCORED.items():
         if key in gone:
             gone[key] = reason
     gone.update(dict.fromkeys(("spo2_mean", "spo2_min", "t90_min", "t90_pct_tst"), "no SpO2 signal in a scoring file"))
-    summary["not_recorded"] = gone  # type: ignore[assignment]
+    summary["not_recorded"] = gone
     caption = summary_caption(summary)
     if not np.any(np.isin(stages, [int(s) for s in SLEEP_STAGES])) and summary["ahi"] is None:
         respiratory = sum(e.type in RESPIRATORY_EVENT_TYPES for e in events)

@@ -201,9 +201,9 @@ def hourly_table(report: NightReport) -> Table:
 
 
 def alert_table(alerts: list[dict[str, Any]]) -> Table:
-    rows = [
+    rows: list[Row] = [
         (_when(datetime.fromtimestamp(a["raised_at"]).astimezone()), str(a["type"]), str(a["priority"]),
-         str(a["state"]), a.get("acknowledged_by") or "-")
+         str(a["state"]), str(a.get("acknowledged_by") or "-"))
         for a in sorted(alerts, key=lambda a: a["raised_at"])
     ]
     return Table("Alerts", ("time", "type", "priority", "state", "acknowledged by"), rows)

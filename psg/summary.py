@@ -46,7 +46,10 @@ T90_THRESHOLD = 90.0
 #: < 5 normal, 5-15 mild, 15-30 moderate, >= 30 severe obstructive sleep apnea.
 AHI_SEVERITY = ((5.0, "within normal limits"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
 
-Summary = dict[str, float | int | None]
+#: One summary value: an index or count (None where undefined or not recorded), the ``not_recorded``
+#: reasons, the ``gaps`` stretches, or the caption and source words the report adds.
+SummaryValue = float | int | str | dict[str, str] | list[list[float]] | None
+Summary = dict[str, SummaryValue]
 
 #: Summary keys that need a channel group, and the reason they are None without it.
 NEEDS_GROUP: dict[str, tuple[tuple[str, ...], str]] = {
@@ -130,8 +133,8 @@ def night_summary(
             for key in keys:
                 summary[key] = None
                 not_recorded[key] = reason
-    summary["not_recorded"] = not_recorded  # type: ignore[assignment]
-    summary["gaps"] = [[round(a, REPORT_DECIMALS), round(b, REPORT_DECIMALS)] for a, b in gaps]  # type: ignore[assignment]
+    summary["not_recorded"] = not_recorded
+    summary["gaps"] = [[round(a, REPORT_DECIMALS), round(b, REPORT_DECIMALS)] for a, b in gaps]
     return {k: round(v, REPORT_DECIMALS) if isinstance(v, float) else v for k, v in summary.items()}
 
 
@@ -184,6 +187,21 @@ def ahi_severity(ahi: float) -> str:
     return next(label for limit, label in AHI_SEVERITY if ahi < limit)
 
 
+def summary_number(summary: Summary, key: str) -> float | None:
+    """``summary[key]`` as the index or count it is (None where undefined); TypeError naming the key
+    if it holds words or a list, so arithmetic on it fails here rather than far away."""
+    value = summary[key]
+    if value is None or isinstance(value, (int, float)):
+        return value
+    raise TypeError(f"summary {key!r}: expected a number or None, got {type(value).__name__}")
+
+
+def summary_not_recorded(summary: Summary) -> dict[str, str]:
+    """Why indices are None (``not_recorded``): empty when the summary has no reasons."""
+    reasons = summary.get("not_recorded")
+    return reasons if isinstance(reasons, dict) else {}
+
+
 def summary_caption(summary: Summary) -> str:
     """The night in a few sentences, every number taken from ``summary`` (one decimal throughout)."""
     parts = [f"Time in bed was {summary['tib_min']:.1f} min with a total sleep time of {summary['tst_min']:.1f} min"]
@@ -211,12 +229,12 @@ def summary_caption(summary: Summary) -> str:
         )
         + "."
     )
-    ahi = summary["ahi"]
+    ahi = summary_number(summary, "ahi")
     arousals = (
         "arousals were not scored" if summary["arousal_index"] is None
         else f"the arousal index {summary['arousal_index']:.1f}/h"
     )
-    not_recorded = summary.get("not_recorded") or {}
+    not_recorded = summary_not_recorded(summary)
     if ahi is None or summary["odi"] is None:
         breathing = (f"No apnea-hypopnea index ({not_recorded.get('ahi', 'respiratory channels not recorded')})"
                      if ahi is None
@@ -235,7 +253,7 @@ def summary_caption(summary: Summary) -> str:
 
 
 def _oximetry_sentences(summary: Summary) -> list[str]:
-    reason = (summary.get("not_recorded") or {}).get("spo2_mean")
+    reason = summary_not_recorded(summary).get("spo2_mean")
     if reason:  # "no SpO2 recorded", or why a scoring file has none
         return [f"{reason[0].upper()}{reason[1:]}."]
     if summary["spo2_mean"] is None:

@@ -49,7 +49,7 @@ def write_bed_report(
 ) -> dict[str, Path]:
     """Write the report of ``bed_id`` from the store ``Settings`` names (``data_dir`` overrides
     ``SLEEPLM_DATA_DIR``); ``PSGError`` naming the bed and the store if either is not there."""
-    settings = Settings(**({} if data_dir is None else {"data_dir": data_dir}))
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     with open_store(settings.database_url) as store:
         report = bed_night_report(store, bed_id, recording_id, settings.stale_after_s)
     return write_night_files(report, out_dir, fmt)

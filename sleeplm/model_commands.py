@@ -64,6 +64,18 @@ def _load(checkpoint: Path | None, backend: str) -> Any:
     return SleepLM.load(checkpoint, backend=backend)
 
 
+def _bank(checkpoint: Path | None) -> Any:
+    """The reference bank beside ``checkpoint`` (query thresholds), or None with a warning when it is absent."""
+    from model_runtime.model.shipped import bank_path_for
+    from model_runtime.serving.reference_bank import load_bank
+
+    try:
+        return load_bank(bank_path_for(checkpoint))
+    except PSGError as exc:
+        typer.echo(f"warning: matches are ranked, not thresholded: {exc}", err=True)
+        return None
+
+
 def _night_input(
     night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False,
     scoring: Path | None = None,
@@ -181,9 +193,13 @@ def query_cmd(
         raise PSGError(f"--top must be >= 1, got {top}")
     lm = _load(checkpoint, backend)
     night_input = _night_input(night, channel, channel_map)
-    result = {**query_night(lm, night_input, text, top=top, progress=True), "channels": night_input.channels.to_json()}
+    result = {**query_night(lm, night_input, text, top=top, progress=True, bank=_bank(checkpoint)),
+              "channels": night_input.channels.to_json()}
     if as_json:
         typer.echo(dumps(result))
+        return
+    if not result["matches"]:
+        typer.echo(f"no epoch matches {text!r} (score threshold {result['threshold']:.3f}, {result['method']})")
         return
     typer.echo(f"{'epoch':>5} {'start_s':>8} {'score':>6}  spans (s)")
     for m in result["matches"]:
@@ -344,8 +360,7 @@ def train_stage_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the stage head on perturbed simulated nights, calibrate it, and write it beside the checkpoint."""
-    from model_runtime.model.shipped import SHIPPED_CHECKPOINT
-    from model_runtime.model.stage_head import head_path_for
+    from model_runtime.model.shipped import SHIPPED_CHECKPOINT, head_path_for
     from model_runtime.training.stage_head_training import train_stage_head
     from psg.paths import shared_data_dir
 
@@ -367,8 +382,21 @@ def export_cmd(
         ),
     ] = None,
     checkpoint: CheckpointOpt = None,
+    text_tower: Annotated[
+        bool,
+        typer.Option(
+            "--text-tower",
+            help="Instead: rebuild the shipped ONNX text tower (all-MiniLM-L6-v2) from the packaged weights.",
+        ),
+    ] = False,
 ) -> None:
-    """Export the checkpoint to ONNX (encoder and decoder step), verified against torch, for CPU serving."""
+    """Export the checkpoint to ONNX (encoder, decoder step, serving data), verified against torch, for CPU
+    serving without torch (train extra)."""
+    if text_tower:
+        from model_runtime.model.text_onnx import build_text_tower
+
+        typer.echo(f"built the ONNX text tower in {build_text_tower()}")
+        return
     from model_runtime.training.onnx_export import export_onnx
 
     folder = export_onnx(checkpoint, onnx)
@@ -447,7 +475,7 @@ def bank_cmd(
     cache: Annotated[Path | None, typer.Option(help="Rendered validation nights, reused across runs.")] = None,
 ) -> None:
     """Build the reference bank watch rules are calibrated on: embeddings + truth of held-out epochs."""
-    from model_runtime.evaluation.bank_building import build_bank_command
+    from model_runtime.serving.reference_bank import build_bank_command
 
     typer.echo(f"bank written: {build_bank_command(checkpoint, out, nights, cache)}")
 

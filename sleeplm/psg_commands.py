@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from tqdm import tqdm
@@ -18,6 +18,9 @@ from psg.paths import shared_data_dir
 from psg.recording import Recording
 from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, ScoringOpt, read_night_channels
 from sleeplm.jsonio import dumps
+
+if TYPE_CHECKING:  # psg.captions loads neurokit2 (seconds): only the commands that caption import it
+    from psg.captions.phrasing import Style
 
 ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True,
                                               metavar="NIGHT", help="The night: EDF, EDF+ or BDF.")]
@@ -72,9 +75,9 @@ def caption_cmd(
     """
     from psg.captions import caption_night
 
-    _check_style(style)
+    checked_style = _check_style(style)
     recording, report = read_night_channels(night, channel, channel_map, scoring)
-    records, summary = caption_night(recording, style=style, seed=seed, progress=True)
+    records, summary = caption_night(recording, style=checked_style, seed=seed, progress=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
@@ -166,7 +169,7 @@ def report_cmd(
         from sleeplm.bed_report import write_bed_report
 
         paths = write_bed_report(bed, out, report_format, recording_id=recording, data_dir=data_dir)
-    else:
+    elif night is not None:  # always, by the exactly-one check above
         from psg.formats.scoring import SCORING_KEY
         from psg.report import write_report
 
@@ -212,9 +215,12 @@ def _default_timeline(out: Path, write_nsrr_xml) -> Path:  # noqa: ANN001 - the 
     return path
 
 
-def _check_style(style: str) -> None:
-    if style not in ("canonical", "varied"):
-        raise typer.BadParameter(f"--style must be 'canonical' or 'varied', got {style!r}")
+def _check_style(style: str) -> Style:
+    if style == "canonical":
+        return "canonical"
+    if style == "varied":
+        return "varied"
+    raise typer.BadParameter(f"--style must be 'canonical' or 'varied', got {style!r}")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.sql import Insert
 
 from psg.errors import PSGError
-from store.engine import write_connection
+from store.engine import inserted_id, write_connection
 from store.models import ApiTokenRow, AuditRow
 
 #: Roles, least privileged first: viewer reads, nurse also acknowledges, admin also manages rules,
@@ -87,11 +87,12 @@ class AccessStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
         with write_connection(self.engine) as connection:
-            new_id = connection.execute(
+            inserted = connection.execute(
                 TOKENS.insert().values(
                     name=name.strip(), role=role, token_hash=token_hash(token), created_at=now, created_by=created_by
                 )
-            ).inserted_primary_key[0]
+            )
+            new_id = inserted_id(inserted)
             connection.execute(
                 audit_entry(
                     created_by, by_role, "create_token", f"token {new_id}", {"name": name.strip(), "role": role}, now

@@ -13,9 +13,11 @@ def insert_statement(connection: Connection, model: type) -> Any:
     """The dialect's INSERT for ``model`` that supports ``on_conflict_do_nothing``/``on_conflict_do_update``."""
     name = connection.dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        raise PSGError(f"database {name!r}: the store supports sqlite and postgresql")
-    return insert(model)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model)
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(model)
+    raise PSGError(f"database {name!r}: the store supports sqlite and postgresql")

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -112,3 +112,11 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_WRITE_LOCK})
             yield connection
+
+
+def inserted_id(result: CursorResult[Any]) -> Any:
+    """The primary key of the row a single-row INSERT just made (SQLAlchemy types it as optional)."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise PSGError("store: the INSERT returned no primary key")
+    return key[0]

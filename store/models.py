@@ -8,7 +8,7 @@ JSON; the columns the API filters and sorts on are real columns with indexes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -30,7 +31,9 @@ IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    pass
+    #: Every model is one plain table, so ``Model.__table__`` has ``insert``/``update``/``delete``
+    #: (SQLAlchemy types it as any FROM clause).
+    __table__: ClassVar[Table]
 
 
 class RecordingRow(Base):

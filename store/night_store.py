@@ -164,7 +164,9 @@ class NightStore:
         for row in rows:
             for event in row.events or []:
                 key = (str(event.get("type")), round(float(event.get("onset_s", 0.0)), 1))
-                seen.setdefault(key, event)
+                # the later epoch's window saw more of an event the earlier one cut short: keep the longest
+                if float(event.get("duration_s") or 0.0) >= float(seen.get(key, {}).get("duration_s") or 0.0):
+                    seen[key] = event
         return sorted(seen.values(), key=lambda e: float(e.get("onset_s", 0.0)))
 
     def night_captions(self, bed_id: str, recording_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ store does not know (``schema``, ``kind``) are ignored: newer producers may add 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from psg.codecs import MAX_EPOCH, MAX_EPOCH_S, MessageError
 
@@ -49,7 +49,7 @@ def _ident(record: dict[str, Any], name: str, what: str) -> str:
     return value
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[int | float]:
     """A JSON number that is a finite float (ints beyond a float's range are not: float() overflows)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False

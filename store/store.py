@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,8 +212,8 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
         )
         if bed_id is not None:
             ranked = ranked.where(RecordingRow.bed_id == bed_id)
-        ranked = ranked.subquery()
-        return select(ranked.c.bed_id, ranked.c.recording_id, ranked.c.started_at).where(ranked.c.rank == 1)
+        latest = ranked.subquery()
+        return select(latest.c.bed_id, latest.c.recording_id, latest.c.started_at).where(latest.c.rank == 1)
 
     def _recording(self, connection: Connection, bed_id: str, recording_id: str | None) -> tuple[str, float]:
         """(recording id, started_at) of the bed's given or latest recording; ``UnknownBed`` if none."""
@@ -347,7 +347,7 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
             ("device", DEVICE_EVENTS, DeviceEventRow, cursor.event_id, head.event_id),
             ("alert", ALERT_EVENTS, AlertEventRow, cursor.alert_id, head.alert_id),
         )
-        fetched: dict[str, list[Row]] = {}
+        fetched: dict[str, Sequence[Row]] = {}
         with self.engine.connect() as connection:
             for kind, table, model, after, upto in sources:
                 query = select(table).where(model.id > after, model.id <= upto)
@@ -420,7 +420,7 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
         return out
 
 
-def _tagged(kind: str, rows: list[Row]) -> Iterator[tuple[str, Row]]:
+def _tagged(kind: str, rows: Sequence[Row]) -> Iterator[tuple[str, Row]]:
     for row in rows:
         yield kind, row
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from psg.errors import PSGError
 from store.access_store import audit_entry
-from store.engine import write_connection
+from store.engine import inserted_id, write_connection
 from store.models import BedThresholdsRow, WatchRuleRow
 
 RULES = WatchRuleRow.__table__
@@ -83,7 +83,7 @@ class WatchStore:
         check_rule_fields(values)
         now = time.time()
         with write_connection(self.engine) as connection:
-            rule_id = connection.execute(
+            inserted = connection.execute(
                 RULES.insert().values(
                     text=text.strip(),
                     bed_id=bed_id,
@@ -94,7 +94,8 @@ class WatchStore:
                     created_at=now,
                     updated_at=now,
                 )
-            ).inserted_primary_key[0]
+            )
+            rule_id = inserted_id(inserted)
             connection.execute(
                 audit_entry(by, role, "create_rule", f"rule {rule_id}", {**values, "enabled": enabled}, now)
             )

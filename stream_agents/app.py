@@ -44,6 +44,7 @@ from plumbing import topics
 from plumbing.metrics import metrics
 from plumbing.settings import Settings
 from psg.alerts.monitor import AlertMonitor, ControlSnapshot
+from psg.captions.consistency import count_contradictions
 from psg.codecs import (
     ChunkBundle,
     DeviceEvent,
@@ -259,6 +260,7 @@ class _LivePipeline:
                     for record in records.embeddings
                 ]
                 self.metrics.captions_out.inc(len(records.captions))
+                self.metrics.caption_contradictions.inc(count_contradictions(records.captions, log))
             await acker.ack_when_delivered(pending, batch)
 
     async def sink_agent(self, stream: faust.StreamT) -> None:

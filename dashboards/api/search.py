@@ -2,9 +2,15 @@
 
 With the SleepLM runtime every stored epoch has its joint-space embedding, and the query is embedded
 by the same model's text tower (``SleepLM.embed_text``, prompt-ensembled like ``sleeplm query``): the
-epochs are ranked by cosine similarity. The model is loaded on the first search, in a worker thread,
-and kept; a checkout without a checkpoint, or a night stored by the rules runtime (no embeddings),
-falls back to a word match over the night's captions, and the answer says which method ran.
+epochs are scored as ``sleeplm query`` scores them and only those at or above the query's threshold,
+calibrated on the reference bank beside the checkpoint (``model_runtime.serving.night_search``), and, for a query
+naming event types, whose caption names one, are returned, best first: a night without a match answers
+no match rather than the ten least unlike epochs. The
+model is loaded on the first search, in a worker thread, and kept; a checkout without a checkpoint, or
+a night stored by the rules runtime (no embeddings), falls back to the captions: a query naming known
+concepts (a stage, an event type: ``watch_rules.rule_concepts``) matches the epochs whose stage_event
+caption states them (``psg.captions.consistency.parse_claims``, the same reading the checker uses), any
+other query needs every one of its words in the epoch's captions. The answer says which method ran.
 """
 
 from __future__ import annotations
@@ -60,15 +66,34 @@ def query_words(text: str) -> list[str]:
 
 
 def text_scores(text: str, night: list[dict[str, Any]]) -> np.ndarray:
-    """Per epoch, the fraction of the query's words found in its captions (0 when none)."""
+    """Per epoch, 1.0 where its captions state what ``text`` asks for, else the fraction of the query's words
+    found in them (see the module docstring); only 1.0 counts as a match."""
+    from model_runtime.serving.watch_rules import rule_concepts
+    from psg.captions.consistency import parse_claims
+
+    concepts = rule_concepts(text)
     words = query_words(text)
-    if not words:
-        return np.zeros(len(night))
     out = np.zeros(len(night))
     for i, epoch in enumerate(night):
-        caption = " ".join(str(v) for v in (epoch["captions"] or {}).values()).lower()
-        out[i] = sum(1 for w in words if w in caption) / len(words)
+        captions = epoch["captions"] or {}
+        if concepts.known:
+            claims = parse_claims(captions)
+            stage_ok = not concepts.stages or claims.stage in concepts.stages
+            event_ok = not concepts.events or any(e.type in concepts.events for e in claims.events)
+            out[i] = float(stage_ok and event_ok)
+        elif words:
+            caption = " ".join(str(v) for v in captions.values()).lower()
+            out[i] = sum(1 for w in words if w in caption) / len(words)
     return out
+
+
+def _stated_types(night: list[dict[str, Any]], epochs: np.ndarray) -> list[set[str]]:
+    """Per embedded epoch (``epochs``, in the order of the stored vectors), the event types its stage_event
+    caption names: what the bed view shows beside it, from the epoch's one record."""
+    from psg.captions.consistency import parse_claims
+
+    named = {e["epoch"]: {c.type for c in parse_claims(e["captions"] or {}).events} for e in night}
+    return [named.get(int(epoch), set()) for epoch in epochs.tolist()]
 
 
 class NightSearch:
@@ -78,6 +103,7 @@ class NightSearch:
         self.checkpoint = checkpoint
         self.backend = backend
         self._lm: Any = None
+        self._bank: Any = None
         self._failed: str | None = None
         self._lock = threading.Lock()
 
@@ -85,17 +111,25 @@ class NightSearch:
         with self._lock:
             if self._lm is None and self._failed is None:
                 try:
+                    from model_runtime.model.shipped import bank_path_for
                     from model_runtime.serving.model_api import SleepLM
+                    from model_runtime.serving.reference_bank import load_bank
 
                     self._lm = SleepLM.load(self.checkpoint, backend=self.backend)
+                    self._bank = load_bank(bank_path_for(self.checkpoint))
                 except (PSGError, ImportError, OSError) as exc:
+                    self._lm = None
                     self._failed = str(exc)
                     log.warning("search falls back to caption words: %s", exc)
             return self._lm
 
     def warm(self) -> None:
         """Load the text tower now (the API starts this in a background thread), and embed one text so the
-        sentence encoder is loaded too: the first search then answers in milliseconds, not seconds."""
+        sentence encoder is loaded too: the first search then answers in milliseconds, not seconds. The
+        caption fallback's modules are imported here too, for the same reason."""
+        import model_runtime.serving.watch_rules  # noqa: F401 - imported for the caption fallback's first search
+        import psg.captions.consistency  # noqa: F401
+
         lm = self._model()
         if lm is not None:
             lm.embed_text("obstructive apnea")
@@ -108,14 +142,17 @@ class NightSearch:
         epochs, vectors = store.night_embeddings(bed_id, recording_id)
         lm = self._model() if len(epochs) else None
         if lm is not None:
-            scores_by_epoch = dict(zip(epochs.tolist(), (vectors @ lm.embed_text(text)).tolist(), strict=True))
+            from model_runtime.serving.night_search import matching_epochs
+
+            stated = _stated_types(night, epochs)
+            rows, found, _ = matching_epochs(lm, text, vectors, self._bank, top, stated)
+            scores_by_epoch = dict(zip(epochs[rows].tolist(), found.tolist(), strict=True))
             scores = np.array([scores_by_epoch.get(e["epoch"], -np.inf) for e in night])
             method = "model"
         else:
             scores, method = text_scores(text, night), "text"
+            scores[scores < 1.0] = -np.inf  # only an epoch that states it all is a match
         order = [i for i in np.argsort(-scores, kind="stable")[:top] if np.isfinite(scores[i])]
-        if method == "text":
-            order = [i for i in order if scores[i] > 0]
         matches = [
             {
                 "epoch": night[i]["epoch"],

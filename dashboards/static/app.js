@@ -532,7 +532,8 @@ function updateTile(item, bed) {
   const p = item.parts;
   const top = bed.top_alert;
   const stale = isStale(bed);
-  item.button.className = `tile ${top ? `prio-${top.priority}` : "prio-none"}${top?.escalated ? " escalated" : ""}${stale ? " stale" : ""}`;
+  const shown = top && top.priority !== "advisory" ? top.priority : "none"; // advisories never colour a tile
+  item.button.className = `tile prio-${shown}${top?.escalated ? " escalated" : ""}${stale ? " stale" : ""}`;
   Object.assign(item.button.dataset, {
     epoch: String(bed.last_epoch),
     priority: top ? top.priority : "none",
@@ -566,6 +567,13 @@ function showTopAlert(el, bed, extraClass = "") {
   el.hidden = !top;
   if (!top) {
     el.replaceChildren();
+    return;
+  }
+  if (top.priority === "advisory") {
+    // Advisories are folded: one quiet line, never a coloured strip like a clinical alert's.
+    const n = Math.max(1, bed.active_alerts || 1);
+    el.className = `tile-alert ${extraClass} advisory-folded`;
+    fill(el, h("span", { class: "tile-advisory", testid: "tile-advisory" }, `○ ${n} ${n === 1 ? "advisory" : "advisories"}`));
     return;
   }
   el.className = `tile-alert ${extraClass} prio-${top.priority}${top.state === "acknowledged" ? " acked" : ""}`;
@@ -777,7 +785,8 @@ async function openBed(bedId) {
     if (state.bed !== view) return;
     view.recording = hyp.recording_id;
     view.hyp = hyp;
-    view.events = night.events.slice();
+    view.events = [];
+    for (const e of night.events) mergeEvent(view.events, { ...e });
     for (const a of night.alerts) view.alerts.set(a.id, a);
     const since = Math.max(0, hyp.stages.length - BED_EPOCHS);
     const epochs = await api(bedPath(bedId, `epochs?since=${since}&limit=${BED_EPOCHS + 5}`), { signal });
@@ -836,13 +845,24 @@ function bedOnEpoch(epoch) {
   const stages = view.hyp.stages;
   while (stages.length < epoch.epoch) stages.push("?");
   stages[epoch.epoch] = epoch.stage;
-  const known = new Set(view.events.map((e) => `${e.type}@${e.onset_s}`));
-  for (const e of epoch.events || []) if (!known.has(`${e.type}@${e.onset_s}`)) view.events.push(e);
+  for (const e of epoch.events || []) mergeEvent(view.events, e);
   renderBedHead();
   renderFeed();
   drawHypnogram();
   drawEvents();
   loadWaveform();
+}
+
+/** Add a detector event to the night's list, or extend the one it continues: an event spanning epochs is
+ * reported by each epoch's window (cut short at the first window's end) and stays one event on the timeline. */
+function mergeEvent(events, e) {
+  const end = (x) => Number(x.onset_s) + Number(x.duration_s || 0);
+  const same = events.find((x) => x.type === e.type && Number(x.onset_s) <= end(e) + 1 && Number(e.onset_s) <= end(x) + 1);
+  if (!same) events.push(e);
+  else if (end(e) > end(same)) {
+    const onset = Math.min(Number(same.onset_s), Number(e.onset_s));
+    Object.assign(same, e, { onset_s: onset, duration_s: end(e) - onset });
+  }
 }
 
 function feedItem(epoch) {
@@ -852,7 +872,10 @@ function feedItem(epoch) {
   if (spo2 !== null) vitals.push(`SpO₂ ${Math.round(spo2)} %`);
   if (hr !== null) vitals.push(`HR ${Math.round(hr)} bpm`);
   const bad = badChannels(epoch.quality);
-  const events = (epoch.events || []).map((e) => h("span", { class: "event-chip" }, humanize(e.type)));
+  // a channel the bed does not stream is not "lost": no chip, as the caption names no such event
+  const unstreamed = (e) => e.type === "signal_loss" && (epoch.quality?.[e.channel] || []).includes("missing");
+  const events = (epoch.events || []).filter((e) => !unstreamed(e)).map((e) =>
+    h("span", { class: "event-chip", testid: "event-chip", data: { type: e.type } }, humanize(e.type)));
   const details = Object.entries(MODALITY_TEXT)
     .filter(([key]) => epoch.captions?.[key])
     .flatMap(([key, label]) => [h("dt", {}, label), h("dd", {}, epoch.captions[key])]);
@@ -863,13 +886,13 @@ function feedItem(epoch) {
       "div",
       { class: "feed-head" },
       h("span", { class: "feed-time" }, clock(epoch.start_time)),
-      h("span", { class: `stage-chip stage-${epoch.stage === "?" ? "U" : epoch.stage}` }, STAGE_TEXT[epoch.stage] ?? epoch.stage),
+      h("span", { class: `stage-chip stage-${epoch.stage === "?" ? "U" : epoch.stage}`, data: { stage: epoch.stage } }, STAGE_TEXT[epoch.stage] ?? epoch.stage),
       h("span", { class: "feed-epoch" }, `epoch ${epoch.epoch}`),
       vitals.length ? h("span", { class: "feed-vitals" }, vitals.join(" · ")) : null,
       ...events,
       bad.length ? h("span", { class: "feed-bad" }, `bad: ${bad.join(", ")}`) : null,
     ),
-    h("p", { class: "feed-caption" }, epoch.captions?.stage_event || "(no caption)"),
+    h("p", { class: "feed-caption", testid: "feed-caption" }, epoch.captions?.stage_event || "(no caption)"),
     details.length
       ? h("details", { class: "feed-more" }, h("summary", {}, "Brain, heart, breathing, body"), h("dl", {}, details))
       : null,

@@ -1,7 +1,8 @@
 """Building a reference bank (``sleeplm bank``): render validation nights, embed every epoch, sample them.
 
 The bank's format, how it is read and what it is for are in ``model_runtime.serving.reference_bank``; this
-module is the evaluation harness's side (it renders nights through the training corpus code).
+module is the evaluation side (it renders nights through the training corpus code), so serving a bank never
+imports the corpus or the evaluation harness.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from model_runtime.evaluation.evaluate import source_group, validation_specs
+from model_runtime.model.shipped import bank_path_for
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.reference_bank import (
     BANK_EPOCHS,
     CONCEPT_EVENTS,
     STAGE_INDEX,
     ReferenceBank,
-    bank_path_for,
     model_fingerprint,
     save_bank,
 )
@@ -44,6 +45,7 @@ def build_bank(
         raise PSGError(f"a reference bank takes validation nights only; {', '.join(training)} are training nights")
     if not specs:
         raise PSGError("no nights to build a reference bank from")
+
     with tempfile.TemporaryDirectory(prefix="sleeplm-bank-") as scratch:
         paths = build_corpus(specs, Path(cache_dir or scratch), workers=workers, progress=progress)
         bar = tqdm(paths, desc="embedding", unit="night", disable=not progress)

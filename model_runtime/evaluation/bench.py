@@ -144,6 +144,7 @@ def bench_model(
     """
     import torch
 
+    from model_runtime.model.checkpoint import load_checkpoint
     from model_runtime.model.shipped import SHIPPED_CHECKPOINT
     from model_runtime.serving.model_api import SleepLM
 
@@ -165,7 +166,7 @@ def bench_model(
         "threads": threads,
         "reference_epochs_per_s": ref,
         "speedup_vs_reference": result["epochs_per_s"] / ref if ref else None,
-        "parameters": sum(p.numel() for p in lm.checkpoint.model.parameters()),
+        "parameters": sum(p.numel() for p in load_checkpoint(path).model.parameters()),
         "checkpoint_mb": path.stat().st_size / 1e6,
         "seconds_per_batch": result["seconds_per_batch"],
         "caption_tokens_mean": result["caption_tokens_mean"],

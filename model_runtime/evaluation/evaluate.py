@@ -39,8 +39,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
@@ -239,14 +241,14 @@ def prepare_night(spec: NightSpec, cache_dir: Path | None = None) -> EvalNight:
 # --- metric helpers (pure) -----------------------------------------------------------------------
 
 
-def stage_metrics(truth: Sequence[int], pred: Sequence[int]) -> dict:
+def stage_metrics(truth: ArrayLike, pred: ArrayLike) -> dict:
     """Accuracy, macro-F1 (over the classes present in truth or prediction, sklearn's default), Cohen's
     kappa, per-class F1 (None for a class absent from both) and the 5x5 confusion (rows truth)."""
     from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
-    truth, pred = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    y_true, y_pred = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     labels = list(range(len(STAGE_LABELS)))
-    if truth.size == 0:
+    if y_true.size == 0:
         return {
             "epochs": 0,
             "accuracy": None,
@@ -255,16 +257,16 @@ def stage_metrics(truth: Sequence[int], pred: Sequence[int]) -> dict:
             "per_class_f1": {},
             "confusion": np.zeros((5, 5), dtype=int).tolist(),
         }
-    present = sorted(set(truth.tolist()) | set(pred.tolist()))
-    per_class = f1_score(truth, pred, labels=labels, average=None, zero_division=0)
-    kappa = cohen_kappa_score(truth, pred, labels=labels) if len(present) > 1 else float("nan")
+    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    kappa = cohen_kappa_score(y_true, y_pred, labels=labels) if len(present) > 1 else float("nan")
     return {
-        "epochs": int(truth.size),
-        "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, labels=present, average="macro", zero_division=0)),
+        "epochs": int(y_true.size),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "kappa": float(kappa),
         "per_class_f1": {STAGE_LABELS[k]: (float(per_class[k]) if k in present else None) for k in labels},
-        "confusion": confusion_matrix(truth, pred, labels=labels).tolist(),
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
 
@@ -422,14 +424,11 @@ def few_shot_curve(
 def embed_caption_texts(lm: SleepLM, texts: Sequence[str]) -> np.ndarray:
     """Unit embeddings (n, E) of many captions, as ``SleepLM.embed_text`` embeds one (numbers masked,
     MiniLM, the checkpoint's projection), each distinct text embedded once."""
-    import torch
-
     masked = [mask_numbers(t.strip()) for t in texts]
     unique = sorted(set(masked))
     if not unique:
-        return np.zeros((0, lm.checkpoint.model.config.embed_dim), np.float32)
-    with torch.inference_mode():
-        projected = lm.checkpoint.model.embed_text(torch.from_numpy(embed_texts(unique))).numpy()
+        return np.zeros((0, lm.checkpoint.config.embed_dim), np.float32)
+    projected = lm.checkpoint.embed_text(embed_texts(unique))
     index = {t: i for i, t in enumerate(unique)}
     return projected[[index[t] for t in masked]]
 
@@ -446,7 +445,7 @@ def caption_facts(texts: Sequence[str], truth: Sequence[int], events: Sequence[S
     """Stated stage = truth rate and apnea/hypopnea mention scores of ``texts`` against the truth."""
     stated = [stated_stage(t) for t in texts]
     truth_labels = [STAGE_LABELS[int(s)] for s in truth]
-    out = {
+    out: dict[str, Any] = {
         "epochs": len(texts),
         "stated_stage_accuracy": float(np.mean([s == t for s, t in zip(stated, truth_labels, strict=True)]))
         if texts
@@ -513,7 +512,7 @@ def caption_results(
         events += [night.events[i] for i in idx]
         given += smoothed[night.key][idx].tolist()
     bar.close()
-    out = {variant: caption_facts(t, truth, events) for variant, t in texts.items()}
+    out: dict[str, Any] = {variant: caption_facts(t, truth, events) for variant, t in texts.items()}
     stated = [stated_stage(t) for t in texts["model_stage"]]
     out["model_stage"]["states_given_stage"] = (
         float(np.mean([s == STAGE_LABELS[g] for s, g in zip(stated, given, strict=True)])) if given else None
@@ -566,7 +565,7 @@ def query_results(lm: SleepLM, nights: Sequence[EvalNight], embeddings: dict[str
     nights (the issue's criterion) and over all nights, with the base rate (chance) for context."""
     out: dict[str, dict] = {}
     for text, event_type in QUERIES.items():
-        rows = []
+        rows: list[dict[str, Any]] = []
         for night in nights:
             held = night.has_event((event_type,))
             if not held.any():
@@ -621,7 +620,7 @@ def few_shot_results(nights: Sequence[EvalNight], embeddings: dict[str, np.ndarr
 
 def staging_results(nights: Sequence[EvalNight], smoothed: dict, raw: dict) -> dict:
     """Per night and pooled: model (smoothed, raw) and YASA on the same epochs."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     pooled: dict[str, tuple[list, list]] = {"model_smoothed": ([], []), "model_raw": ([], []), "yasa": ([], [])}
     for night in nights:
         mask = night.eval_mask()
@@ -629,7 +628,7 @@ def staging_results(nights: Sequence[EvalNight], smoothed: dict, raw: dict) -> d
         preds = {"model_smoothed": smoothed[night.key][mask], "model_raw": raw[night.key][mask]}
         if night.yasa is not None:
             preds["yasa"] = night.yasa[mask]
-        row = {
+        row: dict[str, Any] = {
             "night": night.key,
             "group": night.group,
             "epochs": int(mask.sum()),
@@ -640,9 +639,9 @@ def staging_results(nights: Sequence[EvalNight], smoothed: dict, raw: dict) -> d
             pooled[name][0].append(truth)
             pooled[name][1].append(pred)
         rows.append(row)
-    out = {"nights": rows}
-    for name, (truths, preds) in pooled.items():
-        out[name] = stage_metrics(np.concatenate(truths), np.concatenate(preds)) if truths else None
+    out: dict[str, Any] = {"nights": rows}
+    for name, (truths, predictions) in pooled.items():
+        out[name] = stage_metrics(np.concatenate(truths), np.concatenate(predictions)) if truths else None
     yasa_nights = [r for r in rows if "yasa" in r]
     out["same_epochs_as_yasa"] = len(yasa_nights) == len(rows)
     if out["yasa"] and out["model_smoothed"]:
@@ -789,8 +788,8 @@ def write_plots(result: dict, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     written = []
     staging = result.get("staging") or {}
-    panels = [(name, staging.get(key)) for name, key in (("SleepLM zero-shot", "model_smoothed"), ("YASA", "yasa"))]
-    panels = [(n, m) for n, m in panels if m and m.get("epochs")]
+    candidates = [(name, staging.get(key)) for name, key in (("SleepLM zero-shot", "model_smoothed"), ("YASA", "yasa"))]
+    panels = [(n, m) for n, m in candidates if m and m.get("epochs")]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
         for ax, (name, metrics) in zip(axes[0], panels, strict=True):

@@ -7,6 +7,7 @@ no text encoder at all; it is loaded only for new text (queries, watch rules). L
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,35 @@ class Checkpoint:
     event_prompt_features: dict[str, np.ndarray]
     calibration: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+
+    # --- the interface SleepLM uses, shared with model_runtime.model.serving_checkpoint.ServingCheckpoint ---
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def patches(self) -> int:
+        return self.model.encoder.patches
+
+    @property
+    def logit_scale(self) -> float:
+        """exp(logit_scale) clamped to 100, as the contrastive loss uses it."""
+        return float(self.model.logit_scale.detach().exp().clamp(max=100))
+
+    def embed_text(self, features: np.ndarray) -> np.ndarray:
+        """Frozen MiniLM sentence embeddings (N, 384) -> unit vectors (N, E) in the shared space."""
+        with torch.inference_mode():
+            return self.model.embed_text(torch.from_numpy(np.asarray(features, np.float32))).numpy()
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the weights: the same checkpoint on any backend gives the same fingerprint, a
+        retrained one another (the reference bank is tied to it)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
 
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> Path:

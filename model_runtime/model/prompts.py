@@ -7,8 +7,6 @@ clinical wordings), averaged in the shared space, so no single template decides.
 
 from __future__ import annotations
 
-from psg.captions.phrasing import Phraser
-from psg.captions.stage_event import StageContext, event_name, stage_sentence
 from psg.timeline import Event, Stage
 
 #: Class order of every probability vector the model returns.
@@ -36,11 +34,14 @@ EVENT_CLASSES: dict[str, Event] = {
 
 def stage_prompts() -> dict[str, list[str]]:
     """Per stage label, the prompt ensemble: stable-context stage sentences in every phrasing, plus plain ones."""
+    from psg.captions.stage_event import StageContext, stage_sentence
+
+    first_of = _first_of()
     out: dict[str, list[str]] = {}
     for stage in STAGES:
         context = StageContext(previous=stage, next=stage)
-        sentences = {stage_sentence(stage, context, _FirstOf(i)) for i in range(3)}
-        sentences |= {stage_sentence(stage, None, _FirstOf(i)) for i in range(3)}
+        sentences = {stage_sentence(stage, context, first_of(i)) for i in range(3)}
+        sentences |= {stage_sentence(stage, None, first_of(i)) for i in range(3)}
         out[stage.label] = sorted(sentences) + list(_PLAIN[stage])
     return out
 
@@ -54,6 +55,8 @@ NO_EVENT_PROMPTS = ("No events are documented in this epoch.", "No scored events
 def event_prompts() -> dict[str, list[str]]:
     """Per event class, phrasings of 'this epoch contains a <name>' in the caption pipeline's words,
     plus the ``NO_EVENT`` contrast class."""
+    from psg.captions.stage_event import event_name
+
     out = {NO_EVENT: list(NO_EVENT_PROMPTS)}
     for key, event in EVENT_CLASSES.items():
         name = event_name(event)
@@ -66,12 +69,18 @@ def event_prompts() -> dict[str, list[str]]:
     return out
 
 
-class _FirstOf(Phraser):
-    """A phraser that always takes phrasing ``i`` (clamped), to enumerate every template once."""
+def _first_of():  # noqa: ANN202 - returns a Phraser subclass
+    """A phraser class that always takes phrasing ``i`` (clamped), to enumerate every template once. Built on
+    first use: psg.captions loads the whole caption pipeline, which serving processes that only need
+    ``STAGE_LABELS`` (the API's search) should not import."""
+    from psg.captions.phrasing import Phraser
 
-    def __init__(self, i: int) -> None:
-        super().__init__("canonical")
-        self.i = i
+    class FirstOf(Phraser):
+        def __init__(self, i: int) -> None:
+            super().__init__("canonical")
+            self.i = i
 
-    def pick(self, options, **values):  # noqa: ANN001 - same signature as Phraser.pick
-        return options[min(self.i, len(options) - 1)].format(**values)
+        def pick(self, options, **values):  # noqa: ANN001 - same signature as Phraser.pick
+            return options[min(self.i, len(options) - 1)].format(**values)
+
+    return FirstOf

@@ -85,12 +85,6 @@ class PriorHead:
         return softmax(self.scale * self.point(x) @ np.asarray(classes, np.float64).T)
 
 
-def head_path_for(checkpoint: str | Path) -> Path:
-    """The stage head that belongs to ``checkpoint``: ``<stem>.stage.npz`` beside it."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".stage.npz")
-
-
 @dataclass
 class StageHead:
     """Weights of the MLP, the text-space stage classes, calibration and the novelty model."""
@@ -179,7 +173,9 @@ class StageHead:
             mean=self.mean, std=self.std, classes=self.classes, scale=np.array(self.scale),
             novelty_mean=self.novelty_mean, novelty_precision=self.novelty_precision,
             novelty_threshold=np.array(self.novelty_threshold), min_probability=np.array(self.min_probability),
-            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)), **arrays, **gate,
+            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)),
+            # numpy's stub: a **dict might fill allow_pickle (a bool); these hold only array names
+            **arrays, **gate,  # type: ignore[arg-type]
         )
         return path
 

@@ -17,8 +17,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from psg.captions.phrasing import DECIMALS
-
 SPACE = "▁"
 PAD, UNK, EOS, NUM = "<pad>", "<unk>", "<eos>", "<num>"
 MODALITY_TOKENS = {m: f"<m:{m}>" for m in ("stage_event", "brain", "cardiac", "respiratory", "somatic")}
@@ -61,6 +59,10 @@ _SLOT = re.compile(r"^<(f|fs):([a-z0-9_]+)>$")
 
 def format_feature(key: str, value: float, signed: bool = False) -> str:
     """``value`` of ``key`` written exactly as the caption pipeline writes it (band powers as percent)."""
+    # imported here: psg.captions loads the whole caption pipeline (neurokit2, matplotlib, pandas), which a
+    # process that only reads the vocabulary (the API's search) should not pay for
+    from psg.captions.phrasing import DECIMALS
+
     if key.endswith(("_delta", "_theta", "_alpha", "_sigma", "_beta")):
         value, decimals = 100.0 * float(value), DECIMALS["band_pct"]
     elif key.endswith("_slow_wave_pct"):

@@ -11,24 +11,29 @@ Everything here works on model-input epochs ``(n, 10, 1920)``; ``model_runtime.s
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model_runtime.model.backends import Backend, TorchBackend
-from model_runtime.model.checkpoint import Checkpoint, load_checkpoint
 from model_runtime.model.lab_head import LabHead
 from model_runtime.model.prompts import NO_EVENT, STAGE_LABELS
 from model_runtime.model.shipped import SHIPPED_CHECKPOINT
-from model_runtime.model.stage_head import StageHead, head_path_for
 from model_runtime.model.text_tower import embed_texts, mask_numbers
 from model_runtime.model.tokenizer import EOS, NUM, SPACE, fill_slots
 from model_runtime.model.zero_shot import causal_smooth, class_embeddings, class_probabilities
 from psg.errors import PSGError
 from psg.montage import EPOCH_S
 from psg.timeline import RESPIRATORY_EVENT_TYPES as RESPIRATORY_TYPES
+
+if TYPE_CHECKING:  # torch-free at run time: serving loads a ServingCheckpoint on onnxruntime
+    from model_runtime.model.backends import Backend
+    from model_runtime.model.checkpoint import Checkpoint
+    from model_runtime.model.serving_checkpoint import ServingCheckpoint
+    from model_runtime.model.stage_head import StageHead
 
 #: Longest caption the decoder writes per level (stage_event captions need ~30 tokens, brain ~130).
 MAX_NEW_TOKENS = {"stage_event": 64, "brain": 150, "cardiac": 48, "respiratory": 90, "somatic": 40}
@@ -58,16 +63,22 @@ class SleepLM:
     """A loaded model with its prompts; see the module docstring."""
 
     def __init__(
-        self, checkpoint: Checkpoint, backend: Backend, batch: int = 256, stage_head: StageHead | None = None
+        self,
+        checkpoint: Checkpoint | ServingCheckpoint,
+        backend: Backend,
+        batch: int = 256,
+        stage_head: StageHead | Path | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.backend = backend
         self.batch = batch
-        model = checkpoint.model
+        #: Which MiniLM embeds new text (``text_tower.embed_texts``): 'onnx' serves; 'torch' (train extra) is the
+        #: reference benchmarks/torch_vs_onnx.py compares against.
+        self.text_tower = "onnx"
         calibration = checkpoint.calibration
-        self.scale = float(calibration.get("stage_scale", model.logit_scale.detach().exp().clamp(max=100)))
+        self.scale = float(calibration.get("stage_scale", checkpoint.logit_scale))
         self.transition = np.asarray(calibration["transition"]) if "transition" in calibration else None
-        self.patches = model.encoder.patches
+        self.patches = checkpoint.patches
         self.patch_s = EPOCH_S / self.patches
         self.tokenizer = checkpoint.tokenizer
         #: Ids the decoder may never write: padding, unknown and the prefix tokens.
@@ -75,13 +86,14 @@ class SleepLM:
             i for i, p in enumerate(self.tokenizer.vocab) if p.startswith(("<m:", "<s:")) or p in ("<pad>", "<unk>")
         ]
         self.stage_classes = self.project_text_features([checkpoint.stage_prompt_features[k] for k in STAGE_LABELS])
-        #: Stages recordings from their spectral staging features (``model_runtime.model.stage_head``) when present.
-        self.stage_head = stage_head
+        #: The stage head's file until it is first needed (``stage_head``): a process that only embeds text
+        #: (the API's search) never imports the spectral feature code it needs.
+        self._stage_head_file = stage_head if isinstance(stage_head, Path) else None
+        self._stage_head: StageHead | None = None if isinstance(stage_head, Path) else stage_head
+        if self._stage_head is not None:
+            self.stage_head = self._stage_head  # checked against the stage prompts
         #: A lab's few-shot head over the stage head's embeddings (``sleeplm adapt``), when one is loaded.
         self.lab_head: LabHead | None = None
-        if stage_head is not None and not np.allclose(stage_head.classes, self.stage_classes, atol=1e-4):
-            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
-                           "`sleeplm train-stage`")
         self.event_labels = [k for k in checkpoint.event_prompt_features if k != NO_EVENT]
         self.event_classes = self.project_text_features(
             [checkpoint.event_prompt_features[k] for k in self.event_labels]
@@ -89,43 +101,75 @@ class SleepLM:
         none = checkpoint.event_prompt_features.get(NO_EVENT)
         self.no_event_class = None if none is None else self.project_text_features([none])[0]
 
+    @property
+    def stage_head(self) -> StageHead | None:
+        """Stages recordings from their spectral staging features (``model_runtime.model.stage_head``) when present;
+        loaded from the file beside the checkpoint on first use."""
+        if self._stage_head_file is not None:
+            from model_runtime.model.stage_head import StageHead
+
+            file, self._stage_head_file = self._stage_head_file, None
+            self.stage_head = StageHead.load(file)
+        return self._stage_head
+
+    @stage_head.setter
+    def stage_head(self, head: StageHead | None) -> None:
+        if head is not None and not np.allclose(head.classes, self.stage_classes, atol=1e-4):
+            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
+                           "`sleeplm train-stage`")
+        self._stage_head_file = None
+        self._stage_head = head
+
     @classmethod
     def load(
         cls, path: str | Path | None = None, backend: str = "auto", device: str | None = None, stage_head: bool = True
     ) -> SleepLM:
         """Load ``path`` (default: the shipped checkpoint) on ``backend``: 'torch', 'onnx' or 'auto'
         (onnxruntime on CPU when an export sits beside the checkpoint, torch otherwise or on a GPU). The stage
-        head beside the checkpoint (``<name>.stage.npz``) is loaded unless ``stage_head`` is False (training it)."""
-        checkpoint = load_checkpoint(path)
-        head_file = head_path_for(path or SHIPPED_CHECKPOINT)
-        head = StageHead.load(head_file) if stage_head and head_file.is_file() else None
+        head beside the checkpoint (``<name>.stage.npz``) is loaded unless ``stage_head`` is False (training it).
+
+        On onnxruntime nothing of torch is imported: the checkpoint's serving data comes from the export's
+        ``serving.npz`` (``model_runtime.model.serving_checkpoint``), the ``.pt`` itself is read only by torch."""
         if backend not in ("auto", "torch", "onnx"):
             raise PSGError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+        ckpt_path = Path(path) if path else SHIPPED_CHECKPOINT
+        if not ckpt_path.is_file():
+            raise PSGError(f"model checkpoint {ckpt_path} not found; train one with `sleeplm train --out {ckpt_path}`")
+        head_file = ckpt_path.with_name(ckpt_path.stem + ".stage.npz")  # stage_head.head_path_for
+        head = head_file if stage_head and head_file.is_file() else None
         if backend in ("auto", "onnx"):
-            from model_runtime.training.onnx_export import OnnxBackend, onnx_dir_for
+            from model_runtime.model.onnx_backend import OnnxBackend
+            from model_runtime.model.shipped import onnx_dir_for
 
-            onnx_dir = onnx_dir_for(path)
+            onnx_dir = onnx_dir_for(ckpt_path)
             if backend == "onnx" or (onnx_dir.is_dir() and device in (None, "cpu") and not _cuda_available()):
-                return cls(checkpoint, OnnxBackend(onnx_dir), stage_head=head)
+                from model_runtime.model.serving_checkpoint import load_serving_checkpoint
+
+                runner = OnnxBackend(onnx_dir)  # first: it refuses an export made from another checkpoint
+                return cls(load_serving_checkpoint(onnx_dir), runner, stage_head=head)
+        if importlib.util.find_spec("torch") is None:
+            raise PSGError(
+                f"no ONNX export beside {ckpt_path} and torch is not installed: export it where the train extra "
+                f"is installed (pip install 'sleeplm[train]'; sleeplm export --checkpoint {ckpt_path})"
+            )
+        from model_runtime.model.backends import TorchBackend
+        from model_runtime.model.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(ckpt_path)
         return cls(checkpoint, TorchBackend(checkpoint.model, device), stage_head=head)
 
     # --- text side -------------------------------------------------------------------------------
     def project_text_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Per class, MiniLM prompt features (n_prompts, 384) -> one unit class embedding; (k, E)."""
-        import torch
-
-        with torch.inference_mode():
-            projected = [
-                self.checkpoint.model.embed_text(torch.from_numpy(np.asarray(f, np.float32))).numpy() for f in features
-            ]
-        return class_embeddings(projected)
+        return class_embeddings([self.checkpoint.embed_text(np.asarray(f, np.float32)) for f in features])
 
     def embed_text(self, text: str) -> np.ndarray:
         """A query or watch rule -> unit vector (E,) in the shared space (loads MiniLM once): the mean of the
         text as written and the text set in the captions' own sentence frames (``query_templates``)."""
         if not text or not text.strip():
             raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
-        return self.project_text_features([embed_texts([mask_numbers(t) for t in query_templates(text)])])[0]
+        texts = [mask_numbers(t) for t in query_templates(text)]
+        return self.project_text_features([embed_texts(texts, tower=self.text_tower)])[0]
 
     # --- signal side -----------------------------------------------------------------------------
     def encode(self, x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +181,7 @@ class SleepLM:
             embs.append(e)
             mems.append(m)
         if not embs:
-            c = self.checkpoint.model.config
+            c = self.checkpoint.config
             return np.zeros((0, c.embed_dim), np.float32), np.zeros((0, c.decoder_tokens, c.decoder_width), np.float32)
         return np.concatenate(embs), np.concatenate(mems)
 
@@ -212,13 +256,13 @@ class SleepLM:
         if tok.has_evidence:
             labels = evidence if evidence is not None else [None] * b
             prefix.append(np.array([tok.evidence_id(e) for e in labels], dtype=np.int64))
-        logits = None
-        for position, token in enumerate(prefix):
+        logits, past_k, past_v = self.backend.step(prefix[0], 0, memory, past_k, past_v)
+        for position, token in enumerate(prefix[1:], start=1):
             logits, past_k, past_v = self.backend.step(token, position, memory, past_k, past_v)
         out: list[list[int]] = [[] for _ in range(b)]
         active = np.arange(b)  # rows still in the batch; finished rows are dropped from it (see below)
         done = np.zeros(b, dtype=bool)  # aligned with ``active``
-        max_new = min(MAX_NEW_TOKENS[modality], self.checkpoint.model.config.max_caption_tokens - len(prefix))
+        max_new = min(MAX_NEW_TOKENS[modality], self.checkpoint.config.max_caption_tokens - len(prefix))
         for position in range(len(prefix), len(prefix) + max_new):
             logits[:, self._never] = -np.inf
             token = logits.argmax(axis=1).astype(np.int64)
@@ -354,7 +398,7 @@ def query_templates(text: str) -> list[str]:
     ]
 
 
-def respiratory_evidence(detected: Sequence[Mapping[str, object]], n_epochs: int) -> list[str]:
+def respiratory_evidence(detected: Sequence[Mapping[str, Any]], n_epochs: int) -> list[str]:
     """Per epoch, the first respiratory event type the AASM detectors found overlapping it, else 'none'.
 
     ``detected``: dicts with ``type``, ``onset_s``, ``duration_s`` in recording seconds (the shape of
@@ -384,7 +428,14 @@ def _check_epochs(x: np.ndarray) -> np.ndarray:
     return x
 
 
+#: Present when an NVIDIA driver is loaded; without it torch.cuda.is_available() is False as well.
+_NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+
+
 def _cuda_available() -> bool:
+    """Whether torch would run on a GPU, without importing torch (seconds, ~300 MB) where it cannot."""
+    if importlib.util.find_spec("torch") is None or not _NVIDIA_DRIVER.exists():
+        return False
     import torch
 
     return torch.cuda.is_available()

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -195,25 +196,42 @@ def uncertain_caption(text: str, reason: str) -> str:
     return f"Stage uncertain: {reason}." + (f" {rest}" if rest else "")
 
 
-def query_night(lm: SleepLM, night: NightInput, text: str, top: int = 10, progress: bool = False) -> dict:
-    """Epochs most similar to ``text``: ``{"matches": [{"epoch", "start_s", "score", "spans": [[a, b], ...]}]}``,
-    best first; spans are recording seconds inside the matched epoch (language-guided localisation)."""
+def query_night(
+    lm: SleepLM, night: NightInput, text: str, top: int = 10, progress: bool = False, bank: Any = None
+) -> dict:
+    """Epochs that match ``text``: ``{"matches": [{"epoch", "start_s", "score", "spans": [[a, b], ...]}],
+    "threshold", "method"}``, best first, at most ``top``; spans are recording seconds inside the matched
+    epoch (language-guided localisation). With the checkpoint's reference ``bank`` only epochs at or above
+    the query's calibrated threshold are returned (``model_runtime.serving.night_search``; none: "no epoch
+    matches"), and a query naming event types only returns epochs where the AASM detectors found one (the
+    events a caption of the epoch names); without a bank the ``top`` nearest are ranked and ``method`` says
+    'ranked (uncalibrated)'."""
     if not isinstance(text, str) or not text.strip():
         raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
     if top < 1:
         raise PSGError(f"--top must be >= 1, got {top}")
     embeddings = _embed(lm, night.x, progress)
-    matches = lm.query(night.x, text, top=top, embeddings=embeddings)
+    if bank is None:
+        matches = lm.query(night.x, text, top=top, embeddings=embeddings)
+        found = [(m.epoch, m.score, m.spans) for m in matches]
+        threshold, method = None, "ranked (uncalibrated: no reference bank)"
+    else:
+        from model_runtime.serving.night_search import detector_types, matching_epochs
+
+        stated = detector_types([d.to_dict() for d in detect_events(night.recording)], night.n_epochs)
+        order, scores, calibration = matching_epochs(lm, text, embeddings, bank, top, stated)
+        spans = lm.localise(night.x[order], lm.embed_text(text)) if len(order) else []
+        found = [(int(i), float(score), [(i * EPOCH_S + a, i * EPOCH_S + b) for a, b in span])
+                 for i, score, span in zip(order, scores, spans, strict=True)]
+        threshold, method = calibration.threshold, calibration.method
     return {
         "matches": [
-            {
-                "epoch": m.epoch,
-                "start_s": m.start_s,
-                "score": m.score,
-                "spans": [[float(a), float(b)] for a, b in m.spans],
-            }
-            for m in matches
-        ]
+            {"epoch": epoch, "start_s": float(epoch * EPOCH_S), "score": score,
+             "spans": [[float(a), float(b)] for a, b in span]}
+            for epoch, score, span in found
+        ],
+        "threshold": threshold,
+        "method": method,
     }
 
 

@@ -22,18 +22,21 @@ calibration is:
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model_runtime.model.prompts import STAGE_LABELS
-from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.model.shipped import bank_path_for
 from model_runtime.serving.model_api import SleepLM
 from psg.errors import PSGError
 from psg.timeline import Stage
+
+if TYPE_CHECKING:  # the corpus code renders nights (psg.captions, neurokit2): only building a bank needs it
+    pass
 
 #: Event columns of ``ReferenceBank.events``: the event types a watch rule can name.
 CONCEPT_EVENTS: tuple[str, ...] = (
@@ -77,16 +80,7 @@ class ReferenceBank:
 def model_fingerprint(lm: SleepLM) -> str:
     """A short hash of the loaded weights: whichever backend serves them, the same checkpoint gives the same
     fingerprint, and a retrained one a different one."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(lm.checkpoint.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def bank_path_for(checkpoint_path: str | Path | None = None) -> Path:
-    """Where the bank of a checkpoint lives: ``<stem>.bank.npz`` beside it (default: the shipped one)."""
-    return Path(checkpoint_path or SHIPPED_CHECKPOINT).with_suffix(".bank.npz")
+    return lm.checkpoint.fingerprint
 
 
 def save_bank(bank: ReferenceBank, path: Path) -> Path:
@@ -114,7 +108,7 @@ def save_bank(bank: ReferenceBank, path: Path) -> Path:
 def load_bank(path: str | Path | None = None) -> ReferenceBank:
     """Read a bank (default: the shipped checkpoint's); a clear error naming the file when it is missing or
     not a bank of this format."""
-    path = Path(path) if path else bank_path_for(SHIPPED_CHECKPOINT)
+    path = Path(path) if path else bank_path_for(None)
     if not path.is_file():
         raise PSGError(f"reference bank {path} not found; build it with `sleeplm bank --out {path}`")
     try:

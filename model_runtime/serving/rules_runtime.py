@@ -31,6 +31,7 @@ from typing import Any
 
 from model_runtime.serving.runtimes import RUNTIMES, EpochResult
 from psg.captions import StageContext, caption_epoch
+from psg.captions.availability import quality_groups, streamed_events
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.staging import rule_stages
@@ -89,15 +90,18 @@ class RulesRuntime:
 
     def _result(self, message: EpochMessage, stage: Stage, previous: Stage | None) -> EpochResult:
         context = StageContext(previous=previous if previous not in (None, Stage.UNSCORED) else None, next=None)
+        groups, bad = quality_groups(message.quality)
         captions = caption_epoch(
             message.features,
             stage,
-            message_events(message),
+            streamed_events(message_events(message), message.quality),
             message.epoch * EPOCH_S,
             context=context,
             style="canonical",
             estimated=True,
             epoch_s=message.epoch_s,
+            groups=groups,
+            bad_groups=bad,
         )
         return EpochResult(
             bed_id=message.bed_id,

@@ -7,17 +7,13 @@ One ``infer`` call is one batched ``SleepLM.encode`` of every message's ``signal
   bed's previous belief (propagated over skipped epochs), so a live bed gets the stage that
   ``SleepLM.stage`` would give the same night offline, the moment the epoch arrives. ``stage`` is the
   argmax, ``stage_source='model'``.
-* **captions**: the ``stage_event`` level is *generated* (``SleepLM.generate`` conditioned on the model's
-  own stage, so the caption never contradicts the stage beside it), its feature slots filled with the
-  message's measured ``features`` and its event-span slots with the model's localisation of the event
-  it named, exactly as ``SleepLM.describe`` does. The other four levels (brain, cardiac, respiratory,
-  somatic) are the measured-feature captions of ``psg.captions``, word for word what the rules runtime
-  writes. Why: greedy decoding is token by token, and the four modality levels are long (brain ~130
-  tokens, respiratory ~90). Measured on two busy CPU cores with the small config (ONNX backend), a
-  64-bed batch costs ~1.1 s in all: encode 0.45 s, stage_event decoding 0.4 s, while decoding the brain
-  level alone takes 4.4 s; all five levels per epoch for hundreds of beds every 30 s would not keep up
-  on a CPU worker, and those levels' numbers would be the same measured values anyway. If the decoder
-  writes an empty stage_event caption, the measured one for the model's stage is kept.
+* **captions**: all five levels are the measured-feature captions of ``psg.captions`` for the model's
+  stage, with the detectors' events and the epoch's quality flags (a group flagged bad on every channel
+  says so): one record, one truth (``psg.captions.consistency`` checks it). The decoder's generated
+  stage_event caption is not shown live: it re-decides events per epoch (a hypopnea's type flipped from
+  one epoch to the next within one detector event), its spans are the model's localisation rather than
+  the detectors', and the shipped checkpoint learned the old scorer wording ("The hypnogram marks ...",
+  "documented") from its training captions; ``SleepLM.describe`` still writes it offline.
 * **embedding**: the epoch's unit vector in the joint space (``EpochResult.embedding``), which the
   inference agent publishes on ``sleep.embeddings`` for retrieval and watch rules.
 * **advisories**: ``SleepLM.detect_events`` (class similarity over the calibrated thresholds), one dict
@@ -49,10 +45,11 @@ import numpy as np
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.zero_shot import transition_matrix
-from model_runtime.serving.model_api import SleepLM, respiratory_evidence
+from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.rules_runtime import message_events
 from model_runtime.serving.runtimes import RUNTIMES, EpochResult
 from psg.captions import caption_epoch
+from psg.captions.availability import quality_groups, streamed_events
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.montage import EEG_C3, EEG_C4, EOG_L, EOG_R, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
@@ -106,7 +103,7 @@ class SleepLMRuntime:
             return []
         scorable = [i for i, m in enumerate(messages) if is_scorable(m.quality)]
         x = np.stack([_signals(messages[i]) for i in scorable]) if scorable else np.zeros((0, 10, 1920), np.float32)
-        embeddings, memory = self.lm.encode(x)
+        embeddings, _ = self.lm.encode(x)
         raw = self.lm.stage_probabilities(embeddings)
         probs: dict[int, np.ndarray] = {}
         for row, i in enumerate(scorable):
@@ -115,7 +112,6 @@ class SleepLMRuntime:
             if i not in probs:
                 self._chain(message).last_epoch = max(self._chain(message).last_epoch, message.epoch)
         stages = [STAGE_LABELS[int(np.argmax(probs[i]))] for i in scorable]
-        captions = self._stage_event_captions(x, memory, [messages[i] for i in scorable], stages)
         advisories = self._advisories(embeddings, [messages[i] for i in scorable])
         by_index = {i: row for row, i in enumerate(scorable)}
         results = []
@@ -125,8 +121,6 @@ class SleepLMRuntime:
                 results.append(self._unscorable(message))
                 continue
             texts = measured_captions(message, Stage[stages[row]])
-            if captions[row]:  # an empty generation keeps the measured stage_event caption of the model stage
-                texts["stage_event"] = captions[row]
             results.append(
                 EpochResult(
                     bed_id=message.bed_id,
@@ -168,17 +162,6 @@ class SleepLMRuntime:
         return posterior
 
     # --- captions and advisories -------------------------------------------------------------------
-    def _stage_event_captions(
-        self, x: np.ndarray, memory: np.ndarray, messages: list[EpochMessage], stages: list[str]
-    ) -> list[str]:
-        """Generated stage_event captions with measured features and localised event spans filled in
-        (what ``SleepLM.describe`` does, without encoding the batch a second time)."""
-        if not messages:
-            return []
-        evidence = [respiratory_evidence(m.events, m.epoch + 1)[m.epoch] for m in messages]
-        generated = self.lm.generate(memory, "stage_event", stages, evidence)
-        return [self.lm.fill(x[i], pieces, messages[i].features) for i, pieces in enumerate(generated)]
-
     def _advisories(self, embeddings: np.ndarray, messages: list[EpochMessage]) -> list[list[dict[str, Any]]]:
         """Per epoch, the model's advisory events as ``DetectedEvent.to_dict``-shaped dicts (whole epoch)."""
         if not messages:
@@ -215,15 +198,18 @@ class SleepLMRuntime:
 
 
 def measured_captions(message: EpochMessage, stage: Stage) -> dict[str, str]:
-    """All five measured-feature captions of ``message`` for ``stage``, as the rules runtime writes them
-    (the model keeps four of them and replaces stage_event with its own when it wrote one)."""
+    """All five measured-feature captions of ``message`` for ``stage``, as the rules runtime writes them:
+    the message's events and quality flags (``quality_groups``) are the ones its record carries."""
+    groups, bad = quality_groups(message.quality)
     return caption_epoch(
         message.features,
         stage,
-        message_events(message),
+        streamed_events(message_events(message), message.quality),
         message.epoch * EPOCH_S,
         style="canonical",
         epoch_s=message.epoch_s,
+        groups=groups,
+        bad_groups=bad,
     )
 
 
@@ -235,7 +221,7 @@ def is_scorable(quality: Mapping[str, Sequence[str]]) -> bool:
 
 def load_model(checkpoint: str | Path | None = None, backend: str = "auto") -> SleepLM:
     """``SleepLM.load`` of ``checkpoint`` on ``backend``; 'auto' means torch where the ONNX backend is not
-    installed (``model_runtime.training.onnx_export`` or onnxruntime missing), so a plain install still serves."""
+    installed (onnxruntime missing)."""
     if backend == "auto" and not _onnx_available():
         backend = "torch"
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -244,7 +230,7 @@ def load_model(checkpoint: str | Path | None = None, backend: str = "auto") -> S
 
 
 def _onnx_available() -> bool:
-    needed = ("onnxruntime", "model_runtime.training.onnx_export")
+    needed = ("onnxruntime", "model_runtime.model.onnx_backend")
     return all(importlib.util.find_spec(name) is not None for name in needed)
 
 

@@ -41,7 +41,8 @@ def rule_scorer_for(runtime: InferenceRuntime, checkpoint: Path) -> RuleScorer |
     lm = getattr(runtime, "lm", None)
     if lm is None:
         return None
-    from model_runtime.serving.reference_bank import bank_path_for, load_bank
+    from model_runtime.model.shipped import bank_path_for
+    from model_runtime.serving.reference_bank import load_bank
 
     try:
         bank = load_bank(bank_path_for(checkpoint))

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.model.checkpoint import load_checkpoint, save_checkpoint
 from model_runtime.model.prompts import NO_EVENT, NO_EVENT_PROMPTS, STAGE_LABELS
 from model_runtime.model.text_tower import embed_texts, mask_numbers
 from model_runtime.model.zero_shot import best_threshold, softmax
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.dataset import load_split
 
 #: A class whose best validation F1 stays below this raises no advisories.
 MIN_F1 = 0.5
@@ -56,6 +54,8 @@ def best_scale(cosines: np.ndarray, truth: np.ndarray) -> float:
 
 def ensure_no_event_prompts(checkpoint: Path) -> None:
     """Add the "no events" contrast prompts to a checkpoint trained before they existed."""
+    from model_runtime.model.checkpoint import load_checkpoint, save_checkpoint  # torch: train extra
+
     ckpt = load_checkpoint(checkpoint)
     if NO_EVENT in ckpt.event_prompt_features:
         return
@@ -66,6 +66,11 @@ def ensure_no_event_prompts(checkpoint: Path) -> None:
 
 def calibrate(checkpoint: Path, cache_dir: Path, out: Path | None = None) -> dict:
     """Fit temperature, transitions and event thresholds on the cached nights; write them into the checkpoint."""
+    from model_runtime.model.checkpoint import load_checkpoint, save_checkpoint  # torch: train extra
+    from model_runtime.training.dataset import (
+        load_split,  # the corpus code: not for processes that only calibrate rules
+    )
+
     ensure_no_event_prompts(checkpoint)
     lm = SleepLM.load(checkpoint, backend="torch")
     nights = load_split(cache_dir, "validation", progress=False)

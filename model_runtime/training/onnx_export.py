@@ -1,4 +1,4 @@
-"""ONNX export of a checkpoint and the onnxruntime backend that serves it on CPU (the serving default).
+"""ONNX export of a checkpoint (train extra: torch), checked against torch; ``onnx_backend`` serves it on CPU.
 
 Generation is a loop the caller drives, so the decoder is exported as a step: ``encoder.onnx`` (epochs +
 keep mask -> unit embedding, decoder memory) and ``decoder_step.onnx`` (one token with explicit
@@ -22,12 +22,10 @@ Every export is checked against torch with onnxruntime before it replaces an ear
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
 import shutil
-import threading
 import warnings
 from pathlib import Path
 
@@ -37,24 +35,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_runtime.model.checkpoint import load_checkpoint
+from model_runtime.model.onnx_backend import (  # noqa: F401 - re-exported: the export's file names and its backend
+    CROSS_FILE,
+    CROSS_STEP_FILE,
+    DECODER_FILE,
+    ENCODER_FILE,
+    FORMAT,
+    GRAPH_FILES,
+    META_FILE,
+    OnnxBackend,
+    onnx_dir_for,
+    sha256_of,
+)
 from model_runtime.model.recoca import ReCoCa
+from model_runtime.model.serving_checkpoint import write_serving_file
 from model_runtime.model.shipped import SHIPPED_CHECKPOINT
 from psg.errors import PSGError
 
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder_step.onnx"
-CROSS_FILE = "decoder_cross.onnx"
-CROSS_STEP_FILE = "decoder_step_cross.onnx"
-GRAPH_FILES = (ENCODER_FILE, DECODER_FILE, CROSS_FILE, CROSS_STEP_FILE)
-META_FILE = "meta.json"
-FORMAT = "sleeplm-onnx/1"
 #: Largest ORT-vs-torch difference an export may show on random input (float32 graphs agree to ~1e-6).
 TOLERANCE = 1e-3
-
-
-def onnx_dir_for(checkpoint_path: str | Path | None) -> Path:
-    """The export folder that belongs beside a checkpoint: ``sleeplm-small.pt`` -> ``sleeplm-small.onnx/``."""
-    return Path(checkpoint_path or SHIPPED_CHECKPOINT).with_suffix(".onnx")
 
 
 class _EncoderGraph(nn.Module):
@@ -117,14 +116,6 @@ class _CrossStepGraph(nn.Module):
             new_k.append(k)
             new_v.append(v)
         return d.head(d.norm(x))[:, 0], torch.stack(new_k), torch.stack(new_v)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _decoder_sizes(model: ReCoCa) -> dict[str, int]:
@@ -204,7 +195,8 @@ def export_onnx(checkpoint_path: str | Path | None, out_dir: str | Path | None =
     pick up.
     """
     ckpt_path = Path(checkpoint_path or SHIPPED_CHECKPOINT)
-    model = load_checkpoint(ckpt_path).model.eval()
+    checkpoint = load_checkpoint(ckpt_path)
+    model = checkpoint.model.eval()
     out = Path(out_dir) if out_dir else onnx_dir_for(ckpt_path)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / META_FILE).is_file())):
         raise PSGError(f"{out} exists and is not a SleepLM ONNX export (no {META_FILE}); choose another folder")
@@ -213,6 +205,7 @@ def export_onnx(checkpoint_path: str | Path | None, out_dir: str | Path | None =
     tmp.mkdir(parents=True)
     try:
         meta = _export_into(model, tmp, opset)
+        write_serving_file(checkpoint, tmp)  # what serving needs of the .pt, readable without torch
         meta.update(checkpoint=ckpt_path.name, checkpoint_sha256=sha256_of(ckpt_path))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():
@@ -350,120 +343,3 @@ def verify(model: ReCoCa, backend: OnnxBackend, seed: int = 0) -> dict[str, floa
             "the export was not written"
         )
     return diffs
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-class OnnxBackend:
-    """onnxruntime on CPU: the ``Backend`` of ``model_runtime.model.backends`` for an exported checkpoint."""
-
-    name = "onnx"
-    device = "cpu"
-
-    def __init__(self, onnx_dir: Path, threads: int | None = None, _sizes: dict[str, int] | None = None) -> None:
-        import onnxruntime as ort
-
-        folder = Path(onnx_dir)
-        hint = f"run `sleeplm export --onnx {folder}`"
-        if not folder.is_dir():
-            raise PSGError(f"ONNX export folder {folder} not found; {hint}")
-        missing = [f for f in (*GRAPH_FILES, META_FILE) if not (folder / f).is_file()]
-        if _sizes is not None:  # export in progress: meta.json is written after verification
-            missing = [f for f in missing if f != META_FILE]
-        if missing:
-            raise PSGError(f"ONNX export {folder} is incomplete (missing {', '.join(missing)}); {hint}")
-        if _sizes is None:
-            meta = self._read_meta(folder, hint)
-            _sizes = meta["decoder"]
-        self.sizes = _sizes
-        self.folder = folder
-        self.threads = threads or _cpu_count()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        try:
-            self.encoder = ort.InferenceSession(str(folder / ENCODER_FILE), options, providers=providers)
-            self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), options, providers=providers)
-            self.cross = ort.InferenceSession(str(folder / CROSS_FILE), options, providers=providers)
-            self.cross_step = ort.InferenceSession(str(folder / CROSS_STEP_FILE), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise PSGError(f"ONNX export {folder} cannot be loaded ({exc}); {hint}") from None
-        self.patches = int(self.encoder.get_inputs()[1].shape[1])
-        # Per thread: the memory array of the caption batch being written and its cross keys/values.
-        self._local = threading.local()
-
-    @staticmethod
-    def _read_meta(folder: Path, hint: str) -> dict:
-        try:
-            meta = json.loads((folder / META_FILE).read_text())
-        except (OSError, ValueError) as exc:
-            raise PSGError(f"{folder / META_FILE} is unreadable ({exc}); {hint}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or "decoder" not in meta:
-            raise PSGError(f"{folder / META_FILE}: not a SleepLM ONNX export (expected format {FORMAT!r}); {hint}")
-        # The checkpoint the export belongs beside: a retrained checkpoint must not run an old export.
-        beside = folder.with_suffix(".pt")
-        if beside.name == meta.get("checkpoint") and beside.is_file():
-            if sha256_of(beside) != meta.get("checkpoint_sha256"):
-                raise PSGError(
-                    f"ONNX export {folder} is stale: {beside.name} changed since it was exported; "
-                    f"run `sleeplm export --onnx {folder}`"
-                )
-        return meta
-
-    def encode(self, x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        keep = np.ones((len(x), self.patches), dtype=bool) if keep is None else np.ascontiguousarray(keep, dtype=bool)
-        if keep.ndim != 2 or keep.shape != (len(x), self.patches):
-            raise PSGError(f"keep mask must be (n, {self.patches}) bool for the ONNX encoder, got {keep.shape}")
-        embedding, memory = self.encoder.run(None, {"x": x, "keep": keep})
-        return embedding, memory
-
-    def step(
-        self, token: np.ndarray, position: int, memory: np.ndarray, past_k: np.ndarray, past_v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One decoder step. The memory's cross-attention keys/values are computed on the first step
-        with a given ``memory`` array (the same object for every step of a caption batch, as
-        ``SleepLM.generate`` passes it) and reused until another array comes; do not modify ``memory``
-        in place between the steps of one caption."""
-        local = self._local
-        if getattr(local, "memory", None) is not memory:
-            local.cross = self.cross.run(None, {"memory": np.ascontiguousarray(memory, dtype=np.float32)})
-            local.memory = memory
-        cross_k, cross_v = local.cross
-        feeds = {
-            "token": np.ascontiguousarray(token, dtype=np.int64),
-            "position": np.asarray(position, dtype=np.int64).reshape(()),
-            "cross_k": cross_k,
-            "cross_v": cross_v,
-            "past_k": np.ascontiguousarray(past_k, dtype=np.float32),
-            "past_v": np.ascontiguousarray(past_v, dtype=np.float32),
-        }
-        logits, k, v = self.cross_step.run(None, feeds)
-        return logits, k, v
-
-    def step_graph(
-        self, token: np.ndarray, position: int, memory: np.ndarray, past_k: np.ndarray, past_v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The same step through ``decoder_step.onnx`` (memory in, no reuse): the reference interface."""
-        feeds = {
-            "token": np.ascontiguousarray(token, dtype=np.int64),
-            "position": np.asarray(position, dtype=np.int64).reshape(()),
-            "memory": np.ascontiguousarray(memory, dtype=np.float32),
-            "past_k": np.ascontiguousarray(past_k, dtype=np.float32),
-            "past_v": np.ascontiguousarray(past_v, dtype=np.float32),
-        }
-        logits, k, v = self.decoder.run(None, feeds)
-        return logits, k, v
-
-    def empty_cache(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.sizes
-        shape = (s["layers"], batch, s["heads"], 0, s["head_dim"])
-        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)

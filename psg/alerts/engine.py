@@ -73,6 +73,23 @@ STREAM_ALERT = f"{TECHNICAL_PREFIX}stream"
 #: Two detector events of one type overlapping within this tolerance are the same event seen from two
 #: windows (an event spanning an epoch boundary is reported with both epochs).
 SAME_EVENT_TOLERANCE_S = 1.0
+#: Model advisory types -> the event class one advisory episode stands for. The model flags every class
+#: whose score clears its threshold, so one obstructive hypopnea often lights up apnea, hypopnea and
+#: desaturation advisories in the same epoch, and the type may change from epoch to epoch within one
+#: event: a nurse wants one "possible breathing event" line, not four rows per 30 s.
+ADVISORY_CLASSES: dict[str, str] = {
+    **dict.fromkeys(("obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea"), "respiratory"),
+    "desaturation": "desaturation",
+    "arousal": "arousal",
+}
+#: An advisory episode ends after this long without its class (device seconds); until then a recurrence
+#: extends the one advisory (its ``count`` of epochs and its span) instead of raising another.
+ADVISORY_EPISODE_GAP_S = 300.0
+
+
+def advisory_class(kind: str) -> str:
+    """The event class of a model advisory type ('hypopnea' -> 'respiratory'); unknown types are their own."""
+    return ADVISORY_CLASSES.get(kind, kind)
 
 
 def alert_id(bed_id: str, kind: str, raised_at: float) -> str:
@@ -464,8 +481,12 @@ class AlertEngine:
         horizon = end - max(self.config.cluster_window_s, self.config.hysteresis_s) - 60.0
         bed.seen = [s for s in bed.seen if s[2] >= horizon]
         tol = SAME_EVENT_TOLERANCE_S
+        respiratory = etype in RESPIRATORY_TYPES
         for kind, s, e in bed.seen:
-            if kind == etype and start <= e + tol and end >= s - tol:
+            # One event keeps one identity across the epochs (windows) that saw it, even if a window that
+            # cut it short typed it differently (a hypopnea in one window, an apnea in the next).
+            same = kind == etype or (respiratory and kind in RESPIRATORY_TYPES)
+            if same and start <= e + tol and end >= s - tol:
                 return False
         bed.seen.append((etype, start, end))
         return True
@@ -478,24 +499,28 @@ class AlertEngine:
         watch_findings: Iterable[Mapping[str, Any]],
         t_end: float,
     ) -> None:
-        """Model advisories and watch-rule findings: advisory alerts, true for this epoch."""
+        """Model advisories and watch-rule findings: one advisory alert per bed per event class (or rule) per
+        episode. An epoch's advisories of one class count once; a recurrence within
+        ``ADVISORY_EPISODE_GAP_S`` extends the episode (span, ``count`` of epochs, ``types`` seen)."""
         t0 = float(message.start_time)
+        until = t_end + ADVISORY_EPISODE_GAP_S - self.config.hysteresis_s
+        by_class: dict[str, list[Mapping[str, Any]]] = {}
         for adv in advisories:
-            kind = f"advisory:{adv.get('type', 'unknown')}"
-            self._hold(
-                bed,
-                message,
-                kind,
-                t0,
-                t_end,
-                {"score": adv.get("score")},
-                new_occurrence=True,
-                priority=Priority.ADVISORY,
-            )
+            by_class.setdefault(advisory_class(str(adv.get("type", "unknown"))), []).append(adv)
+        for cls, members in by_class.items():
+            kind = f"advisory:{cls}"
+            active = bed.active.get(kind)
+            types = {str(a.get("type", "unknown")) for a in members}
+            types |= set(active.evidence.get("values", {}).get("types") or ()) if active else set()
+            scores = [float(a["score"]) for a in members if isinstance(a.get("score"), int | float)]
+            values = {"score": max(scores) if scores else None, "types": sorted(types)}
+            self._hold(bed, message, kind, t0, t_end, values, new_occurrence=True, priority=Priority.ADVISORY,
+                       until=until)
         for finding in watch_findings:
             kind = f"watch:{finding.get('rule_id', 'unknown')}"
             values = {"score": finding.get("score"), "text": finding.get("text"), "rule_id": finding.get("rule_id")}
-            self._hold(bed, message, kind, t0, t_end, values, new_occurrence=True, priority=Priority.ADVISORY)
+            self._hold(bed, message, kind, t0, t_end, values, new_occurrence=True, priority=Priority.ADVISORY,
+                       until=until)
 
     def _technical(
         self, bed: _Bed, message: EpochFacts, group: str, is_bad: bool, t0: float, t_end: float, bad: set[str]

@@ -85,6 +85,36 @@ EVENT_GROUPS: dict[str, str] = {
     "arousal": "eeg",
 }
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+#: Quality flags (``psg.codecs.QUALITY_FLAGS``) that leave a live channel without usable physiology, as the
+#: alert engine reads them ("clipped"/"noisy" traces still carry the rhythm and the oximeter number).
+BAD_FLAGS = frozenset({"flat", "missing", "gap"})
+#: How a level names a group whose channels are all flagged bad.
+GROUP_NAMES: dict[str, str] = {
+    "eeg": "EEG", "eog": "EOG", "emg": "Chin EMG", "ecg": "ECG", "respiratory": "Respiratory",
+    "spo2": "SpO2", "position": "Body position",
+}
+
+
+def bad_group_sentence(group: str, flags: Iterable[str]) -> str:
+    """The plain sentence for a group whose every channel is flagged bad: "SpO2 signal unusable (flat)."."""
+    return f"{GROUP_NAMES[group]} signal unusable ({', '.join(sorted(set(flags)))})."
+
+
+def quality_groups(quality: Mapping[str, Iterable[str]]) -> tuple[set[str], dict[str, list[str]]]:
+    """From a live epoch's per-channel quality flags: the groups the bed streams (a group whose every slot
+    is ``missing`` is not recorded) and, among them, those whose every streamed slot is flagged bad
+    (``BAD_FLAGS``), with their flags. A group none of whose slots is in ``quality`` counts as present."""
+    present: set[str] = set()
+    bad: dict[str, list[str]] = {}
+    for group, slots in GROUP_SLOTS.items():
+        known = {slot: list(quality[slot] or ()) for slot in slots if slot in quality}
+        streamed = {slot: flags for slot, flags in known.items() if "missing" not in flags}
+        if known and not streamed:
+            continue
+        present.add(group)
+        if streamed and all(BAD_FLAGS.intersection(flags) for flags in streamed.values()):
+            bad[group] = sorted({f for flags in streamed.values() for f in flags if f in BAD_FLAGS})
+    return present, bad
 
 
 def groups_of_labels(labels: Iterable[str]) -> set[str]:
@@ -124,6 +154,22 @@ def recorded_events(events: Iterable[Event], recording: Recording) -> list[Event
     groups, present = channel_groups(recording), set(recording.signals)
     return [e for e in events if event_available(e, groups)
             and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)]
+
+
+def streamed_events(
+    events: Iterable[Event | Mapping[str, object]], quality: Mapping[str, Iterable[str]]
+) -> list[Event | Mapping[str, object]]:
+    """The live twin of ``recorded_events``: ``events`` without those on a group the bed does not stream
+    (``quality_groups``) and without "signal loss" on a channel flagged ``missing`` (not streamed, not lost)."""
+    groups, _ = quality_groups(quality)
+    unstreamed = {label for label, flags in quality.items() if "missing" in (flags or ())}
+    out = []
+    for event in events:
+        kind, channel = (event.get("type"), event.get("channel")) if isinstance(event, Mapping) else (
+            event.type, event.channel)
+        if event_available(event, groups) and not (kind == "signal_loss" and channel in unstreamed):
+            out.append(event)
+    return out
 
 
 def sentences(text: str) -> list[str]:

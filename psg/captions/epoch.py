@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -29,6 +29,7 @@ def caption_epoch(
     estimated: bool = False,
     epoch_s: float = EPOCH_S,
     groups: set[str] | frozenset[str] | None = None,
+    bad_groups: Mapping[str, list[str]] | None = None,
 ) -> dict[str, str]:
     """Captions of the epoch starting at ``epoch_start_s`` (seconds from recording start).
 
@@ -36,7 +37,9 @@ def caption_epoch(
     night's (only those overlapping the epoch are described); ``context`` gives the neighbouring stages
     for the stage descriptor; ``style='varied'`` needs ``rng``; ``estimated`` marks a rule-stager stage.
     ``groups``: the channel groups the recording has (``psg.captions.availability.channel_groups``; None:
-    all): a missing group's level says so plainly and its events get no sentence.
+    all): a missing group's level says so plainly and its events get no sentence. ``bad_groups``: groups
+    whose every channel is flagged bad (``availability.quality_groups``, the live path), with their flags:
+    their level says so ("SpO2 signal unusable (flat).") instead of describing them.
     Returns one text per key of ``MODALITIES``.
     """
     if groups is not None:
@@ -46,8 +49,8 @@ def caption_epoch(
         "stage_event": stage_event_caption(
             Stage(stage), events, epoch_start_s, phraser, context=context, estimated=estimated, epoch_s=epoch_s
         ),
-        "brain": brain_caption(features, phraser, groups),
-        "cardiac": cardiac_caption(features, phraser, groups),
-        "respiratory": respiratory_caption(features, phraser, groups),
-        "somatic": somatic_caption(features, phraser, groups),
+        "brain": brain_caption(features, phraser, groups, bad_groups),
+        "cardiac": cardiac_caption(features, phraser, groups, bad_groups),
+        "respiratory": respiratory_caption(features, phraser, groups, bad_groups),
+        "somatic": somatic_caption(features, phraser, groups, bad_groups),
     }

@@ -14,12 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from psg.captions.availability import GROUPS, MISSING_SENTENCES
-from psg.captions.phrasing import Phraser, all_present, fmt, fmt_band, fmt_signed
+from psg.captions.availability import MISSING_SENTENCES, bad_group_sentence
+from psg.captions.phrasing import Phraser, all_present, fmt, fmt_band, fmt_signed, plural
 from psg.features.neuro import BANDS, EEG_PREFIXES
 
 Features = Mapping[str, float | int | str | None]
 Groups = set[str] | frozenset[str] | None
+#: Groups whose every channel is flagged bad, with their flags (``availability.quality_groups``).
+BadGroups = Mapping[str, list[str]] | None
+
+
+def unavailable(group: str, groups: Groups, bad: BadGroups) -> str | None:
+    """The sentence a level writes instead of describing ``group`` (not recorded, or flagged bad), else None."""
+    if groups is not None and group not in groups:
+        return MISSING_SENTENCES[group]
+    if bad and group in bad:
+        return bad_group_sentence(group, bad[group])
+    return None
 
 #: E1/E2 correlation at or below this: conjugate (out-of-phase) eye movements; at or above the opposite:
 #: in-phase deflections, i.e. frontal EEG on both leads (AASM EOG derivations E1-M2 / E2-M2).
@@ -30,14 +41,14 @@ FLOW_ABSENT = 0.1
 FLOW_REDUCED = 0.7
 
 
-def brain_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
+def brain_caption(features: Features, phraser: Phraser, groups: Groups = None, bad: BadGroups = None) -> str:
     """EEG band powers and slow waves per central derivation, then the eye movements."""
-    groups = GROUPS if groups is None else groups
-    if "eeg" in groups:
+    eeg = unavailable("eeg", groups, bad)
+    if eeg is None:
         sentences = [_eeg_sentence(features, label, prefix, phraser) for label, prefix in EEG_PREFIXES.items()]
     else:
-        sentences = [MISSING_SENTENCES["eeg"]]
-    sentences.append(_eog_sentence(features, phraser) if "eog" in groups else MISSING_SENTENCES["eog"])
+        sentences = [eeg]
+    sentences.append(unavailable("eog", groups, bad) or _eog_sentence(features, phraser))
     return " ".join(sentences)
 
 
@@ -84,7 +95,7 @@ def _eog_sentence(features: Features, phraser: Phraser) -> str:
     if corr <= CONJUGATE_CORRELATION:
         coupling = "conjugate eye movements"
     elif corr >= -CONJUGATE_CORRELATION:
-        coupling = "in-phase deflections, mostly EEG"
+        coupling = "in-phase deflections, likely frontal brain activity"
     else:
         coupling = "no clear conjugate eye movement"
     return phraser.pick(
@@ -103,10 +114,11 @@ def _eog_sentence(features: Features, phraser: Phraser) -> str:
     )
 
 
-def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
+def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None, bad: BadGroups = None) -> str:
     """Heart rate (mean and range over the epoch's beats) and ultra-short HRV (RMSSD)."""
-    if groups is not None and "ecg" not in groups:
-        return MISSING_SENTENCES["ecg"]
+    plain = unavailable("ecg", groups, bad)
+    if plain is not None:
+        return plain
     if not all_present(features, "hr_bpm"):
         return phraser.pick(
             (
@@ -124,10 +136,11 @@ def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None)
     )
     if all_present(features, "hr_min_bpm", "hr_max_bpm", "n_beats"):
         rate += phraser.pick(
-            (" (range {lo}-{hi} bpm over {n} beats)", " ({n} beats, {lo} to {hi} bpm)"),
+            (" (range {lo}-{hi} bpm over {n} {beats})", " ({n} {beats}, {lo} to {hi} bpm)"),
             lo=fmt("hr_min_bpm", features["hr_min_bpm"]),
             hi=fmt("hr_max_bpm", features["hr_max_bpm"]),
             n=fmt("n_beats", features["n_beats"]),
+            beats=plural(features["n_beats"], "beat"),
         )
     if not all_present(features, "rmssd_ms"):
         return rate + "; heart-rate variability was not measurable."
@@ -141,14 +154,11 @@ def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None)
     )
 
 
-def respiratory_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
+def respiratory_caption(features: Features, phraser: Phraser, groups: Groups = None, bad: BadGroups = None) -> str:
     """Breathing rate per effort/flow channel, airflow amplitude and shape, oxygen saturation."""
-    groups = GROUPS if groups is None else groups
-    if "respiratory" in groups:
-        breathing = [_rate_sentence(features, phraser), _flow_sentence(features, phraser)]
-    else:
-        breathing = [MISSING_SENTENCES["respiratory"]]
-    spo2 = _spo2_sentence(features, phraser) if "spo2" in groups else MISSING_SENTENCES["spo2"]
+    plain = unavailable("respiratory", groups, bad)
+    breathing = [plain] if plain else [_rate_sentence(features, phraser), _flow_sentence(features, phraser)]
+    spo2 = unavailable("spo2", groups, bad) or _spo2_sentence(features, phraser)
     return " ".join((*breathing, spo2))
 
 
@@ -210,12 +220,10 @@ def _spo2_sentence(features: Features, phraser: Phraser) -> str:
     )
 
 
-def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None) -> str:
+def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None, bad: BadGroups = None) -> str:
     """Chin muscle tone and body position."""
-    groups = GROUPS if groups is None else groups
-    if "emg" not in groups:
-        emg = MISSING_SENTENCES["emg"]
-    elif all_present(features, "emg_tone_uv", "emg_median_freq_hz"):
+    emg = unavailable("emg", groups, bad)
+    if emg is None and all_present(features, "emg_tone_uv", "emg_median_freq_hz"):
         emg = phraser.pick(
             (
                 "Chin EMG: tone {tone} µV RMS with median frequency {mf} Hz.",
@@ -225,11 +233,12 @@ def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None)
             tone=fmt("emg_tone_uv", features["emg_tone_uv"]),
             mf=fmt("emg_median_freq_hz", features["emg_median_freq_hz"]),
         )
-    else:
+    elif emg is None:
         emg = phraser.pick(("Chin EMG was not measurable in this epoch.", "Chin muscle tone could not be measured."))
     name = features.get("position_name")
-    if "position" not in groups:
-        return emg + " " + MISSING_SENTENCES["position"]
+    position = unavailable("position", groups, bad)
+    if position is not None:
+        return emg + " " + position
     if name is None:
         return emg + " " + phraser.pick(("Body position was not recorded.", "Position is unavailable."))
     return emg + " " + phraser.pick(

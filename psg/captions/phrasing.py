@@ -71,3 +71,34 @@ def fmt_band(value: float) -> str:
 def all_present(features: Mapping[str, object], *keys: str) -> bool:
     """True if every key has a value (features are None where a channel was missing or flat)."""
     return all(features.get(k) is not None for k in keys)
+
+
+#: Words starting with a vowel letter that are read with a consonant sound ("a unilateral ...").
+_CONSONANT_SOUND = ("uni", "use", "eu", "one")
+#: Initialisms read letter by letter that start with a vowel sound ("an EEG", "an REM", "an SpO2 drop").
+_VOWEL_SOUND_INITIALS = ("eeg", "eog", "emg", "ecg", "rem", "spo2", "n1", "n2", "n3", "hr")
+
+
+def article(phrase: str) -> str:
+    """'a' or 'an' for ``phrase`` by its first sound: 'an obstructive apnea', 'a hypopnea', 'an EEG arousal'."""
+    word = phrase.split(" ", 1)[0].lower()
+    if word.startswith(_VOWEL_SOUND_INITIALS):
+        return "an"
+    if word.startswith(_CONSONANT_SOUND):
+        return "a"
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def with_article(phrase: str) -> str:
+    """``phrase`` after its article: 'an obstructive hypopnea'."""
+    return f"{article(phrase)} {phrase}"
+
+
+def capitalise(text: str) -> str:
+    """``text`` with its first letter upper case and the rest untouched ('SpO2' stays 'SpO2')."""
+    return text[:1].upper() + text[1:]
+
+
+def plural(count: int | float, singular: str, many: str | None = None) -> str:
+    """'1 beat', '32 beats': the noun agreeing with ``count``."""
+    return singular if abs(float(count)) == 1 else (many or f"{singular}s")

@@ -1,10 +1,12 @@
-"""Stage and event captions for one epoch (SleepLM's ``stage_event`` level).
+"""Stage and event captions for one epoch (SleepLM's ``stage_event`` level), in the monitor's own voice.
 
-The stage sentence names the stage with a descriptor that depends on the neighbouring epochs, because
-a scorer reads an epoch in context: an N2 epoch inside a run of N2 is "Stable Light Sleep (N2)", the
-first N2 after N1 is a "Transition into Light Sleep (N2)", a wake epoch after sleep is an awakening.
-Each event overlapping the epoch gets one sentence with its span in seconds from the epoch start,
-clipped to the epoch, e.g. "The Hypopnea event is documented from 0.0 to 5.6 seconds."
+The monitor states its own inference, so the caption reads like a bedside display, never like a
+technologist's scoring ("scored", "hypnogram marks", "documented" would make a clinician take it for a
+human's): "Light sleep (N2), stable. Obstructive apnea 10.0-30.0 s." The stage comes first, always with
+its label in parentheses (the one the tile shows beside it); a descriptor from the neighbouring epochs
+follows it (stable, a transition, an awakening). Each event overlapping the epoch gets one sentence with
+its span in seconds from the epoch start, clipped to the epoch (the measured numbers, such as the SpO2
+nadir, are the respiratory level's). ``psg.captions.consistency`` reads these sentences back into claims.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from psg.captions.phrasing import Phraser
+from psg.captions.phrasing import Phraser, capitalise, with_article
 from psg.timeline import EPOCH_S, Event, Stage
 
 STAGE_NAMES: dict[Stage, str] = {
-    Stage.W: "Wakefulness (W)",
-    Stage.N1: "Light Sleep (N1)",
-    Stage.N2: "Light Sleep (N2)",
-    Stage.N3: "Deep Sleep (N3)",
-    Stage.R: "REM Sleep (R)",
+    Stage.W: "Wake (W)",
+    Stage.N1: "Light sleep (N1)",
+    Stage.N2: "Light sleep (N2)",
+    Stage.N3: "Deep sleep (N3)",
+    Stage.R: "REM sleep (R)",
 }
+#: What an epoch without a stage says (the tile shows '?': staging was not possible or not trusted).
+UNCERTAIN_STAGE = "Stage uncertain"
 _SLEEP = (Stage.N1, Stage.N2, Stage.N3, Stage.R)
 
 
@@ -45,57 +49,49 @@ class StageContext:
 
 
 def stage_descriptor(stage: Stage, context: StageContext | None = None) -> str:
-    """'Stable Light Sleep (N2)', 'Transition into REM Sleep (R) from N2', 'Awakening from N2 into
-    Wakefulness (W)', ... or the plain stage name where the context is unknown."""
+    """'Light sleep (N2), stable', 'REM sleep (R), transition from N2', 'Wake (W), awakening from N2', ...
+    or the plain stage name where the context is unknown; 'Stage uncertain' for an epoch without a stage."""
     if stage == Stage.UNSCORED:
-        return "an unscored epoch"
+        return UNCERTAIN_STAGE
     name = STAGE_NAMES[stage]
     context = context or StageContext()
     prev, nxt = context.previous, context.next
     if prev is not None and prev != stage:
         if stage == Stage.W and prev in _SLEEP:
-            return f"Awakening from {prev.label} into {name}"
-        return f"Transition into {name} from {prev.label}"
+            return f"{name}, awakening from {prev.label}"
+        return f"{name}, transition from {prev.label}"
     if prev == stage and nxt == stage:
-        return f"Stable {name}"
+        return f"{name}, stable"
     if nxt is not None and nxt != stage:
-        return f"{name} before a transition to {nxt.label}"
+        return f"{name}, before a change to {nxt.label}"
     return name
 
 
 def stage_sentence(stage: Stage, context: StageContext | None, phraser: Phraser, estimated: bool = False) -> str:
-    """The stage sentence; ``estimated`` marks a stage from the rule stager rather than a scorer."""
+    """The stage sentence; ``estimated`` marks a stage from the rule stager rather than the model or a file."""
     descriptor = stage_descriptor(stage, context)
+    if stage == Stage.UNSCORED:
+        return f"{descriptor}."
     if estimated:
-        return phraser.pick(
-            (
-                "Rule-based sleep stage estimate shows {d} for this epoch.",
-                "An automatic rule-based estimate places this epoch in {d}.",
-            ),
-            d=descriptor,
-        )
-    return phraser.pick(
-        (
-            "Sleep stage analysis shows {d} for this epoch.",
-            "This epoch is scored as {d}.",
-            "The hypnogram marks {d} during this 30-second window.",
-        ),
-        d=descriptor,
-    )
+        return phraser.pick(("{d} (rule-based estimate).", "Rule-based stage estimate: {d}."), d=descriptor)
+    return phraser.pick(("{d}.", "Stage: {d}.", "{d} in this epoch."), d=descriptor)
 
 
 def event_name(event: Event) -> str:
-    """Display name: 'Obstructive Apnea', 'Central Hypopnea', 'Electrode Pop Artifact', 'Position Change
-    To Left'."""
-    base = event.type.replace("_", " ").title()
-    if event.subtype is None:
+    """Display name in lower case: 'obstructive apnea', 'central hypopnea', 'electrode pop artifact',
+    'position change to left'."""
+    base = event.type.replace("_", " ")
+    if event.subtype is None or event.type == "signal_loss":
         return base
-    subtype = event.subtype.replace("_", " ").title()
-    if event.type == "hypopnea":
-        return f"{subtype} Hypopnea"
+    subtype = event.subtype.replace("_", " ")
     if event.type == "position_change":
-        return f"{base} To {subtype}"
+        return f"{base} to {subtype}"
     return f"{subtype} {base}"
+
+
+def signal_loss_detail(event: Event) -> str:
+    """' (flat)' for a signal loss with a reason, else ''."""
+    return f" ({event.subtype.replace('_', ' ')})" if event.type == "signal_loss" and event.subtype else ""
 
 
 def clip_to_epoch(event: Event, epoch_start_s: float, epoch_s: float = EPOCH_S) -> tuple[float, float]:
@@ -113,29 +109,33 @@ def in_epoch(event: Event, epoch_start_s: float, epoch_s: float = EPOCH_S) -> bo
 
 
 def event_sentences(
-    events: Iterable[Event], epoch_start_s: float, phraser: Phraser, epoch_s: float = EPOCH_S
+    events: Iterable[Event],
+    epoch_start_s: float,
+    phraser: Phraser,
+    epoch_s: float = EPOCH_S,
 ) -> list[str]:
-    """One sentence per event overlapping the epoch, in onset order, times relative to the epoch start."""
+    """One sentence per event overlapping the epoch, in onset order, times relative to the epoch start
+    ("Hypopnea 0.0-5.6 s.", "Desaturation on SpO2 20.0-30.0 s.")."""
     out = []
     for event in sorted((e for e in events if in_epoch(e, epoch_start_s, epoch_s)), key=lambda e: e.onset_s):
         start, end = clip_to_epoch(event, epoch_start_s, epoch_s)
+        name = event_name(event)
         where = f" on {event.channel}" if event.channel else ""
+        detail = signal_loss_detail(event)
         if event.duration_s == 0:
-            out.append(
-                phraser.pick(
-                    ("The {name} event{where} is documented at {t} seconds.", "{name}{where} at {t} s."),
-                    name=event_name(event), where=where, t=f"{start:.1f}",
-                )
-            )
+            out.append(phraser.pick(("{Name}{where} at {t} s.", "{An}{where} at {t} s."),
+                                    Name=capitalise(name), An=capitalise(with_article(name)), where=where,
+                                    t=f"{start:.1f}"))
             continue
         out.append(
             phraser.pick(
                 (
-                    "The {name} event{where} is documented from {a} to {b} seconds.",
-                    "A {name}{where} occurs between {a} and {b} seconds of the epoch.",
-                    "{name}{where} recorded from {a} s to {b} s.",
+                    "{Name}{where}{detail} {a}-{b} s.",
+                    "{Name}{where}{detail} from {a} to {b} s.",
+                    "{An}{where}{detail} at {a}-{b} s.",
                 ),
-                name=event_name(event), where=where, a=f"{start:.1f}", b=f"{end:.1f}",
+                Name=capitalise(name), An=capitalise(with_article(name)), where=where, detail=detail,
+                a=f"{start:.1f}", b=f"{end:.1f}",
             )
         )
     return out
@@ -156,7 +156,5 @@ def stage_event_caption(
     if events_text:
         sentences += events_text
     else:
-        sentences.append(
-            phraser.pick(("No events are documented in this epoch.", "No scored events occur in this epoch."))
-        )
+        sentences.append(phraser.pick(("No events.", "No events in this epoch.")))
     return " ".join(sentences)

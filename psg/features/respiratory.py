@@ -21,6 +21,7 @@ so a 1-Hz oro-nasal channel (Sleep-EDF) or 25-Hz flow is read like the montage's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 import numpy as np
 from scipy import signal as sps
@@ -63,7 +64,7 @@ def respiratory_epoch_features(
     return out
 
 
-def _usable(sig: Signal | None) -> bool:
+def _usable(sig: Signal | None) -> TypeGuard[Signal]:
     return sig is not None and sig.data.size > 0 and bool(np.ptp(sig.data) > 0)
 
 
@@ -130,11 +131,11 @@ def _flow_shape(
 
 
 def _spo2(sig: Signal | None, n_epochs: int, selected: list[int]) -> list[dict[str, float | None]]:
-    empty = {"spo2_mean": None, "spo2_min": None, "spo2_trend": None}
+    empty: dict[str, float | None] = {"spo2_mean": None, "spo2_min": None, "spo2_trend": None}
     if sig is None:
         return [dict(empty) for _ in selected]
     ok = usable_mask(sig, sig.data.size, sig.fs)
-    out = []
+    out: list[dict[str, float | None]] = []
     for e in selected:
         i0, i1 = int(e * EPOCH_S * sig.fs), int((e + 1) * EPOCH_S * sig.fs)
         v, m = sig.data[i0:i1], ok[i0:i1]

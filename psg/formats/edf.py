@@ -107,7 +107,8 @@ def read_edf(path: str | Path) -> Recording:
     if gaps and not header.is_discontinuous:
         warnings_seen.append(f"the header says {header.reserved.strip() or 'continuous'}, but the records' "
                              f"onsets leave {len(gaps)} gap(s): placed as EDF+D")
-    duration_s = float(onsets[-1] + header.record_s) if gaps else header.n_records * header.record_s
+    duration_s = (float(onsets[-1] + header.record_s) if gaps and onsets is not None
+                  else header.n_records * header.record_s)
     signals = _signals(header, edf, onsets if gaps else None, duration_s, warnings_seen)
     start_time = _start_time(edf, header, warnings_seen)
     admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
@@ -193,7 +194,7 @@ def _seconds(value: float) -> float:
     return round(float(value), _TIME_DECIMALS)
 
 
-def _is_edfplus(edf: edfio.Edf) -> bool:
+def _is_edfplus(edf: edfio.Edf | edfio.Bdf) -> bool:
     return edf.local_recording_identification.startswith("Startdate ")
 
 
@@ -207,7 +208,7 @@ def _header_bytes(path: Path, size: int) -> bytes:
         return head + fh.read(min(256 * n_signals, max(size - 256, 0)))
 
 
-def _decode(path: Path, header: EdfHeader, records: np.ndarray) -> edfio.Edf:
+def _decode(path: Path, header: EdfHeader, records: np.ndarray) -> edfio.Edf | edfio.Bdf:
     """edfio's reading of the repaired header and the whole records; its warnings become ours."""
     source: Path | bytes = path
     if header.warnings or any(s.unreadable for s in header.signals) or header.data_offset != header.header_bytes:
@@ -226,12 +227,13 @@ def _decode(path: Path, header: EdfHeader, records: np.ndarray) -> edfio.Edf:
     return edf
 
 
-def _signals(header: EdfHeader, edf: edfio.Edf, onsets: np.ndarray | None, duration_s: float,
+def _signals(header: EdfHeader, edf: edfio.Edf | edfio.Bdf, onsets: np.ndarray | None, duration_s: float,
              warnings_seen: list[str]) -> dict[str, Signal]:
     """The readable ordinary signals by label; a repeated label gets " (2)", " (3)" ... and a warning."""
     ordinary = [s for s in header.signals if not s.is_annotation]
     out: dict[str, Signal] = {}
-    for spec, signal in zip(ordinary, edf.signals, strict=True):
+    file_signals: tuple[edfio.EdfSignal | edfio.BdfSignal, ...] = edf.signals
+    for spec, signal in zip(ordinary, file_signals, strict=True):
         if spec.unreadable:
             continue
         label, n = spec.label, 1
@@ -247,7 +249,7 @@ def _signals(header: EdfHeader, edf: edfio.Edf, onsets: np.ndarray | None, durat
     return out
 
 
-def _start_time(edf: edfio.Edf, header: EdfHeader, warnings_seen: list[str]) -> datetime | None:
+def _start_time(edf: edfio.Edf | edfio.Bdf, header: EdfHeader, warnings_seen: list[str]) -> datetime | None:
     """Start date/time; None when the date is anonymised (EDF+ ``Startdate X``), blanked or impossible."""
     if not header.start_known:
         return None

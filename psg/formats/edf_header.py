@@ -284,7 +284,8 @@ def _time(text: str) -> time | None:
     if not match:
         return None
     try:
-        return time(*(int(g) for g in match.groups()))
+        hour, minute, second = (int(g) for g in match.groups())
+        return time(hour, minute, second)
     except ValueError:
         return None
 

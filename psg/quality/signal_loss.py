@@ -80,7 +80,7 @@ def loss_spans_many(signals: Sequence[Signal]) -> list[Spans]:
         group = [signals[i] for i in rows]
         x = np.stack([sig.data[: n_blocks * block] for sig in group]).reshape(len(group), n_blocks, block)
         masks = _range_masks(kind, x) if kind else _trace_masks(group, x)
-        hit = [mask.any(axis=1) for _, mask, _ in masks]  # the usual case: nothing lost anywhere
+        hit = [np.asarray(mask.any(axis=1)) for _, mask, _ in masks]  # the usual case: nothing lost anywhere
         for r, i in enumerate(rows):
             row_masks = [(reason, mask[r], min_s) for (reason, mask, min_s), h in zip(masks, hit, strict=True) if h[r]]
             out[i] = _timed(row_masks, block / fs) if row_masks else []

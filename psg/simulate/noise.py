@@ -113,7 +113,9 @@ def poisson_times(
     return times[keep]
 
 
-def add_transients(x: np.ndarray, fs: float, onsets_s: Sequence[float], kernels: Sequence[np.ndarray]) -> None:
+def add_transients(
+    x: np.ndarray, fs: float, onsets_s: Sequence[float] | np.ndarray, kernels: Sequence[np.ndarray]
+) -> None:
     """Add each kernel into ``x`` starting at its onset (in place; kernels running off the end are cut)."""
     n = x.size
     for onset, kernel in zip(onsets_s, kernels, strict=True):

@@ -88,7 +88,7 @@ def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
                 0,
                 events=[{"type": "central_apnea", "onset_s": 5.0, "duration_s": 14.0}],
                 captions={
-                    m: "A central apnea occurs." if m == "stage_event" else "x"
+                    m: "Light sleep (N2). Central apnea 5.0-19.0 s." if m == "stage_event" else "x"
                     for m in ("stage_event", "brain", "cardiac", "respiratory", "somatic")
                 },
             ),
@@ -108,8 +108,10 @@ def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
         assert (shown["epoch"], shown["channels"], len(shown["signals"][1])) == (1, ["ECG", "AF"], 960)
         assert viewer.get("/api/beds/bed-9/waveform").status_code == 404
         found = viewer.get("/api/beds/bed-1/query", params={"q": "central apneas"}).json()
-        assert found["method"] == "text"  # no embeddings stored: word match over the captions
+        assert found["method"] == "text"  # no embeddings stored: what the captions state
         assert [m["epoch"] for m in found["matches"]] == [0] and found["matches"][0]["score"] == 1.0
+        none = viewer.get("/api/beds/bed-1/query", params={"q": "oxygen desaturation"}).json()
+        assert none["matches"] == []  # "oxygen" alone (a word of every SpO2 sentence) is no match
         assert viewer.get("/api/beds/bed-9/query", params={"q": "apnea"}).status_code == 404
         assert viewer.get("/api/beds/bed-1/query", params={"q": ""}).status_code == 422
 
@@ -122,8 +124,15 @@ def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, 
 
     lm = SleepLM.load()
     texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep, slow waves."]
-    store.insert_epochs([record(i, embedding=lm.embed_text(t).tolist()) for i, t in enumerate(texts)])
+    shown = ["Wake (W). No events.", "Light sleep (N2). Obstructive apnea 3.0-15.0 s.", "Deep sleep (N3). No events."]
+    store.insert_epochs([
+        record(i, stage=stage, embedding=lm.embed_text(t).tolist(),
+               captions={"stage_event": caption, "brain": "x", "cardiac": "x", "respiratory": "x", "somatic": "x"})
+        for i, (t, caption, stage) in enumerate(zip(texts, shown, ("W", "N2", "N3"), strict=True))
+    ])
     with api.client("viewer") as viewer:
         found = viewer.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}, timeout=120).json()
-    assert found["method"] == "model" and found["matches"][0]["epoch"] == 1
-    assert len(found["matches"]) == 3
+        none = viewer.get("/api/beds/bed-1/query", params={"q": "hypopnea"}, timeout=120).json()
+    # only the epoch above the calibrated threshold whose own caption names the event: not three answers
+    assert found["method"] == "model" and [m["epoch"] for m in found["matches"]] == [1]
+    assert none["method"] == "model" and none["matches"] == []

@@ -255,6 +255,27 @@ try {
     }
   });
 
+  await step("every caption in the bed view agrees with its stage and event chips", async () => {
+    const items = await page.locator(`${byId("caption-feed")} > li${byId("feed-item")}`).evaluateAll((lis) =>
+      lis.map((li) => ({
+        epoch: li.dataset.epoch,
+        stage: li.querySelector(".stage-chip")?.dataset.stage,
+        chips: [...li.querySelectorAll("[data-testid=event-chip]")].map((c) => c.dataset.type),
+        caption: li.querySelector("[data-testid=feed-caption]")?.textContent || "",
+      })));
+    check(items.length > 0, "no caption in the bed view");
+    for (const { epoch, stage, chips, caption } of items) {
+      const stated = caption.match(/\((W|N1|N2|N3|R)\)/)?.[1] ?? (/Stage uncertain/.test(caption) ? "?" : null);
+      check(stated === stage, `epoch ${epoch}: caption states ${stated}, the chip shows ${stage}: ${caption}`);
+      const text = caption.toLowerCase();
+      for (const type of chips) {
+        check(text.includes(type.replaceAll("_", " ")), `epoch ${epoch}: chip ${type} but the caption does not name it: ${caption}`);
+      }
+      check(!(chips.length && /no events/.test(text)), `epoch ${epoch}: chips ${chips} beside "${caption}"`);
+      check(!/\b(scored|documented|hypnogram marks)\b/i.test(caption), `epoch ${epoch}: scorer wording in ${caption}`);
+    }
+  });
+
   await step("a new epoch reaches the open bed view live (caption feed and waveform)", async () => {
     const top = Number(await page.locator(`${byId("caption-feed")} > li${byId("feed-item")}`).first().getAttribute("data-epoch"));
     await page.waitForFunction(

@@ -212,7 +212,7 @@ def test_caption_text_embeddings_are_the_projected_single_texts(tiny_checkpoint:
         "REM Sleep (R).",
     ]
     emb = embed_caption_texts(lm, texts)
-    assert emb.shape == (3, lm.checkpoint.model.config.embed_dim)
+    assert emb.shape == (3, lm.checkpoint.config.embed_dim)
     single = lm.project_text_features([embed_texts([mask_numbers(texts[2])])])[0]
     np.testing.assert_allclose(emb[2], single, atol=1e-5)  # a caption as written (queries add templates)
     np.testing.assert_allclose(emb[0], emb[1])  # numbers are masked: same sentence, same embedding

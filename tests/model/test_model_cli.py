@@ -72,7 +72,7 @@ def test_describe_json_slice_and_modalities(simulated_edf: Path, model_args: lis
 
 def test_query_json(simulated_edf: Path, model_args: list[str]) -> None:
     result = run_json("query", str(simulated_edf), "obstructive apnea during REM", "--top", "3", *model_args)
-    assert set(result) == {"matches", "channels"} and len(result["matches"]) == 3
+    assert set(result) == {"matches", "channels", "threshold", "method"} and len(result["matches"]) == 3
     for m in result["matches"]:
         assert set(m) == {"epoch", "start_s", "score", "spans"}
         assert all(m["start_s"] <= a < b <= m["start_s"] + 30.0 for a, b in m["spans"])

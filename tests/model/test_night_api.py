@@ -122,7 +122,8 @@ def test_parse_epochs() -> None:
 
 def test_query_night_matches_and_spans_inside_epochs(lm: SleepLM, night: NightInput) -> None:
     result = query_night(lm, night, "obstructive apnea during REM", top=4)
-    assert set(result) == {"matches"}
+    assert set(result) == {"matches", "threshold", "method"}
+    assert result["threshold"] is None and result["method"].startswith("ranked")  # no reference bank: no threshold
     matches = result["matches"]
     assert len(matches) == 4 and len({m["epoch"] for m in matches}) == 4
     scores = [m["score"] for m in matches]

@@ -18,17 +18,9 @@ import torch
 from model_runtime.model.backends import TorchBackend
 from model_runtime.model.checkpoint import load_checkpoint
 from model_runtime.model.prompts import STAGE_LABELS
-from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT, onnx_dir_for
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.onnx_export import (
-    ENCODER_FILE,
-    GRAPH_FILES,
-    META_FILE,
-    OnnxBackend,
-    export_onnx,
-    onnx_dir_for,
-    sha256_of,
-)
+from model_runtime.training.onnx_export import ENCODER_FILE, GRAPH_FILES, META_FILE, OnnxBackend, export_onnx, sha256_of
 from psg.errors import PSGError
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording

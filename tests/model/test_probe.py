@@ -87,7 +87,7 @@ def test_probe_on_tiny_model_embeddings(tiny_checkpoint: Path, simulated_edf: Pa
     night = load_night_input(simulated_edf)
     embeddings = embed_night(lm, night, progress=True)
     labels = night.truth_indices()
-    assert embeddings.shape == (night.n_epochs, lm.checkpoint.model.config.embed_dim) and labels is not None
+    assert embeddings.shape == (night.n_epochs, lm.checkpoint.config.embed_dim) and labels is not None
     result = run_probe(embeddings, labels, shots=2, seed=0)
     assert set(result) == RESULT_KEYS
     present = {STAGE_LABELS[c] for c in set(labels.tolist()) if c >= 0}

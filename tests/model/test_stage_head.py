@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from model_runtime.model.stage_head import FULL_HEAD, PRIOR_HEAD, UNCERTAIN, PriorHead, StageHead, head_path_for
+from model_runtime.model.shipped import head_path_for
+from model_runtime.model.stage_head import FULL_HEAD, PRIOR_HEAD, UNCERTAIN, PriorHead, StageHead
 from psg.errors import PSGError
 from psg.features.stage_spectra import (
     GAIN_DEPENDENT,

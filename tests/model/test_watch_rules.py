@@ -16,13 +16,12 @@ from sklearn.metrics import roc_auc_score
 
 from model_runtime.evaluation.bank_building import build_bank
 from model_runtime.model.prompts import STAGE_LABELS
-from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT, bank_path_for
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.reference_bank import (
     BANK_EPOCHS,
     CONCEPT_EVENTS,
     ReferenceBank,
-    bank_path_for,
     load_bank,
     model_fingerprint,
     save_bank,

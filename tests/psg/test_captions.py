@@ -60,14 +60,14 @@ def test_missing_features_say_not_measurable_and_invent_nothing() -> None:
 
 def test_stage_sentence_and_context_descriptors() -> None:
     c = _canonical(context=StageContext(Stage.N2, Stage.N2))
-    assert c["stage_event"].startswith("Sleep stage analysis shows Stable Light Sleep (N2) for this epoch.")
-    assert "No events are documented" in c["stage_event"]
-    assert stage_descriptor(Stage.N2, StageContext(Stage.N1, Stage.N2)) == "Transition into Light Sleep (N2) from N1"
-    assert stage_descriptor(Stage.W, StageContext(Stage.R, Stage.W)) == "Awakening from R into Wakefulness (W)"
-    assert stage_descriptor(Stage.R, StageContext(Stage.R, Stage.W)) == "REM Sleep (R) before a transition to W"
-    assert stage_descriptor(Stage.N3) == "Deep Sleep (N3)"
+    assert c["stage_event"] == "Light sleep (N2), stable. No events."
+    assert stage_descriptor(Stage.N2, StageContext(Stage.N1, Stage.N2)) == "Light sleep (N2), transition from N1"
+    assert stage_descriptor(Stage.W, StageContext(Stage.R, Stage.W)) == "Wake (W), awakening from R"
+    assert stage_descriptor(Stage.R, StageContext(Stage.R, Stage.W)) == "REM sleep (R), before a change to W"
+    assert stage_descriptor(Stage.N3) == "Deep sleep (N3)"
+    assert stage_descriptor(Stage.UNSCORED) == "Stage uncertain"
     estimated = caption_epoch(FEATURES, Stage.N3, [], 0.0, estimated=True)["stage_event"]
-    assert "estimate" in estimated and "Deep Sleep (N3)" in estimated
+    assert estimated == "Deep sleep (N3) (rule-based estimate). No events."
 
 
 def test_events_are_clipped_to_the_epoch_in_relative_seconds() -> None:
@@ -78,11 +78,11 @@ def test_events_are_clipped_to_the_epoch_in_relative_seconds() -> None:
         Event("position_change", 312.5, 0.0, subtype="left"),
     ]
     text = _canonical(events=events, start=300.0)["stage_event"]
-    assert "The Hypopnea event is documented from 0.0 to 5.6 seconds." in text
-    assert "The Obstructive Apnea event is documented from 10.0 to 30.0 seconds." in text
-    assert "The Position Change To Left event is documented at 12.5 seconds." in text
+    assert "Hypopnea 0.0-5.6 s." in text
+    assert "Obstructive apnea 10.0-30.0 s." in text
+    assert "Position change to left at 12.5 s." in text
     assert "Arousal" not in text
-    assert text.index("Hypopnea") < text.index("Obstructive Apnea") < text.index("Position Change")
+    assert text.index("Hypopnea") < text.index("Obstructive apnea") < text.index("Position change")
 
 
 def test_varied_style_differs_across_seeds_and_canonical_is_stable() -> None:
@@ -130,8 +130,8 @@ def test_caption_night_uses_annotations_when_present() -> None:
     assert set(records[0]["features"]) >= set(NEURO_FEATURE_KEYS)
     assert [len(r["events"]) for r in records] == [0, 0, 1, 1, 0, 0]  # 70-95 s spans epochs 2 and 3
     assert records[3]["events"][0]["start_in_epoch_s"] == 0.0 and records[3]["events"][0]["end_in_epoch_s"] == 5.0
-    assert "from 10.0 to 30.0 seconds" in records[2]["captions"]["stage_event"]
-    assert "Stable Light Sleep (N2)" in records[3]["captions"]["stage_event"]
+    assert "Hypopnea 10.0-30.0 s." in records[2]["captions"]["stage_event"]
+    assert records[3]["captions"]["stage_event"].startswith("Light sleep (N2), stable.")
     assert summary["tst_min"] == 2.0 and summary["stage_source"] == "annotation"
     assert summary["caption"].startswith("Time in bed was 3.0 min")
 

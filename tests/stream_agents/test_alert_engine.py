@@ -263,8 +263,30 @@ def test_advisories_and_watch_findings_become_advisory_alerts_with_caption() -> 
     events = engine.process(epoch(1), advisories=[{"type": "possible_apnea", "score": 0.9}])
     assert kinds(events) == [("updated", "advisory:possible_apnea")]
     assert events[0].alert.evidence["count"] == 2 and events[0].alert.evidence["values"]["score"] == 0.9
-    assert kinds(engine.process(epoch(2))) == [("resolved", "watch:w7")]  # T0+90 - (T0+30) >= 60
-    assert kinds(engine.process(epoch(3))) == [("resolved", "advisory:possible_apnea")]
+    quiet = [kinds(engine.process(epoch(n))) for n in range(2, 12)]
+    # An advisory episode ends ADVISORY_EPISODE_GAP_S (300 s) after its last epoch: w7 was last true at
+    # T0+30 (resolves with epoch 10, ending T0+330), possible_apnea at T0+60 (epoch 11).
+    assert quiet == [[]] * 8 + [[("resolved", "watch:w7")], [("resolved", "advisory:possible_apnea")]]
+
+
+def test_advisories_are_one_per_event_class_per_episode() -> None:
+    engine = AlertEngine()
+    burst = [{"type": t, "score": s} for t, s in
+             (("obstructive_apnea", 0.5), ("hypopnea", 0.7), ("central_apnea", 0.4), ("desaturation", 0.6))]
+    raised = engine.process(epoch(0), advisories=burst)
+    assert kinds(raised) == [("raised", "advisory:respiratory"), ("raised", "advisory:desaturation")]
+    assert raised[0].alert.evidence["values"] == {"score": 0.7, "types": ["central_apnea", "hypopnea",
+                                                                          "obstructive_apnea"]}
+    for n in (1, 2, 6):  # recurrences within 5 min extend the episode (epoch 6 starts 150 s after epoch 1 ends)
+        events = engine.process(epoch(n), advisories=[{"type": "mixed_apnea", "score": 0.3}])
+        assert kinds(events) == [("updated", "advisory:respiratory")]
+    episode = next(a for a in engine.active(BED) if a.type == "advisory:respiratory")
+    assert episode.evidence["count"] == 4 and episode.evidence["end"] == T0 + 210
+    assert "mixed_apnea" in episode.evidence["values"]["types"]
+    later = [engine.process(epoch(n)) for n in range(7, 18)]
+    assert [kinds(e) for e in later if e] == [[("resolved", "advisory:desaturation")],
+                                              [("resolved", "advisory:respiratory")]]
+    assert kinds(engine.process(epoch(18), advisories=burst[:1])) == [("raised", "advisory:respiratory")]
 
 
 def test_audit_trail_and_json() -> None:

@@ -100,7 +100,7 @@ def test_a_batch_of_several_beds_is_answered_in_order(runtime: SleepLMRuntime, n
     assert [(r.bed_id, r.recording_id, r.epoch) for r in results] == [
         (m.bed_id, m.recording_id, m.epoch) for m in batch
     ]
-    dim = runtime.lm.checkpoint.model.config.embed_dim
+    dim = runtime.lm.checkpoint.config.embed_dim
     for message, r in zip(batch, results, strict=True):
         assert r.stage_source == "model" and r.stage in STAGE_LABELS
         assert len(r.probabilities) == 5 and abs(sum(r.probabilities) - 1.0) < 1e-6
@@ -207,7 +207,7 @@ def test_inference_records_carry_embeddings_only_for_runtimes_that_embed(runtime
     for record in records.embeddings:
         decoded = decode_json(encode_json(record), ("bed_id", "recording_id", "epoch", "start_time", "embedding"))
         assert decoded["schema"] == 1 and decoded["runtime"] == "sleeplm"
-        assert len(decoded["embedding"]) == runtime.lm.checkpoint.model.config.embed_dim
+        assert len(decoded["embedding"]) == runtime.lm.checkpoint.config.embed_dim
         assert all(round(v, EMBEDDING_DECIMALS) == v for v in decoded["embedding"])
     rules = inference_records(RulesRuntime(), batch)
     assert rules.embeddings == [] and rules.captions == caption_records(RulesRuntime(), batch)

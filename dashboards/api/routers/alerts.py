@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
@@ -13,7 +13,7 @@ from dashboards.api.security import Nurse, Viewer
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 AlertId = Annotated[str, Path(min_length=1, max_length=256, description="alert id")]
-NOT_FOUND = {404: {"model": Error, "description": "No such alert"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "No such alert"}}
 
 
 @router.get("", response_model=list[Alert], summary="Alerts, highest priority and unacknowledged first")

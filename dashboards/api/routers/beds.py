@@ -4,7 +4,7 @@ search, and its alert thresholds."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
@@ -33,7 +33,9 @@ RecordingId = Annotated[
     str | None,
     Query(alias="recording", min_length=1, max_length=128, description="a recording of the bed; default: the latest"),
 ]
-NOT_FOUND = {404: {"model": Error, "description": "The store has no epoch of this bed (or recording)"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Error, "description": "The store has no epoch of this bed (or recording)"}
+}
 
 
 @router.get("/beds", response_model=list[Bed], summary="Every bed with its latest recording")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
@@ -13,7 +13,7 @@ from dashboards.api.security import Admin, Viewer
 router = APIRouter(prefix="/api/rules", tags=["watch rules"])
 
 RuleId = Annotated[int, Path(ge=1, le=MAX_ID, description="watch rule id")]
-NOT_FOUND = {404: {"model": Error, "description": "No such watch rule"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "No such watch rule"}}
 
 
 @router.get("", response_model=list[Rule], summary="Watch rules of the ward and every bed")

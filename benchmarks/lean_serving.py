@@ -1,0 +1,160 @@
+"""Issue 18's measurements of an install: ``sleeplm up`` as a user runs it, from a given Python environment.
+
+Launches ``PYTHON -m sleeplm up --beds N --speed X`` (embedded broker, fresh data dir, working directory
+outside the checkout so the environment's installed package runs, not the source tree), and reports:
+
+- ``api_up_s``: seconds from launch until ``/api/health`` answers;
+- ``first_search_s`` / ``second_search_s``: the night search (``/api/beds/<bed>/query``) once the first bed has
+  an epoch with captions stored, and ``method`` (``model`` = the text tower answered, ``text`` = word match);
+- per part (api, worker, bridge, beds, broker, launcher): RSS in MB at the end, and whether torch is mapped
+  into the process (``libtorch`` in ``/proc/PID/maps``: a process that imported torch has it);
+- ``site_packages_mb``: the environment's site-packages (``du --apparent-size``), with and without bytecode.
+
+    .venv/bin/python benchmarks/lean_serving.py --python /tmp/lean/bin/python --beds 4 --seconds 90 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from plumbing.broker import free_port
+
+PARTS = ("api", "worker", "bridge", "beds", "broker")
+
+
+def site_packages_mb(python: str) -> dict[str, float]:
+    """Apparent size of the environment's site-packages, all of it and without ``__pycache__``."""
+    where = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+
+    def du(*extra: str) -> float:
+        out = subprocess.run(["du", "-sm", "--apparent-size", *extra, where], capture_output=True, text=True)
+        return float(out.stdout.split()[0])
+
+    return {"all": du(), "without_bytecode": du("--exclude=__pycache__")}
+
+
+def part_of(process: psutil.Process) -> str:
+    try:
+        line = process.cmdline()
+    except psutil.Error:
+        return "?"
+    if any("tansu" in a for a in line):
+        return "broker"
+    if "sleeplm" in line:
+        after = line[line.index("sleeplm") + 1:]
+        return after[0] if after else "?"
+    return Path(line[0]).name if line else "?"
+
+
+def has_torch(pid: int) -> bool:
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def processes(launcher: subprocess.Popen) -> dict[str, dict]:
+    """RSS (MB) and torch-mapped per part, summed over each part's processes."""
+    out: dict[str, dict] = {}
+    root = psutil.Process(launcher.pid)
+    for process in [root, *root.children(recursive=True)]:
+        name = "launcher" if process.pid == launcher.pid else part_of(process)
+        try:
+            rss = process.memory_info().rss / 1e6
+        except psutil.Error:
+            continue
+        entry = out.setdefault(name, {"rss_mb": 0.0, "processes": 0, "torch": False})
+        entry["rss_mb"] = round(entry["rss_mb"] + rss, 1)
+        entry["processes"] += 1
+        entry["torch"] = entry["torch"] or has_torch(process.pid)
+    return out
+
+
+def run(python: str, beds: int, speed: float, seconds: float) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="sleeplm-lean-"))
+    api_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
+    output: list[str] = []
+    started = time.monotonic()
+    launcher = subprocess.Popen(
+        [python, "-m", "sleeplm", "up", "--beds", str(beds), "--speed", str(speed), "--api-port", str(api_port),
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
+        cwd=data_dir.parent, start_new_session=True,
+    )
+    threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True).start()
+    result: dict = {"python": python, "beds": beds, "speed": speed, "seconds": seconds, "cores": os.cpu_count()}
+    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=120)
+    try:
+        while time.monotonic() - started < seconds:
+            if launcher.poll() is not None:
+                raise SystemExit(f"sleeplm up exited with {launcher.returncode}:\n{''.join(output)[-3000:]}")
+            try:
+                if "api_up_s" not in result and client.get("/api/health").status_code == 200:
+                    result["api_up_s"] = round(time.monotonic() - started, 2)
+                    token = (data_dir / "admin.token").read_text().strip()
+                    client.headers["Authorization"] = f"Bearer {token}"
+                if "api_up_s" in result and "first_search_s" not in result:
+                    stored = [b["bed_id"] for b in client.get("/api/beds").json()
+                              if client.get(f"/api/beds/{b['bed_id']}/epochs", params={"limit": 1}).json()]
+                    if stored:
+                        for key in ("first_search_s", "second_search_s"):
+                            t0 = time.monotonic()
+                            found = client.get(f"/api/beds/{stored[0]}/query",
+                                               params={"q": "obstructive apnea during REM", "top": 5}).json()
+                            result[key] = round(time.monotonic() - t0, 3)
+                        result["search_method"] = found.get("method")
+                        result["search_at_s"] = round(time.monotonic() - started, 2)
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        result["parts"] = processes(launcher)
+    finally:
+        client.close()
+        launcher.send_signal(signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    result["site_packages_mb"] = site_packages_mb(python)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the environment to measure")
+    parser.add_argument("--beds", type=int, default=4)
+    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(args.python, args.beds, args.speed, args.seconds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.python}: sleeplm up --beds {args.beds} --speed {args.speed:g}, {args.seconds:.0f} s")
+    print(f"  site-packages {result['site_packages_mb']['all']:.0f} MB "
+          f"({result['site_packages_mb']['without_bytecode']:.0f} MB without bytecode)")
+    print(f"  API answers after {result.get('api_up_s')} s; first search {result.get('first_search_s')} s, "
+          f"second {result.get('second_search_s')} s ({result.get('search_method')})")
+    for name, part in sorted(result.get("parts", {}).items()):
+        print(f"  {name:<9} {part['rss_mb']:>8.1f} MB in {part['processes']} process(es), torch: {part['torch']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

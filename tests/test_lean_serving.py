@@ -1,0 +1,108 @@
+"""No serving process imports torch: the base install (no torch, transformers or sentence-transformers) serves.
+
+The dev environment has torch installed (the train extra), so "not installed" cannot be tested here; what is
+tested is the stronger half that makes the lean install work: a fresh interpreter that runs the serving code
+paths - the offline commands (stage, describe, query, detect, report) through the real entry point, the live
+worker's model runtime, and the API answering a night search with the model - never imports them. The lean
+install itself is measured in benchmarks/RESULTS.md (benchmarks/lean_serving.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TRAIN_ONLY = ("torch", "transformers", "sentence_transformers")
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+
+    TRAIN_ONLY = ("torch", "transformers", "sentence_transformers")
+    out, seen = Path(sys.argv[1]), {}
+
+    def note(step):
+        seen[step] = [m for m in TRAIN_ONLY if m in sys.modules]
+
+    from psg.formats.edf import write_edf
+    from psg.simulate import simulate
+    from psg.synthetic import synthetic_timeline
+
+    night = out / "night.edf"
+    write_edf(simulate(synthetic_timeline(hours=0.25, seed=3, ahi=30), seed=3), night)
+    note("simulate")
+
+    from sleeplm.cli import main
+
+    codes = {}
+    for args in (["stage", str(night), "--json"], ["describe", str(night), "--json"],
+                 ["query", str(night), "obstructive apnea during REM", "--json"], ["detect", str(night), "--json"],
+                 ["report", str(night), "--out", str(out / "report.json")]):
+        sys.argv = ["sleeplm", *args]
+        try:
+            main()
+            codes[args[0]] = 0
+        except SystemExit as done:
+            codes[args[0]] = int(done.code or 0)
+        note(args[0])
+
+    from model_runtime.serving.runtimes import load_runtime
+
+    runtime = load_runtime("sleeplm")  # what the live worker serves
+    note("worker runtime")
+
+    from dashboards.api.app import create_app
+    from dashboards.api.server import ApiServer
+    from plumbing.broker import free_port
+    from plumbing.settings import Settings
+    from store import Store
+    from tests.records import make_record
+    import httpx, threading
+
+    settings = Settings(_env_file=None, data_dir=out / "data", kafka=None, api_port=free_port())
+    server = ApiServer(create_app(settings), "127.0.0.1", settings.api_port, log_level="warning")
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep."]
+    with Store(settings.database_url) as store:
+        token = store.create_token("lean", "viewer")[0]
+        store.insert_epochs([make_record(i, "bed-1", "rec-1", "N2", embedding=runtime.lm.embed_text(t).tolist())
+                             for i, t in enumerate(texts)])
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=120,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        found = client.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}).json()
+    server.stop()
+    note("api search")
+    print(json.dumps({"imported": seen, "codes": codes, "search": found}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_serving_paths_never_import_torch(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True, text=True, timeout=900, cwd=root, env={**_env(), "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["codes"] == dict.fromkeys(("stage", "describe", "query", "detect", "report"), 0), done.stderr[-3000:]
+    assert result["search"]["method"] == "model" and result["search"]["matches"][0]["epoch"] == 1
+    steps = result["imported"]
+    assert list(steps) == ["simulate", "stage", "describe", "query", "detect", "report", "worker runtime",
+                           "api search"]
+    assert {step: found for step, found in steps.items() if found} == {}, f"train-only modules imported: {steps}"
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_")} | {"MPLBACKEND": "Agg"}
