@@ -12,6 +12,8 @@ from pathlib import Path
 
 #: The checkpoint trained by ``sleeplm train --config small``, shipped in the package.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "sleeplm-small.pt"
+#: The frozen text tower (all-MiniLM-L6-v2) exported for onnxruntime, with its tokenizer.
+TEXT_TOWER_DIR = SHIPPED_CHECKPOINT.parent / "minilm-l6-v2.onnx"
 
 
 def checkpoint_or_shipped(checkpoint: str | Path | None) -> Path:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from model_runtime.model.shipped import TEXT_TOWER_DIR
 from psg.errors import PSGError
 
-#: The shipped text tower (package data beside the checkpoint).
-TEXT_TOWER_DIR = Path(__file__).resolve().parent / "checkpoints" / "minilm-l6-v2.onnx"
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
 FORMAT = "sleeplm-text-onnx/1"
 #: sentence-transformers' ``max_seq_length`` for this model (sentence_bert_config.json); the tokenizer file

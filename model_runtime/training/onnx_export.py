@@ -35,21 +35,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_runtime.model.checkpoint import load_checkpoint
-from model_runtime.model.onnx_backend import (  # noqa: F401 - re-exported: the export's file names and its backend
+from model_runtime.model.onnx_backend import (
     CROSS_FILE,
     CROSS_STEP_FILE,
     DECODER_FILE,
     ENCODER_FILE,
     FORMAT,
-    GRAPH_FILES,
     META_FILE,
     OnnxBackend,
-    onnx_dir_for,
     sha256_of,
 )
 from model_runtime.model.recoca import ReCoCa
 from model_runtime.model.serving_checkpoint import write_serving_file
-from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT, onnx_dir_for
 from psg.errors import PSGError
 
 #: Largest ORT-vs-torch difference an export may show on random input (float32 graphs agree to ~1e-6).

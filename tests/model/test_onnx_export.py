@@ -17,10 +17,11 @@ import torch
 
 from model_runtime.model.backends import TorchBackend
 from model_runtime.model.checkpoint import load_checkpoint
+from model_runtime.model.onnx_backend import ENCODER_FILE, GRAPH_FILES, META_FILE, OnnxBackend, sha256_of
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.shipped import SHIPPED_CHECKPOINT, onnx_dir_for
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.onnx_export import ENCODER_FILE, GRAPH_FILES, META_FILE, OnnxBackend, export_onnx, sha256_of
+from model_runtime.training.onnx_export import export_onnx
 from psg.errors import PSGError
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording
