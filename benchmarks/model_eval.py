@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from model_runtime.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate, summary_markdown
+from model_runtime.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate
+from model_runtime.evaluate_report import summary_markdown
 
 
 def main(argv: list[str] | None = None) -> int:

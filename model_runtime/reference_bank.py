@@ -5,7 +5,7 @@ and cosines have no natural cut-off: where a rule should fire depends on the rul
 threshold is calibrated on (``model_runtime.watch_rules``), so it is built the way the checkpoint's own
 calibration is:
 
-* **Validation nights only.** The nights of ``model_runtime.evaluate.validation_specs`` (the corpus split
+* **Validation nights only.** The nights of ``model_runtime.evaluate_nights.validation_specs`` (the corpus split
   by timeline hash, with the training run's 12 nights per database + 8 synthetic nights): the checkpoint
   never trained on them, so a threshold calibrated here is not fitted to memorised epochs.
 * **The live path's input.** Nights are rendered and epoched by the corpus code (``corpus.build_corpus``,
@@ -140,7 +140,7 @@ def _night_part(lm: SleepLM, night: Night, index: int) -> tuple[np.ndarray, ...]
 
 def _source_name(source: str) -> str:
     """The timeline a spec renders, without the local data path: 'ucddb/ucddb011_stage.txt', 'synthetic:1001:12'."""
-    from model_runtime.evaluate import source_group
+    from model_runtime.evaluate_nights import source_group
 
     return source if source.startswith("synthetic:") else f"{source_group(source)}/{Path(source).name}"
 
@@ -235,7 +235,7 @@ def build_bank_command(checkpoint: Path | None, out: Path | None, nights: int, c
         raise PSGError(f"shared data folder {data_dir} not found; set SLEEPLM_DATA to the scored nights")
     if nights < 1:
         raise PSGError(f"--nights must be >= 1, got {nights}")
-    from model_runtime.evaluate import validation_specs
+    from model_runtime.evaluate_nights import validation_specs
 
     specs = validation_specs(data_dir, nights)
     if not specs:
