@@ -179,3 +179,13 @@ def test_a_channel_the_bed_does_not_stream_is_not_named_as_lost() -> None:
                          {"type": "signal_loss", "onset_s": 125.0, "duration_s": 10.0, "channel": "THX",
                           "reason": "flat"}]}
     assert contradictions(record) == []
+
+
+def test_a_question_about_one_body_system_targets_its_caption_level() -> None:
+    from psg.captions.targeted import is_question, targeted_level
+
+    asked = {"How is her breathing?": "respiratory", "any heart rhythm trouble?": "cardiac",
+             "what is the EEG doing": "brain", "which position is he lying in?": "somatic",
+             "obstructive apnea during REM": "respiratory", "is she asleep?": None, "breathing and heart": None}
+    assert {q: targeted_level(q) for q in asked} == asked
+    assert is_question("How is her breathing?") and not is_question("obstructive apnea during REM")
