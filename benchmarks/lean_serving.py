@@ -108,16 +108,22 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
                     token = (data_dir / "admin.token").read_text().strip()
                     client.headers["Authorization"] = f"Bearer {token}"
                 if "api_up_s" in result and "first_search_s" not in result:
-                    stored = [b["bed_id"] for b in client.get("/api/beds").json()
-                              if client.get(f"/api/beds/{b['bed_id']}/epochs", params={"limit": 1}).json()]
-                    if stored:
-                        for key in ("first_search_s", "second_search_s"):
-                            t0 = time.monotonic()
-                            found = client.get(f"/api/beds/{stored[0]}/query",
-                                               params={"q": "obstructive apnea during REM", "top": 5}).json()
-                            result[key] = round(time.monotonic() - t0, 3)
-                        result["search_method"] = found.get("method")
+                    # the first search the model answers (a bed whose epochs have no stored embedding yet is
+                    # answered from caption words: counted, not timed)
+                    for bed in client.get("/api/beds").json():
+                        t0 = time.monotonic()
+                        found = client.get(f"/api/beds/{bed['bed_id']}/query",
+                                           params={"q": "obstructive apnea during REM", "top": 5})
+                        took = round(time.monotonic() - t0, 3)
+                        if found.status_code != 200 or found.json().get("method") == "text":
+                            result["searches_before_model"] = result.get("searches_before_model", 0) + 1
+                            continue
+                        result["first_search_s"], result["search_method"] = took, found.json().get("method")
+                        t0 = time.monotonic()
+                        client.get(f"/api/beds/{bed['bed_id']}/query", params={"q": "central apneas", "top": 5})
+                        result["second_search_s"] = round(time.monotonic() - t0, 3)
                         result["search_at_s"] = round(time.monotonic() - started, 2)
+                        break
             except httpx.HTTPError:
                 pass
             time.sleep(1.0)

@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from model_runtime.evaluation.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate, summary_markdown
+from model_runtime.evaluation.evaluate import CAPTION_EPOCHS_PER_NIGHT, RETRIEVAL_EPOCHS, evaluate
+from model_runtime.evaluation.report import summary_markdown
 
 
 def main(argv: list[str] | None = None) -> int:

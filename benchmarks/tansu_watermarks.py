@@ -133,11 +133,15 @@ def _aiokafka_view(bootstrap: str, topic: str) -> dict[str, Any]:
             tp = TopicPartition(topic, 0)
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
-            read = 0
-            for _ in range(6):
-                read += sum(len(v) for v in (await consumer.getmany(tp, timeout_ms=300)).values())
-            return {"aiokafka_list_offsets_end": end, "aiokafka_read": read, "aiokafka_fetch_highwater":
-                    consumer.highwater(tp)}
+            read_from = {}
+            for start in (0, 15, 61, 63):  # a batch's start, inside one, the last batch, inside it
+                consumer.seek(tp, start)
+                offsets: list[int] = []
+                for _ in range(6):
+                    offsets += [m.offset for v in (await consumer.getmany(tp, timeout_ms=300)).values() for m in v]
+                read_from[start] = [len(offsets), offsets[0] if offsets else None]
+            return {"aiokafka_list_offsets_end": end, "aiokafka_read_from_start_count_first": read_from,
+                    "aiokafka_fetch_highwater": consumer.highwater(tp)}
         finally:
             await consumer.stop()
 
@@ -164,6 +168,8 @@ def probe(bootstrap: str, producer: str) -> dict[str, Any]:
     out["consumers"] = [_consume_from(bootstrap, topic, s, commit=(s == 0)) for s in starts]
     wrong = [name for name in ("kafka_python_latest", "librdkafka_list_offsets_high", "aiokafka_list_offsets_end")
              if out[name] != stored]
+    wrong += [f"aiokafka from {k}" for k, (n, first) in out["aiokafka_read_from_start_count_first"].items()
+              if n != stored - k or (n and first != k)]
     wrong += [f"consumer from {c['start']}" for c in out["consumers"]
               if c["read"] != stored - c["start"] or c["fetch_high_watermark"] != stored or c["errors"]]
     out["wrong"] = wrong

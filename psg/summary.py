@@ -212,7 +212,7 @@ def summary_caption(summary: Summary) -> str:
         parts.append(f"{summary['gap_min']:.1f} min were not recorded (recording gaps) and are not counted "
                      "as time in bed.")
     if summary["sleep_onset_latency_min"] is None:
-        parts.append("No sleep was scored during the recording.")
+        parts.append("No sleep during the recording.")
         return " ".join(parts + _oximetry_sentences(summary))
     rem_latency = summary["rem_latency_min"]
     parts.append(
@@ -231,7 +231,7 @@ def summary_caption(summary: Summary) -> str:
     )
     ahi = summary_number(summary, "ahi")
     arousals = (
-        "arousals were not scored" if summary["arousal_index"] is None
+        "no arousal index (arousals not assessed)" if summary["arousal_index"] is None
         else f"the arousal index {summary['arousal_index']:.1f}/h"
     )
     not_recorded = summary_not_recorded(summary)

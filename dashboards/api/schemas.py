@@ -191,9 +191,11 @@ class QueryResult(BaseModel):
     bed_id: str
     recording_id: str
     query: str
-    method: Literal["model", "text"] = Field(
-        description="'model': SleepLM joint-space similarity; 'text': word match over the captions (no embeddings)"
+    method: Literal["model", "text", "latest"] = Field(
+        description="'model': SleepLM joint-space similarity over the calibrated threshold; 'text': what the "
+        "captions state (no embeddings); 'latest': a question about one body system, its newest epochs"
     )
+    level: str = Field("stage_event", description="the caption level each match's caption is taken from")
     matches: list[QueryMatch]
 
 

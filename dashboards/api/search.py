@@ -11,6 +11,7 @@ a night stored by the rules runtime (no embeddings), falls back to the captions:
 concepts (a stage, an event type: ``watch_rules.rule_concepts``) matches the epochs whose stage_event
 caption states them (``psg.captions.consistency.parse_claims``, the same reading the checker uses), any
 other query needs every one of its words in the epoch's captions. The answer says which method ran.
+A question about one body system is answered from that caption level (SleepLM's targeted insight).
 """
 
 from __future__ import annotations
@@ -111,9 +112,8 @@ class NightSearch:
         with self._lock:
             if self._lm is None and self._failed is None:
                 try:
-                    from model_runtime.model.shipped import bank_path_for
                     from model_runtime.serving.model_api import SleepLM
-                    from model_runtime.serving.reference_bank import load_bank
+                    from model_runtime.serving.reference_bank import bank_path_for, load_bank
 
                     self._lm = SleepLM.load(self.checkpoint, backend=self.backend)
                     self._bank = load_bank(bank_path_for(self.checkpoint))
@@ -135,13 +135,23 @@ class NightSearch:
             lm.embed_text("obstructive apnea")
 
     def search(self, store: Any, bed_id: str, recording_id: str, text: str, top: int) -> dict[str, Any]:
-        """The ``top`` epochs of the recording most like ``text`` (``QueryResult`` shape)."""
+        """The ``top`` epochs of the recording that match ``text`` (``QueryResult`` shape); each match's caption
+        is the level the text targets (``psg.captions.targeted``), else stage_event. A question about one
+        body system naming no stage or event ("how is her breathing?") gets the latest epochs at that level
+        (``method`` 'latest'), best first meaning newest first."""
         if not text.strip():
             raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
+        from model_runtime.serving.watch_rules import rule_concepts
+        from psg.captions.targeted import is_question, targeted_level
+
         night = store.night_captions(bed_id, recording_id)
+        level = targeted_level(text)  # "how is her breathing?" is answered from the respiratory level
         epochs, vectors = store.night_embeddings(bed_id, recording_id)
         lm = self._model() if len(epochs) else None
-        if lm is not None:
+        if level is not None and is_question(text) and not rule_concepts(text).known:
+            # a question about a body system, not a search for events: its latest epochs at that level
+            scores, method = np.array([float(e["epoch"]) for e in night]), "latest"
+        elif lm is not None:
             from model_runtime.serving.night_search import matching_epochs
 
             stated = _stated_types(night, epochs)
@@ -157,10 +167,11 @@ class NightSearch:
             {
                 "epoch": night[i]["epoch"],
                 "start_time": night[i]["start_time"],
-                "score": round(float(scores[i]), 4),
+                "score": 1.0 if method == "latest" else round(float(scores[i]), 4),
                 "stage": night[i]["stage"],
-                "caption": (night[i]["captions"] or {}).get("stage_event", ""),
+                "caption": (night[i]["captions"] or {}).get(level or "stage_event", ""),
             }
             for i in order
         ]
-        return {"bed_id": bed_id, "recording_id": recording_id, "query": text, "method": method, "matches": matches}
+        return {"bed_id": bed_id, "recording_id": recording_id, "query": text, "method": method,
+                "level": level or "stage_event", "matches": matches}

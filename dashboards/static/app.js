@@ -30,7 +30,7 @@ const ALERT_TYPES = {
   bradycardia: "Bradycardia",
   tachycardia: "Tachycardia",
   asystole: "Asystole",
-  apnea_cluster: "Apnea cluster",
+  apnea_cluster: "Apnea cluster (last 5 min)", // the epoch caption beside it may rightly say "No events."
   respiratory_event: "Respiratory event",
 };
 const TECHNICAL = { spo2: "SpO₂ signal", cardiac: "cardiac signal", respiratory: "breathing signals", stream: "device stream" };
@@ -974,10 +974,11 @@ async function runQuery(event) {
   try {
     const found = await api(bedPath(view.id, `query?q=${encodeURIComponent(q)}&top=10`), { signal: view.abort.signal });
     if (state.bed !== view) return;
-    const how = found.method === "model" ? "ranked by the SleepLM model" : "word match over the captions";
+    const how = { model: "SleepLM model, calibrated threshold", text: "what the captions state",
+      latest: `latest epochs, ${(MODALITY_TEXT[found.level] || found.level).toLowerCase()}` }[found.method] || found.method;
     status.textContent = found.matches.length
       ? `${found.matches.length} match${found.matches.length === 1 ? "" : "es"} (${how}). Select one to see it in the night.`
-      : `Nothing found (${how}).`;
+      : `No epoch matches (${how}).`;
     results.replaceChildren(
       ...found.matches.map((m) =>
         h(

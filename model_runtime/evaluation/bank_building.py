@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model_runtime.evaluation.evaluate import source_group, validation_specs
+from model_runtime.evaluation.nights import source_group, validation_specs
 from model_runtime.model.shipped import bank_path_for
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.reference_bank import (

@@ -5,7 +5,7 @@ and cosines have no natural cut-off: where a rule should fire depends on the rul
 threshold is calibrated on (``model_runtime.serving.watch_rules``), so it is built the way the checkpoint's own
 calibration is:
 
-* **Validation nights only.** The nights of ``model_runtime.evaluation.evaluate.validation_specs`` (the corpus split
+* **Validation nights only.** The nights of ``model_runtime.evaluation.nights.validation_specs`` (the corpus split
   by timeline hash, with the training run's 12 nights per database + 8 synthetic nights): the checkpoint
   never trained on them, so a threshold calibrated here is not fitted to memorised epochs.
 * **The live path's input.** Nights are rendered and epoched by the corpus code (``corpus.build_corpus``,
@@ -25,7 +25,6 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,9 +33,6 @@ from model_runtime.model.shipped import bank_path_for
 from model_runtime.serving.model_api import SleepLM
 from psg.errors import PSGError
 from psg.timeline import Stage
-
-if TYPE_CHECKING:  # the corpus code renders nights (psg.captions, neurokit2): only building a bank needs it
-    pass
 
 #: Event columns of ``ReferenceBank.events``: the event types a watch rule can name.
 CONCEPT_EVENTS: tuple[str, ...] = (

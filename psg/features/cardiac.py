@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-import neurokit2 as nk
 import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import median_filter, uniform_filter1d
@@ -120,6 +119,10 @@ def ecg_r_peak_indices(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
     smooth, avg = int(np.rint(NK_SMOOTH_S * fs)), int(np.rint(NK_AVG_S * fs))
     usual = fs > 2 * NK_HIGHPASS_HZ and 1 <= smooth <= x.size and 1 <= avg <= x.size and bool(np.isfinite(x).all())
     if not usual:
+        # imported here: neurokit2 loads matplotlib, pandas and scikit-learn (~150 MB), which only this rare
+        # path needs (every process that captions or searches imports this module)
+        import neurokit2 as nk
+
         cleaned = nk.ecg_clean(x, sampling_rate=fs)
         _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, correct_artifacts=False)
         return cleaned, np.asarray(info["ECG_R_Peaks"], dtype=np.int64)

@@ -112,6 +112,9 @@ def test_bed_view_events_waveform_and_text_search(api, store, record) -> None:
         assert [m["epoch"] for m in found["matches"]] == [0] and found["matches"][0]["score"] == 1.0
         none = viewer.get("/api/beds/bed-1/query", params={"q": "oxygen desaturation"}).json()
         assert none["matches"] == []  # "oxygen" alone (a word of every SpO2 sentence) is no match
+        asked = viewer.get("/api/beds/bed-1/query", params={"q": "How is her breathing?"}).json()
+        assert (asked["method"], asked["level"]) == ("latest", "respiratory")  # answered from the right level
+        assert [(m["epoch"], m["caption"]) for m in asked["matches"]] == [(1, "respiratory text 1"), (0, "x")]
         assert viewer.get("/api/beds/bed-9/query", params={"q": "apnea"}).status_code == 404
         assert viewer.get("/api/beds/bed-1/query", params={"q": ""}).status_code == 422
 

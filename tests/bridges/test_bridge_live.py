@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from device_bridges.bed_nights import SimulatedNight
 from device_bridges.bridge import Bridge
 from device_bridges.bridge_config import BridgeConfig
 from device_bridges.producer import SpooledProducer
-from device_bridges.simulated import SimulatedBed, SimulatedNight, wait_all_ready
+from device_bridges.simulated import SimulatedBed, wait_all_ready
 from plumbing.broker import EmbeddedBroker, free_port, start_broker
 from plumbing.settings import Settings
 from plumbing.topics import SAMPLES, ensure_topics

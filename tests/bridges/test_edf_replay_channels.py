@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_bridges.simulated import edf_recording, night_for, rate_groups
+from device_bridges.bed_nights import edf_recording, night_for
+from device_bridges.simulated import rate_groups
 from psg.epoching.epocher import _check_rate
 from psg.formats import write_edf
 from psg.montage import AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, SPO2

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from device_bridges.bed_nights import edf_recording
 from device_bridges.bridge import Bridge
 from device_bridges.bridge_config import BridgeConfig
 from device_bridges.channel_map import ChannelMap
-from device_bridges.simulated import RateGroup, SimulatedBed, edf_recording, recorded_spans
+from device_bridges.simulated import RateGroup, SimulatedBed, recorded_spans
 from psg.codecs import EpochMessage, SampleChunk
 from psg.epoching.epocher import Epocher
 from psg.formats import write_edf

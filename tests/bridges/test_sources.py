@@ -9,16 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device_bridges.bed_nights import SimulatedNight, night_for, slice_timeline
 from device_bridges.lsl_config import import_pylsl
-from device_bridges.simulated import (
-    EdfReplay,
-    SimulatedBed,
-    SimulatedNight,
-    night_for,
-    rate_groups,
-    run_beds,
-    slice_timeline,
-)
+from device_bridges.simulated import EdfReplay, SimulatedBed, rate_groups, run_beds
 from psg.errors import PSGError
 from psg.formats import read_edf, write_edf
 from psg.simulate import simulate

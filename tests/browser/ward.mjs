@@ -292,7 +292,9 @@ try {
   });
 
   await step("search the night in plain language", async () => {
-    await page.locator(byId("query-input")).fill("oxygen desaturation");
+    // the simulated nights start awake: a calibrated search has matches to show (an event query on a night
+    // without that event rightly answers "No epoch matches")
+    await page.locator(byId("query-input")).fill("wake");
     await page.locator(byId("query-button")).click();
     const match = page.locator(`${byId("query-results")} ${byId("query-match")}`);
     await match.first().waitFor({ timeout: 90000 });

@@ -17,7 +17,8 @@ import threading
 import time
 from collections import Counter
 
-from device_bridges.simulated import SimulatedBed, night_for
+from device_bridges.bed_nights import night_for
+from device_bridges.simulated import SimulatedBed
 from store import Store
 from tests.live.conftest import wait_until
 from tests.live.helpers import (

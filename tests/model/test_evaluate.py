@@ -9,29 +9,26 @@ import numpy as np
 import pytest
 
 from model_runtime.evaluation.evaluate import (
-    EvalNight,
     caption_facts,
     caption_results,
+    embed_caption_texts,
+    split_by_timeline,
+    staging_results,
+    zero_shot_stages,
+)
+from model_runtime.evaluation.metrics import (
     consensus,
     detection_scores,
     dreem_agreement,
-    embed_caption_texts,
     few_shot_curve,
     mentions,
-    night_from_recording,
     recall_at_k,
     scorer_agreement,
-    source_group,
-    split_by_timeline,
     stage_metrics,
-    staging_results,
     stated_stage,
-    summary_markdown,
-    validation_specs,
-    write_plots,
-    yasa_stages,
-    zero_shot_stages,
 )
+from model_runtime.evaluation.nights import EvalNight, night_from_recording, source_group, validation_specs, yasa_stages
+from model_runtime.evaluation.report import summary_markdown, write_plots
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.text_tower import embed_texts, mask_numbers
 from model_runtime.serving.model_api import SleepLM

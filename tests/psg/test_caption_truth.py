@@ -179,3 +179,33 @@ def test_a_channel_the_bed_does_not_stream_is_not_named_as_lost() -> None:
                          {"type": "signal_loss", "onset_s": 125.0, "duration_s": 10.0, "channel": "THX",
                           "reason": "flat"}]}
     assert contradictions(record) == []
+
+
+def test_a_question_about_one_body_system_targets_its_caption_level() -> None:
+    from psg.captions.targeted import is_question, targeted_level
+
+    asked = {"How is her breathing?": "respiratory", "any heart rhythm trouble?": "cardiac",
+             "what is the EEG doing": "brain", "which position is he lying in?": "somatic",
+             "obstructive apnea during REM": "respiratory", "is she asleep?": None, "breathing and heart": None}
+    assert {q: targeted_level(q) for q in asked} == asked
+    assert is_question("How is her breathing?") and not is_question("obstructive apnea during REM")
+
+
+def test_the_live_counter_counts_and_logs_each_contradicting_record(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from plumbing.metrics import metrics, render_latest
+    from psg.captions.consistency import count_contradictions
+
+    good = {"bed_id": "bed-1", "epoch": 0, "epoch_s": 30.0, "stage": "W", "quality": {},
+            "captions": {"stage_event": "Wake (W). No events."}, "events": []}
+    bad = {**good, "epoch": 1, "captions": {"stage_event": "Wake (W). No events."},
+           "events": [{"type": "hypopnea", "onset_s": 35.0, "duration_s": 12.0, "channel": None}]}
+    log = logging.getLogger("test.contradictions")
+    with caplog.at_level(logging.WARNING, logger="test.contradictions"):
+        assert count_contradictions([good], log) == 0
+        malformed = {**good, "epoch": 2, "events": [{"type": "hypopnea"}]}  # no onset: unreadable, counted once
+        assert count_contradictions([good, bad, malformed], log) == 3  # 2 + 1, and it never raises
+    assert "bed-1/1" in caplog.text and "hypopnea" in caplog.text
+    metrics().caption_contradictions.inc(0)
+    assert b"sleeplm_caption_contradictions_total" in render_latest()[0]

@@ -52,7 +52,7 @@ def test_indices_count_only_events_during_sleep() -> None:
     assert s["arousal_index"] == round(60 / 7, 2)
     unscored = night_summary(HYPNOGRAM, EVENTS, None, arousals_scored=False)
     assert unscored["arousal_index"] is None and unscored["arousal_count"] is None
-    assert "arousals were not scored" in summary_caption(unscored)
+    assert "no arousal index (arousals not assessed)" in summary_caption(unscored)
 
 
 def test_oximetry_during_sleep_excludes_probe_artifacts() -> None:
@@ -69,7 +69,7 @@ def test_no_sleep_gives_undefined_indices_not_zero() -> None:
         assert s["tst_min"] == 0.0 and s["sleep_efficiency_pct"] == 0.0
         assert s["sleep_onset_latency_min"] is None and s["rem_latency_min"] is None and s["waso_min"] is None
         assert s["ahi"] is None and s["odi"] is None and s["spo2_mean"] is None
-        assert "No sleep was scored" in summary_caption(s)
+        assert "No sleep during the recording." in summary_caption(s)
 
 
 def test_no_spo2_and_no_rem() -> None:

@@ -62,7 +62,7 @@ def synthetic_night(seed: int = 1, artifacts: bool = False) -> Recording:
 
 def ucddb_night() -> Recording | None:
     """Half an hour of a real scored night (``UCDDB_FILE``) simulated, or None without the shared data."""
-    from device_bridges.simulated import slice_timeline
+    from device_bridges.bed_nights import slice_timeline
     from psg.formats import read_timeline
     from psg.paths import shared_data_dir
     from psg.simulate import simulate
