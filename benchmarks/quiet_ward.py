@@ -35,8 +35,8 @@ from model_runtime.serving.runtimes import load_runtime  # noqa: E402
 from model_runtime.training.corpus import NightSpec, render  # noqa: E402
 from psg.alerts.monitor import AlertMonitor  # noqa: E402
 from psg.captions.consistency import contradictions  # noqa: E402
-from psg.codecs import decode_json, encode_json  # noqa: E402
 from psg.epoching.epocher import Epocher  # noqa: E402
+from psg.json_codec import decode_json, encode_json
 from psg.timeline import RESPIRATORY_EVENT_TYPES  # noqa: E402
 from tests.stream_agents.chunking import START, chunk_recording  # noqa: E402  (the bridge's chunking)
 

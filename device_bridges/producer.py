@@ -37,8 +37,8 @@ from device_bridges.spool import Record, Spool
 from plumbing.metrics import metrics
 from plumbing.settings import Settings
 from plumbing.topics import SAMPLES
-from psg.codecs import ChunkBundle, DeviceEvent, MessageError, chunks_in, decode_samples_message, encode_device_event
-from psg.errors import PSGError
+from psg.codecs import ChunkBundle, DeviceEvent, chunks_in, decode_samples_message, encode_device_event
+from psg.errors import MessageError, PSGError
 
 log = logging.getLogger(__name__)
 

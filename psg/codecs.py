@@ -30,11 +30,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from psg.errors import PSGError
+from psg.errors import MessageError
+from psg.json_codec import strict_json
 from psg.montage import AUX_CHANNELS, EPOCH_S, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 
 VERSION = 1
-JSON_SCHEMA = 1
 MAGIC_SAMPLES = b"PSGS"
 MAGIC_BUNDLE = b"PSGB"
 MAGIC_DEVICE_EVENT = b"PSGT"
@@ -58,10 +58,6 @@ DEVICE_EVENT_TYPES: tuple[str, ...] = ("stream_lost", "stream_resumed", "spool_o
 TEXT_FEATURES = frozenset({"position_name"})
 #: Most chunks one bundle may carry (a bed has a handful of streams; a bridge catching up a few seconds).
 MAX_BUNDLE_CHUNKS = 64
-
-
-class MessageError(PSGError):
-    """A message failed to decode or validate; the text names the field and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -148,43 +144,6 @@ class EpochMessage:
 # --- binary framing -------------------------------------------------------------------------------
 
 
-#: Largest integer a header or record may hold: every count, index and id fits 64 bits, and a larger one
-#: would overflow the float conversions and database columns behind the decoders.
-MAX_JSON_INT = 2**63 - 1
-
-
-def _refuse_constant(token: str) -> Any:
-    raise ValueError(f"non-standard token {token} (strict JSON: write missing values as null)")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} overflows a float")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    value = int(text) if len(text.lstrip("-")) <= 19 else None  # no conversion of a 5000-digit string
-    if value is None or abs(value) > MAX_JSON_INT:
-        raise ValueError(f"integer {text[:40]}{'...' if len(text) > 40 else ''} is out of range (at most 64 bits)")
-    return value
-
-
-def _strict_json(raw: Any, what: str) -> Any:
-    """``raw`` parsed as the strict JSON our encoders write; ``MessageError`` naming ``what`` otherwise.
-
-    Python's parser accepts more: NaN/Infinity tokens, numbers that overflow to inf, integers of any
-    size (beyond 4300 digits it raises a plain ValueError) and nesting until it raises RecursionError.
-    None of those may reach a stream agent as anything but a ``MessageError``."""
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
-    except RecursionError:
-        raise MessageError(f"{what}: not valid JSON (nested too deeply)") from None
-    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise MessageError(f"{what}: not valid JSON ({exc})"[:300]) from None
-
-
 def _frame(magic: bytes, header: dict[str, Any], payload: bytes = b"") -> bytes:
     try:
         head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
@@ -206,7 +165,7 @@ def _unframe(raw: bytes) -> tuple[bytes, dict[str, Any], memoryview]:
         raise MessageError(f"message: version {version} not supported, expected {VERSION}")
     if head_len > MAX_HEADER_BYTES or _PREFIX.size + head_len > len(view):
         raise MessageError(f"message: header length {head_len} does not fit a {len(view)}-byte message")
-    header = _strict_json(bytes(view[_PREFIX.size : _PREFIX.size + head_len]), "message header")
+    header = strict_json(bytes(view[_PREFIX.size : _PREFIX.size + head_len]), "message header")
     if not isinstance(header, dict):
         raise MessageError("message header: expected a JSON object")
     return bytes(magic), header, view[_PREFIX.size + head_len :]
@@ -468,39 +427,3 @@ def decode_epoch(raw: bytes) -> EpochMessage:
         end_received_at=_time(header, "end_received_at"),
         epoch_s=epoch_s,
     )
-
-
-# --- JSON messages (sleep.captions, sleep.alerts, psg.deadletter) -----------------------------------
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` with NumPy scalars/arrays as plain Python and NaN/inf as None, so strict JSON can write it."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def encode_json(record: dict[str, Any]) -> bytes:
-    """A JSON record with ``schema`` set (strict JSON: NaN is written as null by the caller)."""
-    return json.dumps({"schema": JSON_SCHEMA, **record}, separators=(",", ":"), allow_nan=False).encode()
-
-
-def decode_json(raw: bytes, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Bytes -> JSON object with a supported ``schema`` and the ``required`` fields; ``MessageError`` if not."""
-    record = _strict_json(raw, "message")
-    if not isinstance(record, dict):
-        raise MessageError("message: expected a JSON object")
-    if record.get("schema") != JSON_SCHEMA:
-        raise MessageError(f"message field 'schema': expected {JSON_SCHEMA}, got {record.get('schema')!r}")
-    missing = [name for name in required if name not in record]
-    if missing:
-        raise MessageError(f"message: missing field(s) {', '.join(missing)}")
-    return record

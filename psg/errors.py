@@ -16,3 +16,7 @@ class FormatError(PSGError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class MessageError(PSGError):
+    """A message failed to decode or validate; the text names the field and what was expected."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from psg.codecs import to_jsonable
+from psg.json_codec import to_jsonable
 
 
 def dumps(value: Any, **kwargs: Any) -> str:

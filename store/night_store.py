@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from psg.codecs import MessageError
+from psg.errors import MessageError
 from store.dialect import insert_statement
 from store.models import EmbeddingRow, EpochRow, WaveformRow
 

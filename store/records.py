@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, TypeGuard
 
-from psg.codecs import MAX_EPOCH, MAX_EPOCH_S, MessageError
+from psg.codecs import MAX_EPOCH, MAX_EPOCH_S
+from psg.errors import MessageError
 
 #: Longest bed / recording id the schema holds.
 MAX_ID_CHARS = 128

@@ -45,19 +45,11 @@ from plumbing.metrics import metrics
 from plumbing.settings import Settings
 from psg.alerts.monitor import AlertMonitor, ControlSnapshot
 from psg.captions.consistency import count_contradictions
-from psg.codecs import (
-    ChunkBundle,
-    DeviceEvent,
-    EpochMessage,
-    MessageError,
-    decode_epoch,
-    decode_json,
-    decode_samples_message,
-    encode_epoch,
-    encode_json,
-)
+from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, decode_epoch, decode_samples_message, encode_epoch
 from psg.epoching.analysis import EpochWindow, analyse
 from psg.epoching.epocher import Epocher
+from psg.errors import MessageError
+from psg.json_codec import decode_json, encode_json
 from psg.model_input import SERVING_WINDOW_EPOCHS
 from store import Store
 from store.records import alert_event_row, device_event_row

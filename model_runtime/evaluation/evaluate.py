@@ -56,8 +56,8 @@ from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.text_tower import embed_texts, mask_numbers
 from model_runtime.model.tokenizer import fill_slots
 from model_runtime.serving.model_api import SleepLM
-from psg.codecs import to_jsonable
 from psg.errors import PSGError
+from psg.json_codec import to_jsonable
 from psg.paths import shared_data_dir
 from psg.timeline import RESPIRATORY_EVENT_TYPES
 

@@ -23,9 +23,9 @@ from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.serving.model_api import respiratory_evidence
 from model_runtime.training.corpus import NightSpec, default_specs, render
 from psg.captions.night import caption_night
-from psg.codecs import to_jsonable
 from psg.detectors import detect_events
 from psg.errors import PSGError
+from psg.json_codec import to_jsonable
 from psg.model_input import recording_model_epochs
 from psg.montage import EEG_C4, EMG_CHIN, EOG_L
 from psg.recording import Recording

@@ -16,8 +16,9 @@ import numpy as np
 
 from model_runtime.serving.runtimes import EpochResult, InferenceRuntime
 from psg.alerts.facts import aux_record
-from psg.codecs import EpochMessage, to_jsonable
+from psg.codecs import EpochMessage
 from psg.errors import PSGError
+from psg.json_codec import to_jsonable
 from psg.montage import MODEL_CHANNELS, MODEL_FS
 
 #: Rate of the waveform preview in caption records (Hz); the model input is 64 Hz.

@@ -31,11 +31,11 @@ from psg.captions.gaps import gap_sentence
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
-from psg.codecs import to_jsonable
 from psg.detectors import detect_events
 from psg.errors import PSGError
 from psg.formats import read_psg
 from psg.formats.scoring import SCORING_KEY
+from psg.json_codec import to_jsonable
 from psg.montage import EPOCH_S
 from psg.recording import Recording
 from psg.timeline import Stage

@@ -30,9 +30,9 @@ import numpy as np
 from tqdm import tqdm
 
 from psg.captions.night import caption_night
-from psg.codecs import to_jsonable
 from psg.errors import PSGError
 from psg.formats import read_psg, read_timeline
+from psg.json_codec import to_jsonable
 from psg.model_input import recording_model_epochs
 from psg.recording import Recording
 from psg.simulate import simulate

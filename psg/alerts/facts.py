@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from psg.codecs import MAX_EPOCH_S, MessageError
+from psg.codecs import MAX_EPOCH_S
+from psg.errors import MessageError
 from psg.timeline import EPOCH_S
 
 

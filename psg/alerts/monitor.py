@@ -18,7 +18,7 @@ from psg.alerts.catalog import AlertConfig, AlertError, AlertEvent, bed_threshol
 from psg.alerts.engine import AlertEngine
 from psg.alerts.facts import facts_from_record
 from psg.alerts.watch import CompiledRule, RuleScorer, WatchRules
-from psg.codecs import MessageError
+from psg.errors import MessageError
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from psg.codecs import EpochMessage, to_jsonable
+from psg.codecs import EpochMessage
 from psg.detectors import detect_events
 from psg.dsp import shared_results
 from psg.features import epoch_features
+from psg.json_codec import to_jsonable
 from psg.model_input import RunningNormaliser, fill_hold, fill_linear
 from psg.montage import AUX_CHANNELS, ECG, EPOCH_S, HR, MODEL_CHANNELS, POS
 from psg.quality.epoch_flags import epoch_quality

@@ -62,8 +62,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from psg.channels import MIN_FS
-from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, SampleChunk
 from psg.epoching.analysis import EpochWindow, analyse
+from psg.errors import MessageError
 from psg.model_input import DEFAULT_WINDOW_EPOCHS, RunningNormaliser
 from psg.montage import CHANNELS, EPOCH_S
 from psg.recording import Signal

@@ -27,7 +27,7 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from psg.codecs import MessageError
+from psg.errors import MessageError
 
 #: ``SLEEPLM_FUZZ_SCALE=10`` multiplies every example budget for a deeper local run (CI runs at 1).
 SCALE = float(os.environ.get("SLEEPLM_FUZZ_SCALE", "1"))

@@ -45,17 +45,16 @@ from psg.codecs import (
     ChunkBundle,
     DeviceEvent,
     EpochMessage,
-    MessageError,
     SampleChunk,
     decode_epoch,
-    decode_json,
     decode_samples_message,
     encode_bundle,
     encode_chunk,
     encode_device_event,
     encode_epoch,
-    encode_json,
 )
+from psg.errors import MessageError
+from psg.json_codec import decode_json, encode_json
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from store import Store
 from store.records import CAPTION_MODALITIES, alert_event_row, device_event_row

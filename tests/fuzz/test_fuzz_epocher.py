@@ -27,8 +27,9 @@ import pytest
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
-from psg.codecs import QUALITY_FLAGS, DeviceEvent, EpochMessage, MessageError, SampleChunk
+from psg.codecs import QUALITY_FLAGS, DeviceEvent, EpochMessage, SampleChunk
 from psg.epoching.epocher import Epocher
+from psg.errors import MessageError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.quality.epoch_flags import GAP_TOLERANCE_S, GAP_TOLERANCE_SAMPLES
 from tests.fuzz.hostile import FUZZ, examples

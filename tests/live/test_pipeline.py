@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from plumbing import topics
-from psg.codecs import decode_json
+from psg.json_codec import decode_json
 from tests.live.conftest import wait_until
 from tests.live.helpers import assert_each_epoch_once, complete, start_beds
 
@@ -85,7 +85,8 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack) -> N
 
 @pytest.mark.parametrize("value", [b"", b"PSGS"])
 def test_tiny_values_name_the_problem(value: bytes) -> None:
-    from psg.codecs import MessageError, decode_samples_message
+    from psg.codecs import decode_samples_message
+    from psg.errors import MessageError
 
     with pytest.raises(MessageError, match="shorter than"):
         decode_samples_message(value)

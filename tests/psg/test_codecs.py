@@ -12,16 +12,15 @@ from hypothesis import strategies as st
 from psg.codecs import (
     DeviceEvent,
     EpochMessage,
-    MessageError,
     SampleChunk,
     decode_epoch,
-    decode_json,
     decode_samples_message,
     encode_chunk,
     encode_device_event,
     encode_epoch,
-    encode_json,
 )
+from psg.errors import MessageError
+from psg.json_codec import decode_json, encode_json
 from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from psg.codecs import MessageError
+from psg.errors import MessageError
 from store import Store
 from store.alert_store import AlertConflict, UnknownAlert
 

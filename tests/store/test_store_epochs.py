@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from psg.codecs import MessageError
+from psg.errors import MessageError
 from store import Store, UnknownBed
 
 

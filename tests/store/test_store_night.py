@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from psg.codecs import MessageError
+from psg.errors import MessageError
 from store import Store
 
 

@@ -50,8 +50,8 @@ from model_runtime.serving.caption_records import inference_records
 from model_runtime.serving.runtimes import load_runtime
 from psg.alerts.catalog import AlertConfig, Thresholds
 from psg.alerts.monitor import AlertMonitor, alert_record
-from psg.codecs import decode_json, encode_json
 from psg.epoching.epocher import Epocher
+from psg.json_codec import decode_json, encode_json
 from psg.montage import AF, HR, SPO2
 from psg.recording import Recording
 from psg.simulate import make_plan, simulate

@@ -8,9 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, MessageError, SampleChunk, decode_epoch, encode_epoch
+from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, SampleChunk, decode_epoch, encode_epoch
 from psg.epoching.analysis import analyse
 from psg.epoching.epocher import Epocher
+from psg.errors import MessageError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from psg.recording import Recording
 from tests.stream_agents.chunking import START, chunk_recording

@@ -22,9 +22,10 @@ from model_runtime.serving.runtimes import RUNTIMES, chosen_runtime, default_run
 from model_runtime.serving.sleeplm_runtime import SleepLMRuntime, is_scorable, load_model
 from plumbing.settings import Settings
 from psg.captions import MODALITIES
-from psg.codecs import EpochMessage, decode_json, encode_json
+from psg.codecs import EpochMessage
 from psg.errors import PSGError
 from psg.features import epoch_features
+from psg.json_codec import decode_json, encode_json
 from psg.model_input import recording_model_epochs
 from psg.montage import AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, MODEL_CHANNELS
 from psg.recording import Recording

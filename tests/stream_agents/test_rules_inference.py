@@ -12,8 +12,9 @@ from model_runtime.serving.caption_records import caption_records
 from model_runtime.serving.rules_runtime import RulesRuntime
 from model_runtime.serving.runtimes import RUNTIMES, EpochResult, load_runtime
 from psg.captions import MODALITIES
-from psg.codecs import EpochMessage, decode_json, encode_json
+from psg.codecs import EpochMessage
 from psg.errors import PSGError
+from psg.json_codec import decode_json, encode_json
 from psg.recording import Recording
 from psg.timeline import Stage
 

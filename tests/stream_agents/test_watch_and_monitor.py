@@ -10,8 +10,7 @@ from psg.alerts.catalog import AlertError, bed_thresholds
 from psg.alerts.facts import aux_record
 from psg.alerts.monitor import AlertMonitor, ControlSnapshot
 from psg.alerts.watch import WatchRules
-from psg.codecs import MessageError
-from psg.errors import PSGError
+from psg.errors import MessageError, PSGError
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS
 
 T0 = 1_700_000_000.0
