@@ -13,7 +13,7 @@ from importlib import metadata
 import typer
 
 from psg.errors import PSGError
-from sleeplm import live_commands, model_commands, psg_commands
+from sleeplm import bench_commands, live_commands, model_commands, psg_commands, training_commands
 
 app = typer.Typer(
     name="sleeplm",
@@ -51,6 +51,8 @@ def _root(
 psg_commands.register(app)
 live_commands.register(app)
 model_commands.register(app)
+training_commands.register(app)
+bench_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,42 @@
+"""Options the model commands share (``sleeplm.model_commands``, ``training_commands``, ``bench_commands``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from psg.errors import PSGError
+
+BACKENDS = ("auto", "torch", "onnx")
+
+NightArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="NIGHT",
+        help="A night as EDF/EDF+/BDF (scoring from --scoring, an NSRR XML beside it (<stem>.xml or "
+        "<stem>-nsrr.xml), Sleep-EDF's *-Hypnogram.edf beside *-PSG.edf, or its own annotations).",
+        show_default=False,
+    ),
+]
+
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint", help="SleepLM checkpoint (default: the shipped model_runtime/checkpoints/sleeplm-small.pt)."
+    ),
+]
+
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto: onnxruntime when an export sits beside the checkpoint (CPU), else torch; or torch / onnx."
+    ),
+]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
