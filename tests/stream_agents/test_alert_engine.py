@@ -419,9 +419,9 @@ def test_high_alert_of_a_bed_that_stopped_sending_escalates_on_wall_time() -> No
 
 
 def test_resolved_alerts_are_forgotten_beyond_a_bound(monkeypatch) -> None:
-    from psg.alerts import engine as engine_module
+    from psg.alerts import book as book_module
 
-    monkeypatch.setattr(engine_module, "RESOLVED_KEPT", 2)
+    monkeypatch.setattr(book_module, "RESOLVED_KEPT", 2)
     engine = AlertEngine()
     resolved = []
     for n in range(0, 40, 8):  # a short desaturation every 4 min, each resolving after the hysteresis
