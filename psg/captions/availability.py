@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from psg.montage import ABD, AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, HR, POS, SPO2, THX
 from psg.recording import Recording
 from psg.timeline import RESPIRATORY_EVENT_TYPES, Event
+
+#: An event as a timeline ``Event`` or as a record's dict (``type``, ``channel``, ...).
+EventLike = TypeVar("EventLike", bound=Event | Mapping[str, object])
 
 #: Group -> the montage slots any one of which makes it present.
 GROUP_SLOTS: dict[str, tuple[str, ...]] = {
@@ -156,14 +160,13 @@ def recorded_events(events: Iterable[Event], recording: Recording) -> list[Event
             and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)]
 
 
-def streamed_events(
-    events: Iterable[Event | Mapping[str, object]], quality: Mapping[str, Iterable[str]]
-) -> list[Event | Mapping[str, object]]:
+def streamed_events(events: Iterable[EventLike], quality: Mapping[str, Iterable[str]]) -> list[EventLike]:
     """The live twin of ``recorded_events``: ``events`` without those on a group the bed does not stream
-    (``quality_groups``) and without "signal loss" on a channel flagged ``missing`` (not streamed, not lost)."""
+    (``quality_groups``) and without "signal loss" on a channel flagged ``missing`` (not streamed, not lost).
+    The kept events are the ones given, so ``Event``s in give ``Event``s out (what ``caption_epoch`` takes)."""
     groups, _ = quality_groups(quality)
     unstreamed = {label for label, flags in quality.items() if "missing" in (flags or ())}
-    out = []
+    out: list[EventLike] = []
     for event in events:
         kind, channel = (event.get("type"), event.get("channel")) if isinstance(event, Mapping) else (
             event.type, event.channel)

@@ -122,7 +122,7 @@ def _parse_stage_event(said: list[str], claims: Claims) -> None:
             claims.no_events = True
         elif claims.stage is None and (_UNCERTAIN.match(sentence) or _STAGE.search(sentence)):
             stated = _STAGE.search(sentence)
-            claims.stage = "?" if _UNCERTAIN.match(sentence) else stated.group(1)
+            claims.stage = "?" if _UNCERTAIN.match(sentence) or stated is None else stated.group(1)
         elif (m := _EVENT.match(sentence)) and (kind := event_type_of(m["name"])) is not None:
             nums = [g for g in m.groups()[3:10] if g is not None]
             start = float(nums[0])

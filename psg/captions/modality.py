@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from psg.captions.availability import MISSING_SENTENCES, bad_group_sentence
 from psg.captions.phrasing import Phraser, all_present, fmt, fmt_band, fmt_signed, plural
+from psg.errors import PSGError
 from psg.features.neuro import BANDS, EEG_PREFIXES
 
 Features = Mapping[str, float | int | str | None]
@@ -31,6 +32,19 @@ def unavailable(group: str, groups: Groups, bad: BadGroups) -> str | None:
     if bad and group in bad:
         return bad_group_sentence(group, bad[group])
     return None
+
+
+def _number(features: Features, key: str) -> float:
+    """Feature ``key``'s number; callers check ``all_present`` first, so None or text here is a features bug."""
+    value = features[key]
+    if value is None or isinstance(value, str):
+        raise PSGError(f"caption feature {key!r} must be a number, got {value!r}")
+    return value
+
+
+def _maybe_number(features: Features, key: str) -> float | None:
+    """Feature ``key``'s number, or None where the feature is absent or not measurable."""
+    return None if features.get(key) is None else _number(features, key)
 
 #: E1/E2 correlation at or below this: conjugate (out-of-phase) eye movements; at or above the opposite:
 #: in-phase deflections, i.e. frontal EEG on both leads (AASM EOG derivations E1-M2 / E2-M2).
@@ -59,8 +73,8 @@ def _eeg_sentence(features: Features, label: str, prefix: str, phraser: Phraser)
         return phraser.pick(
             ("EEG {name} was not measurable in this epoch.", "No usable EEG on {name} in this epoch."), name=name
         )
-    values = {band: fmt_band(features[f"{prefix}_{band}"]) for band in BANDS}
-    dominant = max(BANDS, key=lambda band: features[f"{prefix}_{band}"])
+    values = {band: fmt_band(_number(features, f"{prefix}_{band}")) for band in BANDS}
+    dominant = max(BANDS, key=lambda band: _number(features, f"{prefix}_{band}"))
     return phraser.pick(
         (
             "EEG {name}: relative power delta {delta}, theta {theta}, alpha {alpha}, sigma {sigma}, "
@@ -72,7 +86,7 @@ def _eeg_sentence(features: Features, label: str, prefix: str, phraser: Phraser)
         ),
         name=name,
         dominant=dominant,
-        swa=fmt("slow_wave_pct", features[f"{prefix}_slow_wave_pct"]),
+        swa=fmt("slow_wave_pct", _number(features, f"{prefix}_slow_wave_pct")),
         **values,
     )
 
@@ -80,9 +94,9 @@ def _eeg_sentence(features: Features, label: str, prefix: str, phraser: Phraser)
 def _eog_sentence(features: Features, phraser: Phraser) -> str:
     if not all_present(features, "eog_slow_power", "eog_rapid_power"):
         return phraser.pick(("EOG was not measurable in this epoch.", "Eye movements could not be assessed."))
-    slow = fmt("eog_slow_power", features["eog_slow_power"])
-    rapid = fmt("eog_rapid_power", features["eog_rapid_power"])
-    corr = features.get("eog_lr_correlation")
+    slow = fmt("eog_slow_power", _number(features, "eog_slow_power"))
+    rapid = fmt("eog_rapid_power", _number(features, "eog_rapid_power"))
+    corr = _maybe_number(features, "eog_lr_correlation")
     if corr is None:
         return phraser.pick(
             (
@@ -132,15 +146,15 @@ def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None,
             "ECG shows a heart rate of {hr} bpm",
             "The heart beats at {hr} bpm on average",
         ),
-        hr=fmt("hr_bpm", features["hr_bpm"]),
+        hr=fmt("hr_bpm", _number(features, "hr_bpm")),
     )
     if all_present(features, "hr_min_bpm", "hr_max_bpm", "n_beats"):
         rate += phraser.pick(
             (" (range {lo}-{hi} bpm over {n} {beats})", " ({n} {beats}, {lo} to {hi} bpm)"),
-            lo=fmt("hr_min_bpm", features["hr_min_bpm"]),
-            hi=fmt("hr_max_bpm", features["hr_max_bpm"]),
-            n=fmt("n_beats", features["n_beats"]),
-            beats=plural(features["n_beats"], "beat"),
+            lo=fmt("hr_min_bpm", _number(features, "hr_min_bpm")),
+            hi=fmt("hr_max_bpm", _number(features, "hr_max_bpm")),
+            n=fmt("n_beats", _number(features, "n_beats")),
+            beats=plural(_number(features, "n_beats"), "beat"),
         )
     if not all_present(features, "rmssd_ms"):
         return rate + "; heart-rate variability was not measurable."
@@ -150,7 +164,7 @@ def cardiac_caption(features: Features, phraser: Phraser, groups: Groups = None,
             ", with beat-to-beat variability (RMSSD) of {rmssd} ms.",
             "; RMSSD is {rmssd} ms.",
         ),
-        rmssd=fmt("rmssd_ms", features["rmssd_ms"]),
+        rmssd=fmt("rmssd_ms", _number(features, "rmssd_ms")),
     )
 
 
@@ -168,7 +182,7 @@ def _rate_sentence(features: Features, phraser: Phraser) -> str:
             ("Respiration: breathing rate was not measurable.", "No breathing rate could be measured.")
         )
     per_channel = [
-        f"{name} {fmt(key, features[key])}"
+        f"{name} {fmt(key, _number(features, key))}"
         for name, key in (("abdomen", "resp_rate_abd_bpm"), ("thorax", "resp_rate_thx_bpm"),
                           ("airflow", "resp_rate_af_bpm"))
         if features.get(key) is not None
@@ -180,7 +194,7 @@ def _rate_sentence(features: Features, phraser: Phraser) -> str:
             "Breathing runs at {rate} breaths per minute{detail}.",
             "The respiratory rate is {rate}/min{detail}.",
         ),
-        rate=fmt("resp_rate_bpm", features["resp_rate_bpm"]),
+        rate=fmt("resp_rate_bpm", _number(features, "resp_rate_bpm")),
         detail=detail,
     )
 
@@ -188,9 +202,9 @@ def _rate_sentence(features: Features, phraser: Phraser) -> str:
 def _flow_sentence(features: Features, phraser: Phraser) -> str:
     if not all_present(features, "flow_amplitude"):
         return phraser.pick(("Airflow amplitude was not measurable.", "Airflow could not be assessed."))
-    amplitude = features["flow_amplitude"]
+    amplitude = _number(features, "flow_amplitude")
     level = "absent" if amplitude < FLOW_ABSENT else "reduced" if amplitude < FLOW_REDUCED else "normal"
-    flat = features.get("flow_flatness")
+    flat = _maybe_number(features, "flow_flatness")
     flat_text = "" if flat is None else f", flattening index {fmt('flow_flatness', flat)}"
     return phraser.pick(
         (
@@ -206,7 +220,7 @@ def _flow_sentence(features: Features, phraser: Phraser) -> str:
 def _spo2_sentence(features: Features, phraser: Phraser) -> str:
     if not all_present(features, "spo2_mean", "spo2_min"):
         return phraser.pick(("SpO2 was not measurable.", "Oxygen saturation could not be read."))
-    trend = features.get("spo2_trend")
+    trend = _maybe_number(features, "spo2_trend")
     trend_text = "" if trend is None else f", trend {fmt_signed('spo2_trend', trend)}%/min"
     return phraser.pick(
         (
@@ -214,8 +228,8 @@ def _spo2_sentence(features: Features, phraser: Phraser) -> str:
             "Oxygen saturation is {mean}% on average with a minimum of {low}%{trend}.",
             "Oximetry: mean {mean}%, nadir {low}%{trend}.",
         ),
-        mean=fmt("spo2_mean", features["spo2_mean"]),
-        low=fmt("spo2_min", features["spo2_min"]),
+        mean=fmt("spo2_mean", _number(features, "spo2_mean")),
+        low=fmt("spo2_min", _number(features, "spo2_min")),
         trend=trend_text,
     )
 
@@ -230,8 +244,8 @@ def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None,
                 "Chin muscle activity measures {tone} µV RMS (median frequency {mf} Hz).",
                 "Submental EMG tone is {tone} µV, its median frequency {mf} Hz.",
             ),
-            tone=fmt("emg_tone_uv", features["emg_tone_uv"]),
-            mf=fmt("emg_median_freq_hz", features["emg_median_freq_hz"]),
+            tone=fmt("emg_tone_uv", _number(features, "emg_tone_uv")),
+            mf=fmt("emg_median_freq_hz", _number(features, "emg_median_freq_hz")),
         )
     elif emg is None:
         emg = phraser.pick(("Chin EMG was not measurable in this epoch.", "Chin muscle tone could not be measured."))
@@ -243,5 +257,5 @@ def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None,
         return emg + " " + phraser.pick(("Body position was not recorded.", "Position is unavailable."))
     return emg + " " + phraser.pick(
         ("Body position: {name}.", "Position sensor reads {name}.", "Recorded body position is {name}."),
-        name=name,
+        name=str(name),
     )

@@ -47,7 +47,10 @@ class Phraser:
 
     def pick(self, options: Sequence[str], **values: str) -> str:
         """One of ``options`` (``str.format`` templates) filled with ``values``."""
-        template = options[0] if self.style == "canonical" else options[int(self.rng.integers(len(options)))]
+        if self.style == "canonical" or self.rng is None:  # __init__ gives 'varied' an rng
+            template = options[0]
+        else:
+            template = options[int(self.rng.integers(len(options)))]
         return template.format(**values)
 
 
