@@ -148,7 +148,7 @@ class AlertEngine(AlertBook):
             self._held_since[alert.id] = self.clock()
             bed.active[STREAM_ALERT] = alert
             self._emit("raised", alert)
-        elif kind == "stream_lost" and stream not in alert.evidence["values"]["streams"]:
+        elif kind == "stream_lost" and alert is not None and stream not in alert.evidence["values"]["streams"]:
             ev = alert.evidence
             alert.evidence = _stream_evidence(ev["start"], at, ev["count"] + 1, [*ev["values"]["streams"], stream])
             alert.updated_at = max(alert.updated_at, at)

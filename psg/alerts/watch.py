@@ -152,7 +152,7 @@ class WatchRules:
             run = last[2] if last is not None and last[0] == recording and last[1] == epoch - 1 else 0
             run = run + 1 if score is not None and score >= rule.threshold else 0
             self.streaks[key] = (recording, epoch, run)
-            if run >= max(1, math.ceil(rule.min_duration_s / epoch_s - 1e-9)):
+            if score is not None and run >= max(1, math.ceil(rule.min_duration_s / epoch_s - 1e-9)):
                 out.append(
                     {
                         "rule_id": rule.id,

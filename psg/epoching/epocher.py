@@ -347,9 +347,9 @@ class Epocher:
                     start, end = stream.bounds(e)
                     block = np.full((len(stream.labels), end - start), np.nan, dtype=np.float32)
                 parts.append(block)
-            window = np.concatenate(parts, axis=1, dtype=np.float64)  # Signal holds float64: rows are views
+            samples = np.concatenate(parts, axis=1, dtype=np.float64)  # Signal holds float64: rows are views
             for row, (label, unit) in enumerate(zip(stream.labels, stream.units, strict=True)):
-                signals.setdefault(label, Signal(label, window[row], stream.fs, unit))
+                signals.setdefault(label, Signal(label, samples[row], stream.fs, unit))
         window = EpochWindow(
             bed_id=bed.bed_id,
             recording_id=bed.recording_id,
