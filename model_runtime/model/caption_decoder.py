@@ -9,6 +9,8 @@ is explicit tensors in and out, which is also what the ONNX export of ``step`` n
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,7 +103,7 @@ class CaptionDecoder(nn.Module):
         x = self.embed(token)[:, None, :] + self.position[position][None, None, :]
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
-            x, k, v = layer.step(x, memory, past_k[i], past_v[i])
+            x, k, v = cast(DecoderLayer, layer).step(x, memory, past_k[i], past_v[i])  # ModuleList yields Module
             new_k.append(k)
             new_v.append(v)
         return self.head(self.norm(x))[:, 0], torch.stack(new_k), torch.stack(new_v)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from model_runtime.serving.runtimes import EpochResult, InferenceRuntime
+from model_runtime.serving.runtimes import InferenceRuntime
 from psg.alerts.facts import aux_record
 from psg.codecs import EpochMessage
 from psg.errors import PSGError
@@ -90,13 +90,14 @@ def inference_records(
             )
         )
         if result.embedding is not None:
-            embeddings.append(embedding_record(message, result, runtime.name))
+            embeddings.append(embedding_record(message, result.embedding, runtime.name))
     return InferenceRecords(records, embeddings)
 
 
-def embedding_record(message: EpochMessage, result: EpochResult, runtime_name: str) -> dict[str, Any]:
-    """The ``sleep.embeddings`` record of one epoch (``encode_json`` adds ``schema``): the joint-space vector
-    rounded to ``EMBEDDING_DECIMALS``, keyed like the caption record so consumers can join the two."""
+def embedding_record(message: EpochMessage, embedding: np.ndarray, runtime_name: str) -> dict[str, Any]:
+    """The ``sleep.embeddings`` record of one epoch (``encode_json`` adds ``schema``): the runtime's joint-space
+    vector ``embedding`` rounded to ``EMBEDDING_DECIMALS``, keyed like the caption record so consumers can join
+    the two."""
     return to_jsonable(
         {
             "bed_id": message.bed_id,
@@ -104,7 +105,7 @@ def embedding_record(message: EpochMessage, result: EpochResult, runtime_name: s
             "epoch": message.epoch,
             "start_time": message.start_time,
             "runtime": runtime_name,
-            "embedding": rounded_embedding(result.embedding),
+            "embedding": rounded_embedding(embedding),
         }
     )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def matching_epochs(
     return order, scores[order], calibration
 
 
-def detector_types(events: Iterable[Mapping[str, object]], n_epochs: int) -> list[set[str]]:
+def detector_types(events: Iterable[Mapping[str, Any]], n_epochs: int) -> list[set[str]]:
     """Per epoch, the types of the ``events`` (``DetectedEvent.to_dict`` shape, recording seconds) overlapping it."""
     out: list[set[str]] = [set() for _ in range(n_epochs)]
     for event in events:

@@ -106,8 +106,8 @@ class SleepLMRuntime:
         embeddings, _ = self.lm.encode(x)
         raw = self.lm.stage_probabilities(embeddings)
         probs: dict[int, np.ndarray] = {}
-        for row, i in enumerate(scorable):
-            probs[i] = self._smoothed(messages[i], raw[row])
+        for k, i in enumerate(scorable):
+            probs[i] = self._smoothed(messages[i], raw[k])
         for i, message in enumerate(messages):  # unscorable epochs still count as seen (replay detection)
             if i not in probs:
                 self._chain(message).last_epoch = max(self._chain(message).last_epoch, message.epoch)

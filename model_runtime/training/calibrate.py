@@ -74,7 +74,9 @@ def calibrate(checkpoint: Path, cache_dir: Path, out: Path | None = None) -> dic
     ensure_no_event_prompts(checkpoint)
     lm = SleepLM.load(checkpoint, backend="torch")
     nights = load_split(cache_dir, "validation", progress=False)
-    embeddings, events, stages = [], [], []
+    embeddings: list[np.ndarray] = []
+    events: list[list[dict]] = []  # per scored epoch, its events (``event_truth``)
+    stages: list[np.ndarray] = []
     for night in nights:
         scored = night.stages >= 0
         embeddings.append(lm.embed(night.x[scored].astype(np.float32)))

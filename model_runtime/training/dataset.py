@@ -130,7 +130,7 @@ def to_arrays(
 
 def text_features(texts: dict[str, int], cache_dir: Path, progress: bool = True) -> np.ndarray:
     """MiniLM embeddings (n_texts, 384) in index order, cached by the hash of the text list."""
-    ordered = sorted(texts, key=texts.get)
+    ordered = sorted(texts, key=texts.__getitem__)
     digest = hashlib.sha256("\n".join(ordered).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"text-features-{digest}.npy"
     if path.is_file():

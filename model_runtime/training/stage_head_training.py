@@ -45,6 +45,7 @@ from psg.features.stage_spectra import (
     N_SPECTRAL,
     PRIOR_COLUMNS,
     RAW_NAMES,
+    StageFeatures,
     stage_feature_matrix,
 )
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
@@ -378,11 +379,14 @@ def gate_report(head: StageHead, x_va: np.ndarray, y_va: np.ndarray, g_va: np.nd
     }
 
 
-class _Fixed:
-    """StageFeatures-like wrapper of ready model inputs (validation examples), all with usable EEG."""
+class _Fixed(StageFeatures):
+    """``StageFeatures`` of ready model inputs (validation examples), all with usable EEG: ``model_input`` is
+    ``x`` itself, so the measurements behind it are not kept (``values`` has no columns)."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x, self.eeg_ok = x, np.ones(len(x), bool)
+        n = len(x)
+        super().__init__(values=np.zeros((n, 0)), available=np.zeros((n, 2)), eeg_ok=np.ones(n, bool))
+        self.x = x
 
     def model_input(self) -> np.ndarray:
         return self.x
