@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -277,7 +277,7 @@ class Bridge:
         cannot starve the others: they are read in turn and none goes silent long enough to look lost."""
         total = 0
         for state in self.streams.values():
-            if state.inlet is None:
+            if state.inlet is None or state.pull_into is None:  # attaching sets both
                 continue
             try:
                 samples, stamps = state.inlet.pull_chunk(
@@ -387,14 +387,14 @@ class Bridge:
             state.lost = True
             self._event(state, "stream_lost", f"no samples for {now - state.last_data:.1f} s")
 
-    def _event(self, state: _Stream, kind: str, detail: str) -> None:
+    def _event(self, state: _Stream, kind: Literal["stream_lost", "stream_resumed"], detail: str) -> None:
         assert state.recording_id is not None
         # the line's own time is the wall time; a device clock that differs (a replay, --speed, a device set
         # wrong) is named too, as of the stream's last sample
         device = device_and_wall(state.last_device, state.last_wall) if state.last_device is not None else ""
         log.warning("bed %s stream %s: %s (%s%s)", state.bed_id, state.stream, kind, detail,
                     f"; last sample at {device}" if device else "")
-        event = DeviceEvent(state.bed_id, state.recording_id, state.stream, kind, time.time(), detail)  # type: ignore[arg-type]
+        event = DeviceEvent(state.bed_id, state.recording_id, state.stream, kind, time.time(), detail)
         metrics().device_events.labels(type=kind).inc()
         self._send_bed(state.bed_id)  # the bed's waiting chunks go first: the event follows them
         self.sink.send(state.bed_id.encode(), encode_device_event(event))

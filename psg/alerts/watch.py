@@ -145,7 +145,9 @@ class WatchRules:
             if not rule.applies_to(bed):
                 continue
             key = (bed, rule.id)
-            score = None if vector is None else float(self.scorer.score(rule.vector, vector))  # type: ignore[union-attr]
+            score = None  # no embedding: unscorable (an installed rule always has the scorer that compiled it)
+            if vector is not None and self.scorer is not None:
+                score = float(self.scorer.score(rule.vector, vector))
             last = self.streaks.get(key)
             if last is not None and last[0] == recording and epoch <= last[1]:
                 continue  # a replayed epoch: already judged
