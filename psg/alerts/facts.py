@@ -22,14 +22,30 @@ from psg.timeline import EPOCH_S
 class EpochFacts(Protocol):
     """An epoch as the engine reads it: ``aux`` is (2, n) SpO2 % and HR bpm at 1 Hz (NaN = absent)."""
 
-    bed_id: str
-    recording_id: str
-    epoch: int
-    start_time: float
-    epoch_s: float
-    aux: np.ndarray
-    quality: dict[str, list[str]]
-    events: list[dict[str, Any]]
+    # read-only members: a frozen dataclass (RecordFacts) and an EpochMessage both provide them
+    @property
+    def bed_id(self) -> str: ...
+
+    @property
+    def recording_id(self) -> str: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def start_time(self) -> float: ...
+
+    @property
+    def epoch_s(self) -> float: ...
+
+    @property
+    def aux(self) -> np.ndarray: ...
+
+    @property
+    def quality(self) -> dict[str, list[str]]: ...
+
+    @property
+    def events(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
