@@ -50,7 +50,7 @@ class ChannelMapFile:
     device: str = ""
 
 
-def read_toml(path: Path, what: str) -> dict:
+def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The TOML file at ``path`` as a dict; ``PSGError`` naming the file and ``what`` it should be."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))

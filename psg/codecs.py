@@ -179,7 +179,7 @@ def _field(header: dict[str, Any], name: str, kind: type | tuple[type, ...], wha
 
 
 def _text(header: dict[str, Any], name: str) -> str:
-    value = _field(header, name, str, "a non-empty string")
+    value: str = _field(header, name, str, "a non-empty string")
     if not value or len(value) > 200:
         raise MessageError(f"message header field {name!r}: expected 1-200 characters, got {len(value)}")
     return value

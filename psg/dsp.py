@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -92,21 +92,27 @@ def shared_put(name: str, obj: object, args: tuple[Any, ...], result: Any) -> An
     return result
 
 
-def shared(fn: Callable[..., Any]) -> Callable[..., Any]:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def shared(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Decorator: inside ``shared_results``, memoise ``fn`` by its first argument's identity and the
-    other (hashable, positional or keyword) arguments."""
+    other (hashable, positional or keyword) arguments. The result keeps ``fn``'s signature for the
+    type checker, since the wrapper returns what ``fn`` returned (or its remembered result)."""
+    call: Callable[..., _R] = fn  # the wrapper splits off the first argument, which a ParamSpec cannot name
 
     @functools.wraps(fn)
     def wrapper(first: object, *args: Any, **kwargs: Any) -> Any:
         key = (args, tuple(sorted(kwargs.items())))
         if _SHARED.get() is None or not _hashable(key):
-            return fn(first, *args, **kwargs)
+            return call(first, *args, **kwargs)
         found, result = shared_get(fn.__qualname__, first, key)
         if found:
             return result
-        return shared_put(fn.__qualname__, first, key, fn(first, *args, **kwargs))
+        return shared_put(fn.__qualname__, first, key, call(first, *args, **kwargs))
 
-    return wrapper
+    return cast("Callable[_P, _R]", wrapper)
 
 
 def _hashable(key: tuple[Any, ...]) -> bool:
@@ -176,7 +182,8 @@ def analytic_signal(x: np.ndarray) -> np.ndarray:
     spectrum = sp_fft.fft(x, n, axis=-1)
     spectrum[..., 1 : (n + 1) // 2] *= 2.0
     spectrum[..., n // 2 + 1 if n % 2 == 0 else (n + 1) // 2 :] = 0.0
-    return sp_fft.ifft(spectrum, axis=-1)
+    analytic: np.ndarray = sp_fft.ifft(spectrum, axis=-1)  # scipy.fft is untyped
+    return analytic
 
 
 def _sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
@@ -188,7 +195,8 @@ def _sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
     calls the wrapper. Bit-identical either way (tested against ``scipy.signal.sosfiltfilt``).
     """
     if _sosfilt_kernel is None or x.dtype != np.float64 or x.ndim > 2:
-        return signal.sosfilt(sos.copy(), x, axis=-1, zi=zi)[0]
+        filtered: np.ndarray = signal.sosfilt(sos.copy(), x, axis=-1, zi=zi)[0]  # scipy.signal is untyped
+        return filtered
     rows = np.array(x.reshape(-1, x.shape[-1]), dtype=np.float64, order="C")  # filtered in place
     state = np.ascontiguousarray(zi.swapaxes(0, -2).reshape(-1, sos.shape[0], 2), dtype=np.float64)
     _sosfilt_kernel(sos.copy(), rows, state)  # the kernel wants a writable buffer; the cached one is not
@@ -217,7 +225,8 @@ def bandpass(x: np.ndarray, fs: float, low_hz: float | None, high_hz: float | No
     else:
         return np.asarray(x, dtype=np.float64)
     if x.size <= 3 * (2 * order + 1) * 2:
-        return np.asarray(x, dtype=np.float64) - np.mean(x)
+        centred: np.ndarray = np.asarray(x, dtype=np.float64) - np.mean(x)
+        return centred
     return sosfiltfilt(filt, x)
 
 
@@ -230,7 +239,7 @@ def breathing_band(x: np.ndarray, fs: float, high_hz: float) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _hann(n: int) -> np.ndarray:
     """``scipy.signal.get_window('hann', n)`` (periodic, as Welch uses it), read-only."""
-    win = signal.get_window("hann", n)
+    win: np.ndarray = signal.get_window("hann", n)
     win.setflags(write=False)
     return win
 
@@ -238,7 +247,7 @@ def _hann(n: int) -> np.ndarray:
 @lru_cache(maxsize=64)
 def _rfftfreq(n: int, fs: float) -> np.ndarray:
     """The frequencies SciPy's Welch reports for ``n``-sample segments at ``fs`` (its exact expression)."""
-    freqs = sp_fft.rfftfreq(n, 1 / fs)
+    freqs: np.ndarray = sp_fft.rfftfreq(n, 1 / fs)
     freqs.setflags(write=False)
     return freqs
 
@@ -268,7 +277,7 @@ def _segments(x: np.ndarray, nperseg: int, step: int) -> np.ndarray:
 
 def _density(cross: np.ndarray, fs: float, nperseg: int, win_power: float) -> np.ndarray:
     """Mean over segments of one-sided power (or cross) density, scaled like SciPy's ``scaling='density'``."""
-    p = np.add.reduce(cross, axis=-2) / (cross.shape[-2] * fs * win_power)
+    p: np.ndarray = np.add.reduce(cross, axis=-2) / (cross.shape[-2] * fs * win_power)
     p[..., 1 : -1 if nperseg % 2 == 0 else None] *= 2
     return p
 
@@ -336,7 +345,10 @@ def peak_to_peak(x: np.ndarray, fs: float, window_s: float) -> np.ndarray:
     late and ends ``window_s / 2`` early, which callers undo by widening detected spans.
     """
     size = max(1, int(round(window_s * fs)))
-    return ndimage.maximum_filter1d(x, size, mode="nearest") - ndimage.minimum_filter1d(x, size, mode="nearest")
+    excursion: np.ndarray = ndimage.maximum_filter1d(x, size, mode="nearest") - ndimage.minimum_filter1d(
+        x, size, mode="nearest"
+    )
+    return excursion
 
 
 @shared

@@ -115,7 +115,7 @@ def _anti_alias_fir(up: int, down: int) -> np.ndarray:
     up, down = up // g, down // g
     max_rate = max(up, down)
     half_len = 10 * max_rate
-    h = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    h: np.ndarray = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
     h.setflags(write=False)
     return h
 
@@ -126,7 +126,8 @@ def hold_to_model_rate(data: np.ndarray, fs: float, missing_value: float = -1.0)
     if x.size == 0:
         return np.full(MODEL_EPOCH_SAMPLES, missing_value)
     x = fill_hold(x, missing_value)
-    return x[_source_index(x.size, fs)]
+    held: np.ndarray = x[_source_index(x.size, fs)]
+    return held
 
 
 def fill_linear(x: np.ndarray) -> np.ndarray:
@@ -279,7 +280,8 @@ def _fit_length(x: np.ndarray) -> np.ndarray:
 def _source_index(n_source: int, fs: float) -> np.ndarray:
     """For each 64-Hz output sample, the index of the native sample at or before it."""
     idx = np.floor(np.arange(MODEL_EPOCH_SAMPLES) * fs / MODEL_FS + 1e-9).astype(np.int64)
-    return np.clip(idx, 0, max(n_source - 1, 0))
+    clipped: np.ndarray = np.clip(idx, 0, max(n_source - 1, 0))
+    return clipped
 
 
 def recording_model_epochs(recording: Recording, window_epochs: int = SERVING_WINDOW_EPOCHS) -> np.ndarray:

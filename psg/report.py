@@ -23,7 +23,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import matplotlib
 
@@ -31,6 +31,7 @@ matplotlib.use("Agg")  # reports are written by servers and CI: never ask for a 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from psg.errors import PSGError  # noqa: E402
 from psg.montage import HR, SPO2  # noqa: E402
@@ -64,7 +65,7 @@ _NOT_SCORED: dict[str, str] = {
 
 
 def write_report(
-    recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+    recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict[str, Any] | None = None,
     scoring: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths.
@@ -170,7 +171,7 @@ def check_format(fmt: str) -> ReportFormat:
 
 
 def write_night_files(
-    report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict | None = None,
+    report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict[str, Any] | None = None,
     scoring: str | None = None,
 ) -> dict[str, Path]:
     """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats.
@@ -249,7 +250,7 @@ def night_figure(report: NightReport) -> Figure:
                                  color=_EVENT_COLOURS.get(e.type, "grey"))
     event_ax.set_yticks([2, 1, 0], ["scored", "detected", "desaturation"])
     event_ax.set_ylim(-0.6, 2.6)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _EVENT_COLOURS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in _EVENT_COLOURS.values()]
     event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper left",
                     bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 

@@ -366,7 +366,7 @@ class _PdfFlow:
 
     def end_page(self) -> None:
         if self.figure is not None:
-            self.pdf.savefig(self.figure)
+            self.pdf.savefig(self.figure)  # type: ignore[no-untyped-call]  # matplotlib's PdfPages.savefig is unannotated
             plt.close(self.figure)
             self.figure = None
 

@@ -96,7 +96,8 @@ def _relative_to_median(values: np.ndarray) -> np.ndarray:
     finite = values[np.isfinite(values) & (values > 0)]
     if finite.size == 0:
         return np.full(values.shape, np.nan)
-    return values / np.median(finite)
+    relative: np.ndarray = values / np.median(finite)
+    return relative
 
 
 def _smooth(stages: np.ndarray) -> np.ndarray:

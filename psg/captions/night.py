@@ -19,6 +19,7 @@ the summary counts it as gap time, not as time in bed (``psg.summary``).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -45,7 +46,7 @@ def caption_night(
     seed: int = 0,
     progress: bool = False,
     detected: list[DetectedEvent] | None = None,
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One record per whole 30-s epoch and the night summary.
 
     Each record is ``{"epoch", "start_s", "stage", "stage_source", "quality", "features", "captions",
@@ -124,7 +125,7 @@ def _events_by_epoch(events: list[Event], n_epochs: int) -> dict[int, list[Event
     return out
 
 
-def _event_record(event: Event, epoch_start_s: float) -> dict:
+def _event_record(event: Event, epoch_start_s: float) -> dict[str, Any]:
     start, end = clip_to_epoch(event, epoch_start_s)
     return {
         "type": event.type,

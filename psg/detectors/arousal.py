@@ -105,12 +105,13 @@ def _fast_power(channels: list[Signal]) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _preceding_median(x: np.ndarray, size: int) -> np.ndarray:
     """Median of the ``size`` values before each index (the first ones: of the first ``size`` values)."""
     size = max(1, min(size, x.size))
-    centred = ndimage.median_filter(x, size=size, mode="nearest")
+    centred: np.ndarray = ndimage.median_filter(x, size=size, mode="nearest")
     out = np.empty_like(x)
     shift = size // 2 + 1  # the window centred at i - shift ends at i - 1
     out[shift:] = centred[:-shift] if shift < x.size else centred[:0]
     out[:shift] = centred[min(size // 2, x.size - 1)]
-    return np.maximum(out, 1e-12)
+    floored: np.ndarray = np.maximum(out, 1e-12)
+    return floored
 
 
 def _merged_runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:

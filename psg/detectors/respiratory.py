@@ -129,7 +129,8 @@ class _Excursion:
     def ratio_from(self, start: int, stop: int, base_index: int | None = None) -> np.ndarray:
         """Excursion over [start, stop) relative to the baseline at ``base_index`` (default ``start``)."""
         b = self.baseline[start if base_index is None else base_index]
-        return self.env[start:stop] / max(b, 1e-12)
+        ratio: np.ndarray = self.env[start:stop] / max(b, 1e-12)
+        return ratio
 
     def reduced_spans(self, drop: float) -> list[tuple[int, int]]:
         """Runs where excursion is >= ``drop`` below baseline, widened by half a window, merged."""

@@ -203,7 +203,7 @@ def ecg_heart_rate(ecg: Signal, start_s: float, n: int, r_peaks: np.ndarray | No
     t = start_s + np.arange(n) + 0.5
     if times.size == 0:
         return np.full(n, np.nan)
-    hr = np.interp(t, times, rate)
+    hr: np.ndarray = np.interp(t, times, rate)
     # No extrapolation beyond a couple of seconds of the first/last measured beat.
     hr[(t < times[0] - 2.0) | (t > times[-1] + 2.0)] = np.nan
     return hr

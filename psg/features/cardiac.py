@@ -139,7 +139,8 @@ def _nk_clean(x: np.ndarray, fs: float) -> np.ndarray:
     ext = np.concatenate((2 * clean[:1] - clean[edge:0:-1], clean, 2 * clean[-1:] - clean[-2 : -(edge + 2) : -1]))
     y, _ = sps.lfilter(b, a, ext, zi=zi * ext[:1])
     y, _ = sps.lfilter(b, a, y[::-1], zi=zi * y[-1:])
-    return y[::-1][edge:-edge]
+    filtered: np.ndarray = y[::-1][edge:-edge]
+    return filtered
 
 
 @lru_cache(maxsize=16)
@@ -204,7 +205,8 @@ def _most_prominent_peaks(x: np.ndarray, beg: np.ndarray, end: np.ndarray) -> np
     segment = np.searchsorted(start, locmax, side="right") - 1
     order = np.lexsort((locmax, -prominence, segment))  # by segment, most prominent first, then position
     best = order[np.concatenate(([True], segment[order][1:] != segment[order][:-1]))]
-    return beg[segment[best]] + locmax[best] - start[segment[best]]
+    peaks: np.ndarray = beg[segment[best]] + locmax[best] - start[segment[best]]
+    return peaks
 
 
 def plausible_peaks(cleaned: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -216,7 +218,8 @@ def plausible_peaks(cleaned: np.ndarray, peaks: np.ndarray) -> np.ndarray:
         return peaks
     amplitude = np.abs(cleaned[peaks])
     typical = median_filter(amplitude, size=PEAK_NEIGHBOURS, mode="nearest")
-    return peaks[amplitude >= MIN_PEAK_FRACTION * typical]
+    kept: np.ndarray = peaks[amplitude >= MIN_PEAK_FRACTION * typical]
+    return kept
 
 
 def cardiac_epoch_features(

@@ -182,7 +182,8 @@ def _band_mask(freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
 def _band_sum(psd: np.ndarray, freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """Sum of ``psd`` over the bins of ``band`` ([low, high)), per row."""
     lo, hi = np.searchsorted(freqs, band[0], side="left"), np.searchsorted(freqs, band[1], side="left")
-    return psd[:, lo:hi].sum(axis=1)
+    total: np.ndarray = psd[:, lo:hi].sum(axis=1)
+    return total
 
 
 Columns = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -219,7 +220,8 @@ def _slow_wave_pct(sig: Signal, n_epochs: int, rows: np.ndarray) -> np.ndarray:
     borders) and the peak-to-peak amplitude is taken as twice the Hilbert envelope, which for a
     narrow-band wave equals its instantaneous peak-to-peak swing. Only ``rows`` get the envelope.
     """
-    return _slow_wave_pct_group([sig], n_epochs, rows)[0]
+    pct: np.ndarray = _slow_wave_pct_group([sig], n_epochs, rows)[0]
+    return pct
 
 
 def _slow_wave_pct_group(signals: list[Signal], n_epochs: int, rows: np.ndarray) -> np.ndarray:
@@ -232,7 +234,8 @@ def _slow_wave_pct_group(signals: list[Signal], n_epochs: int, rows: np.ndarray)
     filtered = sosfiltfilt(butter_filter(2, SLOW_WAVE_BAND, "bandpass", signals[0].fs), x, keep_from=first)
     wanted = np.stack([filtered[:, r * spe - first : (r + 1) * spe - first] for r in rows.tolist()], axis=1)
     ptp = 2.0 * np.abs(analytic_signal(wanted))
-    return 100.0 * np.mean(ptp > SLOW_WAVE_PTP_UV, axis=2)
+    pct: np.ndarray = 100.0 * np.mean(ptp > SLOW_WAVE_PTP_UV, axis=2)
+    return pct
 
 
 def _epochs_end_to_end(sig: Signal, n_epochs: int) -> np.ndarray:

@@ -164,12 +164,16 @@ def _epochs(sig: Signal, n: int) -> np.ndarray:
 
 def _spectra(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = sps.detrend(np.nan_to_num(x), axis=-1)
-    return sps.welch(x, fs=ANALYSIS_FS, nperseg=_WINDOW, noverlap=_WINDOW // 2, axis=-1)
+    freqs: np.ndarray
+    psd: np.ndarray
+    freqs, psd = sps.welch(x, fs=ANALYSIS_FS, nperseg=_WINDOW, noverlap=_WINDOW // 2, axis=-1)
+    return freqs, psd
 
 
 def _band(freqs: np.ndarray, psd: np.ndarray, lo: float, hi: float) -> np.ndarray:
     mask = (freqs >= lo) & (freqs < hi)
-    return psd[:, mask].sum(axis=1)
+    total: np.ndarray = psd[:, mask].sum(axis=1)
+    return total
 
 
 def _eeg_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +235,8 @@ _SOS = sps.butter(4, EEG_RANGE, btype="bandpass", fs=ANALYSIS_FS, output="sos")
 
 
 def _bandpassed(x: np.ndarray) -> np.ndarray:
-    return sps.sosfiltfilt(_SOS, np.nan_to_num(x), axis=-1)
+    filtered: np.ndarray = sps.sosfiltfilt(_SOS, np.nan_to_num(x), axis=-1)
+    return filtered
 
 
 def _hjorth(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,4 +270,5 @@ def _centred_mean(x: np.ndarray, window: int) -> np.ndarray:
     padded = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
     idx = np.arange(len(x))
     lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(x))
-    return (padded[hi] - padded[lo]) / (hi - lo)[:, None]
+    mean: np.ndarray = (padded[hi] - padded[lo]) / (hi - lo)[:, None]
+    return mean

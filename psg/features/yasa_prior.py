@@ -28,6 +28,7 @@ import os
 import warnings
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import signal as sps
@@ -133,7 +134,7 @@ def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _classifier(channel_set: str):  # noqa: ANN202 - a LightGBM classifier; lightgbm is YASA's dependency
+def _classifier(channel_set: str) -> Any:  # a LightGBM classifier; lightgbm (YASA's dependency) is untyped
     """YASA's newest shipped classifier for ``channel_set`` ('eeg', 'eeg+eog', 'eeg+eog+emg', ...), loaded once."""
     import joblib
     import yasa

@@ -172,7 +172,8 @@ def _noise_band_low(freqs: np.ndarray, psd: np.ndarray) -> np.ndarray:
     total = psd[..., above].sum(axis=-1)
     band = psd[..., above & (freqs <= NOISE_BAND_HZ[1])].sum(axis=-1)
     positive = total > 0
-    return positive & (band / np.where(positive, total, 1.0) < NOISE_BAND_FRACTION)
+    noisy: np.ndarray = positive & (band / np.where(positive, total, 1.0) < NOISE_BAND_FRACTION)
+    return noisy
 
 
 def _line_noise_rows(x: np.ndarray, fs: float) -> np.ndarray:

@@ -118,7 +118,8 @@ def heart_rate_process(plan: NightPlan, breath_phase: np.ndarray, breath_fs: flo
     k = np.arange(int(30 * HR_FS)) / HR_FS
     kernel = (k / 3.0) * np.exp(1.0 - k / 3.0)
     rate += np.convolve(surge, kernel)[:n]
-    return np.clip(rate, 35.0, 160.0)
+    clipped: np.ndarray = np.clip(rate, 35.0, 160.0)
+    return clipped
 
 
 def render_ecg(plan: NightPlan, beats: np.ndarray, breath_phase: np.ndarray, breath_fs: float) -> Signal:

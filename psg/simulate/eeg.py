@@ -130,7 +130,8 @@ def _vertex_wave(params: NeuroParams, fs: float, rng: np.random.Generator) -> np
     t = np.arange(int(0.5 * fs)) / fs
     amp = float(rng.uniform(50.0, 100.0)) * params.eeg_uv["aperiodic"][1] / 8.0
     wave = -np.exp(-(((t - 0.15) / 0.05) ** 2)) + 0.3 * np.exp(-(((t - 0.3) / 0.08) ** 2))
-    return (amp * wave).astype(np.float32)
+    vertex: np.ndarray = (amp * wave).astype(np.float32)
+    return vertex
 
 
 def _sawtooth_burst(params: NeuroParams, fs: float, rng: np.random.Generator) -> np.ndarray:
@@ -140,5 +141,6 @@ def _sawtooth_burst(params: NeuroParams, fs: float, rng: np.random.Generator) ->
     t = np.arange(int(n_waves / freq * fs)) / fs
     amp = float(rng.uniform(15.0, 30.0)) * params.eeg_uv["aperiodic"][4] / 6.5
     envelope = np.sin(np.pi * t / max(t[-1], 1.0 / fs)) if t.size else t
-    return (amp * envelope * sawtooth(2 * np.pi * freq * t, width=0.8)).astype(np.float32)
+    burst: np.ndarray = (amp * envelope * sawtooth(2 * np.pi * freq * t, width=0.8)).astype(np.float32)
+    return burst
 

@@ -23,7 +23,7 @@ def render_emg(params: NeuroParams, tracks: StageTracks, fs: float, n: int, rng:
     """Chin EMG for ``n`` samples at ``fs`` (uV)."""
     tone = params.emg_tone_uv * tracks.level(params.emg_rel) * slow_modulation(rng, tracks.n, 0.2, 30.0)
     carrier = shaped_noise(rng, n, fs, bandpass_shape(*EMG_BAND_HZ, order=3))
-    emg = carrier * upsample(tone, fs, n)
+    emg: np.ndarray = carrier * upsample(tone, fs, n)
     twitch_rate = params.twitch_per_min / 60.0 * (tracks.weights[4] + 2.0 * tracks.rem_phasic)
     twitches = poisson_times(rng, twitch_rate, refractory_s=0.5)
     rem_tone = params.emg_tone_uv * params.emg_rel[4]

@@ -63,7 +63,8 @@ def _saccades(params: NeuroParams, tracks: StageTracks, fs: float, n: int, rng: 
     np.add.at(velocity, np.minimum((times * fs).astype(np.int64), n - 1), steps)
     position = np.cumsum(velocity, dtype=np.float32)
     kernel = np.hanning(int(SACCADE_S * fs) + 2)[1:-1]
-    return oaconvolve(position, (kernel / kernel.sum()).astype(np.float32), mode="same")
+    smoothed: np.ndarray = oaconvolve(position, (kernel / kernel.sum()).astype(np.float32), mode="same")
+    return smoothed
 
 
 def _slow_eye_movements(

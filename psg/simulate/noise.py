@@ -35,7 +35,7 @@ def shaped_noise(
     spec.real = rng.standard_normal(freqs.size, dtype=np.float32)
     spec.imag = rng.standard_normal(freqs.size, dtype=np.float32)
     spec *= shape
-    x = scipy.fft.irfft(spec, n)
+    x: np.ndarray = scipy.fft.irfft(spec, n)
     std = float(np.std(x))
     return x / std if std > 0 else x
 

@@ -203,4 +203,5 @@ def _lookup(stage: np.ndarray, table: dict[Stage, float], keys: list[Stage]) -> 
 def _noise(rng: np.random.Generator, n: int, cutoff_hz: float, sd: float) -> np.ndarray:
     """Low-pass Gaussian noise of standard deviation ``sd``."""
     x = bandpass(rng.standard_normal(n), FS, None, cutoff_hz, order=2)
-    return x * (sd / max(float(np.std(x)), 1e-12))
+    scaled: np.ndarray = x * (sd / max(float(np.std(x)), 1e-12))
+    return scaled

@@ -46,7 +46,8 @@ class StageTracks:
         """Blend a 6-row per-stage table (``ROWS``) into a track: stage mix, overridden by arousals."""
         table = np.asarray(table, dtype=np.float64)
         base = table[:5] @ self.weights
-        return (1.0 - self.arousal) * base + self.arousal * table[5]
+        track: np.ndarray = (1.0 - self.arousal) * base + self.arousal * table[5]
+        return track
 
 
 def stage_tracks(plan: NightPlan, eyes_open_s: tuple[float, float], rem_phasic_s: tuple[float, float],
