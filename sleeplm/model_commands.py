@@ -57,6 +57,15 @@ def _check_backend(backend: str) -> None:
         raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
 
+def _needs_torch(command: str) -> None:
+    """One line, not a traceback, where the base install (no torch) runs a command of the train extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise PSGError(f"`sleeplm {command}` needs torch, which the base install leaves out: "
+                       "pip install 'sleeplm[train]' (from a checkout: pip install -e '.[train]')")
+
+
 def _load(checkpoint: Path | None, backend: str) -> Any:
     _check_backend(backend)
     from model_runtime.sleeplm import SleepLM
@@ -318,8 +327,9 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
-    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
+    _needs_torch("train")
     from model_runtime.config import get_config
+    from model_runtime.onnx_backend import SHIPPED_CHECKPOINT
     from model_runtime.train import TrainOptions, train
     from psg.paths import shared_data_dir
 
@@ -359,7 +369,8 @@ def train_stage_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the stage head on perturbed simulated nights, calibrate it, and write it beside the checkpoint."""
-    from model_runtime.checkpoint import SHIPPED_CHECKPOINT
+    _needs_torch("train-stage")
+    from model_runtime.onnx_backend import SHIPPED_CHECKPOINT
     from model_runtime.stage_head import head_path_for
     from model_runtime.stage_head_training import train_stage_head
     from psg.paths import shared_data_dir
@@ -397,6 +408,7 @@ def export_cmd(
 
         typer.echo(f"built the ONNX text tower in {build_text_tower()}")
         return
+    _needs_torch("export")
     from model_runtime.onnx_export import export_onnx
 
     folder = export_onnx(checkpoint, onnx)
@@ -419,6 +431,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate the checkpoint on the held-out validation nights (staging, captions, retrieval, few-shot)."""
     _check_backend(backend)
+    if backend == "torch":
+        _needs_torch("eval --backend torch")
     if nights is not None and nights < 1:
         raise PSGError(f"--nights must be >= 1, got {nights}")
     from model_runtime.evaluate import evaluate
@@ -450,6 +464,7 @@ def bench_model_cmd(
     _check_backend(backend)
     if batch < 1 or seconds <= 0:
         raise PSGError(f"--batch must be >= 1 and --seconds > 0, got {batch} and {seconds}")
+    _needs_torch("bench model")
     from model_runtime.bench import bench_model
 
     result = bench_model(checkpoint=checkpoint, backend=backend, batch=batch, seconds=seconds, progress=True)
