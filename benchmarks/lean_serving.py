@@ -8,7 +8,9 @@ outside the checkout so the environment's installed package runs, not the source
   an epoch with captions stored, and ``method`` (``model`` = the text tower answered, ``text`` = word match);
 - per part (api, worker, bridge, beds, broker, launcher): RSS in MB at the end, and whether torch is mapped
   into the process (``libtorch`` in ``/proc/PID/maps``: a process that imported torch has it);
-- ``site_packages_mb``: the environment's site-packages (``du --apparent-size``), with and without bytecode.
+- ``site_packages_mb``: the environment's site-packages (``du --apparent-size``), with and without bytecode;
+- ``search_warmup``: in a fresh interpreter, seconds to import the API, load the model and embed a first and
+  a second query (what the API's search warm-up does), and the RSS after.
 
     .venv/bin/python benchmarks/lean_serving.py --python /tmp/lean/bin/python --beds 4 --seconds 90 --json
 """
@@ -44,6 +46,34 @@ def site_packages_mb(python: str) -> dict[str, float]:
         return float(out.stdout.split()[0])
 
     return {"all": du(), "without_bytecode": du("--exclude=__pycache__")}
+
+
+WARMUP = """
+import json, sys, time
+import psutil
+t0 = time.monotonic()
+import dashboards.api.app
+t1 = time.monotonic()
+from model_runtime.serving.model_api import SleepLM
+lm = SleepLM.load()
+t2 = time.monotonic()
+lm.embed_text("obstructive apnea")
+t3 = time.monotonic()
+lm.embed_text("central apneas during REM")
+t4 = time.monotonic()
+print(json.dumps({"import_api_s": round(t1 - t0, 2), "load_model_s": round(t2 - t1, 2),
+                  "first_embed_s": round(t3 - t2, 2), "next_embed_s": round(t4 - t3, 3),
+                  "rss_mb": round(psutil.Process().memory_info().rss / 1e6), "torch": "torch" in sys.modules}))
+"""
+
+
+def search_warmup(python: str) -> dict:
+    """What the API's search warm-up costs in a fresh interpreter of the environment: import the API, load the
+    model, embed two texts (the first loads the text tower)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", WARMUP], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def part_of(process: psutil.Process) -> str:
@@ -137,6 +167,7 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait()
     result["site_packages_mb"] = site_packages_mb(python)
+    result["search_warmup"] = search_warmup(python)
     return result
 
 

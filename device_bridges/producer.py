@@ -43,15 +43,19 @@ from psg.errors import MessageError, PSGError
 log = logging.getLogger(__name__)
 
 
-#: How long librdkafka waits to fill a produce batch. WHY 50 ms: an epoch waits on its last chunk, so this
-#: is added to the live latency at most once (5 % of the 1-s target), while at 500 beds (~60 records/s per
-#: partition) it stores a few records per batch instead of one; the embedded Tansu broker's fetch cost
-#: grows with the batches a partition holds (benchmarks/RESULTS.md, issue 17).
-LINGER_MS = 50
+#: How long librdkafka waits to fill a produce batch. WHY a few ms and not more: the sender keeps one
+#: record in flight per bed (order), so a bed's backlog after a broker outage drains at most one record
+#: per linger + round trip; 10 ms still drains ~80 records/s per bed. The load generator, which stands in
+#: for hundreds of beds and has no such ordering, batches longer (``LOADGEN_LINGER_MS``). Fewer, larger
+#: batches are what the embedded Tansu broker needs: its fetch cost grows with the batches a partition
+#: holds (benchmarks/RESULTS.md, issue 17).
+LINGER_MS = 10
+#: An epoch waits on its last chunk, so this is added to the live latency at most once (5 % of the 1-s target).
+LOADGEN_LINGER_MS = 50
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
-    """librdkafka producer settings of the bridge and the load generator."""
+def producer_config(settings: Settings, linger_ms: int = LINGER_MS) -> dict[str, Any]:
+    """librdkafka producer settings of the bridge (and, with a longer ``linger_ms``, the load generator)."""
     if not settings.kafka:
         raise PSGError("settings field 'kafka': the bridge needs a broker (set SLEEPLM_KAFKA; sleeplm up starts one)")
     config: dict[str, Any] = {
@@ -65,7 +69,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1_000,  # notice a returning broker within a second
         "retry.backoff.ms": 200,
-        "linger.ms": LINGER_MS,
+        "linger.ms": linger_ms,
         "batch.size": 1_000_000,
         "message.max.bytes": 8 * 1024 * 1024,
         "logger": logging.getLogger("kafka.rdkafka"),  # silenced with kafka's logger by the CLI

@@ -144,7 +144,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     from confluent_kafka import Producer
 
     from device_bridges.lsl_config import configure_lsl, private_lsl_config
-    from device_bridges.producer import producer_config
+    from device_bridges.producer import LOADGEN_LINGER_MS, producer_config
     from operations.launcher import LiveStack
     from operations.loadgen import LoadGenerator, plan_beds, render_nights
     from plumbing.broker import start_broker
@@ -203,7 +203,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
             )
         # librdkafka, as the bridge: kafka-python cost ~1.3 ms of the generator's CPU per record (40 % of a
         # core at 100 beds), load that would be charged to the monitor's two cores
-        producer = Producer({**producer_config(settings), "client.id": "sleeplm-loadgen"})
+        producer = Producer({**producer_config(settings, LOADGEN_LINGER_MS), "client.id": "sleeplm-loadgen"})
         from plumbing.topics import SAMPLES
 
         delivery = _Deliveries()

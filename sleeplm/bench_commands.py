@@ -9,7 +9,7 @@ import typer
 
 from psg.errors import PSGError
 from sleeplm.jsonio import dumps
-from sleeplm.model_options import BackendOpt, CheckpointOpt, JsonOpt, check_backend
+from sleeplm.model_options import BackendOpt, CheckpointOpt, JsonOpt, check_backend, needs_torch
 
 
 def bench_model_cmd(
@@ -23,6 +23,7 @@ def bench_model_cmd(
     check_backend(backend)
     if batch < 1 or seconds <= 0:
         raise PSGError(f"--batch must be >= 1 and --seconds > 0, got {batch} and {seconds}")
+    needs_torch("bench model")
     from model_runtime.evaluation.bench import bench_model
 
     result = bench_model(checkpoint=checkpoint, backend=backend, batch=batch, seconds=seconds, progress=True)

@@ -40,3 +40,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one J
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+def needs_torch(command: str) -> None:
+    """One line, not a traceback, where the base install (no torch) runs a command of the train extra."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise PSGError(
+            f"`sleeplm {command}` needs torch, which the base install leaves out: "
+            "pip install 'sleeplm[train]' (from a checkout: pip install -e '.[train]')"
+        )

