@@ -12,13 +12,11 @@ import math
 from typing import Any, TypeGuard
 
 from psg.codecs import MAX_EPOCH, MAX_EPOCH_S
+from psg.contracts import CAPTION_LEVELS
 from psg.errors import MessageError
 
 #: Longest bed / recording id the schema holds.
 MAX_ID_CHARS = 128
-#: Caption keys every record carries: ``psg.captions.MODALITIES`` (spelled out here because importing
-#: ``psg.captions`` loads the detectors and their dependencies, seconds for an API that needs none).
-CAPTION_MODALITIES: tuple[str, ...] = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
 
 
 def _fail(what: str, name: str, expected: str, value: Any) -> MessageError:
@@ -136,7 +134,7 @@ def caption_row(record: Any, what: str = "caption record") -> dict[str, Any]:
     if epoch > MAX_EPOCH:  # the column is a 32-bit INTEGER on PostgreSQL (48 h of 30-s epochs is 5760)
         raise _fail(what, "epoch", f"an integer of at most {MAX_EPOCH}", epoch)
     captions = _typed(record, "captions", dict, what)
-    for key in CAPTION_MODALITIES:
+    for key in CAPTION_LEVELS:
         if not isinstance(captions.get(key), str):
             raise _fail(what, f"captions.{key}", "a string", captions.get(key))
     quality = _typed(record, "quality", dict, what, default={})

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from psg.contracts import Captions  # the five caption levels: one definition for producers, store and API
+
 #: Largest row id a path or query parameter may name: the store's ids are 64-bit (a larger int overflows the
 #: database driver, which would answer 500 instead of 404).
 MAX_ID = 2**63 - 1
@@ -30,12 +32,6 @@ class Bed(BaseModel):
     updated_at: float = Field(description="when the latest epoch was stored (Unix seconds)")
 
 
-class Captions(BaseModel):
-    stage_event: str
-    brain: str
-    cardiac: str
-    respiratory: str
-    somatic: str
 
 
 class Epoch(BaseModel):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
 from model_runtime.serving.runtimes import InferenceRuntime
 from psg.alerts.facts import aux_record
 from psg.codecs import EpochMessage
+from psg.contracts import CaptionRecord, Captions, EmbeddingRecord, WaveformPreview
 from psg.errors import PSGError
 from psg.json_codec import to_jsonable
 from psg.montage import MODEL_CHANNELS, MODEL_FS
@@ -30,11 +31,11 @@ EMBEDDING_DECIMALS = 5
 class InferenceRecords(NamedTuple):
     """What one batch produces: one caption record per epoch, one embedding record per embedded epoch."""
 
-    captions: list[dict[str, Any]]
-    embeddings: list[dict[str, Any]]
+    captions: list[CaptionRecord]
+    embeddings: list[EmbeddingRecord]
 
 
-def caption_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage]) -> list[dict[str, Any]]:
+def caption_records(runtime: InferenceRuntime, messages: Sequence[EpochMessage]) -> list[CaptionRecord]:
     """One caption record per message, in order, from a single ``runtime.infer`` call (see ``inference_records``)."""
     return inference_records(runtime, messages).captions
 
@@ -58,43 +59,41 @@ def inference_records(
     results = runtime.infer(list(messages))
     if len(results) != len(messages):
         raise PSGError(f"runtime {runtime.name!r} returned {len(results)} results for {len(messages)} epochs")
-    records, embeddings = [], []
+    records: list[CaptionRecord] = []
+    embeddings: list[EmbeddingRecord] = []
     for message, result in zip(messages, results, strict=True):
         if (result.bed_id, result.recording_id, result.epoch) != (message.bed_id, message.recording_id, message.epoch):
             raise PSGError(
                 f"runtime {runtime.name!r} answered epoch {result.bed_id}/{result.recording_id}/{result.epoch} "
                 f"for {message.bed_id}/{message.recording_id}/{message.epoch}"
             )
-        records.append(
-            to_jsonable(
-                {
-                    "bed_id": message.bed_id,
-                    "recording_id": message.recording_id,
-                    "epoch": message.epoch,
-                    "start_time": message.start_time,
-                    "epoch_s": message.epoch_s,
-                    "stage": result.stage,
-                    "stage_source": result.stage_source,
-                    "probabilities": None if result.probabilities is None else list(result.probabilities),
-                    "captions": dict(result.captions),
-                    "features": message.features,
-                    "quality": message.quality,
-                    "events": message.events,
-                    "advisories": result.advisories,
-                    "end_received_at": message.end_received_at,
-                    "runtime": runtime.name,
-                    "aux": aux_record(message.aux),
-                    "embedding": None if result.embedding is None else rounded_embedding(result.embedding),
-                    "waveform": waveform_preview(message.signals, waveform_hz) if waveform_hz else None,
-                }
-            )
-        )
+        record: CaptionRecord = {
+            "bed_id": message.bed_id,
+            "recording_id": message.recording_id,
+            "epoch": message.epoch,
+            "start_time": message.start_time,
+            "epoch_s": message.epoch_s,
+            "stage": result.stage,
+            "stage_source": result.stage_source,
+            "probabilities": None if result.probabilities is None else list(result.probabilities),
+            "captions": cast(Captions, dict(result.captions)),  # the runtimes write every level; the store checks
+            "features": message.features,
+            "quality": message.quality,
+            "events": message.events,
+            "advisories": result.advisories,
+            "end_received_at": message.end_received_at,
+            "runtime": runtime.name,
+            "aux": aux_record(message.aux),
+            "embedding": None if result.embedding is None else rounded_embedding(result.embedding),
+            "waveform": waveform_preview(message.signals, waveform_hz) if waveform_hz else None,
+        }
+        records.append(to_jsonable(record))
         if result.embedding is not None:
             embeddings.append(embedding_record(message, result.embedding, runtime.name))
     return InferenceRecords(records, embeddings)
 
 
-def embedding_record(message: EpochMessage, embedding: np.ndarray, runtime_name: str) -> dict[str, Any]:
+def embedding_record(message: EpochMessage, embedding: np.ndarray, runtime_name: str) -> EmbeddingRecord:
     """The ``sleep.embeddings`` record of one epoch (``encode_json`` adds ``schema``): the runtime's joint-space
     vector ``embedding`` rounded to ``EMBEDDING_DECIMALS``, keyed like the caption record so consumers can join
     the two."""
@@ -115,7 +114,7 @@ def rounded_embedding(embedding: np.ndarray) -> list[float]:
     return [round(float(v), EMBEDDING_DECIMALS) for v in np.asarray(embedding, dtype=np.float64).ravel()]
 
 
-def waveform_preview(signals: np.ndarray, hz: float) -> dict[str, Any]:
+def waveform_preview(signals: np.ndarray, hz: float) -> WaveformPreview:
     """The epoch's traces for the bed view: each model channel averaged down to ``hz`` (a boxcar, which is
     also the anti-alias filter: the page draws 30 s in a few hundred pixels), as base64 float16."""
     x = np.asarray(signals, dtype=np.float32)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from psg.codecs import MAX_EPOCH_S
+from psg.contracts import AuxSeries, CaptionRecord
 from psg.errors import MessageError
 from psg.timeline import EPOCH_S
 
@@ -62,17 +63,15 @@ class RecordFacts:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def aux_record(aux: np.ndarray) -> dict[str, list[float | None]]:
+def aux_record(aux: np.ndarray) -> AuxSeries:
     """The caption record's ``aux`` field from an ``EpochMessage.aux``: per-second SpO2 and HR, None where absent."""
     values = np.asarray(aux, dtype=float)
     rows = [values[i] if i < values.shape[0] else np.full(0, np.nan) for i in range(2)]
-    return {
-        name: [round(float(v), 2) if math.isfinite(v) else None for v in row]
-        for name, row in zip(("spo2", "hr"), rows, strict=True)
-    }
+    spo2, hr = ([round(float(v), 2) if math.isfinite(v) else None for v in row] for row in rows)
+    return AuxSeries(spo2=spo2, hr=hr)
 
 
-def facts_from_record(record: dict[str, Any]) -> RecordFacts:
+def facts_from_record(record: CaptionRecord | dict[str, Any]) -> RecordFacts:
     """``RecordFacts`` of a decoded ``sleep.captions`` record (already validated by ``store.caption_values``);
     ``MessageError`` naming the field when ``aux`` is malformed. A record without ``aux`` (an older
     producer) gives NaN series: no SpO2/HR rule can fire on it, the others still do."""

@@ -10,11 +10,12 @@ from psg.captions.availability import event_available
 from psg.captions.modality import Features, brain_caption, cardiac_caption, respiratory_caption, somatic_caption
 from psg.captions.phrasing import Phraser, Style
 from psg.captions.stage_event import StageContext, stage_event_caption
+from psg.contracts import CAPTION_LEVELS
 from psg.timeline import EPOCH_S, Event, Stage
 
 #: Caption keys, matching the model's modality prefix tokens (DESIGN: brain, cardiac, respiratory,
 #: somatic, stage_event).
-MODALITIES: tuple[str, ...] = ("stage_event", "brain", "cardiac", "respiratory", "somatic")
+MODALITIES: tuple[str, ...] = CAPTION_LEVELS
 
 
 def caption_epoch(

@@ -57,7 +57,8 @@ from psg.errors import MessageError
 from psg.json_codec import decode_json, encode_json
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from store import Store
-from store.records import CAPTION_MODALITIES, alert_event_row, device_event_row
+from psg.contracts import CAPTION_LEVELS
+from store.records import alert_event_row, device_event_row
 from store.store import caption_values
 from stream_agents.app import CAPTION_FIELDS, _alert_record, _caption_record
 from tests.fuzz.hostile import (
@@ -161,7 +162,7 @@ def epoch_messages(draw: st.DrawFn) -> EpochMessage:
 
 
 def _stage_text(epoch: int) -> dict[str, str]:
-    return {m: f"{m} caption of epoch {epoch}" for m in CAPTION_MODALITIES}
+    return {m: f"{m} caption of epoch {epoch}" for m in CAPTION_LEVELS}
 
 
 @st.composite
@@ -599,7 +600,7 @@ CAPTION_PATHS: tuple[tuple[str, ...], ...] = (
     *((name,) for name in CAPTION_FIELDS),
     ("schema",), ("epoch_s",), ("stage_source",), ("probabilities",), ("features",), ("quality",), ("events",),
     ("advisories",), ("runtime",), ("aux",), ("embedding",), ("waveform",), ("unknown_extra_field",),
-    *(("captions", m) for m in CAPTION_MODALITIES),
+    *(("captions", m) for m in CAPTION_LEVELS),
     ("quality", "ECG"), ("features", "hr_bpm"), ("aux", "spo2"), ("aux", "hr"),
     ("waveform", "fs"), ("waveform", "channels"), ("waveform", "data_b64"),
 )

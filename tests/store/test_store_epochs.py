@@ -110,11 +110,22 @@ def test_device_events_replays_are_ignored(store: Store) -> None:
         store.insert_device_events([{**event, "at": "soon"}])
 
 
-def test_the_store_requires_every_caption_modality() -> None:
+def test_the_store_requires_every_caption_level_of_the_contract() -> None:
+    """One definition of the caption levels (``psg.contracts``): the captions package writes them, and the
+    store refuses a record without any one of them, naming it."""
     from psg.captions import MODALITIES
-    from store.records import CAPTION_MODALITIES
+    from psg.contracts import CAPTION_LEVELS
+    from psg.errors import MessageError
+    from store.records import caption_row
+    from tests.records import make_record
 
-    assert CAPTION_MODALITIES == MODALITIES
+    assert MODALITIES == CAPTION_LEVELS
+    caption_row(make_record(0))
+    for level in CAPTION_LEVELS:
+        record = make_record(0)
+        del record["captions"][level]
+        with pytest.raises(MessageError, match=f"captions.{level}"):
+            caption_row(record)
 
 
 def test_what_postgresql_would_refuse_is_named_or_kept_on_both_backends(store: Store, record) -> None:
