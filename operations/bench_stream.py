@@ -156,7 +156,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     configure_lsl()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="sleeplm-bench-"))
     settings = Settings(
-        _env_file=None,
+        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' documented init kwarg
         data_dir=data_dir,
         partitions=options.partitions,
         app_id=f"bench-{uuid.uuid4().hex[:8]}",
@@ -267,7 +267,7 @@ def _measure(
     rss: float,
     messages: int,
 ) -> BenchResult:
-    per_bed: dict[str, list[int]] = defaultdict(list)
+    per_bed: dict[tuple[str, str], list[int]] = defaultdict(list)
     latencies, ends = [], []
     real_time = options.speed == 1.0
     for bed, recording, epoch, start_time, epoch_s, stored_at, received_at in rows:

@@ -29,8 +29,8 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import faust
 from faust.types import TP, EventT
@@ -56,6 +56,8 @@ from store.records import alert_event_row, device_event_row
 from store.store import caption_values
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 #: Fields a caption record must have for the sink to store it.
 CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
@@ -166,7 +168,8 @@ class _LivePipeline:
         app.agent(self.captions, name="alerts")(self.alert_agent)
         app.agent(self.alerts, name="alert-sink")(self.alert_sink_agent)
         app.timer(self.settings.alert_sync_s, name="alert-sync")(self.sync_alerts)
-        app.on_partitions_revoked.connect(self.on_partitions_revoked)
+        # faust's stub types a signal handler as (sender, *args, signal=..., **kwargs); ours names `revoked`
+        app.on_partitions_revoked.connect(self.on_partitions_revoked)  # type: ignore[arg-type]
 
     async def on_partitions_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Forget the beds of revoked partitions: their new owner replays from the committed offset (the
@@ -184,7 +187,7 @@ class _LivePipeline:
 
     async def epocher_agent(self, stream: faust.StreamT) -> None:
         """psg.samples -> 30-s epochs on psg.epochs (+ technical device events on sleep.alerts)."""
-        stream = stream.noack()
+        stream = stream.noack()  # type: ignore[attr-defined]  # faust's StreamT stub lacks noack
         loop = asyncio.get_running_loop()
         acker = _AckAfterDelivery(stream)
         async for event in stream.events():
@@ -206,8 +209,8 @@ class _LivePipeline:
                 await self.dead_letter(event, str(exc))
                 await stream.ack(event)
                 continue
-            for chunk, exc in output.refused:  # a bundle's bad chunk; its other chunks were taken
-                await self.dead_letter(event, f"bundle chunk of stream {chunk.stream!r} seq {chunk.seq}: {exc}")
+            for chunk, refusal in output.refused:  # a bundle's bad chunk; its other chunks were taken
+                await self.dead_letter(event, f"bundle chunk of stream {chunk.stream!r} seq {chunk.seq}: {refusal}")
             if output.windows:
                 # ~1 record in 30 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
                 # in order, before the next record, so each bed's running normaliser sees its epochs in turn
@@ -233,7 +236,11 @@ class _LivePipeline:
         checkpoint = self.settings.checkpoint or SHIPPED_CHECKPOINT
         self.monitor.watch.scorer = await loop.run_in_executor(None, rule_scorer_for, runtime, checkpoint)
         acker = _AckAfterDelivery(stream)
-        async for batch in stream.noack_take(self.settings.batch_max, within=self.settings.batch_within_s):
+        # faust's StreamT stub lacks noack_take
+        batches = stream.noack_take(  # type: ignore[attr-defined]
+            self.settings.batch_max, within=self.settings.batch_within_s
+        )
+        async for batch in batches:
             messages = await self.decoded(batch, decode_epoch)
             pending: list[Any] = []
             if messages:
@@ -257,10 +264,11 @@ class _LivePipeline:
 
     async def sink_agent(self, stream: faust.StreamT) -> None:
         """sleep.captions -> the store, insert-or-ignore keyed (bed, recording, epoch)."""
-        async for batch in stream.noack_take(256, within=SINK_WITHIN_S):
+        # faust's StreamT stub lacks noack_take
+        async for batch in stream.noack_take(256, within=SINK_WITHIN_S):  # type: ignore[attr-defined]
             records = await self.decoded(batch, _caption_record)
             if records:
-                inserted = await self.stored("insert_epochs", records)
+                inserted = await self.stored(Store.insert_epochs, records)
                 self.metrics.epochs_stored.inc(len(inserted))
                 self.metrics.duplicates_ignored.inc(len(records) - len(inserted))
                 for row in inserted:
@@ -272,7 +280,8 @@ class _LivePipeline:
         """sleep.captions -> alert engine + watch rules -> transitions stored and published on sleep.alerts.
 
         Bad caption records are skipped here; the sink, which reads the same topic, dead-letters them."""
-        async for batch in stream.noack_take(256, within=0.2):
+        # faust's StreamT stub lacks noack_take
+        async for batch in stream.noack_take(256, within=0.2):  # type: ignore[attr-defined]
             records = []
             for event in batch:
                 try:
@@ -293,10 +302,11 @@ class _LivePipeline:
     async def alert_sink_agent(self, stream: faust.StreamT) -> None:
         """sleep.alerts: technical device events -> the store and the alert monitor (a lost stream is a
         technical alert); alert transitions were stored by their producer and are not read back."""
-        async for batch in stream.noack_take(64, within=0.2):
+        # faust's StreamT stub lacks noack_take
+        async for batch in stream.noack_take(64, within=0.2):  # type: ignore[attr-defined]
             events = [record for record in await self.decoded(batch, _alert_record) if record["kind"] == "technical"]
             if events:
-                await self.stored("insert_device_events", events)
+                await self.stored(Store.insert_device_events, events)
                 await self.restore_beds({e["bed_id"] for e in events})
                 out: list[dict[str, Any]] = []
                 for record in events:
@@ -319,13 +329,14 @@ class _LivePipeline:
         await self.publish_alerts(out + self.monitor.escalate_overdue())
         if installed:
             calibrations = {rule.id: rule.calibration for rule in installed}
-            await self.stored("set_rule_calibrations", calibrations)
+            await self.stored(Store.set_rule_calibrations, calibrations)
 
     def _control_snapshot(self) -> ControlSnapshot:
         store = self.store
+        rules: list[Mapping[str, Any]] = list(store.rules(enabled_only=True))
         return ControlSnapshot(
             thresholds={bed: row["values"] for bed, row in store.thresholds().items()},
-            rules=store.rules(enabled_only=True),
+            rules=rules,
             alert_states=store.alert_states(self.monitor.active_ids()),
         )
 
@@ -335,30 +346,32 @@ class _LivePipeline:
         if not new:
             return
         for bed in new:
-            alerts = await self.stored("alerts", "active", bed)
+            alerts = await self.stored(Store.alerts, "active", bed)
             self.monitor.restore(bed, alerts)
 
     async def publish_alerts(self, records: list[dict[str, Any]]) -> None:
         """Store alert transitions (first: the API shows them from the store), then publish on sleep.alerts."""
         if not records:
             return
-        await self.stored("apply_alert_events", records)
+        await self.stored(Store.apply_alert_events, records)
         pending = [await self.alerts.send(key=r["bed_id"].encode(), value=encode_json(r)) for r in records]
         await _delivered(pending)
         for record in records:
             self.metrics.alerts.labels(record["alert"]["priority"], record["event"]).inc()
         self.metrics.active_alerts.set(len(self.monitor.active_ids()))
 
-    async def stored(self, method: str, *args: Any) -> Any:
-        """``Store.<method>(*args)`` in a worker thread, retried while the database is unreachable or
-        locked (a PostgreSQL restart, a SQLite lock held past the busy timeout): the data are fine, so
-        nothing is dead-lettered; the batch stays un-acked and the stream waits (back-pressure) instead.
-        Errors that retrying cannot fix (a constraint or a bug) are raised."""
+    async def stored(self, call: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(store, *args, **kwargs)`` (``self.stored(Store.insert_epochs, records)``) in a worker thread,
+        retried while the database is unreachable or locked (a PostgreSQL restart, a SQLite lock held past the
+        busy timeout): the data are fine, so nothing is dead-lettered; the batch stays un-acked and the stream
+        waits (back-pressure) instead. Errors that retrying cannot fix (a constraint or a bug) are raised.
+        A store method, not its name, so that mypy checks each call's arguments and result (issue 16); not a
+        lambda, whose loop variables would bind late."""
         loop = asyncio.get_running_loop()
         delay, failing_since = STORE_RETRY_FIRST_S, None
         while True:
             try:
-                result = await loop.run_in_executor(None, lambda: getattr(self.store, method)(*args))
+                result = await loop.run_in_executor(None, lambda: call(self.store, *args, **kwargs))
             except (OperationalError, InterfaceError) as exc:
                 if failing_since is None:
                     failing_since = time.monotonic()

@@ -85,7 +85,7 @@ def write_serving_file(ckpt: Any, folder: Path) -> Path:
     arrays["meta"] = np.array(json.dumps(meta))
     path = Path(folder) / SERVING_FILE
     with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return path
 
 
@@ -115,7 +115,7 @@ def load_serving_checkpoint(folder: Path) -> ServingCheckpoint:
         stage_prompt_features=features["stage"],
         event_prompts=meta["event_prompts"],
         event_prompt_features=features["event"],
-        projection=tuple(arrays[name] for name in _PROJECTION),  # type: ignore[arg-type]
+        projection=tuple(arrays[name] for name in _PROJECTION),
         logit_scale=float(meta["logit_scale"]),
         fingerprint=str(meta["fingerprint"]),
         calibration=meta.get("calibration", {}),

@@ -138,7 +138,8 @@ class _Graph:
         from onnx import helper
 
         out = self.name(hint)
-        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        # onnx's make_node stub types **kwargs narrower than the attributes it takes (ints, floats, lists)
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))  # type: ignore[arg-type]
         return out
 
 

@@ -84,7 +84,8 @@ def split_words(text: str) -> list[str]:
 
 def slot_pieces(text: str, modality: str, features: Mapping[str, object]) -> list[str]:
     """Pieces of ``text`` with every number replaced by its feature slot (or ``<num>``)."""
-    out, used = [], set()
+    out: list[str] = []
+    used: set[str] = set()
     candidates = MODALITY_FEATURES.get(modality, ())
     for piece in split_words(text):
         word = piece.lstrip(SPACE)
@@ -111,10 +112,11 @@ def _match_feature(word: str, keys: Iterable[str], features: Mapping[str, object
                 matches.append(f"<{'fs' if signed else 'f'}:{key}>")
                 break
     fresh = [m for m in matches if m not in used]
-    chosen = (fresh or matches or [None])[0]
-    if chosen:
-        used.add(chosen)
-    return chosen
+    candidates = fresh or matches
+    if not candidates:
+        return None
+    used.add(candidates[0])
+    return candidates[0]
 
 
 class CaptionTokenizer:

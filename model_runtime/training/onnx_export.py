@@ -28,12 +28,14 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model_runtime.model.caption_decoder import DecoderLayer
 from model_runtime.model.checkpoint import load_checkpoint
 from model_runtime.model.onnx_backend import (
     CROSS_FILE,
@@ -86,7 +88,8 @@ class _CrossGraph(nn.Module):
 
     def forward(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = [], []
-        for layer in self.decoder.layers:
+        for module in self.decoder.layers:
+            layer = cast(DecoderLayer, module)  # ModuleList yields Module
             k, v = layer.kv(memory).chunk(2, dim=-1)
             keys.append(layer._split(k))
             values.append(layer._split(v))
@@ -320,7 +323,7 @@ def verify(model: ReCoCa, backend: OnnxBackend, seed: int = 0) -> dict[str, floa
             past_k = rng.standard_normal(shape).astype(np.float32)
             past_v = rng.standard_normal(shape).astype(np.float32)
             token = rng.integers(0, sizes["vocab"], b).astype(np.int64)
-            ref = model.decoder.step(
+            step_ref = model.decoder.step(
                 torch.from_numpy(token),
                 torch.tensor(t),
                 torch.from_numpy(memory),
@@ -329,12 +332,12 @@ def verify(model: ReCoCa, backend: OnnxBackend, seed: int = 0) -> dict[str, floa
             )
             served = backend.step(token, t, memory, past_k, past_v)
             plain = backend.step_graph(token, t, memory, past_k, past_v)
-            for name, got in (("decoder_step", plain), ("decoder_step_cross", served)):
+            for name, outputs in (("decoder_step", plain), ("decoder_step_cross", served)):
                 diffs[f"{name}_t{t}"] = max(
                     float(np.abs(g - r.numpy()).max()) if g.shape == tuple(r.shape) else float("inf")
-                    for g, r in zip(got, ref, strict=True)
+                    for g, r in zip(outputs, step_ref, strict=True)
                 )
-    worst = max(diffs, key=diffs.get)
+    worst = max(diffs, key=diffs.__getitem__)
     if not diffs[worst] <= TOLERANCE:
         raise PSGError(
             f"ONNX export does not reproduce torch: {worst} differs by {diffs[worst]:.3g} (> {TOLERANCE}); "
