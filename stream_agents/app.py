@@ -46,6 +46,7 @@ from plumbing.settings import Settings
 from psg.alerts.monitor import AlertMonitor, ControlSnapshot
 from psg.captions.consistency import count_contradictions
 from psg.codecs import ChunkBundle, DeviceEvent, EpochMessage, decode_epoch, decode_samples_message, encode_epoch
+from psg.contracts import CAPTION_REQUIRED
 from psg.epoching.analysis import EpochWindow, analyse
 from psg.epoching.epocher import Epocher
 from psg.errors import MessageError
@@ -60,7 +61,6 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 #: Fields a caption record must have for the sink to store it.
-CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 #: Backoff of store writes while the database is unavailable: 0.25 s doubling to 5 s, for as long as it takes.
 STORE_RETRY_FIRST_S = 0.25
@@ -415,7 +415,7 @@ class _LivePipeline:
 
 def _caption_record(raw: bytes) -> dict[str, Any]:
     """A sleep.captions record, validated alone so that one bad record does not sink the batch."""
-    record = decode_json(raw, CAPTION_FIELDS)
+    record = decode_json(raw, CAPTION_REQUIRED)
     caption_values(record)
     return record
 

@@ -53,14 +53,14 @@ from psg.codecs import (
     encode_device_event,
     encode_epoch,
 )
+from psg.contracts import CAPTION_LEVELS, CAPTION_REQUIRED
 from psg.errors import MessageError
 from psg.json_codec import decode_json, encode_json
 from psg.montage import AUX_CHANNELS, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 from store import Store
-from psg.contracts import CAPTION_LEVELS
 from store.records import alert_event_row, device_event_row
 from store.store import caption_values
-from stream_agents.app import CAPTION_FIELDS, _alert_record, _caption_record
+from stream_agents.app import _alert_record, _caption_record
 from tests.fuzz.hostile import (
     FUZZ,
     RAW_TOKENS,
@@ -592,12 +592,12 @@ def test_random_json_objects(record: dict[str, Any], how: str) -> None:
     """Random objects, with and without a valid schema version, through every JSON decoder."""
     record = {"schema": 1, **record} if how == "dict" else record
     raw = render_json(record)
-    for decode in (lambda r: decode_json(r, CAPTION_FIELDS), _caption_record, _alert_record):
+    for decode in (lambda r: decode_json(r, CAPTION_REQUIRED), _caption_record, _alert_record):
         expect_value_or_message_error(decode, raw)
 
 
 CAPTION_PATHS: tuple[tuple[str, ...], ...] = (
-    *((name,) for name in CAPTION_FIELDS),
+    *((name,) for name in CAPTION_REQUIRED),
     ("schema",), ("epoch_s",), ("stage_source",), ("probabilities",), ("features",), ("quality",), ("events",),
     ("advisories",), ("runtime",), ("aux",), ("embedding",), ("waveform",), ("unknown_extra_field",),
     *(("captions", m) for m in CAPTION_LEVELS),

@@ -50,6 +50,7 @@ from model_runtime.serving.caption_records import inference_records
 from model_runtime.serving.runtimes import load_runtime
 from psg.alerts.catalog import AlertConfig, Thresholds
 from psg.alerts.monitor import AlertMonitor, alert_record
+from psg.contracts import CAPTION_REQUIRED
 from psg.epoching.epocher import Epocher
 from psg.json_codec import decode_json, encode_json
 from psg.montage import AF, HR, SPO2
@@ -70,8 +71,6 @@ CONFIG, THRESHOLDS = AlertConfig(), Thresholds()
 EPOCH_S = 30.0
 #: The engine judges an epoch when its record arrives, i.e. when the epoch has ended.
 EPOCH_WAIT_S = EPOCH_S
-#: Fields the alert agent requires of a caption record (``stream_agents.app.CAPTION_FIELDS``).
-CAPTION_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "stage", "captions", "end_received_at")
 #: A nurse reaches the bed this long after an escalation and acknowledges.
 NURSE_DELAY_S = 30.0
 #: High alerts acknowledged as soon as they are announced (the others are left until they escalate).
@@ -171,7 +170,7 @@ class Night:
 
 def wire(record: dict[str, Any]) -> dict[str, Any]:
     """The caption record as the alert agent gets it: encoded by the inference agent, decoded and validated."""
-    decoded = decode_json(encode_json(record), CAPTION_FIELDS)
+    decoded = decode_json(encode_json(record), CAPTION_REQUIRED)
     caption_values(decoded)
     return decoded
 
