@@ -37,13 +37,17 @@ def evaluate_night(stage_file: Path, seed: int, eeg_fs: float | None) -> dict[st
     plan = make_plan(timeline, seed=seed)
     signals = {k: v for k, v in render_neuro(plan).signals.items() if k in (EEG_C3, EEG_C4)}
     if eeg_fs is not None:
-        signals = {k: Signal(k, sps.resample_poly(v.data, int(eeg_fs), int(v.fs)), eeg_fs, v.unit)
-                   for k, v in signals.items()}
+        signals = {
+            k: Signal(k, sps.resample_poly(v.data, int(eeg_fs), int(v.fs)), eeg_fs, v.unit) for k, v in signals.items()
+        }
     detected = [d.to_event() for d in detect_arousals(Recording(timeline.record_id, signals))]
     truth = plan.arousals
     agreement = match_events(detected, truth)
-    stage_at = timeline.stages[np.clip([int(d.onset_s // timeline.epoch_s) for d in detected], 0,
-                                       timeline.stages.size - 1)] if detected else np.empty(0)
+    stage_at = (
+        timeline.stages[np.clip([int(d.onset_s // timeline.epoch_s) for d in detected], 0, timeline.stages.size - 1)]
+        if detected
+        else np.empty(0)
+    )
     wake_h = float(np.sum(timeline.stages == Stage.W)) * timeline.epoch_s / 3600.0
     return {
         "record": timeline.record_id,

@@ -48,14 +48,22 @@ def simulate(timeline: Path, edf: Path, seed: int) -> float:
 def ucddb_night(stage_file: Path, folder: Path, seed: int) -> dict[str, object]:
     edf = folder / f"{stage_file.stem}.edf"
     seconds = simulate(stage_file, edf, seed)
-    detected = [Event(e["type"], e["onset_s"], e["duration_s"])
-                for e in json.loads(sleeplm("detect", str(edf), "--json"))["events"]
-                if e["type"] in RESPIRATORY_EVENT_TYPES]
+    detected = [
+        Event(e["type"], e["onset_s"], e["duration_s"])
+        for e in json.loads(sleeplm("detect", str(edf), "--json"))["events"]
+        if e["type"] in RESPIRATORY_EVENT_TYPES
+    ]
     truth = read_timeline(stage_file).events_of(*RESPIRATORY_EVENT_TYPES)
     any_type, typed = match_events(detected, truth), match_events(detected, truth, typed=True)
-    return {"record": stage_file.stem, "simulate_s": round(seconds, 2), "n_truth": len(truth),
-            "n_detected": len(detected), "f1_any": round(any_type.f1, 4), "f1_typed": round(typed.f1, 4),
-            "tp_fp_fn": [any_type.tp, any_type.fp, any_type.fn]}
+    return {
+        "record": stage_file.stem,
+        "simulate_s": round(seconds, 2),
+        "n_truth": len(truth),
+        "n_detected": len(detected),
+        "f1_any": round(any_type.f1, 4),
+        "f1_typed": round(typed.f1, 4),
+        "tp_fp_fn": [any_type.tp, any_type.fp, any_type.fn],
+    }
 
 
 def slpdb_record(st_file: Path, folder: Path, seed: int) -> dict[str, object]:
@@ -66,10 +74,19 @@ def slpdb_record(st_file: Path, folder: Path, seed: int) -> dict[str, object]:
     measured = {line["epoch"]: line["features"]["hr_bpm"] for line in lines if "epoch" in line}
     timeline = read_timeline(st_file)
     truth = beat_epoch_features(timeline.beat_times_s, timeline.n_epochs)
-    errors = np.array([abs(t["hr_bpm"] - measured[i]) if measured.get(i) is not None else np.inf
-                       for i, t in enumerate(truth) if t["hr_bpm"] is not None])
-    return {"record": st_file.stem, "simulate_s": round(seconds, 2), "n_epochs": int(errors.size),
-            "fraction_within_3bpm": round(float(np.mean(errors <= HR_TOLERANCE_BPM)), 4)}
+    errors = np.array(
+        [
+            abs(t["hr_bpm"] - measured[i]) if measured.get(i) is not None else np.inf
+            for i, t in enumerate(truth)
+            if t["hr_bpm"] is not None
+        ]
+    )
+    return {
+        "record": st_file.stem,
+        "simulate_s": round(seconds, 2),
+        "n_epochs": int(errors.size),
+        "fraction_within_3bpm": round(float(np.mean(errors <= HR_TOLERANCE_BPM)), 4),
+    }
 
 
 def main() -> None:
@@ -91,19 +108,34 @@ def main() -> None:
     within = sum(r["fraction_within_3bpm"] * r["n_epochs"] for r in hr)
     hr_epochs = max(1, sum(int(r["n_epochs"]) for r in hr))
     result = {
-        "respiratory": {"nights": len(resp), "f1_any_pooled": round(2 * tp / max(1, 2 * tp + fp + fn), 4),
-                        "f1_any_mean": round(float(np.mean([r["f1_any"] for r in resp])), 4) if resp else None,
-                        "f1_typed_mean": round(float(np.mean([r["f1_typed"] for r in resp])), 4) if resp else None,
-                        "f1_any_min": min((r["f1_any"] for r in resp), default=None), "per_night": resp},
-        "heart_rate": {"records": len(hr), "fraction_within_3bpm": round(within / hr_epochs, 4),
-                       "min_record": min((r["fraction_within_3bpm"] for r in hr), default=None), "per_record": hr},
+        "respiratory": {
+            "nights": len(resp),
+            "f1_any_pooled": round(2 * tp / max(1, 2 * tp + fp + fn), 4),
+            "f1_any_mean": round(float(np.mean([r["f1_any"] for r in resp])), 4) if resp else None,
+            "f1_typed_mean": round(float(np.mean([r["f1_typed"] for r in resp])), 4) if resp else None,
+            "f1_any_min": min((r["f1_any"] for r in resp), default=None),
+            "per_night": resp,
+        },
+        "heart_rate": {
+            "records": len(hr),
+            "fraction_within_3bpm": round(within / hr_epochs, 4),
+            "min_record": min((r["fraction_within_3bpm"] for r in hr), default=None),
+            "per_record": hr,
+        },
         "simulate_s_max": max((r["simulate_s"] for r in resp + hr), default=None),
     }
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")
-    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if not kk.startswith("per_")} if isinstance(v, dict) else v)
-                      for k, v in result.items()}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: ({kk: vv for kk, vv in v.items() if not kk.startswith("per_")} if isinstance(v, dict) else v)
+                for k, v in result.items()
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

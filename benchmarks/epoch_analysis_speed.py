@@ -129,14 +129,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the runs and medians here")
     args = parser.parse_args()
-    night = simulate(synthetic_timeline(hours=args.hours, seed=args.seed, ahi=args.ahi), seed=args.sim_seed,
-                     artifacts=args.artifacts)
+    night = simulate(
+        synthetic_timeline(hours=args.hours, seed=args.seed, ahi=args.ahi), seed=args.sim_seed, artifacts=args.artifacts
+    )
     chunks = chunk_recording(night)
     run_once(chunks[: len(chunks) // 10])  # warm-up: imports (neurokit2), caches
     runs = [run_once(chunks) for _ in range(args.runs)]
-    med = {
-        key: statistics.median(r[key] for r in runs) for key in ("cpu_ms", "wall_ms", "analyse_median_ms")
-    }
+    med = {key: statistics.median(r[key] for r in runs) for key in ("cpu_ms", "wall_ms", "analyse_median_ms")}
     stages = {s: statistics.median(r["stages_ms"].get(s, 0.0) for r in runs) for s in (*STAGE_NAMES, "other")}
     print(f"{runs[0]['epochs']} epochs, {len(chunks)} chunks, median of {args.runs} runs (ms per epoch)")
     print(f"  Epocher.add total     CPU {med['cpu_ms']:8.2f}   wall {med['wall_ms']:8.2f}")
@@ -145,8 +144,12 @@ def main() -> None:
         print(f"    {stage:<14} CPU {ms:8.2f}")
     print("  runs (CPU ms/epoch): " + ", ".join(f"{r['cpu_ms']:.2f}" for r in runs))
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "runs": runs,
-                                         "median": med, "stages_median": stages}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "runs": runs, "median": med, "stages_median": stages},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     names = args.records or (args.data / "slpdb" / "RECORDS").read_text().split()
     t0 = time.perf_counter()
-    records = [evaluate_record(args.data / "slpdb" / name, args.seed, args.tolerance)
-               for name in tqdm(names, desc="slpdb records", unit="record")]
+    records = [
+        evaluate_record(args.data / "slpdb" / name, args.seed, args.tolerance)
+        for name in tqdm(names, desc="slpdb records", unit="record")
+    ]
     total = sum(r["n_epochs"] for r in records)
     overall = {
         "tolerance_bpm": args.tolerance,

@@ -38,8 +38,12 @@ PARTS = ("api", "worker", "bridge", "beds", "broker")
 
 def site_packages_mb(python: str) -> dict[str, float]:
     """Apparent size of the environment's site-packages, all of it and without ``__pycache__``."""
-    where = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
     def du(*extra: str) -> float:
         out = subprocess.run(["du", "-sm", "--apparent-size", *extra, where], capture_output=True, text=True)
@@ -71,8 +75,9 @@ def search_warmup(python: str) -> dict:
     """What the API's search warm-up costs in a fresh interpreter of the environment: import the API, load the
     model, embed two texts (the first loads the text tower)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
-    done = subprocess.run([python, "-c", WARMUP], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
-                          check=True)
+    done = subprocess.run(
+        [python, "-c", WARMUP], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -84,7 +89,7 @@ def part_of(process: psutil.Process) -> str:
     if any("tansu" in a for a in line):
         return "broker"
     if "sleeplm" in line:
-        after = line[line.index("sleeplm") + 1:]
+        after = line[line.index("sleeplm") + 1 :]
         return after[0] if after else "?"
     return Path(line[0]).name if line else "?"
 
@@ -120,10 +125,27 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
     output: list[str] = []
     started = time.monotonic()
     launcher = subprocess.Popen(
-        [python, "-m", "sleeplm", "up", "--beds", str(beds), "--speed", str(speed), "--api-port", str(api_port),
-         "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
-        cwd=data_dir.parent, start_new_session=True,
+        [
+            python,
+            "-m",
+            "sleeplm",
+            "up",
+            "--beds",
+            str(beds),
+            "--speed",
+            str(speed),
+            "--api-port",
+            str(api_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=data_dir.parent,
+        start_new_session=True,
     )
     threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True).start()
     result: dict = {"python": python, "beds": beds, "speed": speed, "seconds": seconds, "cores": os.cpu_count()}
@@ -142,8 +164,9 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
                     # answered from caption words: counted, not timed)
                     for bed in client.get("/api/beds").json():
                         t0 = time.monotonic()
-                        found = client.get(f"/api/beds/{bed['bed_id']}/query",
-                                           params={"q": "obstructive apnea during REM", "top": 5})
+                        found = client.get(
+                            f"/api/beds/{bed['bed_id']}/query", params={"q": "obstructive apnea during REM", "top": 5}
+                        )
                         took = round(time.monotonic() - t0, 3)
                         if found.status_code != 200 or found.json().get("method") == "text":
                             result["searches_before_model"] = result.get("searches_before_model", 0) + 1
@@ -184,10 +207,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{args.python}: sleeplm up --beds {args.beds} --speed {args.speed:g}, {args.seconds:.0f} s")
-    print(f"  site-packages {result['site_packages_mb']['all']:.0f} MB "
-          f"({result['site_packages_mb']['without_bytecode']:.0f} MB without bytecode)")
-    print(f"  API answers after {result.get('api_up_s')} s; first search {result.get('first_search_s')} s, "
-          f"second {result.get('second_search_s')} s ({result.get('search_method')})")
+    print(
+        f"  site-packages {result['site_packages_mb']['all']:.0f} MB "
+        f"({result['site_packages_mb']['without_bytecode']:.0f} MB without bytecode)"
+    )
+    print(
+        f"  API answers after {result.get('api_up_s')} s; first search {result.get('first_search_s')} s, "
+        f"second {result.get('second_search_s')} s ({result.get('search_method')})"
+    )
     for name, part in sorted(result.get("parts", {}).items()):
         print(f"  {name:<9} {part['rss_mb']:>8.1f} MB in {part['processes']} process(es), torch: {part['torch']}")
     return 0

@@ -73,8 +73,13 @@ def histogram(metrics: str, name: str) -> dict[str, float | None]:
             lower, below = upper, cumulative
         return None
 
-    return {"count": count, "mean": total / count if count else None,
-            "p50": quantile(0.5), "p95": quantile(0.95), "p99": quantile(0.99)}
+    return {
+        "count": count,
+        "mean": total / count if count else None,
+        "p50": quantile(0.5),
+        "p95": quantile(0.95),
+        "p99": quantile(0.99),
+    }
 
 
 def store_latency(db: Path) -> dict[str, float | None]:
@@ -84,8 +89,14 @@ def store_latency(db: Path) -> dict[str, float | None]:
     if not values.size:
         return {"count": 0, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"count": int(values.size), "mean": float(values.mean()), "p50": float(p50), "p95": float(p95),
-            "p99": float(p99), "max": float(values.max())}
+    return {
+        "count": int(values.size),
+        "mean": float(values.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(values.max()),
+    }
 
 
 def leftovers(data_dir: Path, broker_port: str | None) -> list[str]:
@@ -112,9 +123,25 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
     output: list[str] = []
     started = time.monotonic()
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "sleeplm", "up", "--beds", str(beds), "--speed", str(speed),
-         "--api-port", str(api_port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "sleeplm",
+            "up",
+            "--beds",
+            str(beds),
+            "--speed",
+            str(speed),
+            "--api-port",
+            str(api_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
         start_new_session=True,
     )
     reader = threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True)  # never block on a full pipe
@@ -143,16 +170,24 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
                         all_beds_s = time.monotonic() - started
             except httpx.HTTPError:
                 pass
-            print(f"\r{elapsed:5.0f}/{seconds:.0f} s  api={'up' if api_up_s is not None else 'down'}  "
-                  f"beds ready={len(ready)}/{beds}", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{elapsed:5.0f}/{seconds:.0f} s  api={'up' if api_up_s is not None else 'down'}  "
+                f"beds ready={len(ready)}/{beds}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(max(0.0, 1.0 - (time.monotonic() - started - elapsed)))
         print(file=sys.stderr)
         per_bed = {}
         for bed in client.get("/api/beds").json():
             epochs = client.get(f"/api/beds/{bed['bed_id']}/epochs", params={"limit": 1000}).json()
             indices = [e["epoch"] for e in epochs]
-            per_bed[bed["bed_id"]] = {"epochs": len(epochs), "contiguous": indices == list(range(len(indices))),
-                                      "complete": sum(complete(e) for e in epochs)}
+            per_bed[bed["bed_id"]] = {
+                "epochs": len(epochs),
+                "contiguous": indices == list(range(len(indices))),
+                "complete": sum(complete(e) for e in epochs),
+            }
         metrics = histogram(client.get("/metrics").text, "sleeplm_epoch_latency_seconds")
     finally:
         client.close()
@@ -168,13 +203,21 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
     broker_line = next((line for line in output if "broker" in line and "127.0.0.1:" in line), "")
     broker_port = broker_line.rsplit(":", 1)[-1].strip() or None
     return {
-        "beds": beds, "speed": speed, "seconds": seconds, "cores": os.cpu_count(),
-        "api_up_s": api_up_s, "all_beds_first_epoch_s": all_beds_s, "per_bed": per_bed,
+        "beds": beds,
+        "speed": speed,
+        "seconds": seconds,
+        "cores": os.cpu_count(),
+        "api_up_s": api_up_s,
+        "all_beds_first_epoch_s": all_beds_s,
+        "per_bed": per_bed,
         "all_contiguous": len(per_bed) == beds and all(b["contiguous"] for b in per_bed.values()),
         "all_complete": all(b["epochs"] > 0 and b["complete"] == b["epochs"] for b in per_bed.values()),
-        "latency_metrics": metrics, "latency_store": store_latency(data_dir / "sleeplm.db"),
-        "sigint_to_exit_s": stop_s, "exit_code": launcher.returncode,
-        "last_line": output[-1].strip() if output else "", "leftover_processes": leftovers(data_dir, broker_port),
+        "latency_metrics": metrics,
+        "latency_store": store_latency(data_dir / "sleeplm.db"),
+        "sigint_to_exit_s": stop_s,
+        "exit_code": launcher.returncode,
+        "last_line": output[-1].strip() if output else "",
+        "leftover_processes": leftovers(data_dir, broker_port),
     }
 
 
@@ -194,8 +237,9 @@ def report(r: dict) -> None:
         h = r[f"latency_{name}"]
         cells = "".join(f"{fmt(h[k], ' s'):>9}" for k in ("mean", "p50", "p95", "p99"))
         print(f"  {name:<12}{h['count']:>8.0f}{cells}")
-    print(f"  SIGINT -> exit               {fmt(r['sigint_to_exit_s'], ' s')} "
-          f"(code {r['exit_code']}: {r['last_line']})")
+    print(
+        f"  SIGINT -> exit               {fmt(r['sigint_to_exit_s'], ' s')} (code {r['exit_code']}: {r['last_line']})"
+    )
     print(f"  processes left               {len(r['leftover_processes'])}")
     for line in r["leftover_processes"]:
         print(f"    {line}")

@@ -44,8 +44,11 @@ def held_out_sources(data_dir: Path) -> list[str]:
         base = Path(source).parent.name if "dreem" not in source else Path(source).parts[-3]
         if split_of(source) == "validation" and base not in picked:
             picked[base] = source
-    synthetic = [s for s in (f"synthetic:{2000 + i}:{ahi}" for i, ahi in enumerate((15, 30, 45, 60) * 4))
-                 if split_of(s) == "validation"][:2]
+    synthetic = [
+        s
+        for s in (f"synthetic:{2000 + i}:{ahi}" for i, ahi in enumerate((15, 30, 45, 60) * 4))
+        if split_of(s) == "validation"
+    ][:2]
     return [*picked.values(), *synthetic, "synthetic:3001:0"]
 
 
@@ -65,7 +68,7 @@ def truth_of(recording, n: int, concept_text: str) -> np.ndarray:
         for event in timeline.events:
             if event.type in concepts.events:
                 first, last = int(event.onset_s // EPOCH_S), int(max(event.end_s - 1e-6, event.onset_s) // EPOCH_S)
-                has[max(first, 0): min(last, n - 1) + 1] = True
+                has[max(first, 0) : min(last, n - 1) + 1] = True
         out &= has
     return out
 
@@ -85,8 +88,7 @@ def main() -> None:
         recording = render(NightSpec(source, seed=SEED, artifacts=True))
         x = recording_model_epochs(recording)[: int(args.hours * 3600 / EPOCH_S)]
         night = NightInput(Path(source), recording, x, [], None)
-        row = {"night": Path(source).name if not source.startswith("synthetic") else source,
-               "epochs": night.n_epochs}
+        row = {"night": Path(source).name if not source.startswith("synthetic") else source, "epochs": night.n_epochs}
         for query in QUERIES:
             truth = truth_of(recording, night.n_epochs, query)
             result = query_night(lm, night, query, top=args.top, bank=None if args.ranked else bank)
@@ -106,8 +108,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for query, t in totals.items():
         precision = t["correct"] / t["returned"] if t["returned"] else float("nan")
-        print(f"| {query} | {t['returned']} | {t['correct']} | {precision:.3f} | "
-              f"{t['empty_on_none']}/{t['nights_without']} |")
+        print(
+            f"| {query} | {t['returned']} | {t['correct']} | {precision:.3f} | "
+            f"{t['empty_on_none']}/{t['nights_without']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -42,12 +42,19 @@ from tests.stream_agents.chunking import START, chunk_recording  # noqa: E402  (
 
 COHORTS = ("synthetic:4101:10", "synthetic:4102:30", "synthetic:4103:60")
 TRUTH_OF = {
-    "desaturation": {"desaturation"}, "spo2_critical": {"desaturation"},
-    "apnea_cluster": set(RESPIRATORY_EVENT_TYPES), "respiratory_event": set(RESPIRATORY_EVENT_TYPES),
-    "bradycardia": {"bradycardia"}, "tachycardia": {"tachycardia"}, "asystole": {"asystole"},
+    "desaturation": {"desaturation"},
+    "spo2_critical": {"desaturation"},
+    "apnea_cluster": set(RESPIRATORY_EVENT_TYPES),
+    "respiratory_event": set(RESPIRATORY_EVENT_TYPES),
+    "bradycardia": {"bradycardia"},
+    "tachycardia": {"tachycardia"},
+    "asystole": {"asystole"},
 }
-TECHNICAL_CHANNELS = {"technical:spo2": {"SpO2"}, "technical:cardiac": {"ECG", "HR"},
-                      "technical:respiratory": {"AF", "THX", "ABD"}}
+TECHNICAL_CHANNELS = {
+    "technical:spo2": {"SpO2"},
+    "technical:cardiac": {"ECG", "HR"},
+    "technical:respiratory": {"AF", "THX", "ABD"},
+}
 SLACK_S = 60.0
 
 
@@ -61,8 +68,11 @@ def actionable(alert: dict, truth_events: list) -> bool:
             continue
         if event.type in TRUTH_OF.get(kind, ()):
             return True
-        if kind in TECHNICAL_CHANNELS and event.type in ("artifact", "signal_loss") and (
-                event.channel is None or event.channel in TECHNICAL_CHANNELS[kind]):
+        if (
+            kind in TECHNICAL_CHANNELS
+            and event.type in ("artifact", "signal_loss")
+            and (event.channel is None or event.channel in TECHNICAL_CHANNELS[kind])
+        ):
             return True
     return False
 
@@ -93,10 +103,18 @@ def run(source: str, hours: float, runtime) -> dict:
     truth = list(recording.timeline.events)
     shown = [a for a in raised if a["priority"] != "advisory"]
     noisy = [a for a in shown if not actionable(a, truth)]
-    return {"night": source, "epochs": epochs, "bed_hours": epochs * 30.0 / 3600.0, "contradictions": found,
-            "shown": len(shown), "non_actionable": len(noisy), "by_type": Counter(a["type"] for a in noisy),
-            "advisories": sum(a["priority"] == "advisory" for a in raised), "advisory_pairs": advisory_pairs,
-            "advisories_before": before}
+    return {
+        "night": source,
+        "epochs": epochs,
+        "bed_hours": epochs * 30.0 / 3600.0,
+        "contradictions": found,
+        "shown": len(shown),
+        "non_actionable": len(noisy),
+        "by_type": Counter(a["type"] for a in noisy),
+        "advisories": sum(a["priority"] == "advisory" for a in raised),
+        "advisory_pairs": advisory_pairs,
+        "advisories_before": before,
+    }
 
 
 def main() -> None:
@@ -111,17 +129,25 @@ def main() -> None:
         print(row, flush=True)
     hours = sum(r["bed_hours"] for r in rows)
     print(f"\n{len(rows)} nights, {hours:.1f} bed-hours in {time.perf_counter() - started:.0f} s")
-    print(f"caption contradictions: {sum(sum(r['contradictions'].values()) for r in rows)} "
-          f"in {sum(r['epochs'] for r in rows)} caption records")
-    print(f"shown alerts {sum(r['shown'] for r in rows)}, non-actionable "
-          f"{sum(r['non_actionable'] for r in rows)} = "
-          f"{sum(r['non_actionable'] for r in rows) / hours:.2f} per bed-hour")
-    print(f"advisory alerts before grouping {sum(r['advisories_before'] for r in rows)} = "
-          f"{sum(r['advisories_before'] for r in rows) / hours:.2f} per bed-hour")
-    print(f"advisory episodes (folded) {sum(r['advisories'] for r in rows)} = "
-          f"{sum(r['advisories'] for r in rows) / hours:.2f} per bed-hour; model advisories per epoch and class "
-          f"{sum(r['advisory_pairs'] for r in rows)} = "
-          f"{sum(r['advisory_pairs'] for r in rows) / hours:.1f} per bed-hour")
+    print(
+        f"caption contradictions: {sum(sum(r['contradictions'].values()) for r in rows)} "
+        f"in {sum(r['epochs'] for r in rows)} caption records"
+    )
+    print(
+        f"shown alerts {sum(r['shown'] for r in rows)}, non-actionable "
+        f"{sum(r['non_actionable'] for r in rows)} = "
+        f"{sum(r['non_actionable'] for r in rows) / hours:.2f} per bed-hour"
+    )
+    print(
+        f"advisory alerts before grouping {sum(r['advisories_before'] for r in rows)} = "
+        f"{sum(r['advisories_before'] for r in rows) / hours:.2f} per bed-hour"
+    )
+    print(
+        f"advisory episodes (folded) {sum(r['advisories'] for r in rows)} = "
+        f"{sum(r['advisories'] for r in rows) / hours:.2f} per bed-hour; model advisories per epoch and class "
+        f"{sum(r['advisory_pairs'] for r in rows)} = "
+        f"{sum(r['advisory_pairs'] for r in rows) / hours:.1f} per bed-hour"
+    )
 
 
 if __name__ == "__main__":

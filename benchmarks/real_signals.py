@@ -52,9 +52,16 @@ def snippet_nights(root: Path) -> list[tuple[str, NightInput | None, Recording, 
         raw = mne.io.read_raw_fif(fif, preload=True, verbose="error")
         data = raw.get_data(units="uV")
         names = raw.ch_names
-        recordings.append(("yasa awake eyes open 6 min (F4-A1, Cz-A2; 200 Hz)",
-                           {EEG_C4: (data[names.index("F4-A1")], raw.info["sfreq"]),
-                            EEG_C3: (data[names.index("CZ-A2")], raw.info["sfreq"])}, "W"))
+        recordings.append(
+            (
+                "yasa awake eyes open 6 min (F4-A1, Cz-A2; 200 Hz)",
+                {
+                    EEG_C4: (data[names.index("F4-A1")], raw.info["sfreq"]),
+                    EEG_C3: (data[names.index("CZ-A2")], raw.info["sfreq"]),
+                },
+                "W",
+            )
+        )
     for name, channels, truth in recordings:
         rec = Recording(name, {k: Signal(k, v, fs, "uV") for k, (v, fs) in channels.items()})
         x = recording_model_epochs(rec)
@@ -108,8 +115,11 @@ def main() -> None:
             "model": dict(Counter(ours)),
             "stage_head": staged.get("stage_head"),
             "model_accuracy": float(np.mean([s == truth for s in ours])) if ours else None,
-            "model_mean_p_truth": float(np.mean([p[("W", "N1", "N2", "N3", "R").index(truth)]
-                                                 for p in staged["probabilities"]])) if ours else None,
+            "model_mean_p_truth": float(
+                np.mean([p[("W", "N1", "N2", "N3", "R").index(truth)] for p in staged["probabilities"]])
+            )
+            if ours
+            else None,
             "yasa": dict(Counter(theirs)) if theirs else None,
             "yasa_accuracy": float(np.mean([s == truth for s in theirs])) if theirs else None,
         }

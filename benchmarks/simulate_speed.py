@@ -46,8 +46,9 @@ def main() -> None:
     result = {
         "night_hours": timeline.duration_s / 3600.0,
         **{k: round(statistics.median(v), 2) for k, v in timings.items()},
-        "simulate_plus_write_s": round(statistics.median(
-            [a + b for a, b in zip(timings["simulate_s"], timings["write_edf_s"], strict=True)]), 2),
+        "simulate_plus_write_s": round(
+            statistics.median([a + b for a, b in zip(timings["simulate_s"], timings["write_edf_s"], strict=True)]), 2
+        ),
         "edf_mb": round(size_mb, 1),
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -48,8 +48,11 @@ def variants(recording: Recording, rng: np.random.Generator) -> dict[str, tuple[
     start = int(rng.integers(0, max(n - 60, 0) + 1))
     excerpt = crop(recording, start, 60)
     foreign = perturb(Recording("f", {k: excerpt.signals[k] for k in (EEG_C3, EEG_C4)}), rng, STRONG)
-    return {"full": (recording, slice(0, n)), "eeg_only": (eeg, slice(0, n)),
-            "eeg_only_foreign": (foreign, slice(start, start + 60))}
+    return {
+        "full": (recording, slice(0, n)),
+        "eeg_only": (eeg, slice(0, n)),
+        "eeg_only_foreign": (foreign, slice(start, start + 60)),
+    }
 
 
 def yasa_stages(recording: Recording) -> list[str] | None:

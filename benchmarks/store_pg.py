@@ -50,12 +50,22 @@ CHANNELS = ("C3", "C4", "O1", "O2", "EOG-L", "EOG-R", "ECG", "SpO2")
 def caption_record(bed: str, epoch: int, rng: random.Random) -> dict[str, Any]:
     """A caption record of the size the worker sends (captions of a few sentences, ~30 features)."""
     stage = STAGES[(epoch // 40 + int(bed.rsplit("-", 1)[-1])) % len(STAGES)]
-    features = {f"{ch}_{band}": round(rng.random(), 4) for ch in ("c3", "c4", "o1") for band in
-                ("delta", "theta", "alpha", "sigma", "beta", "gamma", "ratio")}
-    features.update(hr_bpm=round(55 + 10 * rng.random(), 1), spo2_mean=round(93 + 4 * rng.random(), 1),
-                    spo2_min=round(90 + 4 * rng.random(), 1), resp_rate=round(12 + 4 * rng.random(), 1))
-    events = ([{"type": "obstructive_apnea", "onset_s": 30.0 * epoch + 4.0, "duration_s": 14.0, "channel": None}]
-              if rng.random() < 0.08 else [])
+    features = {
+        f"{ch}_{band}": round(rng.random(), 4)
+        for ch in ("c3", "c4", "o1")
+        for band in ("delta", "theta", "alpha", "sigma", "beta", "gamma", "ratio")
+    }
+    features.update(
+        hr_bpm=round(55 + 10 * rng.random(), 1),
+        spo2_mean=round(93 + 4 * rng.random(), 1),
+        spo2_min=round(90 + 4 * rng.random(), 1),
+        resp_rate=round(12 + 4 * rng.random(), 1),
+    )
+    events = (
+        [{"type": "obstructive_apnea", "onset_s": 30.0 * epoch + 4.0, "duration_s": 14.0, "channel": None}]
+        if rng.random() < 0.08
+        else []
+    )
     return {
         "schema": 1,
         "bed_id": bed,
@@ -86,19 +96,38 @@ def alert_events(bed: str, index: int) -> list[dict[str, Any]]:
     """A raised alert, its update and (every other one) its resolution, as the alert agent stores them."""
     raised_at = 1_800_000_000.0 + 600.0 * (index + 1)
     alert = {
-        "id": f"{bed}:spo2_low:{raised_at:.0f}", "bed_id": bed, "recording_id": f"{bed}-night-1",
-        "type": "spo2_low", "priority": ("high", "medium", "low")[index % 3], "state": "raised",
-        "raised_at": raised_at, "updated_at": raised_at,
+        "id": f"{bed}:spo2_low:{raised_at:.0f}",
+        "bed_id": bed,
+        "recording_id": f"{bed}-night-1",
+        "type": "spo2_low",
+        "priority": ("high", "medium", "low")[index % 3],
+        "state": "raised",
+        "raised_at": raised_at,
+        "updated_at": raised_at,
         "evidence": {"start": raised_at - 15.0, "end": raised_at, "count": 1, "values": {"min_spo2": 86.0}},
-        "escalated": False, "escalated_at": None, "acknowledged_by": None, "acknowledged_at": None,
+        "escalated": False,
+        "escalated_at": None,
+        "acknowledged_by": None,
+        "acknowledged_at": None,
         "resolved_at": None,
     }
-    out = [{"kind": "alert", "event": "raised", "alert": dict(alert)},
-           {"kind": "alert", "event": "updated", "alert": {**alert, "updated_at": raised_at + 30.0}}]
+    out = [
+        {"kind": "alert", "event": "raised", "alert": dict(alert)},
+        {"kind": "alert", "event": "updated", "alert": {**alert, "updated_at": raised_at + 30.0}},
+    ]
     if index % 2:
-        out.append({"kind": "alert", "event": "resolved",
-                    "alert": {**alert, "state": "resolved", "updated_at": raised_at + 90.0,
-                              "resolved_at": raised_at + 90.0}})
+        out.append(
+            {
+                "kind": "alert",
+                "event": "resolved",
+                "alert": {
+                    **alert,
+                    "state": "resolved",
+                    "updated_at": raised_at + 90.0,
+                    "resolved_at": raised_at + 90.0,
+                },
+            }
+        )
     return out
 
 
@@ -131,9 +160,12 @@ def timed(call: Callable[[], Any], repeats: int) -> dict[str, float]:
         call()
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
-    return {"p50_ms": round(statistics.median(samples), 2),
-            "p95_ms": round(samples[min(len(samples) - 1, int(0.95 * len(samples)))], 2),
-            "max_ms": round(samples[-1], 2), "n": repeats}
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(samples[min(len(samples) - 1, int(0.95 * len(samples)))], 2),
+        "max_ms": round(samples[-1], 2),
+        "n": repeats,
+    }
 
 
 def run(url: str, beds: int, epochs: int, batch: int, repeats: int, seed: int) -> dict[str, Any]:
@@ -162,9 +194,12 @@ def run(url: str, beds: int, epochs: int, batch: int, repeats: int, seed: int) -
         with store.engine.connect() as connection:
             if store.engine.dialect.name == "postgresql":
                 connection.execute(text("ANALYZE"))
-                size = connection.scalar(text(
-                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON "
-                    "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'"))
+                size = connection.scalar(
+                    text(
+                        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON "
+                        "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                    )
+                )
                 server = connection.scalar(text("SHOW server_version"))
             else:
                 connection.exec_driver_sql("ANALYZE")
@@ -173,16 +208,23 @@ def run(url: str, beds: int, epochs: int, batch: int, repeats: int, seed: int) -
         head = store.feed_head()
         back = Cursor(max(0, head.epoch_id - 500), head.event_id, head.alert_id)
         queries = {}
-        for name, call, n in tqdm([
-            ("beds list", lambda: store.beds(stale_after_s=90.0), max(5, repeats // 5)),
-            ("ward", lambda: store.ward(stale_after_s=90.0), max(5, repeats // 5)),
-            ("hypnogram", lambda: store.hypnogram(rng.choice(names)), repeats),
-            ("epochs page (100)", lambda: store.epochs(rng.choice(names), since=rng.randrange(epochs), limit=100),
-             repeats),
-            ("alerts (active)", lambda: store.alerts("active"), repeats),
-            ("alerts of a bed", lambda: store.alerts("all", rng.choice(names)), repeats),
-            ("feed page (500)", lambda: store.feed_since(back, limit=500), repeats),
-        ], desc="queries", unit="query"):
+        for name, call, n in tqdm(
+            [
+                ("beds list", lambda: store.beds(stale_after_s=90.0), max(5, repeats // 5)),
+                ("ward", lambda: store.ward(stale_after_s=90.0), max(5, repeats // 5)),
+                ("hypnogram", lambda: store.hypnogram(rng.choice(names)), repeats),
+                (
+                    "epochs page (100)",
+                    lambda: store.epochs(rng.choice(names), since=rng.randrange(epochs), limit=100),
+                    repeats,
+                ),
+                ("alerts (active)", lambda: store.alerts("active"), repeats),
+                ("alerts of a bed", lambda: store.alerts("all", rng.choice(names)), repeats),
+                ("feed page (500)", lambda: store.feed_since(back, limit=500), repeats),
+            ],
+            desc="queries",
+            unit="query",
+        ):
             queries[name] = timed(call, n)
     return {
         "backend": server,
@@ -202,8 +244,11 @@ def run(url: str, beds: int, epochs: int, batch: int, repeats: int, seed: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("SLEEPLM_TEST_PG_URL"),
-                        help="PostgreSQL URL (default $SLEEPLM_TEST_PG_URL) or sqlite:///PATH")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SLEEPLM_TEST_PG_URL"),
+        help="PostgreSQL URL (default $SLEEPLM_TEST_PG_URL) or sqlite:///PATH",
+    )
     parser.add_argument("--beds", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=960, help="epochs per bed (960 = 8 h)")
     parser.add_argument("--batch", type=int, default=256, help="records per insert (the sink's batch)")

@@ -30,8 +30,18 @@ PLOT = HERE / "plots" / "stream_curve.png"
 
 def run(beds: int, seconds: float) -> dict:
     """One ``sleeplm bench stream`` run; its JSON result (the CLI's progress goes to stderr, shown live)."""
-    command = [sys.executable, "-m", "sleeplm", "bench", "stream", "--beds", str(beds), "--seconds", str(seconds),
-               "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "sleeplm",
+        "bench",
+        "stream",
+        "--beds",
+        str(beds),
+        "--seconds",
+        str(seconds),
+        "--json",
+    ]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout)
 
@@ -45,8 +55,14 @@ def plot(results: list[dict]) -> None:
         ax.plot(beds, [r[key] for r in results], style, label=key.removeprefix("latency_").removesuffix("_s"))
     for r in results:
         if not r["sustained"]:
-            ax.annotate("not sustained", (r["beds"], r["latency_p95_s"]), textcoords="offset points",
-                        xytext=(-40, 8), fontsize=8, color="tab:red")
+            ax.annotate(
+                "not sustained",
+                (r["beds"], r["latency_p95_s"]),
+                textcoords="offset points",
+                xytext=(-40, 8),
+                fontsize=8,
+                color="tab:red",
+            )
     ax.axhline(1.0, color="grey", lw=0.8, ls=":", label="target p95 (1 s)")
     ax.set_yscale("log")
     ax.set_xlabel("beds (device rates, 2 workers, one 2-core machine with broker and generator)")
@@ -76,9 +92,11 @@ def main() -> None:
         raise SystemExit(f"no results in {RESULTS}: run without --plot-only first")
     plot(results)
     for r in sorted(results, key=lambda r: r["beds"]):
-        print(f"{r['beds']:5d} beds  sustained={r['sustained']!s:5}  p50 {r['latency_p50_s']:.2f}  "
-              f"p95 {r['latency_p95_s']:.2f}  p99 {r['latency_p99_s']:.2f} s  lost {r['lost_epochs']}  "
-              f"dup {r['duplicate_epochs']}  cpu {r['cpu_percent']:.0f}%  rss {r['rss_mb']:.0f} MB")
+        print(
+            f"{r['beds']:5d} beds  sustained={r['sustained']!s:5}  p50 {r['latency_p50_s']:.2f}  "
+            f"p95 {r['latency_p95_s']:.2f}  p99 {r['latency_p99_s']:.2f} s  lost {r['lost_epochs']}  "
+            f"dup {r['duplicate_epochs']}  cpu {r['cpu_percent']:.0f}%  rss {r['rss_mb']:.0f} MB"
+        )
     print(f"plot: {PLOT}")
 
 

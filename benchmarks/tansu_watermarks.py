@@ -53,8 +53,12 @@ def _list_offsets(bootstrap: str, topic: str) -> dict[str, int]:
         low, high = rd.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
     finally:
         rd.close()
-    return {"kafka_python_earliest": earliest, "kafka_python_latest": latest, "librdkafka_list_offsets_high": high,
-            "librdkafka_list_offsets_low": low}
+    return {
+        "kafka_python_earliest": earliest,
+        "kafka_python_latest": latest,
+        "librdkafka_list_offsets_high": high,
+        "librdkafka_list_offsets_low": low,
+    }
 
 
 def _consume_from(bootstrap: str, topic: str, start: int, commit: bool = False) -> dict[str, Any]:
@@ -62,8 +66,14 @@ def _consume_from(bootstrap: str, topic: str, start: int, commit: bool = False) 
     its group commits and reads back."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"probe-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, 0, start)])
         offsets, errors, quiet_since = [], [], time.monotonic()
@@ -77,8 +87,11 @@ def _consume_from(bootstrap: str, topic: str, start: int, commit: bool = False) 
             offsets.append(message.offset())
             quiet_since = time.monotonic()
         out: dict[str, Any] = {
-            "start": start, "read": len(offsets), "first": offsets[0] if offsets else None,
-            "last": offsets[-1] if offsets else None, "errors": errors,
+            "start": start,
+            "read": len(offsets),
+            "first": offsets[0] if offsets else None,
+            "last": offsets[-1] if offsets else None,
+            "errors": errors,
             "fetch_high_watermark": consumer.get_watermark_offsets(TopicPartition(topic, 0), cached=True)[1],
         }
         if commit and offsets:
@@ -92,8 +105,15 @@ def _consume_from(bootstrap: str, topic: str, start: int, commit: bool = False) 
 def _produce_librdkafka(bootstrap: str, topic: str) -> list[int]:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
-                         "linger.ms": 1000, "batch.num.messages": 100_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": False,
+            "linger.ms": 1000,
+            "batch.num.messages": 100_000,
+        }
+    )
     assigned: list[int] = []
     for size in BATCHES:  # one flush per batch: each loop is exactly one produce batch
         for _ in range(size):
@@ -126,8 +146,7 @@ def _aiokafka_view(bootstrap: str, topic: str) -> dict[str, Any]:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.structs import TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         try:
             tp = TopicPartition(topic, 0)
@@ -140,8 +159,11 @@ def _aiokafka_view(bootstrap: str, topic: str) -> dict[str, Any]:
                 for _ in range(6):
                     offsets += [m.offset for v in (await consumer.getmany(tp, timeout_ms=300)).values() for m in v]
                 read_from[start] = [len(offsets), offsets[0] if offsets else None]
-            return {"aiokafka_list_offsets_end": end, "aiokafka_read_from_start_count_first": read_from,
-                    "aiokafka_fetch_highwater": consumer.highwater(tp)}
+            return {
+                "aiokafka_list_offsets_end": end,
+                "aiokafka_read_from_start_count_first": read_from,
+                "aiokafka_fetch_highwater": consumer.highwater(tp),
+            }
         finally:
             await consumer.stop()
 
@@ -160,18 +182,31 @@ def probe(bootstrap: str, producer: str) -> dict[str, Any]:
         base += size
     stored = sum(BATCHES)
     out: dict[str, Any] = {
-        "producer": producer, "batches": list(BATCHES), "batch_first_offsets": bases, "records": stored,
+        "producer": producer,
+        "batches": list(BATCHES),
+        "batch_first_offsets": bases,
+        "records": stored,
         "assigned_offsets_ok": sorted(assigned) == list(range(stored)),
-        **_list_offsets(bootstrap, topic), **_aiokafka_view(bootstrap, topic),
+        **_list_offsets(bootstrap, topic),
+        **_aiokafka_view(bootstrap, topic),
     }
     starts = sorted({0, 5, 15, bases[-1] - 1, bases[-1], bases[-1] + 2, stored})
     out["consumers"] = [_consume_from(bootstrap, topic, s, commit=(s == 0)) for s in starts]
-    wrong = [name for name in ("kafka_python_latest", "librdkafka_list_offsets_high", "aiokafka_list_offsets_end")
-             if out[name] != stored]
-    wrong += [f"aiokafka from {k}" for k, (n, first) in out["aiokafka_read_from_start_count_first"].items()
-              if n != stored - k or (n and first != k)]
-    wrong += [f"consumer from {c['start']}" for c in out["consumers"]
-              if c["read"] != stored - c["start"] or c["fetch_high_watermark"] != stored or c["errors"]]
+    wrong = [
+        name
+        for name in ("kafka_python_latest", "librdkafka_list_offsets_high", "aiokafka_list_offsets_end")
+        if out[name] != stored
+    ]
+    wrong += [
+        f"aiokafka from {k}"
+        for k, (n, first) in out["aiokafka_read_from_start_count_first"].items()
+        if n != stored - k or (n and first != k)
+    ]
+    wrong += [
+        f"consumer from {c['start']}"
+        for c in out["consumers"]
+        if c["read"] != stored - c["start"] or c["fetch_high_watermark"] != stored or c["errors"]
+    ]
     out["wrong"] = wrong
     out["list_offsets_latest_is_last_batch_first_offset_plus_1"] = out["kafka_python_latest"] == bases[-1] + 1
     return out
@@ -193,8 +228,16 @@ def main() -> None:
         if broker is not None:
             broker.stop()
     wrong = sorted({w for r in results for w in r["wrong"]})
-    print(json.dumps({"broker": "embedded tansu" if broker else bootstrap, "results": results,
-                      "verdict": wrong or "every API agrees with the records stored"}, indent=1))
+    print(
+        json.dumps(
+            {
+                "broker": "embedded tansu" if broker else bootstrap,
+                "results": results,
+                "verdict": wrong or "every API agrees with the records stored",
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -62,11 +62,15 @@ def compare(onnx: SleepLM, torch: SleepLM, path: Path) -> dict:
     for text in rules():
         qa, qb = query_night(onnx, night, text, top=10), query_night(torch, night, text, top=10)
         ea, eb = [m["epoch"] for m in qa["matches"]], [m["epoch"] for m in qb["matches"]]
-        diff = max((abs(x["score"] - y["score"]) for x, y in zip(qa["matches"], qb["matches"], strict=False)),
-                   default=0.0)
+        diff = max(
+            (abs(x["score"] - y["score"]) for x, y in zip(qa["matches"], qb["matches"], strict=False)), default=0.0
+        )
         cosine = float(onnx.embed_text(text) @ torch.embed_text(text))
-        result["queries"][text] = {"same_epochs_same_order": ea == eb, "max_score_diff": diff,
-                                   "query_vector_cosine": cosine}
+        result["queries"][text] = {
+            "same_epochs_same_order": ea == eb,
+            "max_score_diff": diff,
+            "query_vector_cosine": cosine,
+        }
     return result
 
 
@@ -85,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name, r in result.items():
         same = sum(q["same_epochs_same_order"] for q in r["queries"].values())
-        print(f"{name}: {r['epochs']} epochs; stages identical: {r['stages_identical']} "
-              f"(max prob diff {r['max_probability_diff']:.2e}); queries with the same top-10 in the same order: "
-              f"{same}/{len(r['queries'])}, max score diff "
-              f"{max(q['max_score_diff'] for q in r['queries'].values()):.2e}, min query cosine "
-              f"{min(q['query_vector_cosine'] for q in r['queries'].values()):.6f}")
+        print(
+            f"{name}: {r['epochs']} epochs; stages identical: {r['stages_identical']} "
+            f"(max prob diff {r['max_probability_diff']:.2e}); queries with the same top-10 in the same order: "
+            f"{same}/{len(r['queries'])}, max score diff "
+            f"{max(q['max_score_diff'] for q in r['queries'].values()):.2e}, min query cosine "
+            f"{min(q['query_vector_cosine'] for q in r['queries'].values()):.6f}"
+        )
     return 0
 
 

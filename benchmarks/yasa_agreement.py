@@ -116,8 +116,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="shared data folder (real timelines)")
     parser.add_argument("--nights", type=int, default=10, help="number of nights, spread over the sources")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed of the first night (+1 per night)")
-    parser.add_argument("--whole-night", action="store_true",
-                        help="give YASA the whole recording (not the crop); scored on the same window")
+    parser.add_argument(
+        "--whole-night",
+        action="store_true",
+        help="give YASA the whole recording (not the crop); scored on the same window",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write per-night and summary results as JSON")
     args = parser.parse_args()
     logging.getLogger("yasa").setLevel(logging.ERROR)
@@ -131,11 +134,17 @@ def main() -> None:
         if idx.size == 0:
             tqdm.write(f"{path}: no sleep scored, skipped")
             continue
-        row = {"file": str(path.relative_to(args.data)), "seed": args.seed + i, "render_s": render_s,
-               **evaluate(timeline, idx, predicted)}
+        row = {
+            "file": str(path.relative_to(args.data)),
+            "seed": args.seed + i,
+            "render_s": render_s,
+            **evaluate(timeline, idx, predicted),
+        }
         results.append(row)
-        tqdm.write(f"{row['file']:<60} acc {row['accuracy']:.3f}  kappa {row['kappa']:.3f}  "
-                   f"F1 {row['macro_f1']:.3f}  ({row['epochs']} epochs, render {render_s:.1f} s)")
+        tqdm.write(
+            f"{row['file']:<60} acc {row['accuracy']:.3f}  kappa {row['kappa']:.3f}  "
+            f"F1 {row['macro_f1']:.3f}  ({row['epochs']} epochs, render {render_s:.1f} s)"
+        )
     total = np.sum([r["confusion"] for r in results], axis=0)
     summary = {
         "nights": len(results),
@@ -147,8 +156,10 @@ def main() -> None:
         "confusion_labels": LABELS,
         "confusion": total.tolist(),
     }
-    print(f"\nmean accuracy {summary['mean_accuracy']:.3f} (min {summary['min_accuracy']:.3f}), "
-          f"kappa {summary['mean_kappa']:.3f}, macro-F1 {summary['mean_macro_f1']:.3f}")
+    print(
+        f"\nmean accuracy {summary['mean_accuracy']:.3f} (min {summary['min_accuracy']:.3f}), "
+        f"kappa {summary['mean_kappa']:.3f}, macro-F1 {summary['mean_macro_f1']:.3f}"
+    )
     print("confusion (rows truth, columns YASA; recall per row):")
     print("      " + "".join(f"{lab:>7}" for lab in LABELS) + "  recall")
     for lab, row in zip(LABELS, total, strict=True):

@@ -179,7 +179,9 @@ class Bridge:
         """Open an inlet and queue it for the pulling loop once connected with a first clock-offset estimate."""
         try:
             inlet = self.pylsl.StreamInlet(
-                info, max_buflen=INLET_BUFFER_S, recover=False,
+                info,
+                max_buflen=INLET_BUFFER_S,
+                recover=False,
                 processing_flags=self.pylsl.proc_clocksync | self.pylsl.proc_dejitter,
             )
             full = inlet.info(timeout=2.0)
@@ -231,14 +233,24 @@ class Bridge:
         stream = device.stream or info.name()
         mapping = device.channel_map.resolve(_channel_labels(info), stream)
         if mapping.missing:
-            log.warning("bed %s stream %s: mapped channels %s are not in the device stream", device.bed_id, stream,
-                        list(mapping.missing))
+            log.warning(
+                "bed %s stream %s: mapped channels %s are not in the device stream",
+                device.bed_id,
+                stream,
+                list(mapping.missing),
+            )
         recording = self.real_recordings.get(device.bed_id)
         self._attach(inlet, info, device.bed_id, stream, mapping, *(recording or (None, None)))
 
     def _attach(
-        self, inlet: Any, info: Any, bed_id: str, stream: str, mapping: AppliedMap,
-        recording_id: str | None, recording_start: float | None,
+        self,
+        inlet: Any,
+        info: Any,
+        bed_id: str,
+        stream: str,
+        mapping: AppliedMap,
+        recording_id: str | None,
+        recording_start: float | None,
     ) -> None:
         key = (bed_id, stream)
         state = self.streams.get(key)
@@ -247,20 +259,37 @@ class Bridge:
                 self._forget(info.uid(), dead=False)  # a second outlet for a flowing stream: look again later
                 return
             if state.fs != info.nominal_srate() or state.mapping.labels != mapping.labels:
-                log.warning("bed %s stream %s came back with a different layout; continuing as the same stream",
-                            bed_id, stream)
+                log.warning(
+                    "bed %s stream %s came back with a different layout; continuing as the same stream", bed_id, stream
+                )
             state.inlet, state.uid, state.mapping, state.fs = inlet, info.uid(), mapping, info.nominal_srate()
             log.info("bed %s stream %s: re-attached (uid %s)", bed_id, stream, state.uid)
         else:
             if state is not None:  # the bed started a new recording on this stream
                 self._flush(state)
-                log.info("bed %s stream %s: recording %s ended, %s begins", bed_id, stream, state.recording_id,
-                         recording_id)
-            state = _Stream(bed_id, stream, info.nominal_srate(), mapping, recording_id, recording_start,
-                            inlet=inlet, uid=info.uid(), arrival_s=1.0 / info.nominal_srate())
+                log.info(
+                    "bed %s stream %s: recording %s ended, %s begins", bed_id, stream, state.recording_id, recording_id
+                )
+            state = _Stream(
+                bed_id,
+                stream,
+                info.nominal_srate(),
+                mapping,
+                recording_id,
+                recording_start,
+                inlet=inlet,
+                uid=info.uid(),
+                arrival_s=1.0 / info.nominal_srate(),
+            )
             self.streams[key] = state
-            log.info("bed %s stream %s: attached %s (%d channels at %g Hz)", bed_id, stream, info.name(),
-                     len(mapping.labels), state.fs)
+            log.info(
+                "bed %s stream %s: attached %s (%d channels at %g Hz)",
+                bed_id,
+                stream,
+                info.name(),
+                len(mapping.labels),
+                state.fs,
+            )
         state.pull_into = np.empty((max(64, int(state.fs * PULL_S)), info.channel_count()), dtype=np.float32)
 
     def _problem(self, uid: str, message: str) -> None:
@@ -362,7 +391,8 @@ class Bridge:
         for bed_id in list(self._outbox):
             have = {chunk.stream for chunk in self._outbox[bed_id]}
             flowing = {
-                s.stream for s in self.streams.values()
+                s.stream
+                for s in self.streams.values()
                 if s.bed_id == bed_id and s.inlet is not None and s.flowing and not s.lost
             }
             if every_bed or flowing <= have or now - self._outbox_since[bed_id] >= BUNDLE_WAIT_S:
@@ -392,8 +422,14 @@ class Bridge:
         # the line's own time is the wall time; a device clock that differs (a replay, --speed, a device set
         # wrong) is named too, as of the stream's last sample
         device = device_and_wall(state.last_device, state.last_wall) if state.last_device is not None else ""
-        log.warning("bed %s stream %s: %s (%s%s)", state.bed_id, state.stream, kind, detail,
-                    f"; last sample at {device}" if device else "")
+        log.warning(
+            "bed %s stream %s: %s (%s%s)",
+            state.bed_id,
+            state.stream,
+            kind,
+            detail,
+            f"; last sample at {device}" if device else "",
+        )
         event = DeviceEvent(state.bed_id, state.recording_id, state.stream, kind, time.time(), detail)
         metrics().device_events.labels(type=kind).inc()
         self._send_bed(state.bed_id)  # the bed's waiting chunks go first: the event follows them

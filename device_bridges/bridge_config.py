@@ -109,10 +109,16 @@ def parse_bridge_config(raw: dict[str, Any], path: Path) -> BridgeConfig:
             if not any(query.values()):
                 raise PSGError(f"{swhere}: give at least one of name, type, source_id to find the LSL stream")
             stream_map = _map(stream["channel_map"], path, f"{swhere}.channel_map") if "channel_map" in stream else None
-            devices.append(DeviceStream(
-                bed_id, query["name"], query["type"], query["source_id"], _text(stream, "stream", swhere),
-                stream_map or bed_map,
-            ))
+            devices.append(
+                DeviceStream(
+                    bed_id,
+                    query["name"],
+                    query["type"],
+                    query["source_id"],
+                    _text(stream, "stream", swhere),
+                    stream_map or bed_map,
+                )
+            )
     return BridgeConfig(simulated, float(lost), devices)
 
 

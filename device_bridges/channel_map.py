@@ -25,8 +25,16 @@ from psg.channels import recognise_labels
 from psg.errors import PSGError
 from psg.montage import CHANNELS
 
-__all__ = ["DEFAULT_MAP", "MAPS_DIR", "AppliedMap", "ChannelMap", "ChannelMapping", "load_channel_map",
-           "parse_channel_map", "read_toml"]
+__all__ = [
+    "DEFAULT_MAP",
+    "MAPS_DIR",
+    "AppliedMap",
+    "ChannelMap",
+    "ChannelMapping",
+    "load_channel_map",
+    "parse_channel_map",
+    "read_toml",
+]
 
 #: Channel maps shipped with the package (``default.toml``: identity for devices that send montage labels).
 MAPS_DIR = Path(__file__).resolve().parent / "channel_maps"
@@ -65,7 +73,9 @@ class ChannelMap:
         return cls({label: ChannelMapping(label, CHANNELS[label].unit) for label in known}, source)
 
     def _recognised(
-        self, device_labels: tuple[str, ...] | list[str], taken: set[str],
+        self,
+        device_labels: tuple[str, ...] | list[str],
+        taken: set[str],
     ) -> list[tuple[str, ChannelMapping]]:
         """Labels the map does not name, recognised by ``psg.channels`` onto slots nothing feeds yet.
 
@@ -73,8 +83,10 @@ class ChannelMap:
         a lab whose device does not names the channel in its map with a scale.
         """
         unnamed = [label for label in device_labels if label not in self.channels]
-        return [(label, ChannelMapping(slot, CHANNELS[slot].unit))
-                for label, slot in recognise_labels(unnamed, taken).items()]
+        return [
+            (label, ChannelMapping(slot, CHANNELS[slot].unit))
+            for label, slot in recognise_labels(unnamed, taken).items()
+        ]
 
     def resolve(self, device_labels: tuple[str, ...] | list[str], stream: str = "") -> AppliedMap:
         """Match the map against a stream's channel labels; ``PSGError`` if no mapped channel is present."""

@@ -151,8 +151,9 @@ class SpooledProducer:
         left = self.pending()
         self.spool.close()
         if left:
-            log.warning("bridge stopped with %d records undelivered; kept in %s for the next start", left,
-                        self.spool.directory)
+            log.warning(
+                "bridge stopped with %d records undelivered; kept in %s for the next start", left, self.spool.directory
+            )
 
     # --- sender thread ------------------------------------------------------------------------------
     #
@@ -191,7 +192,11 @@ class SpooledProducer:
         return Producer(self.config)  # connects lazily, in its own threads: never blocks here
 
     def _send_ready(
-        self, producer: Any, ahead: deque[Record], deliveries: dict[int, tuple[bytes, _Delivery]], acked: set[int],
+        self,
+        producer: Any,
+        ahead: deque[Record],
+        deliveries: dict[int, tuple[bytes, _Delivery]],
+        acked: set[int],
         retry_at: dict[bytes, float],
     ) -> int:
         """Send the oldest unacknowledged record of every bed that has nothing in flight."""
@@ -213,7 +218,10 @@ class SpooledProducer:
         return sent
 
     def _settle(
-        self, ahead: deque[Record], deliveries: dict[int, tuple[bytes, _Delivery]], acked: set[int],
+        self,
+        ahead: deque[Record],
+        deliveries: dict[int, tuple[bytes, _Delivery]],
+        acked: set[int],
         retry_at: dict[bytes, float],
     ) -> None:
         """Account for finished sends; trim the spool through the acknowledged prefix."""
@@ -260,8 +268,12 @@ class SpooledProducer:
         """Remember one dropped chunk or device event under its (bed, recording, stream); under the lock."""
         key = (message.bed_id, message.recording_id, message.stream)
         if key not in self._losses:
-            log.error("bed %s stream %s: bridge spool full (%g MB), dropping the oldest spooled data",
-                      message.bed_id, message.stream, self.settings.spool_disk_mb)
+            log.error(
+                "bed %s stream %s: bridge spool full (%g MB), dropping the oldest spooled data",
+                message.bed_id,
+                message.stream,
+                self.settings.spool_disk_mb,
+            )
         loss = self._losses.setdefault(key, _Loss())
         if isinstance(message, DeviceEvent):
             loss.events += 1

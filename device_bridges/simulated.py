@@ -233,9 +233,7 @@ class SimulatedBed:
         self._gaps = sorted(piece.gaps)
         return blocks
 
-    def _play(
-        self, blocks: dict[str, np.ndarray], wall0: float, recording_start: float, stop: threading.Event
-    ) -> bool:
+    def _play(self, blocks: dict[str, np.ndarray], wall0: float, recording_start: float, stop: threading.Event) -> bool:
         seconds = max(len(blocks[g.name]) / g.fs for g in self.groups)
         for second in range(math.ceil(seconds)):
             delay = wall0 + (self.pushed_s + 1) / self.speed - time.monotonic()
@@ -249,8 +247,10 @@ class SimulatedBed:
                         self._in_gap = False
                         self._outlets = {g.name: self._outlet(g) for g in self.groups}
                     for group in self.groups:
-                        a, b = (max(firsts[group.name], min(ends[group.name], math.ceil(t * group.fs - 1e-9)))
-                                for t in (start, end))
+                        a, b = (
+                            max(firsts[group.name], min(ends[group.name], math.ceil(t * group.fs - 1e-9)))
+                            for t in (start, end)
+                        )
                         if b > a and self._outlets is not None:
                             done = self.pushed_samples[group.name] + a - firsts[group.name]
                             stamps = recording_start + (done + np.arange(b - a)) / group.fs
@@ -261,8 +261,8 @@ class SimulatedBed:
                     played = max(0, ends[group.name] - firsts[group.name])
                     self.pushed_samples[group.name] += played
                     self.gap_samples[group.name] += played - _samples_in(
-                        recorded_spans(self._gaps, second, second + 1.0), firsts[group.name], ends[group.name],
-                        group.fs)
+                        recorded_spans(self._gaps, second, second + 1.0), firsts[group.name], ends[group.name], group.fs
+                    )
             self.pushed_s += 1
         return True
 
@@ -299,11 +299,15 @@ class EdfReplay(SimulatedBed):
     kind = "edf"
 
     def __init__(
-        self, bed_id: str, path: str | Path, speed: float = 1.0, channel_map: str | Path | None = None,
-        recording_id: str | None = None, wait_for_consumers_s: float = 0.0,
+        self,
+        bed_id: str,
+        path: str | Path,
+        speed: float = 1.0,
+        channel_map: str | Path | None = None,
+        recording_id: str | None = None,
+        wait_for_consumers_s: float = 0.0,
     ) -> None:
         super().__init__(bed_id, edf_recording(path, channel_map), speed, recording_id, wait_for_consumers_s)
-
 
 
 def recorded_spans(gaps: list[tuple[float, float]], start_s: float, end_s: float) -> list[tuple[float, float]]:

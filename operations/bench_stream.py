@@ -366,8 +366,16 @@ class Sampler(threading.Thread):
     """Every ``every_s``: each worker's RSS, the epochs stored so far (the soak's memory curve) and the
     embedded broker's CPU and RSS (what it holds grows with the run: issue 17), printed as progress."""
 
-    def __init__(self, stack: Any, settings: Settings, generator: Any, stop_at: float, every_s: float, say: Any,
-                 broker: Any = None):
+    def __init__(
+        self,
+        stack: Any,
+        settings: Settings,
+        generator: Any,
+        stop_at: float,
+        every_s: float,
+        say: Any,
+        broker: Any = None,
+    ):
         super().__init__(name="bench-sampler", daemon=True)
         self.stack, self.generator, self.stop_at, self.every_s, self.say = stack, generator, stop_at, every_s, say
         self.db = Path(settings.database_url.removeprefix("sqlite:///"))
@@ -382,8 +390,11 @@ class Sampler(threading.Thread):
             stored = _count(self.db)
             cpu, now = _cpu_seconds(self.broker), time.monotonic()
             busy = sum(cpu.values()) - sum(broker_cpu.values())
-            broker = {"broker_cpu_pct": round(100.0 * busy / max(now - at, 1e-3), 1),
-                      "broker_rss_mb": _rss_mb(self.broker)} if self.broker else {}
+            broker = (
+                {"broker_cpu_pct": round(100.0 * busy / max(now - at, 1e-3), 1), "broker_rss_mb": _rss_mb(self.broker)}
+                if self.broker
+                else {}
+            )
             broker_cpu, at = cpu, now
             self.samples.append({"at": time.time(), "stored": stored, "worker_rss_mb": rss, **broker})
             self.say(

@@ -104,8 +104,17 @@ class LiveStack:
         self.spawn("api", ["api"], env)
         self.spawn("worker", ["worker"], env)
         self.spawn("bridge", ["bridge"], env)
-        beds = ["beds", "--beds", str(options.beds), "--speed", str(options.speed), "--hours", str(options.hours),
-                "--seed", str(options.seed)]
+        beds = [
+            "beds",
+            "--beds",
+            str(options.beds),
+            "--speed",
+            str(options.speed),
+            "--hours",
+            str(options.hours),
+            "--seed",
+            str(options.seed),
+        ]
         self.spawn("beds", beds + (["--nights", str(options.nights)] if options.nights else []), env)
         wait_for_port(settings.api_host, settings.api_port, timeout_s=60.0, probe=self.check_children)
 
@@ -113,24 +122,26 @@ class LiveStack:
         """The environment every part gets: the settings as ``SLEEPLM_*`` plus LSL and metrics config."""
         s = self.settings
         env = dict(os.environ)
-        env.update({
-            "SLEEPLM_KAFKA": s.kafka or "",
-            "SLEEPLM_PARTITIONS": str(s.partitions),
-            "SLEEPLM_DATA_DIR": str(s.data_dir.resolve()),
-            "SLEEPLM_DB_URL": s.database_url,
-            "SLEEPLM_API_HOST": s.api_host,
-            "SLEEPLM_API_PORT": str(s.api_port),
-            "SLEEPLM_APP_ID": s.app_id,
-            "SLEEPLM_SESSION_TIMEOUT_S": str(s.session_timeout_s),
-            "SLEEPLM_ONE_RECORD_PER_BATCH": "true" if s.one_record_per_batch else "false",
-            "SLEEPLM_RUNTIME": s.runtime or "",
-            "SLEEPLM_MODEL_BACKEND": s.model_backend,
-            "SLEEPLM_CHECKPOINT": str(s.checkpoint.resolve()) if s.checkpoint else "",
-            "PROMETHEUS_MULTIPROC_DIR": str(s.metrics_dir.resolve()),
-            "LSLAPICFG": os.environ["LSLAPICFG"],
-            "PYTHONUNBUFFERED": "1",
-            "NO_COLOR": "1",  # the logs are files: no colour codes from any library that honours it
-        })
+        env.update(
+            {
+                "SLEEPLM_KAFKA": s.kafka or "",
+                "SLEEPLM_PARTITIONS": str(s.partitions),
+                "SLEEPLM_DATA_DIR": str(s.data_dir.resolve()),
+                "SLEEPLM_DB_URL": s.database_url,
+                "SLEEPLM_API_HOST": s.api_host,
+                "SLEEPLM_API_PORT": str(s.api_port),
+                "SLEEPLM_APP_ID": s.app_id,
+                "SLEEPLM_SESSION_TIMEOUT_S": str(s.session_timeout_s),
+                "SLEEPLM_ONE_RECORD_PER_BATCH": "true" if s.one_record_per_batch else "false",
+                "SLEEPLM_RUNTIME": s.runtime or "",
+                "SLEEPLM_MODEL_BACKEND": s.model_backend,
+                "SLEEPLM_CHECKPOINT": str(s.checkpoint.resolve()) if s.checkpoint else "",
+                "PROMETHEUS_MULTIPROC_DIR": str(s.metrics_dir.resolve()),
+                "LSLAPICFG": os.environ["LSLAPICFG"],
+                "PYTHONUNBUFFERED": "1",
+                "NO_COLOR": "1",  # the logs are files: no colour codes from any library that honours it
+            }
+        )
         # one machine: the API's /metrics already shows every part; worker and bridge would both bind this port
         env.pop("SLEEPLM_METRICS_PORT", None)
         return env
@@ -142,8 +153,12 @@ class LiveStack:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "sleeplm", *args],
-                stdout=pump.write_end, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                stdout=pump.write_end,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         finally:
             pump.close_write_end()
@@ -157,8 +172,10 @@ class LiveStack:
         for child in self.children:
             code = child.process.poll()
             if code not in (None, 0):
-                raise PSGError(f"`sleeplm {child.name}` exited with status {code}; its last lines "
-                               f"({child.log_path}):\n{last_lines(child)}")
+                raise PSGError(
+                    f"`sleeplm {child.name}` exited with status {code}; its last lines "
+                    f"({child.log_path}):\n{last_lines(child)}"
+                )
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the parts in data-flow order, SIGKILL what is still running after ``grace_s``."""
@@ -239,8 +256,10 @@ def _check_broker(bootstrap: str, timeout_s: float = 3.0) -> None:
                 return
         except (OSError, ValueError) as exc:
             problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
-    raise PSGError(f"broker {bootstrap} does not answer ({'; '.join(problems)}); start it, or change --broker or "
-                   "SLEEPLM_KAFKA (unset: an embedded broker)")
+    raise PSGError(
+        f"broker {bootstrap} does not answer ({'; '.join(problems)}); start it, or change --broker or "
+        "SLEEPLM_KAFKA (unset: an embedded broker)"
+    )
 
 
 def ensure_local_admin_token(settings: Settings) -> Path:
@@ -290,17 +309,20 @@ def run_up(settings: Settings, options: UpOptions) -> int:
 def _banner(stack: LiveStack, options: UpOptions) -> str:
     s = stack.settings
     broker = f"embedded Tansu at {s.kafka}" if stack.broker else f"Kafka at {s.kafka}"
-    return "\n".join([
-        f"sleeplm up: {options.beds} simulated bed(s) at {options.speed:g}x real time",
-        f"  web page   {stack.api_url}/   (sign in with the admin token in {stack.admin_token_path})",
-        f"  API        {stack.api_url}/api/ward   (every route but /api/health needs 'Authorization: Bearer <token>')",
-        f"  OpenAPI    {stack.api_url}/openapi.json",
-        f"  metrics    {stack.api_url}/metrics",
-        f"  broker     {broker}",
-        f"  store      {s.database_url}",
-        f"  logs       {(s.data_dir / 'logs').resolve()}",
-        "Press Ctrl-C to stop.",
-    ])
+    return "\n".join(
+        [
+            f"sleeplm up: {options.beds} simulated bed(s) at {options.speed:g}x real time",
+            f"  web page   {stack.api_url}/   (sign in with the admin token in {stack.admin_token_path})",
+            f"  API        {stack.api_url}/api/ward   "
+            "(every route but /api/health needs 'Authorization: Bearer <token>')",
+            f"  OpenAPI    {stack.api_url}/openapi.json",
+            f"  metrics    {stack.api_url}/metrics",
+            f"  broker     {broker}",
+            f"  store      {s.database_url}",
+            f"  logs       {(s.data_dir / 'logs').resolve()}",
+            "Press Ctrl-C to stop.",
+        ]
+    )
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -107,8 +107,13 @@ def start_broker(port: int | None = None, host: str = "127.0.0.1", log_path: Pat
     pump = LogPump(log_path) if log_path else None  # each line stamped, no escape codes (plumbing.logs)
     env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), "NO_COLOR": "1"}
     try:
-        process = subprocess.Popen(cmd, stdout=pump.write_end if pump else subprocess.DEVNULL,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            cmd,
+            stdout=pump.write_end if pump else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     finally:
         if pump is not None:
             pump.close_write_end()

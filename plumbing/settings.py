@@ -121,8 +121,18 @@ def from_environment(name: str) -> Any:
 
 
 #: What the parts keep in the data dir (``make_private`` closes these, and no other file a user put there).
-DATA_DIR_ENTRIES = ("sleeplm.db", "sleeplm.db-wal", "sleeplm.db-shm", "sleeplm.db-journal", "admin.token", "logs",
-                    "spool", "metrics", "faust", "lsl")
+DATA_DIR_ENTRIES = (
+    "sleeplm.db",
+    "sleeplm.db-wal",
+    "sleeplm.db-shm",
+    "sleeplm.db-journal",
+    "admin.token",
+    "logs",
+    "spool",
+    "metrics",
+    "faust",
+    "lsl",
+)
 
 
 def make_private(data_dir: Path) -> None:

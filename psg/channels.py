@@ -35,12 +35,12 @@ derivation.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from psg.channel_labels import DERIVATIONS, EEG_SLOTS, Entry, lookup, normalise
 from psg.channel_map_format import ChannelMapFile
 from psg.errors import PSGError
 from psg.montage import (
@@ -61,107 +61,61 @@ from psg.montage import (
 )
 from psg.recording import Recording, Signal
 
-#: Slots the EEG table fills, by side (L: C3-side, R: C4-side).
-EEG_SLOTS = {"L": EEG_C3, "R": EEG_C4}
-_SEPARATORS = re.compile(r"[\s\-_:./()]+")
-
-
-def normalise(label: str) -> str:
-    """``label`` compared the forgiving way: lower case, without spaces and ``- _ : . / ( )``."""
-    return _SEPARATORS.sub("", label.strip().lower())
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What a recognised label is: its slot (``"EEG"`` for either EEG slot), rank (0 best) and side."""
-
-    slot: str
-    rank: float
-    side: str = ""  # EEG only: "L", "R" or "" (midline / unknown)
-
-
-def _eeg(electrodes: str, refs: str, rank: float, side: str) -> dict[str, Entry]:
-    """Every ``[EEG ]E-R`` spelling of electrodes x references (and the bare ``EEG E`` when refs is empty)."""
-    out = {}
-    for e in electrodes.split():
-        for r in refs.split() or [""]:
-            for prefix in ("", "eeg"):
-                out[normalise(f"{prefix}{e}{r}")] = Entry("EEG", rank, side)
-    return out
-
-
-def _plain(slot: str, rank: float, *labels: str) -> dict[str, Entry]:
-    return {normalise(label): Entry(slot, rank) for label in labels}
-
-
-_COMMON_REFS = "Ref Avg AV LE A1A2 M1M2"
-_LEFT_10_20 = "Fp1 F3 F7 T3 T7 T5 P7 P3 O1"
-_RIGHT_10_20 = "Fp2 F4 F8 T4 T8 T6 P8 P4 O2"
-_MIDLINE_10_20 = "Fpz Fz Pz Oz"
-#: Rank of a label the table lacks that says it is EEG (``EEG Channel-1``, ``EEG F1-Ref``): the last resort.
-GENERIC_EEG_RANK = 7.0
-
-#: Normalised clinical label -> slot, rank, side. Montage labels map onto themselves (rank 0).
-LABELS: dict[str, Entry] = {
-    **_eeg("C3", "M2 A2", 0, "L"), **_eeg("C4", "M1 A1", 0, "R"),
-    **_eeg("C3", "M1 A1", 1, "L"), **_eeg("C4", "M2 A2", 1, "R"),
-    normalise("EEG C3"): Entry("EEG", 1, "L"), normalise("EEG C4"): Entry("EEG", 1, "R"),
-    **_eeg("Cz", "M1 M2 A1 A2", 2, ""), **_plain("EEG", 2.5, "Cz", "EEG Cz"),
-    **_eeg("Fpz", "Cz", 3, ""), **_eeg("F3", "M2 A2", 3, "L"), **_eeg("F4", "M1 A1", 3, "R"),
-    **_eeg("Pz", "Oz", 4, ""), **_eeg("O1", "M2 A2", 4, "L"), **_eeg("O2", "M1 A1", 4, "R"),
-    **_plain("EEG", 5, "EEG", "EEG(sec)", "EEG2", "EEG1", "EEG 2"),
-    # against the amplifier's common reference, average or linked ears (EEG systems, Nihon Kohden, MNE):
-    # central first, then the rest of 10-20; bare electrodes with no reference last
-    **_eeg("C3", _COMMON_REFS, 5.2, "L"), **_eeg("C4", _COMMON_REFS, 5.2, "R"), **_eeg("Cz", _COMMON_REFS, 5.3, ""),
-    **_eeg(_LEFT_10_20, _COMMON_REFS, 5.5, "L"), **_eeg(_RIGHT_10_20, _COMMON_REFS, 5.5, "R"),
-    **_eeg(_MIDLINE_10_20, _COMMON_REFS, 5.6, ""),
-    **_eeg(f"C3 {_LEFT_10_20}", "", 6, "L"), **_eeg(f"C4 {_RIGHT_10_20}", "", 6, "R"),
-    **_eeg(_MIDLINE_10_20, "", 6.1, ""),
-    **_plain(EOG_L, 0, "EOG-L", "E1-M2", "E1-A2", "LOC", "LOC-A2", "LOC-M2", "EOG1-A1", "EOG1-A2", "EOG(L)",
-             "EOG horizontal", "EOG Left", "EOG E1", "EOG E1-M2", "EOG1"),
-    **_plain(EOG_L, 1, "E1"),
-    **_plain(EOG_R, 0, "EOG-R", "E2-M1", "E2-A1", "ROC", "ROC-A1", "ROC-M1", "EOG2-A2", "EOG2-A1", "EOG(R)",
-             "EOG Right", "EOG E2", "EOG E2-M1", "EOG2"),
-    **_plain(EOG_R, 1, "E2"),
-    **_plain(EMG_CHIN, 0, "EMG Chin", "Chin1-Chin2", "Chin1-Chin3", "Chin2-Chin3", "1-2", "Chin", "Chin EMG",
-             "EMG1", "EMG submental", "EMG chin1-chin2"),
-    **_plain(EMG_CHIN, 1, "EMG"),
-    **_plain(ECG, 0, "ECG", "ECG II", "EKG", "ECG1", "ECG L-R", "EKG II"),
-    **_plain(ECG, 1, "ECG2", "EKG2"),
-    **_plain(AF, 0, "AF", "Nasal Pressure", "NAF1", "Pressure", "Cannula", "Flow", "Nasal Flow", "PFlow",
-             "Cannula Flow"),
-    **_plain(AF, 1, "Airflow"),
-    **_plain(AF, 2, "Thermistor", "Resp oro-nasal", "Oral Thermistor", "Oronasal Thermistor", "Therm"),
-    **_plain(THX, 0, "THX", "Chest", "Thor", "Thorax", "Thoracic", "VTH", "THOR RES", "RIP Thora", "Effort THO",
-             "THO"),
-    **_plain(ABD, 0, "ABD", "Abdomen", "Abdo", "Abdominal", "VAB", "ABDO RES", "RIP Abdom", "Effort ABD"),
-    **_plain(SPO2, 0, "SpO2", "SaO2", "Saturation", "SpO2.1s", "OSAT", "Sat"),
-    **_plain(POS, 0, "POS", "Position", "Body position", "Body"),
-    **_plain(POS, 1, "PosAngle"),
-    **_plain(HR, 0, "HR", "Heart Rate", "Pulse Rate", "PR"),
-    **_plain(HR, 1, "Pulse"),
-}
-
-#: Derivations built from unreferenced electrodes: (electrode, references, label, entry).
-DERIVATIONS: tuple[tuple[str, tuple[str, ...], Entry], ...] = (
-    ("C3", ("M2", "A2"), Entry("EEG", 0.5, "L")),
-    ("C4", ("M1", "A1"), Entry("EEG", 0.5, "R")),
-)
-
 #: Lowest usable rate per slot (below: ``rate_too_low``, kept out of the recording) and the rate under
 #: which the slot is flagged ``band_limited`` (the features' high band or the model's 64 Hz is not there).
-MIN_FS = {ECG: 50.0, EMG_CHIN: 25.0, EOG_L: 25.0, EOG_R: 25.0, EEG_C3: 25.0, EEG_C4: 25.0,
-          AF: 4.0, THX: 4.0, ABD: 4.0}
-FULL_FS = {ECG: MODEL_FS, EMG_CHIN: MODEL_FS, EOG_L: MODEL_FS, EOG_R: MODEL_FS, EEG_C3: MODEL_FS,
-           EEG_C4: MODEL_FS, AF: 8.0, THX: 8.0, ABD: 8.0}
+MIN_FS = {ECG: 50.0, EMG_CHIN: 25.0, EOG_L: 25.0, EOG_R: 25.0, EEG_C3: 25.0, EEG_C4: 25.0, AF: 4.0, THX: 4.0, ABD: 4.0}
+FULL_FS = {
+    ECG: MODEL_FS,
+    EMG_CHIN: MODEL_FS,
+    EOG_L: MODEL_FS,
+    EOG_R: MODEL_FS,
+    EEG_C3: MODEL_FS,
+    EEG_C4: MODEL_FS,
+    AF: 8.0,
+    THX: 8.0,
+    ABD: 8.0,
+}
 
 _MICRO = {"\u00b5": "u", "\u03bc": "u"}
 #: Voltage units -> factor to microvolts.
-VOLT_TO_UV = {"v": 1e6, "volt": 1e6, "volts": 1e6, "mv": 1e3, "uv": 1.0, "microv": 1.0, "microvolt": 1.0,
-              "microvolts": 1.0, "nv": 1e-3}
+VOLT_TO_UV = {
+    "v": 1e6,
+    "volt": 1e6,
+    "volts": 1e6,
+    "mv": 1e3,
+    "uv": 1.0,
+    "microv": 1.0,
+    "microvolt": 1.0,
+    "microvolts": 1.0,
+    "nv": 1e-3,
+}
 #: Units of other kinds, refused on a voltage slot.
-OTHER_UNITS = frozenset({"degc", "\u00b0c", "c", "degf", "%", "bpm", "ohm", "kohm", "cmh2o", "mmhg", "pa", "db",
-                         "lx", "g", "g/s", "s", "h", "l/s", "l/min", "ml", "/min", "1/min"})
+OTHER_UNITS = frozenset(
+    {
+        "degc",
+        "\u00b0c",
+        "c",
+        "degf",
+        "%",
+        "bpm",
+        "ohm",
+        "kohm",
+        "cmh2o",
+        "mmhg",
+        "pa",
+        "db",
+        "lx",
+        "g",
+        "g/s",
+        "s",
+        "h",
+        "l/s",
+        "l/min",
+        "ml",
+        "/min",
+        "1/min",
+    }
+)
 
 
 @dataclass
@@ -178,8 +132,16 @@ class SlotMapping:
     used: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"file_label": self.file_label, "fs": self.fs, "unit": self.unit, "file_unit": self.file_unit,
-                "converted_from": self.converted_from, "flags": self.flags, "notes": self.notes, "used": self.used}
+        return {
+            "file_label": self.file_label,
+            "fs": self.fs,
+            "unit": self.unit,
+            "file_unit": self.file_unit,
+            "converted_from": self.converted_from,
+            "flags": self.flags,
+            "notes": self.notes,
+            "used": self.used,
+        }
 
 
 @dataclass
@@ -203,15 +165,25 @@ class ChannelReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``"channels"`` object of the commands' ``--json`` output."""
-        return {"slots": {slot: m.to_json() for slot, m in self.slots.items()}, "missing": self.missing,
-                "extras": self.extras, "unused": self.unused, "notes": self.notes, "file_warnings": self.file_warnings}
+        return {
+            "slots": {slot: m.to_json() for slot, m in self.slots.items()},
+            "missing": self.missing,
+            "extras": self.extras,
+            "unused": self.unused,
+            "notes": self.notes,
+            "file_warnings": self.file_warnings,
+        }
 
     def summary(self) -> str:
         """One paragraph for stderr: slot <- file label (rate, unit conversion, flags), then what is missing."""
-        parts = [f"{slot} <- {m.file_label!r} ({m.fs:g} Hz"
-                 + (f", {m.converted_from} -> {m.unit or 'codes'}" if m.converted_from else "")
-                 + (f", {', '.join(m.flags)}" if m.flags else "") + ")" + ("" if m.used else " not analysed")
-                 for slot, m in self.slots.items()]
+        parts = [
+            f"{slot} <- {m.file_label!r} ({m.fs:g} Hz"
+            + (f", {m.converted_from} -> {m.unit or 'codes'}" if m.converted_from else "")
+            + (f", {', '.join(m.flags)}" if m.flags else "")
+            + ")"
+            + ("" if m.used else " not analysed")
+            for slot, m in self.slots.items()
+        ]
         text = f"channels of {self.source}: " + ("; ".join(parts) or "none recognised")
         text += f". Missing: {', '.join(self.missing) or 'none'}."
         if self.extras:
@@ -221,18 +193,6 @@ class ChannelReport:
         notes = self.notes + [n for m in self.slots.values() for n in m.notes]
         text += " Notes: " + " ".join(notes) if notes else ""
         return text + (" File: " + "; ".join(self.file_warnings) + "." if self.file_warnings else "")
-
-
-def lookup(label: str) -> Entry | None:
-    """The table's entry for ``label`` (forgiving case and separators), None when not recognised.
-
-    A label the table lacks that starts with ``EEG`` is still EEG (an EEG system's ``EEG Channel-1``),
-    ranked after every known derivation.
-    """
-    key = normalise(label)
-    if key in LABELS:
-        return LABELS[key]
-    return Entry("EEG", GENERIC_EEG_RANK) if key.startswith("eeg") and len(key) > 3 else None
 
 
 def recognise_labels(
@@ -265,7 +225,9 @@ def _slot_name(slot: str, where: str) -> str:
 
 
 def map_recording(
-    recording: Recording, overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
+    recording: Recording,
+    overrides: dict[str, str] | None = None,
+    lab_map: ChannelMapFile | None = None,
 ) -> tuple[Recording, ChannelReport]:
     """``recording`` with its signals under montage slot labels, in slot units, plus the report.
 
@@ -276,8 +238,7 @@ def map_recording(
     signals = dict(recording.signals)
     forced = _forced(signals, overrides or {}, lab_map, report)
     candidates = _candidates(signals, forced, report)
-    chosen = {**{slot: label for slot, (label, _) in forced.items()},
-              **_assign(candidates, set(forced))}
+    chosen = {**{slot: label for slot, (label, _) in forced.items()}, **_assign(candidates, set(forced))}
     out: dict[str, Signal] = {}
     for slot, label in chosen.items():
         mapped = _convert(slot, signals[label], forced.get(slot, (label, None))[1], report)
@@ -302,8 +263,10 @@ def require_recognised(report: ChannelReport, path: str) -> None:
 def require_eeg(report: ChannelReport, path: str) -> None:
     """``PSGError`` naming the file and its labels when neither EEG slot is fed (staging needs EEG)."""
     if not any(slot in report.slots and report.slots[slot].used for slot in EEG_SLOTS.values()):
-        raise PSGError(f"{path}: no EEG channel recognised (staging needs one); the file has labels "
-                       f"{report.labels} (map one with --channel LABEL='EEG C3-A2')"[:600])
+        raise PSGError(
+            f"{path}: no EEG channel recognised (staging needs one); the file has labels "
+            f"{report.labels} (map one with --channel LABEL='EEG C3-A2')"[:600]
+        )
 
 
 def _parts(mapping: SlotMapping) -> list[str]:
@@ -312,7 +275,10 @@ def _parts(mapping: SlotMapping) -> list[str]:
 
 
 def _forced(
-    signals: dict[str, Signal], overrides: dict[str, str], lab_map: ChannelMapFile | None, report: ChannelReport,
+    signals: dict[str, Signal],
+    overrides: dict[str, str],
+    lab_map: ChannelMapFile | None,
+    report: ChannelReport,
 ) -> dict[str, tuple[str, tuple[float, float] | None]]:
     """Slot -> (file label, lab-map (scale, offset) or None) from the lab map, then ``--channel`` overrides."""
     forced: dict[str, tuple[str, tuple[float, float] | None]] = {}
@@ -324,26 +290,34 @@ def _forced(
                 report.notes.append(f"{lab_map.source}: label {label!r} is not in the file.")
     for label, slot in overrides.items():
         if label not in signals:
-            raise PSGError(f"--channel {label}={slot}: {report.source} has no channel {label!r}; "
-                           f"it has {list(signals)}"[:600])
+            raise PSGError(
+                f"--channel {label}={slot}: {report.source} has no channel {label!r}; it has {list(signals)}"[:600]
+            )
         forced = {s: v for s, v in forced.items() if v[0] != label}
         forced[slot] = (label, None)
     return forced
 
 
 def _candidates(
-    signals: dict[str, Signal], forced: dict[str, tuple[str, Any]], report: ChannelReport,
+    signals: dict[str, Signal],
+    forced: dict[str, tuple[str, Any]],
+    report: ChannelReport,
 ) -> list[tuple[str, Entry, int]]:
     """(label, entry, file order) of recognised labels not forced, derivations added, unit-refused dropped."""
     taken = {label for label, _ in forced.values()}
-    out = [(label, entry, i) for i, label in enumerate(signals)
-           if label not in taken and (entry := lookup(label)) is not None]
+    out = [
+        (label, entry, i)
+        for i, label in enumerate(signals)
+        if label not in taken and (entry := lookup(label)) is not None
+    ]
     out += _derived(signals, out, report)
     return [(label, entry, i) for label, entry, i in out if _unit_ok(label, entry, signals[label], report)]
 
 
 def _derived(
-    signals: dict[str, Signal], candidates: list[tuple[str, Entry, int]], report: ChannelReport,
+    signals: dict[str, Signal],
+    candidates: list[tuple[str, Entry, int]],
+    report: ChannelReport,
 ) -> list[tuple[str, Entry, int]]:
     """Referential derivations (C3 - M2) where a side has no referenced central derivation."""
     by_norm = {normalise(label): label for label in signals}
@@ -357,8 +331,10 @@ def _derived(
             continue
         a, b = signals[source], signals[ref]
         if a.fs != b.fs or a.data.size != b.data.size or a.unit != b.unit:
-            report.notes.append(f"cannot derive {source}-{ref}: {source} is {a.fs:g} Hz x {a.data.size} {a.unit!r}, "
-                                f"{ref} is {b.fs:g} Hz x {b.data.size} {b.unit!r}.")
+            report.notes.append(
+                f"cannot derive {source}-{ref}: {source} is {a.fs:g} Hz x {a.data.size} {a.unit!r}, "
+                f"{ref} is {b.fs:g} Hz x {b.data.size} {b.unit!r}."
+            )
             continue
         label = f"{source} - {ref}"
         signals[label] = Signal(label, a.data - b.data, a.fs, a.unit)
@@ -397,8 +373,10 @@ def _unit_ok(label: str, entry: Entry, signal: Signal, report: ChannelReport) ->
     voltage = slot in ("EEG", EOG_L, EOG_R, EMG_CHIN, ECG)
     wrong = (voltage and key in OTHER_UNITS) or (slot in (SPO2, HR) and key in VOLT_TO_UV)
     if wrong:
-        report.notes.append(f"{label!r} not used for {slot}: unit {signal.unit!r} is not a "
-                            f"{'voltage' if voltage else CHANNELS[slot].unit} unit.")
+        report.notes.append(
+            f"{label!r} not used for {slot}: unit {signal.unit!r} is not a "
+            f"{'voltage' if voltage else CHANNELS[slot].unit} unit."
+        )
     return not wrong
 
 
@@ -418,7 +396,10 @@ def convert_unit(slot: str, signal: Signal) -> tuple[float, str | None, str | No
 
 
 def _convert(
-    slot: str, signal: Signal, scaling: tuple[float, float] | None, report: ChannelReport,
+    slot: str,
+    signal: Signal,
+    scaling: tuple[float, float] | None,
+    report: ChannelReport,
 ) -> Signal | None:
     """``signal`` as slot ``slot`` (unit, position code); None (slot flagged, not used) when unusable."""
     mapping = SlotMapping(signal.label, signal.fs, CHANNELS[slot].unit, signal.unit)
@@ -447,13 +428,15 @@ def _position_codes(signal: Signal, mapping: SlotMapping) -> np.ndarray | None:
     """Montage position codes: angles (``PosAngle``) converted, codes kept, anything else refused."""
     if normalise(signal.label) == "posangle":
         mapping.converted_from = "angle"
-        mapping.notes.append("POS: angle converted to codes assuming 0 deg supine, +90 left, -90 right, "
-                             "beyond +-135 prone.")
+        mapping.notes.append(
+            "POS: angle converted to codes assuming 0 deg supine, +90 left, -90 right, beyond +-135 prone."
+        )
         return position_from_angle(signal.data)
     finite = signal.data[np.isfinite(signal.data)]
     if finite.size and (finite.min() < -1 or finite.max() > 4):
-        mapping.notes.append(f"POS: values {finite.min():g}..{finite.max():g} are not montage position codes "
-                             "(-1..4); not used.")
+        mapping.notes.append(
+            f"POS: values {finite.min():g}..{finite.max():g} are not montage position codes (-1..4); not used."
+        )
         return None
     return signal.data
 
@@ -469,8 +452,9 @@ def _rate_flags(slot: str, fs: float, mapping: SlotMapping) -> None:
     if fs < MIN_FS.get(slot, 0.0):
         mapping.flags.append("rate_too_low")
         mapping.used = False
-        mapping.notes.append(f"{slot}: {fs:g} Hz is below the {MIN_FS[slot]:g} Hz its analysis needs; "
-                             "not analysed (treated as missing).")
+        mapping.notes.append(
+            f"{slot}: {fs:g} Hz is below the {MIN_FS[slot]:g} Hz its analysis needs; not analysed (treated as missing)."
+        )
     elif fs < FULL_FS.get(slot, 0.0):
         mapping.flags.append("band_limited")
         mapping.notes.append(f"{slot}: {fs:g} Hz, under {FULL_FS[slot]:g} Hz; upsampled without its high band.")

@@ -22,8 +22,10 @@ JSON_SCHEMA = 1
 #: would overflow the float conversions and database columns behind the decoders.
 MAX_JSON_INT = 2**63 - 1
 
+
 def _refuse_constant(token: str) -> Any:
     raise ValueError(f"non-standard token {token} (strict JSON: write missing values as null)")
+
 
 def _finite_float(text: str) -> float:
     value = float(text)
@@ -31,11 +33,13 @@ def _finite_float(text: str) -> float:
         raise ValueError(f"number {text[:40]} overflows a float")
     return value
 
+
 def _bounded_int(text: str) -> int:
     value = int(text) if len(text.lstrip("-")) <= 19 else None  # no conversion of a 5000-digit string
     if value is None or abs(value) > MAX_JSON_INT:
         raise ValueError(f"integer {text[:40]}{'...' if len(text) > 40 else ''} is out of range (at most 64 bits)")
     return value
+
 
 def strict_json(raw: Any, what: str) -> Any:
     """``raw`` parsed as the strict JSON our encoders write; ``MessageError`` naming ``what`` otherwise.
@@ -49,6 +53,7 @@ def strict_json(raw: Any, what: str) -> Any:
         raise MessageError(f"{what}: not valid JSON (nested too deeply)") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise MessageError(f"{what}: not valid JSON ({exc})"[:300]) from None
+
 
 def to_jsonable(value: Any) -> Any:
     """``value`` with NumPy scalars/arrays as plain Python and NaN/inf as None, so strict JSON can write it."""
@@ -64,9 +69,11 @@ def to_jsonable(value: Any) -> Any:
         return None
     return value
 
+
 def encode_json(record: dict[str, Any]) -> bytes:
     """A JSON record with ``schema`` set (strict JSON: NaN is written as null by the caller)."""
     return json.dumps({"schema": JSON_SCHEMA, **record}, separators=(",", ":"), allow_nan=False).encode()
+
 
 def decode_json(raw: bytes, required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Bytes -> JSON object with a supported ``schema`` and the ``required`` fields; ``MessageError`` if not."""

@@ -99,9 +99,7 @@ class Recording:
     def require(self, label: str) -> Signal:
         """The channel ``label`` or a clear error listing what the recording does have."""
         if label not in self.signals:
-            raise PSGError(
-                f"recording {self.record_id!r} has no channel {label!r}; it has {sorted(self.signals)}"
-            )
+            raise PSGError(f"recording {self.record_id!r} has no channel {label!r}; it has {sorted(self.signals)}")
         return self.signals[label]
 
 

@@ -49,14 +49,21 @@ from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage  # noqa:
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
 _HYPNO_ROWS = {Stage.W: 4, Stage.R: 3, Stage.N1: 2, Stage.N2: 1, Stage.N3: 0}
-_EVENT_COLOURS = {"obstructive_apnea": "#d62728", "central_apnea": "#1f77b4", "mixed_apnea": "#9467bd",
-                  "hypopnea": "#ff7f0e", "desaturation": "#2ca02c"}
+_EVENT_COLOURS = {
+    "obstructive_apnea": "#d62728",
+    "central_apnea": "#1f77b4",
+    "mixed_apnea": "#9467bd",
+    "hypopnea": "#ff7f0e",
+    "desaturation": "#2ca02c",
+}
 #: What ``--format`` takes: png = summary.json and night.png; html and pdf add report.html / report.pdf.
 ReportFormat = Literal["png", "html", "pdf"]
 REPORT_FORMATS: tuple[str, ...] = ("png", "html", "pdf")
 #: A scoring file's index groups and the event types whose presence shows the scorer scored them.
-_SCORED_GROUPS: dict[str, frozenset[str]] = {"respiratory": frozenset(RESPIRATORY_EVENT_TYPES),
-                                              "spo2": frozenset({"desaturation"})}
+_SCORED_GROUPS: dict[str, frozenset[str]] = {
+    "respiratory": frozenset(RESPIRATORY_EVENT_TYPES),
+    "spo2": frozenset({"desaturation"}),
+}
 #: Why an index of a scoring file is None when its events were not scored (replacing "... not recorded").
 _NOT_SCORED: dict[str, str] = {
     **dict.fromkeys(("apnea_count", "hypopnea_count", "ahi"), "no respiratory events in the scoring"),
@@ -65,7 +72,10 @@ _NOT_SCORED: dict[str, str] = {
 
 
 def write_report(
-    recording: Recording, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict[str, Any] | None = None,
+    recording: Recording,
+    out_dir: str | Path,
+    fmt: ReportFormat = "png",
+    channels: dict[str, Any] | None = None,
     scoring: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths.
@@ -114,8 +124,9 @@ def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> S
     """``night_summary`` of a scorer's stages and events with no signal: what they cannot tell is None."""
     types = {e.type for e in events}
     scored_groups = {group for group, needed in _SCORED_GROUPS.items() if types & needed}
-    summary = night_summary(stages, events, None, epoch_s=epoch_s, arousals_scored="arousal" in types,
-                            groups=scored_groups)
+    summary = night_summary(
+        stages, events, None, epoch_s=epoch_s, arousals_scored="arousal" in types, groups=scored_groups
+    )
     gone = dict(summary_not_recorded(summary))
     for key, reason in _NOT_SCORED.items():
         if key in gone:
@@ -128,8 +139,10 @@ def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> S
         hours = stages.size * epoch_s / 3600.0
         summary["rei"] = round(respiratory / hours, REPORT_DECIMALS) if hours > 0 else None
         if summary["rei"] is not None:
-            caption += (f" No sleep was scored, so no AHI: {respiratory} respiratory events in {hours:.1f} h of "
-                        f"recording (REI {summary['rei']:.1f}/h).")
+            caption += (
+                f" No sleep was scored, so no AHI: {respiratory} respiratory events in {hours:.1f} h of "
+                f"recording (REI {summary['rei']:.1f}/h)."
+            )
     summary.update(caption=caption, stage_source="scored", event_source="annotation")
     return summary
 
@@ -171,7 +184,10 @@ def check_format(fmt: str) -> ReportFormat:
 
 
 def write_night_files(
-    report: NightReport, out_dir: str | Path, fmt: ReportFormat = "png", channels: dict[str, Any] | None = None,
+    report: NightReport,
+    out_dir: str | Path,
+    fmt: ReportFormat = "png",
+    channels: dict[str, Any] | None = None,
     scoring: str | None = None,
 ) -> dict[str, Path]:
     """``summary.json`` and ``night.png`` always, plus ``report.html`` or ``report.pdf`` for those formats.
@@ -230,8 +246,7 @@ def night_figure(report: NightReport) -> Figure:
     """The overview page: hypnogram, respiratory events (scored, detected, desaturations), SpO2 and HR."""
     stages = report.stages
     scored, detected = report.scored or [], report.detected
-    fig, axes = plt.subplots(4, 1, figsize=(15, 8), sharex=True,
-                             gridspec_kw={"height_ratios": [2.2, 1.2, 1.3, 1.3]})
+    fig, axes = plt.subplots(4, 1, figsize=(15, 8), sharex=True, gridspec_kw={"height_ratios": [2.2, 1.2, 1.3, 1.3]})
     hypno_ax, event_ax, spo2_ax, hr_ax = axes
     hours = np.arange(stages.size + 1) * report.epoch_s / 3600.0
     rows = np.array([_HYPNO_ROWS.get(Stage(int(s)), np.nan) for s in stages], dtype=float)
@@ -242,17 +257,28 @@ def night_figure(report: NightReport) -> Figure:
     hypno_ax.set_ylim(-0.5, 4.5)
     hypno_ax.set_title(f"{report.record_id}: hypnogram, respiratory events, SpO2, heart rate")
 
-    for row, events in ((2, [e for e in scored if e.type in RESPIRATORY_EVENT_TYPES]),
-                        (1, [e for e in detected if e.type in RESPIRATORY_EVENT_TYPES]),
-                        (0, [e for e in detected if e.type == "desaturation"])):
+    for row, events in (
+        (2, [e for e in scored if e.type in RESPIRATORY_EVENT_TYPES]),
+        (1, [e for e in detected if e.type in RESPIRATORY_EVENT_TYPES]),
+        (0, [e for e in detected if e.type == "desaturation"]),
+    ):
         for e in events:
-            event_ax.broken_barh([(e.onset_s / 3600.0, max(e.duration_s, 10.0) / 3600.0)], (row - 0.35, 0.7),
-                                 color=_EVENT_COLOURS.get(e.type, "grey"))
+            event_ax.broken_barh(
+                [(e.onset_s / 3600.0, max(e.duration_s, 10.0) / 3600.0)],
+                (row - 0.35, 0.7),
+                color=_EVENT_COLOURS.get(e.type, "grey"),
+            )
     event_ax.set_yticks([2, 1, 0], ["scored", "detected", "desaturation"])
     event_ax.set_ylim(-0.6, 2.6)
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in _EVENT_COLOURS.values()]
-    event_ax.legend(handles, [k.replace("_", " ") for k in _EVENT_COLOURS], loc="upper left",
-                    bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    event_ax.legend(
+        handles,
+        [k.replace("_", " ") for k in _EVENT_COLOURS],
+        loc="upper left",
+        bbox_to_anchor=(1.005, 1.0),
+        fontsize=8,
+        frameon=False,
+    )
 
     for ax, label, signal, unit in ((spo2_ax, SPO2, report.spo2, "%"), (hr_ax, HR, report.hr, "bpm")):
         if signal is None:

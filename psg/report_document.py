@@ -110,15 +110,19 @@ class NightReport:
 
 def header_table(report: NightReport) -> Table:
     hours = report.duration_s / 3600.0
-    return Table("Recording", ("field", "value"), [
-        (report.id_label, report.record_id),
-        ("Recording", report.recording_id or _MISSING),
-        ("Start", _when(report.start_time)),
-        ("Duration", f"{hours:.2f} h ({report.stages.size} epochs of {report.epoch_s:g} s)" + _gap_note(report)),
-        ("Stages from", str(report.summary.get("stage_source") or _MISSING)),
-        ("Events from", str(report.summary.get("event_source") or _MISSING)),
-        ("Generated", _when(report.generated_at)),
-    ])
+    return Table(
+        "Recording",
+        ("field", "value"),
+        [
+            (report.id_label, report.record_id),
+            ("Recording", report.recording_id or _MISSING),
+            ("Start", _when(report.start_time)),
+            ("Duration", f"{hours:.2f} h ({report.stages.size} epochs of {report.epoch_s:g} s)" + _gap_note(report)),
+            ("Stages from", str(report.summary.get("stage_source") or _MISSING)),
+            ("Events from", str(report.summary.get("event_source") or _MISSING)),
+            ("Generated", _when(report.generated_at)),
+        ],
+    )
 
 
 def index_table(summary: dict[str, Any]) -> Table:
@@ -135,8 +139,12 @@ def index_table(summary: dict[str, Any]) -> Table:
         ("Unscored / missing", _num(s["unscored_min"], "{:.1f} min")),
     ]
     if s.get("gap_min"):
-        rows.append(("Not recorded (gaps)", f"{s['gap_min']:.1f} min in {len(s.get('gaps') or [])} gaps, "
-                                            "not counted as time in bed"))
+        rows.append(
+            (
+                "Not recorded (gaps)",
+                f"{s['gap_min']:.1f} min in {len(s.get('gaps') or [])} gaps, not counted as time in bed",
+            )
+        )
     for label in ("N1", "N2", "N3", "R"):
         key = label.lower()
         rows.append((f"Stage {label}", f"{s[f'{key}_min']:.1f} min ({_num(s[f'{key}_pct_tst'], '{:.1f}%')} of TST)"))
@@ -148,14 +156,19 @@ def index_table(summary: dict[str, Any]) -> Table:
 
     rows += [
         ("AHI", value("ahi", "") if ahi is None else f"{ahi:.1f}/h ({ahi_severity(ahi)})"),
-        ("Apneas / hypopneas", value("apnea_count", "") if "apnea_count" in gone
-         else f"{s['apnea_count']} / {s['hypopnea_count']}"),
+        (
+            "Apneas / hypopneas",
+            value("apnea_count", "") if "apnea_count" in gone else f"{s['apnea_count']} / {s['hypopnea_count']}",
+        ),
         ("ODI (>= 3% desaturations)", value("odi", "{:.1f}/h")),
         ("Desaturations", value("desaturation_count", "{}")),
         ("SpO2 mean (sleep)", value("spo2_mean", "{:.1f}%")),
         ("SpO2 minimum (sleep)", value("spo2_min", "{:.1f}%")),
-        ("Time below 90% (T90)", value("t90_min", "{:.1f} min") + ("" if "t90_min" in gone else
-                                  _num(s["t90_pct_tst"], " ({:.1f}% of sleep)", ""))),
+        (
+            "Time below 90% (T90)",
+            value("t90_min", "{:.1f} min")
+            + ("" if "t90_min" in gone else _num(s["t90_pct_tst"], " ({:.1f}% of sleep)", "")),
+        ),
     ]
     if s.get("arousal_index") is not None:
         rows += [("Arousals", str(s["arousal_count"])), ("Arousal index", f"{s['arousal_index']:.1f}/h")]
@@ -166,12 +179,18 @@ def event_table(report: NightReport) -> Table:
     """Every event type of the night, counted per source (a scorer's column only when there is one)."""
     detected = Counter(e.type for e in report.detected)
     if report.scored is None:
-        return Table("Events by type (whole recording)", ("type", "detected"),
-                     [(t.replace("_", " "), str(n)) for t, n in sorted(detected.items())])
+        return Table(
+            "Events by type (whole recording)",
+            ("type", "detected"),
+            [(t.replace("_", " "), str(n)) for t, n in sorted(detected.items())],
+        )
     scored = Counter(e.type for e in report.scored)
     types = sorted(set(scored) | set(detected))
-    return Table("Events by type (whole recording)", ("type", "scored", "detected"),
-                 [(t.replace("_", " "), str(scored[t]), str(detected[t])) for t in types])
+    return Table(
+        "Events by type (whole recording)",
+        ("type", "scored", "detected"),
+        [(t.replace("_", " "), str(scored[t]), str(detected[t])) for t in types],
+    )
 
 
 def hourly_table(report: NightReport) -> Table:
@@ -187,23 +206,30 @@ def hourly_table(report: NightReport) -> Table:
         events = [e for e in report.indexed_events if t0 <= e.onset_s < t1]
         respiratory = [e for e in events if e.type in RESPIRATORY_EVENT_TYPES]
         counts = Counter(e.type.replace("_", " ") for e in respiratory)
-        rows.append((
-            _hour_label(report, hour, t0, t1),
-            _dominant_stage(stages) + _gap_in(report.gaps, t0, t1),
-            ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none",
-            str(sum(e.type == "desaturation" for e in events)),
-            _num(_window_mean(report.spo2, t0, t1, SPO2_VALID), "{:.1f}%"),
-            _num(_window_mean(report.hr, t0, t1, HR_VALID), "{:.0f} bpm"),
-            _example_caption(report, first, last, respiratory),
-        ))
+        rows.append(
+            (
+                _hour_label(report, hour, t0, t1),
+                _dominant_stage(stages) + _gap_in(report.gaps, t0, t1),
+                ", ".join(f"{k} {v}" for k, v in counts.most_common()) or "none",
+                str(sum(e.type == "desaturation" for e in events)),
+                _num(_window_mean(report.spo2, t0, t1, SPO2_VALID), "{:.1f}%"),
+                _num(_window_mean(report.hr, t0, t1, HR_VALID), "{:.0f} bpm"),
+                _example_caption(report, first, last, respiratory),
+            )
+        )
     header = ("hour", "mostly", "respiratory events", "desats", "SpO2 mean", "HR mean", "caption")
     return Table("Hour by hour", header, rows)
 
 
 def alert_table(alerts: list[dict[str, Any]]) -> Table:
     rows: list[Row] = [
-        (_when(datetime.fromtimestamp(a["raised_at"]).astimezone()), str(a["type"]), str(a["priority"]),
-         str(a["state"]), str(a.get("acknowledged_by") or "-"))
+        (
+            _when(datetime.fromtimestamp(a["raised_at"]).astimezone()),
+            str(a["type"]),
+            str(a["priority"]),
+            str(a["state"]),
+            str(a.get("acknowledged_by") or "-"),
+        )
         for a in sorted(alerts, key=lambda a: a["raised_at"])
     ]
     return Table("Alerts", ("time", "type", "priority", "state", "acknowledged by"), rows)
@@ -214,10 +240,25 @@ def shade_gaps(axes: Any, report: NightReport) -> None:
     axes = list(np.atleast_1d(axes))
     for i, (start, end) in enumerate(report.gaps):
         for ax in axes:
-            ax.axvspan(start / 3600.0, end / 3600.0, facecolor="#d9d9d9", edgecolor="#999999", hatch="//",
-                       linewidth=0.0, zorder=0)
-        axes[0].text((start + end) / 7200.0, 0.97, "gap" if i else "recording gap", ha="center", va="top",
-                     transform=axes[0].get_xaxis_transform(), fontsize=7, color="#555555")
+            ax.axvspan(
+                start / 3600.0,
+                end / 3600.0,
+                facecolor="#d9d9d9",
+                edgecolor="#999999",
+                hatch="//",
+                linewidth=0.0,
+                zorder=0,
+            )
+        axes[0].text(
+            (start + end) / 7200.0,
+            0.97,
+            "gap" if i else "recording gap",
+            ha="center",
+            va="top",
+            transform=axes[0].get_xaxis_transform(),
+            fontsize=7,
+            color="#555555",
+        )
 
 
 def _gap_note(report: NightReport) -> str:
@@ -351,8 +392,15 @@ class _PdfFlow:
             self.figure = plt.figure(figsize=A4)
             self.y = 1.0 - _MARGIN
         self.y -= step
-        self.figure.text(_MARGIN, self.y, text, fontsize=size, weight="bold" if bold else "normal",
-                         family="monospace" if mono else "sans-serif", parse_math=False)
+        self.figure.text(
+            _MARGIN,
+            self.y,
+            text,
+            fontsize=size,
+            weight="bold" if bold else "normal",
+            family="monospace" if mono else "sans-serif",
+            parse_math=False,
+        )
 
     def paragraph(self, text: str, size: float = 8.5) -> None:
         for piece in textwrap.wrap(text, width=_chars_per_line(size, 0.55)) or [""]:

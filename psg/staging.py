@@ -53,6 +53,7 @@ class RuleThresholds:
     delta_n2: float = 0.55  # relative 0.5-4 Hz power: synchronised sleep EEG (N2)
     slow_wave_n2_pct: float = 3.0  # slow-wave coverage from K-complexes and N2 delta activity
 
+
 DEFAULT_THRESHOLDS = RuleThresholds()
 
 

@@ -93,8 +93,11 @@ def night_summary(
     onset = int(np.argmax(asleep)) if asleep.any() else None
     rem = np.flatnonzero(stages == Stage.R)
     sol = None if onset is None else float(recorded_before[onset]) * epoch_min
-    rem_latency = (None if onset is None or rem.size == 0
-                   else float(recorded_before[int(rem[0])] - recorded_before[onset]) * epoch_min)
+    rem_latency = (
+        None
+        if onset is None or rem.size == 0
+        else float(recorded_before[int(rem[0])] - recorded_before[onset]) * epoch_min
+    )
 
     summary: Summary = {
         "n_epochs": int(stages.size),
@@ -142,7 +145,7 @@ def _gap_epochs(gaps: list[tuple[float, float]], n: int, epoch_s: float) -> np.n
     """Per epoch, True when any of it falls in one of ``gaps`` (as ``Recording.gap_epochs``)."""
     flags = np.zeros(n, dtype=bool)
     for start, end in gaps:
-        flags[int(start // epoch_s):int(np.ceil(end / epoch_s))] = True
+        flags[int(start // epoch_s) : int(np.ceil(end / epoch_s))] = True
     return flags
 
 
@@ -167,7 +170,7 @@ def _oximetry(
     sleeping = np.zeros(spo2.data.size, dtype=bool)
     sleeping[in_night] = asleep[epoch_of_sample[in_night]]
     for start, end in gaps:
-        sleeping[int(np.floor(start * spo2.fs)):int(np.ceil(end * spo2.fs))] = False
+        sleeping[int(np.floor(start * spo2.fs)) : int(np.ceil(end * spo2.fs))] = False
     values = spo2.data[sleeping]
     values = values[np.isfinite(values) & (values >= SPO2_VALID[0]) & (values <= SPO2_VALID[1])]
     if values.size == 0:
@@ -209,8 +212,9 @@ def summary_caption(summary: Summary) -> str:
         parts[0] += f" (sleep efficiency {summary['sleep_efficiency_pct']:.1f}%)"
     parts[0] += "."
     if summary.get("gap_min"):
-        parts.append(f"{summary['gap_min']:.1f} min were not recorded (recording gaps) and are not counted "
-                     "as time in bed.")
+        parts.append(
+            f"{summary['gap_min']:.1f} min were not recorded (recording gaps) and are not counted as time in bed."
+        )
     if summary["sleep_onset_latency_min"] is None:
         parts.append("No sleep during the recording.")
         return " ".join(parts + _oximetry_sentences(summary))
@@ -231,17 +235,23 @@ def summary_caption(summary: Summary) -> str:
     )
     ahi = summary_number(summary, "ahi")
     arousals = (
-        "no arousal index (arousals not assessed)" if summary["arousal_index"] is None
+        "no arousal index (arousals not assessed)"
+        if summary["arousal_index"] is None
         else f"the arousal index {summary['arousal_index']:.1f}/h"
     )
     not_recorded = summary_not_recorded(summary)
     if ahi is None or summary["odi"] is None:
-        breathing = (f"No apnea-hypopnea index ({not_recorded.get('ahi', 'respiratory channels not recorded')})"
-                     if ahi is None
-                     else f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
-                     f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas)")
-        odi = (f"no oxygen desaturation index ({not_recorded.get('odi', 'no SpO2 recorded')})"
-               if summary["odi"] is None else f"the oxygen desaturation index {summary['odi']:.1f}/h")
+        breathing = (
+            f"No apnea-hypopnea index ({not_recorded.get('ahi', 'respiratory channels not recorded')})"
+            if ahi is None
+            else f"The apnea-hypopnea index was {ahi:.1f} events/h ({ahi_severity(ahi)}; "
+            f"{summary['apnea_count']} apneas, {summary['hypopnea_count']} hypopneas)"
+        )
+        odi = (
+            f"no oxygen desaturation index ({not_recorded.get('odi', 'no SpO2 recorded')})"
+            if summary["odi"] is None
+            else f"the oxygen desaturation index {summary['odi']:.1f}/h"
+        )
         parts.append(f"{breathing}; {odi}; {arousals}.")
         return " ".join(parts + _oximetry_sentences(summary))
     parts.append(

@@ -50,14 +50,19 @@ def _hypnogram(n_epochs: int, rng: np.random.Generator) -> np.ndarray:
         n3 = max(0.0, rng.normal(30, 8) * (1.0 - 1.6 * night_frac))
         rem = min(45.0, rng.uniform(8, 15) + 25 * night_frac)
         n2 = max(20.0, _CYCLE_MIN - n1 - n3 - rem + rng.normal(0, 10))
-        for stage, minutes in ((Stage.N1, n1), (Stage.N2, n2 / 2), (Stage.N3, n3), (Stage.N2, n2 / 2),
-                               (Stage.R, rem if cycle else rem * 0.5)):
+        for stage, minutes in (
+            (Stage.N1, n1),
+            (Stage.N2, n2 / 2),
+            (Stage.N3, n3),
+            (Stage.N2, n2 / 2),
+            (Stage.R, rem if cycle else rem * 0.5),
+        ):
             stages += [stage] * int(minutes * per_min)
         if rng.random() < 0.6:
             stages += [Stage.W] * int(rng.uniform(1, 6))
         cycle += 1
     out = np.asarray(stages[:n_epochs], dtype=np.int8)
-    out[-int(rng.uniform(2, 10) * per_min):] = Stage.W
+    out[-int(rng.uniform(2, 10) * per_min) :] = Stage.W
     return out
 
 
@@ -74,8 +79,11 @@ def _respiratory_events(stages: np.ndarray, ahi: float, rng: np.random.Generator
             continue
         kind = str(rng.choice(list(_EVENT_MIX), p=list(_EVENT_MIX.values())))
         duration = float(np.clip(rng.lognormal(np.log(17.0), 0.3), 10.0, 45.0))
-        subtype = (str(rng.choice(list(_HYPOPNEA_SUBTYPES), p=list(_HYPOPNEA_SUBTYPES.values())))
-                   if kind == "hypopnea" else None)
+        subtype = (
+            str(rng.choice(list(_HYPOPNEA_SUBTYPES), p=list(_HYPOPNEA_SUBTYPES.values())))
+            if kind == "hypopnea"
+            else None
+        )
         events.append(Event(kind, round(onset, 1), round(duration, 1), subtype=subtype))
         busy_until = onset + duration + 15.0
     return events

@@ -48,13 +48,31 @@ class Stage(IntEnum):
 
 
 _STAGE_ALIASES: dict[str, Stage] = {
-    "W": Stage.W, "WAKE": Stage.W, "0": Stage.W,
-    "N1": Stage.N1, "1": Stage.N1, "S1": Stage.N1,
-    "N2": Stage.N2, "2": Stage.N2, "S2": Stage.N2,
-    "N3": Stage.N3, "3": Stage.N3, "S3": Stage.N3, "4": Stage.N3, "S4": Stage.N3, "N4": Stage.N3,
-    "R": Stage.R, "REM": Stage.R, "5": Stage.R,
-    "?": Stage.UNSCORED, "M": Stage.UNSCORED, "MT": Stage.UNSCORED, "MOVEMENT": Stage.UNSCORED,
-    "UNSCORED": Stage.UNSCORED, "ARTIFACT": Stage.UNSCORED, "INDETERMINATE": Stage.UNSCORED,
+    "W": Stage.W,
+    "WAKE": Stage.W,
+    "0": Stage.W,
+    "N1": Stage.N1,
+    "1": Stage.N1,
+    "S1": Stage.N1,
+    "N2": Stage.N2,
+    "2": Stage.N2,
+    "S2": Stage.N2,
+    "N3": Stage.N3,
+    "3": Stage.N3,
+    "S3": Stage.N3,
+    "4": Stage.N3,
+    "S4": Stage.N3,
+    "N4": Stage.N3,
+    "R": Stage.R,
+    "REM": Stage.R,
+    "5": Stage.R,
+    "?": Stage.UNSCORED,
+    "M": Stage.UNSCORED,
+    "MT": Stage.UNSCORED,
+    "MOVEMENT": Stage.UNSCORED,
+    "UNSCORED": Stage.UNSCORED,
+    "ARTIFACT": Stage.UNSCORED,
+    "INDETERMINATE": Stage.UNSCORED,
 }
 
 #: Canonical event types. Respiratory: the apnea flavours and ``hypopnea`` (with ``subtype``).

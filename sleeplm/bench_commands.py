@@ -33,19 +33,33 @@ def bench_model_cmd(
     for key, value in result.items():
         typer.echo(f"{key}: {value}")
 
+
 def bench_stream_cmd(
     beds: Annotated[int, typer.Option(min=1, max=5000, help="Beds in all (most generated, some over LSL).")] = 100,
     seconds: Annotated[float, typer.Option(min=30, help="How long the beds stream (device = wall time).")] = 180.0,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Worker processes sharing the partitions.")] = 2,
-    partitions: Annotated[int | None, typer.Option(
-        min=1, max=256, help="Partitions per topic; default: $SLEEPLM_PARTITIONS, else 8.")] = None,
+    partitions: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Partitions per topic; default: $SLEEPLM_PARTITIONS, else 8.")
+    ] = None,
     lsl_beds: Annotated[int, typer.Option(min=0, help="Beds streamed through real LSL and the bridge.")] = 2,
-    runtime: Annotated[str | None, typer.Option(
-        help="sleeplm or rules; default: $SLEEPLM_RUNTIME, else as the workers resolve it.")] = None,
-    speed: Annotated[float, typer.Option(min=1.0, max=100.0, help="Device-clock speed (the soak: 20 plays 8 h in "
-                                         "24 min); latency is then measured from each epoch's arrival.")] = 1.0,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Keep the run's store and logs here; default: $SLEEPLM_DATA_DIR, else a new temporary folder.")] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="sleeplm or rules; default: $SLEEPLM_RUNTIME, else as the workers resolve it.")
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            max=100.0,
+            help="Device-clock speed (the soak: 20 plays 8 h in "
+            "24 min); latency is then measured from each epoch's arrival.",
+        ),
+    ] = 1.0,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the run's store and logs here; default: $SLEEPLM_DATA_DIR, else a new temporary folder."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory (RSS growth
@@ -57,8 +71,18 @@ def bench_stream_cmd(
     partitions = partitions or from_environment("partitions") or 8
     runtime = runtime or from_environment("runtime")
     data_dir = data_dir or from_environment("data_dir")
-    result = run_bench(BenchOptions(beds=beds, seconds=seconds, workers=workers, partitions=partitions,
-                                    lsl_beds=lsl_beds, runtime=runtime, data_dir=data_dir, speed=speed))
+    result = run_bench(
+        BenchOptions(
+            beds=beds,
+            seconds=seconds,
+            workers=workers,
+            partitions=partitions,
+            lsl_beds=lsl_beds,
+            runtime=runtime,
+            data_dir=data_dir,
+            speed=speed,
+        )
+    )
     if as_json:
         typer.echo(main_json(result))
         return

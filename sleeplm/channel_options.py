@@ -20,19 +20,28 @@ from psg.recording import Recording
 
 ChannelOpt = Annotated[
     list[str] | None,
-    typer.Option("--channel", help="Map a file channel to a montage slot, LABEL=SLOT (repeatable), "
-                 "e.g. --channel 'EEG2=EEG C4-A1'. Wins over the recognition table and --channel-map."),
+    typer.Option(
+        "--channel",
+        help="Map a file channel to a montage slot, LABEL=SLOT (repeatable), "
+        "e.g. --channel 'EEG2=EEG C4-A1'. Wins over the recognition table and --channel-map.",
+    ),
 ]
 ScoringOpt = Annotated[
     Path | None,
-    typer.Option("--scoring", help="The night's scoring in another file (EDF+/BDF+ hypnogram, NSRR XML, any format "
-                 "`simulate` reads), used as truth. Default: <stem>.xml or <stem>-nsrr.xml beside the EDF, else "
-                 "Sleep-EDF's one <SC4001>*-Hypnogram.edf beside <SC4001>E0-PSG.edf, else the EDF's annotations."),
+    typer.Option(
+        "--scoring",
+        help="The night's scoring in another file (EDF+/BDF+ hypnogram, NSRR XML, any format "
+        "`simulate` reads), used as truth. Default: <stem>.xml or <stem>-nsrr.xml beside the EDF, else "
+        "Sleep-EDF's one <SC4001>*-Hypnogram.edf beside <SC4001>E0-PSG.edf, else the EDF's annotations.",
+    ),
 ]
 ChannelMapOpt = Annotated[
     Path | None,
-    typer.Option("--channel-map", help="The lab's channel map (TOML, [channels.\"LABEL\"] montage = \"SLOT\"; "
-                 "the bridge's format); wins over the recognition table."),
+    typer.Option(
+        "--channel-map",
+        help='The lab\'s channel map (TOML, [channels."LABEL"] montage = "SLOT"; '
+        "the bridge's format); wins over the recognition table.",
+    ),
 ]
 
 
@@ -56,7 +65,10 @@ def report_scoring(recording: Recording) -> None:
 
 
 def read_night_channels(
-    night: Path, channel: list[str] | None, channel_map: Path | None, scoring: Path | None = None,
+    night: Path,
+    channel: list[str] | None,
+    channel_map: Path | None,
+    scoring: Path | None = None,
     allow_annotation_only: bool = False,
 ) -> tuple[Recording, ChannelReport]:
     """The EDF ``night`` on the montage with its scoring (``psg.formats.read_psg``), reports on stderr.
@@ -66,8 +78,9 @@ def read_night_channels(
     """
     from psg.formats import read_psg
 
-    recording, report = read_psg(night, scoring, *channel_args(channel, channel_map),
-                                 allow_annotation_only=allow_annotation_only)
+    recording, report = read_psg(
+        night, scoring, *channel_args(channel, channel_map), allow_annotation_only=allow_annotation_only
+    )
     if recording.signals:
         report_channels(report)
     report_scoring(recording)

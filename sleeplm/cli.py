@@ -42,8 +42,9 @@ def _version() -> str:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """SleepLM Monitor: live PSG monitoring (up, broker, beds, bridge, worker, api) and offline tools."""
 

@@ -62,16 +62,25 @@ def _stop_event() -> threading.Event:
 def up_cmd(
     beds: Annotated[int, typer.Option(min=1, max=1000, help=_BEDS_HELP)] = 4,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
-    api_port: Annotated[int | None, typer.Option(
-        min=1, max=65535, help="API port on 127.0.0.1; default: $SLEEPLM_API_PORT, else 8000.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="SQLite store, logs, spool and metrics; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data.")] = None,
-    broker: Annotated[str | None, typer.Option(
-        help="Kafka bootstrap servers; default: $SLEEPLM_KAFKA, else an embedded broker on loopback.")] = None,
+    api_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="API port on 127.0.0.1; default: $SLEEPLM_API_PORT, else 8000.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="SQLite store, logs, spool and metrics; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data."),
+    ] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers; default: $SLEEPLM_KAFKA, else an embedded broker on loopback."),
+    ] = None,
     hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="Length of each simulated night.")] = 8.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
-    nights: Annotated[int | None, typer.Option(min=1, help="Nights per bed, then the beds stop streaming "
-                                               "(default: a new night whenever one ends).")] = None,
+    nights: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Nights per bed, then the beds stop streaming (default: a new night whenever one ends)."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole live path on this machine: broker, simulated beds, bridge, worker, API.
 
@@ -118,11 +127,19 @@ def beds_cmd(
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help=_SPEED_HELP)] = 1.0,
     hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="Length of each simulated night.")] = 8.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated nights (bed k uses seed + k).")] = 0,
-    source: Annotated[str, typer.Option(
-        help="'synthetic' (generated nights), a scored timeline file or folder (also looked up under "
-             "$SLEEPLM_DATA, e.g. 'ucddb'), or an EDF/EDF+ file to replay.")] = "synthetic",
-    nights: Annotated[int | None, typer.Option(min=1, help="Stop after this many nights per bed (default: "
-                                               "start a new night when one ends, until stopped).")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="'synthetic' (generated nights), a scored timeline file or folder (also looked up under "
+            "$SLEEPLM_DATA, e.g. 'ucddb'), or an EDF/EDF+ file to replay."
+        ),
+    ] = "synthetic",
+    nights: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Stop after this many nights per bed (default: start a new night when one ends, until stopped)."
+        ),
+    ] = None,
 ) -> None:
     """Stream simulated beds (or EDF replays) as LSL outlets until stopped."""
     _log_to_stderr(lsl=True)
@@ -135,8 +152,10 @@ def beds_cmd(
 
 
 def bridge_cmd(
-    config: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="TOML listing real LSL devices per bed and their channel maps.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="TOML listing real LSL devices per bed and their channel maps."),
+    ] = None,
 ) -> None:
     """Bridge LSL streams of the beds to Kafka (psg.samples), with reconnect and a bounded spool."""
     _log_to_stderr(lsl=True)
@@ -151,8 +170,12 @@ def bridge_cmd(
 
 
 def worker_cmd(
-    runtime: Annotated[str | None, typer.Option(help="sleeplm or rules; default SLEEPLM_RUNTIME, else sleeplm "
-                                                     "when the model checkpoint exists, else rules.")] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="sleeplm or rules; default SLEEPLM_RUNTIME, else sleeplm when the model checkpoint exists, else rules."
+        ),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Run the stream agents (epocher, inference, sink) as one Faust worker of the consumer group."""
@@ -165,8 +188,9 @@ def worker_cmd(
 
 def api_cmd(
     host: Annotated[str | None, typer.Option(help="Bind address; default: $SLEEPLM_API_HOST, else 127.0.0.1.")] = None,
-    port: Annotated[int | None, typer.Option(
-        min=1, max=65535, help="Port; default: $SLEEPLM_API_PORT, else 8000.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port; default: $SLEEPLM_API_PORT, else 8000.")
+    ] = None,
 ) -> None:
     """Serve the REST API, the live feed and /metrics with uvicorn."""
     from dashboards.api import run_api
@@ -175,8 +199,10 @@ def api_cmd(
 
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
-_DATA_DIR_HELP = ("Data folder of the SQLite store; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data (ignored when "
-                  "SLEEPLM_DB_URL is set).")
+_DATA_DIR_HELP = (
+    "Data folder of the SQLite store; default: $SLEEPLM_DATA_DIR, else ./sleeplm-data (ignored when "
+    "SLEEPLM_DB_URL is set)."
+)
 
 
 def _store(data_dir: Path | None) -> Any:
@@ -187,16 +213,21 @@ def _store(data_dir: Path | None) -> Any:
 
 @token_app.command("create")
 def token_create_cmd(
-    role: Annotated[str, typer.Option(help="viewer (reads), nurse (also acknowledges alerts) or admin (also "
-                                           "manages rules, thresholds, tokens).")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="viewer (reads), nurse (also acknowledges alerts) or admin (also manages rules, thresholds, tokens)."
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Who holds the token (recorded in the audit log), e.g. night-nurse-3.")],
     data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_HELP)] = None,
 ) -> None:
     """Create an API token. It is printed once, alone on the last line; only its hash is stored."""
     with _store(data_dir) as store:
         token, record = store.create_token(name, role, created_by="cli")
-    typer.echo(f"token {record['id']} for {record['name']!r} ({record['role']}); keep it secret, it is not shown "
-               "again:")
+    typer.echo(
+        f"token {record['id']} for {record['name']!r} ({record['role']}); keep it secret, it is not shown again:"
+    )
     typer.echo(token)
 
 
@@ -210,8 +241,10 @@ def token_list_cmd(data_dir: Annotated[Path | None, typer.Option(help=_DATA_DIR_
 
     with _store(data_dir) as store:
         for t in store.tokens():
-            typer.echo(f"{t['id']:>4}  {t['role']:<7} {t['name']:<32} created {when(t['created_at'])}  "
-                       f"revoked {when(t['revoked_at'])}  last used {when(t['last_used_at'])}")
+            typer.echo(
+                f"{t['id']:>4}  {t['role']:<7} {t['name']:<32} created {when(t['created_at'])}  "
+                f"revoked {when(t['revoked_at'])}  last used {when(t['last_used_at'])}"
+            )
 
 
 @token_app.command("revoke")

@@ -49,15 +49,19 @@ def _bank(checkpoint: Path | None) -> Any:
 
 
 def _night_input(
-    night: Path, channel: list[str] | None, channel_map: Path | None, require_eeg: bool = False,
+    night: Path,
+    channel: list[str] | None,
+    channel_map: Path | None,
+    require_eeg: bool = False,
     scoring: Path | None = None,
 ) -> Any:
     """``load_night_input`` with the channel and scoring options; the channel and scoring reports go to stderr."""
     from model_runtime.serving.night import load_night_input
 
     overrides, lab_map = channel_args(channel, channel_map)
-    night_input = load_night_input(night, progress=True, overrides=overrides, lab_map=lab_map,
-                                   require_eeg=require_eeg, scoring=scoring)
+    night_input = load_night_input(
+        night, progress=True, overrides=overrides, lab_map=lab_map, require_eeg=require_eeg, scoring=scoring
+    )
     report_channels(night_input.channels)
     report_scoring(night_input.recording)
     return night_input
@@ -93,8 +97,7 @@ def stage_cmd(
         lm.lab_head = LabHead.load(lab_head)
     night_input = _night_input(night, channel, channel_map, require_eeg=True, scoring=scoring)
     result = {**stage_night(lm, night_input, smooth=smooth, progress=True), "channels": night_input.channels.to_json()}
-    result.update(truth=night_input.truth, accuracy=night_input.accuracy(result["stages"]),
-                  scoring=night_input.scoring)
+    result.update(truth=night_input.truth, accuracy=night_input.accuracy(result["stages"]), scoring=night_input.scoring)
     if as_json:
         typer.echo(dumps(result))
         return
@@ -102,8 +105,10 @@ def stage_cmd(
     for i, (stage, probs) in enumerate(zip(result["stages"], result["probabilities"], strict=True)):
         typer.echo(f"{i:>5} {i * 30.0:>8.0f}  {stage:<5}  {'  '.join(f'{p:>5.2f}' for p in probs)}")
     if result["accuracy"] is not None:
-        typer.echo(f"accuracy vs {night_input.scoring or 'the file annotations'}: {result['accuracy']:.3f} "
-                   f"over {sum(t != '?' for t in result['truth'])} scored epochs")
+        typer.echo(
+            f"accuracy vs {night_input.scoring or 'the file annotations'}: {result['accuracy']:.3f} "
+            f"over {sum(t != '?' for t in result['truth'])} scored epochs"
+        )
     counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain", "gap")}
     typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
     for item in result["uncertain"][:5]:
@@ -134,8 +139,10 @@ def describe_cmd(
     window = parse_epochs(epochs)
     lm = _load(checkpoint, backend)
     night_input = _night_input(night, channel, channel_map, scoring=scoring)
-    result = {**describe_night(lm, night_input, window, modality, progress=True),
-              "channels": night_input.channels.to_json()}
+    result = {
+        **describe_night(lm, night_input, window, modality, progress=True),
+        "channels": night_input.channels.to_json(),
+    }
     truth = night_input.truth
     described = sorted({c["epoch"] for c in result["captions"]})
     result["truth"] = None if truth is None else [{"epoch": i, "stage": truth[i]} for i in described]
@@ -165,8 +172,10 @@ def query_cmd(
         raise PSGError(f"--top must be >= 1, got {top}")
     lm = _load(checkpoint, backend)
     night_input = _night_input(night, channel, channel_map)
-    result = {**query_night(lm, night_input, text, top=top, progress=True, bank=_bank(checkpoint)),
-              "channels": night_input.channels.to_json()}
+    result = {
+        **query_night(lm, night_input, text, top=top, progress=True, bank=_bank(checkpoint)),
+        "channels": night_input.channels.to_json(),
+    }
     if as_json:
         typer.echo(dumps(result))
         return
@@ -190,16 +199,19 @@ def _scored_embeddings(
         night = _night_input(path, channel, channel_map)
         truth = night.truth_indices()
         if truth is None:
-            raise PSGError(f"{path}: no scored stages (needs EDF+ stage annotations, or an NSRR XML or a "
-                           "Sleep-EDF hypnogram beside it)")
+            raise PSGError(
+                f"{path}: no scored stages (needs EDF+ stage annotations, or an NSRR XML or a "
+                "Sleep-EDF hypnogram beside it)"
+            )
         embeddings.append(embed(night))
         labels.append(truth[: len(embeddings[-1])])
     return np.concatenate(embeddings), np.concatenate(labels)
 
 
 def probe_cmd(
-    nights: Annotated[list[Path], typer.Argument(
-        metavar="NIGHTS...", help="Scored nights (EDF+ annotations or NSRR XML beside).")],
+    nights: Annotated[
+        list[Path], typer.Argument(metavar="NIGHTS...", help="Scored nights (EDF+ annotations or NSRR XML beside).")
+    ],
     shots: Annotated[int, typer.Option(help="Labelled epochs per stage to fit on (K).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draw of training epochs.")] = 0,
     checkpoint: CheckpointOpt = None,
@@ -229,8 +241,10 @@ def probe_cmd(
 
 
 def adapt_cmd(
-    nights: Annotated[list[Path], typer.Argument(
-        metavar="NIGHTS...", help="A lab's scored nights (EDF+ annotations or NSRR XML beside).")],
+    nights: Annotated[
+        list[Path],
+        typer.Argument(metavar="NIGHTS...", help="A lab's scored nights (EDF+ annotations or NSRR XML beside)."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Lab head file to write (.npz).")],
     shots: Annotated[int, typer.Option(help="Scored epochs per stage to fit on (K).")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draw of the K epochs.")] = 0,
@@ -258,8 +272,13 @@ def adapt_cmd(
     rest = np.setdiff1d(np.flatnonzero(y >= 0), picked)
     held_out = float((head.probabilities(x[rest]).argmax(axis=1) == y[rest]).mean()) if rest.size else None
     counts = {STAGE_LABELS[k]: int((y[picked] == k).sum()) for k in range(len(STAGE_LABELS))}
-    result = {"lab_head": str(out), "shots": shots, "fit_epochs": counts, "held_out_epochs": int(rest.size),
-              "held_out_accuracy": held_out}
+    result = {
+        "lab_head": str(out),
+        "shots": shots,
+        "fit_epochs": counts,
+        "held_out_epochs": int(rest.size),
+        "held_out_accuracy": held_out,
+    }
     typer.echo(dumps(result) if as_json else f"lab head: {out}\n{dumps(result)}")
 
 

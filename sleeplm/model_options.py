@@ -37,6 +37,7 @@ BackendOpt = Annotated[
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 
+
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

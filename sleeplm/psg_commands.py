@@ -22,20 +22,38 @@ from sleeplm.jsonio import dumps
 if TYPE_CHECKING:  # psg.captions loads neurokit2 (seconds): only the commands that caption import it
     from psg.captions.phrasing import Style
 
-ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True,
-                                              metavar="NIGHT", help="The night: EDF, EDF+ or BDF.")]
+ExistingFile = Annotated[
+    Path,
+    typer.Argument(
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        resolve_path=True,
+        metavar="NIGHT",
+        help="The night: EDF, EDF+ or BDF.",
+    ),
+]
 _STYLE_HELP = "canonical: fixed phrasing for display; varied: seeded paraphrases (training diversity)"
 
 
 def simulate_cmd(
-    timeline: Annotated[Path, typer.Argument(exists=True, metavar="TIMELINE",
-                                             help="A scored night in any supported format "
-                                             "(Dreem JSON, ucddb *_stage.txt, Sleep-EDF hypnogram, slpdb .st/.hea, "
-                                             "Apnea-ECG .npz, EDF+, NSRR XML).", resolve_path=True)],
+    timeline: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            metavar="TIMELINE",
+            help="A scored night in any supported format "
+            "(Dreem JSON, ucddb *_stage.txt, Sleep-EDF hypnogram, slpdb .st/.hea, "
+            "Apnea-ECG .npz, EDF+, NSRR XML).",
+            resolve_path=True,
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="EDF+ file to write.")],
     seed: Annotated[int, typer.Option(help="Per-night seed: subject physiology and all noise.")] = 0,
-    artifacts: Annotated[bool, typer.Option(
-        "--artifacts/--no-artifacts", help="Add electrode pops, lead-off, clipping, movement, mains hum.")] = False,
+    artifacts: Annotated[
+        bool,
+        typer.Option("--artifacts/--no-artifacts", help="Add electrode pops, lead-off, clipping, movement, mains hum."),
+    ] = False,
 ) -> None:
     """Render a scored night into multichannel PSG (EDF+ with the truth as annotations)."""
     from psg.formats import read_timeline, write_edf
@@ -59,8 +77,12 @@ def simulate_cmd(
 
 def caption_cmd(
     night: ExistingFile,
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file: one line per epoch, then "
-                                      "{\"summary\": ..., \"channels\": ...}.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help='JSON-lines file: one line per epoch, then {"summary": ..., "channels": ...}.'
+        ),
+    ],
     style: Annotated[str, typer.Option(help=_STYLE_HELP)] = "canonical",
     seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
     channel: ChannelOpt = None,
@@ -88,8 +110,9 @@ def caption_cmd(
 
 def detect_cmd(
     night: ExistingFile,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print {\"events\": [...], \"channels\": {...}, \"agreement\": ...} as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"events": [...], "channels": {...}, "agreement": ...} as JSON.')
+    ] = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
     scoring: ScoringOpt = None,
@@ -105,16 +128,19 @@ def detect_cmd(
     events = detect_events(recording)
     agreement = _respiratory_agreement(events, recording)
     if as_json:
-        typer.echo(dumps({"events": [e.to_dict() for e in events], "channels": report.to_json(),
-                          "agreement": agreement}))
+        typer.echo(
+            dumps({"events": [e.to_dict() for e in events], "channels": report.to_json(), "agreement": agreement})
+        )
         return
     typer.echo(f"{'type':<18} {'onset_s':>9} {'duration_s':>10}  channel")
     for e in events:
         typer.echo(f"{e.type:<18} {e.onset_s:>9.1f} {e.duration_s:>10.1f}  {e.channel or ''}")
     typer.echo(f"{len(events)} events")
     if agreement is not None:
-        typer.echo(f"respiratory events vs {agreement['scoring']}: {agreement['scored']} scored, "
-                   f"{agreement['matched']} matched, F1 {agreement['f1']:.3f}")
+        typer.echo(
+            f"respiratory events vs {agreement['scoring']}: {agreement['scored']} scored, "
+            f"{agreement['matched']} matched, F1 {agreement['f1']:.3f}"
+        )
 
 
 def _respiratory_agreement(detected: list, recording: Recording) -> dict | None:
@@ -129,22 +155,43 @@ def _respiratory_agreement(detected: list, recording: Recording) -> dict | None:
     found = [e for e in to_events(detected) if e.type in RESPIRATORY_EVENT_TYPES]
     truth = [e for e in recording.timeline.events if e.type in RESPIRATORY_EVENT_TYPES]
     match = match_events(found, truth)
-    return {"scoring": recording.metadata[SCORING_KEY], "scored": len(truth), "detected": len(found),
-            "matched": match.tp, "precision": match.precision, "recall": match.recall, "f1": match.f1}
+    return {
+        "scoring": recording.metadata[SCORING_KEY],
+        "scored": len(truth),
+        "detected": len(found),
+        "matched": match.tp,
+        "precision": match.precision,
+        "recall": match.recall,
+        "f1": match.f1,
+    }
 
 
 def report_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.json, night.png and the report.")],
-    night: Annotated[Path | None, typer.Argument(
-        exists=True, dir_okay=False, readable=True, resolve_path=True, metavar="NIGHT",
-        help="EDF/EDF+ night to report (or give --bed).")] = None,
+    night: Annotated[
+        Path | None,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            resolve_path=True,
+            metavar="NIGHT",
+            help="EDF/EDF+ night to report (or give --bed).",
+        ),
+    ] = None,
     bed: Annotated[str | None, typer.Option(help="Report this bed's night from the live store instead.")] = None,
     recording: Annotated[str | None, typer.Option(help="With --bed: this recording (default: the latest).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="With --bed: the SQLite store's folder when SLEEPLM_DB_URL is unset "
-             "(default: SLEEPLM_DATA_DIR, else sleeplm-data).")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="png: summary.json + night.png; html or pdf: also report.html or report.pdf.")] = "png",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --bed: the SQLite store's folder when SLEEPLM_DB_URL is unset "
+            "(default: SLEEPLM_DATA_DIR, else sleeplm-data)."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="png: summary.json + night.png; html or pdf: also report.html or report.pdf."),
+    ] = "png",
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
     scoring: ScoringOpt = None,
@@ -178,15 +225,21 @@ def report_cmd(
             typer.echo(f"{night}: annotation-only file: reporting the scored night", err=True)
             paths = write_report(mapped, out, report_format, scoring=str(night))
         else:
-            paths = write_report(mapped, out, report_format, channels=channels.to_json(),
-                                 scoring=mapped.metadata.get(SCORING_KEY))
+            paths = write_report(
+                mapped, out, report_format, channels=channels.to_json(), scoring=mapped.metadata.get(SCORING_KEY)
+            )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
 
 def demo_cmd(
-    timeline: Annotated[Path | None, typer.Option(help="Scored night to render (default: a shared ucddb night, "
-                                                   "or a generated night when the shared data is absent).")] = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scored night to render (default: a shared ucddb night, "
+            "or a generated night when the shared data is absent)."
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's files.")] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
 ) -> None:

@@ -69,6 +69,7 @@ def train_cmd(
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
 
+
 def train_stage_cmd(
     checkpoint: CheckpointOpt = None,
     out: Annotated[
@@ -96,6 +97,7 @@ def train_stage_cmd(
     out = out or head_path_for(checkpoint)
     report = train_stage_head(data or shared_data_dir(), checkpoint, out, nights, excerpts, epochs, seed)
     typer.echo(dumps({"stage_head": str(out), **report}) if as_json else f"stage head: {out}\n{dumps(report)}")
+
 
 def export_cmd(
     onnx: Annotated[
@@ -127,6 +129,7 @@ def export_cmd(
 
     folder = export_onnx(checkpoint, onnx)
     typer.echo(f"exported ONNX to {folder}")
+
 
 def eval_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for model_eval.json and the plots.")] = None,
@@ -165,6 +168,7 @@ def eval_cmd(
     for key, value in result.items():
         typer.echo(f"{key}: {dumps(value) if isinstance(value, (dict, list)) else value}")
 
+
 def bank_cmd(
     checkpoint: CheckpointOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Bank file (default: beside the checkpoint).")] = None,
@@ -175,6 +179,7 @@ def bank_cmd(
     from model_runtime.evaluation.bank_building import build_bank_command
 
     typer.echo(f"bank written: {build_bank_command(checkpoint, out, nights, cache)}")
+
 
 def working_data_dir() -> Path:
     """The live path's data folder (``SLEEPLM_DATA_DIR``, default ``./sleeplm-data``): generated working data

@@ -92,8 +92,7 @@ def _text(
     if not isinstance(value, str):
         raise _fail(what, name, "a string" + (" or null" if optional else ""), value)
     if max_chars is not None and len(value) > max_chars:  # PostgreSQL refuses it (VARCHAR(n)); SQLite would not
-        raise _fail(what, name, f"a string of at most {max_chars} characters" + (" or null" if optional else ""),
-                    value)
+        raise _fail(what, name, f"a string of at most {max_chars} characters" + (" or null" if optional else ""), value)
     if not _encodable(value):
         raise _fail(what, name, "valid Unicode text (no NUL and no lone surrogate escapes such as \\ud800)", value)
     return value

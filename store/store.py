@@ -362,11 +362,13 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
             if len(items) == limit:
                 return items, Cursor(position["epoch"], position["device"], position["alert"])
             position[kind] = row.id
-            items.append({
-                "kind": kind,
-                "cursor": str(Cursor(position["epoch"], position["device"], position["alert"])),
-                "data": _FEED_DATA[kind](row),
-            })
+            items.append(
+                {
+                    "kind": kind,
+                    "cursor": str(Cursor(position["epoch"], position["device"], position["alert"])),
+                    "data": _FEED_DATA[kind](row),
+                }
+            )
         if all(len(rows) < limit for rows in fetched.values()):
             return items, head  # everything up to head was seen, including other beds' rows
         return items, Cursor(position["epoch"], position["device"], position["alert"])
@@ -384,14 +386,17 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
             latest = {
                 (r.bed_id, r.recording_id, r.epoch): r
                 for r in connection.execute(
-                    select(EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch, EpochRow.captions,
-                           EpochRow.features, EpochRow.quality)
-                    .where(tuple_(EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch).in_(keys))
+                    select(
+                        EpochRow.bed_id,
+                        EpochRow.recording_id,
+                        EpochRow.epoch,
+                        EpochRow.captions,
+                        EpochRow.features,
+                        EpochRow.quality,
+                    ).where(tuple_(EpochRow.bed_id, EpochRow.recording_id, EpochRow.epoch).in_(keys))
                 ).all()
             }
-            active = connection.execute(
-                select(AlertRow).where(AlertRow.state.in_(("raised", "acknowledged")))
-            ).all()
+            active = connection.execute(select(AlertRow).where(AlertRow.state.in_(("raised", "acknowledged")))).all()
         by_bed: dict[str, list[Row]] = {}
         for alert in active:
             by_bed.setdefault(alert.bed_id, []).append(alert)
@@ -404,19 +409,28 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
                 key=lambda a: (PRIORITY_RANK.get(a.priority, 9), a.state != "raised", -a.raised_at),
             )
             top = alerts[0] if alerts else None
-            out.append({
-                **bed,
-                "caption": row.captions.get("stage_event") if row is not None else None,
-                "spo2": _finite(features.get("spo2_mean")),
-                "hr": _finite(features.get("hr_bpm")),
-                "bad_channels": sorted(c for c, flags in (row.quality if row is not None else {}).items()
-                                       if set(flags) - INFO_FLAGS),
-                "active_alerts": len(alerts),
-                "top_alert": None if top is None else {
-                    "id": top.id, "type": top.type, "priority": top.priority, "state": top.state,
-                    "escalated": bool(top.escalated), "raised_at": top.raised_at,
-                },
-            })
+            out.append(
+                {
+                    **bed,
+                    "caption": row.captions.get("stage_event") if row is not None else None,
+                    "spo2": _finite(features.get("spo2_mean")),
+                    "hr": _finite(features.get("hr_bpm")),
+                    "bad_channels": sorted(
+                        c for c, flags in (row.quality if row is not None else {}).items() if set(flags) - INFO_FLAGS
+                    ),
+                    "active_alerts": len(alerts),
+                    "top_alert": None
+                    if top is None
+                    else {
+                        "id": top.id,
+                        "type": top.type,
+                        "priority": top.priority,
+                        "state": top.state,
+                        "escalated": bool(top.escalated),
+                        "raised_at": top.raised_at,
+                    },
+                }
+            )
         return out
 
 

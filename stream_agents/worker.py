@@ -17,8 +17,7 @@ def run_worker(settings: Settings, runtime: str | None = None, loglevel: str = "
     app = create_app(settings, runtime_name=runtime)
     level = loglevel.upper()
     # Faust's own log setup is colorlog on a terminal; ours stamps every line with its ISO time
-    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False,
-                          logging_config=dict_config(level))
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False, logging_config=dict_config(level))
     # its start-up spinner writes cursor codes (hide, backspace, show) even when stdout is a log file: a
     # worker's log held nothing else
     worker.spinner = None

@@ -37,7 +37,11 @@ def write_psg(recording: Recording, path: Path, start: datetime | None = None) -
 
 
 def write_hypnogram(
-    timeline: Timeline, path: Path, start: datetime | None = None, events: bool = True, epoch_s: float | None = None,
+    timeline: Timeline,
+    path: Path,
+    start: datetime | None = None,
+    events: bool = True,
+    epoch_s: float | None = None,
 ) -> Path:
     """``timeline`` as an annotation-only EDF+: one run annotation per stage run, then its events."""
     epoch_s = epoch_s or timeline.epoch_s
@@ -59,8 +63,9 @@ def write_hypnogram(
 def write_events_only(path: Path, n: int = 97, every_s: float = 60.0) -> Path:
     """A CPAP-like event export: ``n`` central apneas, no stage, no signal."""
     events = [Event("central_apnea", 10.0 + i * every_s, 15.0) for i in range(n)]
-    edfio.Edf([], annotations=[edfio.EdfAnnotation(e.onset_s, e.duration_s, vocab.event_text(e))
-                               for e in events]).write(path)
+    edfio.Edf(
+        [], annotations=[edfio.EdfAnnotation(e.onset_s, e.duration_s, vocab.event_text(e)) for e in events]
+    ).write(path)
     return path
 
 

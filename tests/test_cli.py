@@ -15,10 +15,31 @@ import pytest
 from psg.formats import read_edf, write_nsrr_xml
 from psg.synthetic import synthetic_timeline
 
-CHANNEL_LABELS = ["ECG", "ABD", "THX", "AF", "EOG-L", "EOG-R", "EEG C3-A2", "EEG C4-A1", "EMG Chin", "POS", "SpO2",
-                  "HR"]
-DETECTED_TYPES = {"obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea", "desaturation",
-                  "bradycardia", "tachycardia", "asystole", "signal_loss"}
+CHANNEL_LABELS = [
+    "ECG",
+    "ABD",
+    "THX",
+    "AF",
+    "EOG-L",
+    "EOG-R",
+    "EEG C3-A2",
+    "EEG C4-A1",
+    "EMG Chin",
+    "POS",
+    "SpO2",
+    "HR",
+]
+DETECTED_TYPES = {
+    "obstructive_apnea",
+    "central_apnea",
+    "mixed_apnea",
+    "hypopnea",
+    "desaturation",
+    "bradycardia",
+    "tachycardia",
+    "asystole",
+    "signal_loss",
+}
 
 
 def sleeplm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,8 +62,9 @@ def test_simulate_writes_edf_plus_with_exact_labels_and_truth(night: Path) -> No
     recording = read_edf(night)
     assert list(recording.signals) == CHANNEL_LABELS
     assert recording.timeline is not None and recording.timeline.n_epochs == 120
-    assert any(e.type in {"hypopnea", "obstructive_apnea", "central_apnea", "mixed_apnea"}
-               for e in recording.timeline.events)
+    assert any(
+        e.type in {"hypopnea", "obstructive_apnea", "central_apnea", "mixed_apnea"} for e in recording.timeline.events
+    )
 
 
 def test_caption_writes_one_line_per_epoch_then_summary(night: Path, tmp_path: Path) -> None:

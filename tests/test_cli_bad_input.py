@@ -32,8 +32,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "exists.txt").write_text("already here\n")
     (root / "empty.toml").write_text("")
     (root / "folder").mkdir()
-    return {"night": night, "empty": root / "empty.edf", "text": root / "notes.edf", "exists": root / "exists.txt",
-            "folder": root / "folder", "missing": root / "nope.edf", "toml": root / "empty.toml", "root": root}
+    return {
+        "night": night,
+        "empty": root / "empty.edf",
+        "text": root / "notes.edf",
+        "exists": root / "exists.txt",
+        "folder": root / "folder",
+        "missing": root / "nope.edf",
+        "toml": root / "empty.toml",
+        "root": root,
+    }
 
 
 #: (case id, argv with {placeholders} for ``files``, a fragment the error line must hold)
@@ -47,10 +55,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("caption folder night", ["caption", "{folder}", "--out", "{root}/c.jsonl"], "folder"),
     ("caption out is a folder", ["caption", "{night}", "--out", "{folder}"], "folder"),
     ("caption bad style", ["caption", "{night}", "--out", "{root}/c.jsonl", "--style", "poetic"], "canonical"),
-    ("caption missing channel map", ["caption", "{night}", "--out", "{root}/c.jsonl", "--channel-map",
-                                     "{root}/map.toml"], "map.toml"),
-    ("caption malformed channel", ["caption", "{night}", "--out", "{root}/c.jsonl", "--channel", "C3"],
-     "LABEL=SLOT"),
+    (
+        "caption missing channel map",
+        ["caption", "{night}", "--out", "{root}/c.jsonl", "--channel-map", "{root}/map.toml"],
+        "map.toml",
+    ),
+    ("caption malformed channel", ["caption", "{night}", "--out", "{root}/c.jsonl", "--channel", "C3"], "LABEL=SLOT"),
     ("detect text night", ["detect", "{text}", "--json"], "notes.edf"),
     ("detect empty channel map", ["detect", "{night}", "--channel-map", "{toml}"], "empty.toml"),
     ("detect missing scoring", ["detect", "{night}", "--scoring", "{missing}"], "nope.edf"),
@@ -58,8 +68,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report out is a file", ["report", "{night}", "--out", "{exists}"], "exists.txt"),
     ("report bad format", ["report", "{night}", "--out", "{root}/r", "--format", "docx"], "docx"),
     ("report no night no bed", ["report", "--out", "{root}/r"], "NIGHT"),
-    ("report unknown bed", ["report", "--bed", "bed-99", "--out", "{root}/r", "--data-dir", "{folder}"],
-     "no such database"),
+    (
+        "report unknown bed",
+        ["report", "--bed", "bed-99", "--out", "{root}/r", "--data-dir", "{folder}"],
+        "no such database",
+    ),
     ("stage missing night", ["stage", "{missing}"], "nope.edf"),
     ("stage text night", ["stage", "{text}", "--json"], "notes.edf"),
     ("stage missing checkpoint", ["stage", "{night}", "--checkpoint", "{root}/none.pt"], "none.pt"),
@@ -79,8 +92,11 @@ CASES: list[tuple[str, list[str], str]] = [
 
 @pytest.mark.parametrize(("argv", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_exit_2_and_one_line(
-    files: dict[str, Path], argv: list[str], fragment: str,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, Path],
+    argv: list[str],
+    fragment: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = [a.format(**{k: str(v) for k, v in files.items()}) for a in argv]
     code, _, err = run_cli(monkeypatch, capsys, *args)
@@ -88,14 +104,18 @@ def test_bad_input_is_exit_2_and_one_line(
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.lstrip("│ ").lower().startswith("error")]
     assert len(errors) == 1, err
-    problem = err[err.lower().index("error"):]
+    problem = err[err.lower().index("error") :]
     assert fragment.lower() in " ".join(problem.split()).lower(), err
 
 
 def test_live_command_bad_input_in_its_own_process(files: dict[str, Path]) -> None:
     """``beds`` routes liblsl's native stderr at start (``plumbing.logs``), so it runs as its own process."""
-    result = subprocess.run([sys.executable, "-m", "sleeplm", "beds", "--source", str(files["missing"])],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sleeplm", "beds", "--source", str(files["missing"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(errors) == 1 and "nope.edf" in errors[0]

@@ -37,7 +37,7 @@ def _assert_refusal(path: Path, exc: BaseException | None) -> str:
     assert isinstance(exc, PSGError), f"{path.name}: {type(exc).__name__}: {exc}"
     message = str(exc)
     assert message.startswith(str(path)) and "\n" not in message
-    problem = message[len(str(path)):]
+    problem = message[len(str(path)) :]
     assert not any(word in problem for word in _INTERNALS), message
     return message
 
@@ -46,8 +46,11 @@ def _assert_refusal(path: Path, exc: BaseException | None) -> str:
 @pytest.mark.parametrize("command", ["detect", "caption", "report"])
 def test_command_on_corpus_file(edf_corpus: Path, tmp_path: Path, name: str, command: str) -> None:
     path = edf_corpus / name
-    extra = {"detect": ["--json"], "caption": ["--out", str(tmp_path / "c.jsonl")],
-             "report": ["--out", str(tmp_path / "report")]}[command]
+    extra = {
+        "detect": ["--json"],
+        "caption": ["--out", str(tmp_path / "c.jsonl")],
+        "report": ["--out", str(tmp_path / "report")],
+    }[command]
     code, stdout, exc = _invoke(command, str(path), *extra)
     if code != 0:
         _assert_refusal(path, exc)
@@ -70,11 +73,14 @@ def test_stage_reads_a_bdf_psg(edf_corpus: Path) -> None:
     assert len(result["stages"]) == 10 and result["channels"]["slots"]["EEG C3-A2"]["file_label"] == "EEG Fpz-Cz"
 
 
-@pytest.mark.parametrize(("name", "fragment"), [
-    ("edfio__SC4001EC-Hypnogram.bdf", "annotation-only file: no signals to analyse"),
-    ("mnetd__test_1ch.gdf", "GDF file: not supported"),
-    ("mne__test.edf", "recording lasts 6.0 s, shorter than one 30-s epoch"),
-])
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("edfio__SC4001EC-Hypnogram.bdf", "annotation-only file: no signals to analyse"),
+        ("mnetd__test_1ch.gdf", "GDF file: not supported"),
+        ("mne__test.edf", "recording lasts 6.0 s, shorter than one 30-s epoch"),
+    ],
+)
 def test_stage_refusals(edf_corpus: Path, name: str, fragment: str) -> None:
     path = edf_corpus / name
     code, _, exc = _invoke("stage", str(path), "--json")

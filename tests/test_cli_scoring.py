@@ -49,8 +49,12 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("fmt", ["png", "html", "pdf"])
 def test_report_of_a_hypnogram_is_the_scored_night(
-    fmt: str, pair: tuple[Path, Path], night: Recording, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    fmt: str,
+    pair: tuple[Path, Path],
+    night: Recording,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     hypnogram = pair[1]
     code, out, err = run(monkeypatch, capsys, "report", str(hypnogram), "--out", str(tmp_path), "--format", fmt)
@@ -68,7 +72,9 @@ def test_report_of_a_hypnogram_is_the_scored_night(
 
 
 def test_report_of_an_event_export_counts_its_events(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = write_events_only(tmp_path / "cpap.edf", n=97)
     code, _, err = run(monkeypatch, capsys, "report", str(events), "--out", str(tmp_path / "r"))
@@ -79,7 +85,10 @@ def test_report_of_an_event_export_counts_its_events(
 
 
 def test_sleep_edf_pair_is_found_and_named_on_stderr(
-    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     psg, hypnogram = pair
     out = tmp_path / "captions.jsonl"
@@ -92,8 +101,12 @@ def test_sleep_edf_pair_is_found_and_named_on_stderr(
 
 @pytest.mark.parametrize("kind", ["edf", "xml"])
 def test_scoring_option_gives_truth_to_detect_and_report(
-    kind: str, pair: tuple[Path, Path], night: Recording, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    kind: str,
+    pair: tuple[Path, Path],
+    night: Recording,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     psg = write_psg(night, tmp_path / "plain.edf", START)  # no pair by name: only --scoring gives truth
     if kind == "edf":
@@ -115,15 +128,22 @@ def test_scoring_option_gives_truth_to_detect_and_report(
 
 
 def test_scoring_that_does_not_fit_is_one_line_naming_it(
-    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     longer = write_hypnogram(simulated_night(hours=1.0).timeline, tmp_path / "other-night.edf", START)
     broken = tmp_path / "broken.xml"
     broken.write_text("<PSGAnnotation>")
-    for scoring, problem in ((longer, "after the PSG's end"), (broken, "not a readable XML"),
-                             (tmp_path / "absent.xml", "no such file")):
-        code, _, err = run(monkeypatch, capsys, "caption", str(pair[0]), "--out", str(tmp_path / "c.jsonl"),
-                           "--scoring", str(scoring))
+    for scoring, problem in (
+        (longer, "after the PSG's end"),
+        (broken, "not a readable XML"),
+        (tmp_path / "absent.xml", "no such file"),
+    ):
+        code, _, err = run(
+            monkeypatch, capsys, "caption", str(pair[0]), "--out", str(tmp_path / "c.jsonl"), "--scoring", str(scoring)
+        )
         lines = error_lines(err)
         assert code == 2 and len(lines) == 1 and str(scoring) in lines[0] and problem in lines[0], err
         assert "Traceback" not in err
@@ -131,8 +151,12 @@ def test_scoring_that_does_not_fit_is_one_line_naming_it(
 
 @pytest.mark.parametrize("command", ["caption", "detect", "report"])
 def test_short_and_annotation_only_files_exit_2_with_one_line(
-    command: str, short: Path, pair: tuple[Path, Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: str,
+    short: Path,
+    pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     extra = {"caption": ["--out", str(tmp_path / "c.jsonl")], "detect": [], "report": ["--out", str(tmp_path)]}
     cases = [(short, f"{short}: recording lasts 6.0 s, shorter than one 30-s epoch")]
@@ -145,10 +169,15 @@ def test_short_and_annotation_only_files_exit_2_with_one_line(
         assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["real-signals/sleep-edf-short/SC4001EC-Hypnogram.edf",
-                                  "edf-corpus/edfio__SC4001EC-Hypnogram.bdf"])
+@pytest.mark.parametrize(
+    "name", ["real-signals/sleep-edf-short/SC4001EC-Hypnogram.edf", "edf-corpus/edfio__SC4001EC-Hypnogram.bdf"]
+)
 def test_report_of_the_real_sleep_edf_hypnogram(
-    name: str, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    name: str,
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Sleep-EDF's SC4001 hypnogram: 22.1 h up to its last scored epoch (the trailing '?' run is no time in bed)."""
     hypnogram = shared_data / name
@@ -162,7 +191,10 @@ def test_report_of_the_real_sleep_edf_hypnogram(
 
 
 def test_real_hypnogram_paired_with_an_excerpt_is_refused_naming_it(
-    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The 5-min excerpt of SC4001's PSG under its Sleep-EDF name pairs with the 22-h hypnogram: wrong night."""
     folder = shared_data / "real-signals" / "sleep-edf-short"

@@ -21,8 +21,16 @@ from typer.testing import CliRunner
 
 from sleeplm.cli import app
 
-SETTING_VARS = ("SLEEPLM_API_PORT", "SLEEPLM_API_HOST", "SLEEPLM_DATA_DIR", "SLEEPLM_KAFKA", "SLEEPLM_RUNTIME",
-                "SLEEPLM_PARTITIONS", "SLEEPLM_DB_URL", "SLEEPLM_METRICS_PORT")
+SETTING_VARS = (
+    "SLEEPLM_API_PORT",
+    "SLEEPLM_API_HOST",
+    "SLEEPLM_DATA_DIR",
+    "SLEEPLM_KAFKA",
+    "SLEEPLM_RUNTIME",
+    "SLEEPLM_PARTITIONS",
+    "SLEEPLM_DB_URL",
+    "SLEEPLM_METRICS_PORT",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +63,9 @@ def up_settings(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return seen
 
 
-def test_up_takes_port_and_data_dir_from_the_environment(up_settings: list[Any], tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_takes_port_and_data_dir_from_the_environment(
+    up_settings: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLEEPLM_API_PORT", "8123")
     monkeypatch.setenv("SLEEPLM_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("SLEEPLM_KAFKA", "kafka.example:9092")
@@ -66,8 +75,9 @@ def test_up_takes_port_and_data_dir_from_the_environment(up_settings: list[Any],
     assert settings.kafka == "kafka.example:9092"
 
 
-def test_up_flags_win_over_the_environment(up_settings: list[Any], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_flags_win_over_the_environment(
+    up_settings: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLEEPLM_API_PORT", "8123")
     monkeypatch.setenv("SLEEPLM_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("SLEEPLM_KAFKA", "kafka.example:9092")
@@ -76,8 +86,9 @@ def test_up_flags_win_over_the_environment(up_settings: list[Any], tmp_path: Pat
     assert settings.api_port == 8200 and settings.data_dir == tmp_path / "from-flag" and settings.kafka == "other:9092"
 
 
-def test_up_defaults_and_the_dotenv_file_below_the_environment(up_settings: list[Any], tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_defaults_and_the_dotenv_file_below_the_environment(
+    up_settings: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _run("up")
     assert up_settings[-1].api_port == 8000 and up_settings[-1].data_dir == Path("sleeplm-data")
     (tmp_path / ".env").write_text("SLEEPLM_API_PORT=8124\nSLEEPLM_DATA_DIR=dotenv-data\n")
@@ -123,8 +134,9 @@ def test_up_preflight_sees_the_port_the_environment_names(tmp_path: Path) -> Non
         env = {**os.environ, "SLEEPLM_API_PORT": str(port), "SLEEPLM_DATA_DIR": str(tmp_path / "data")}
         for name in ("SLEEPLM_KAFKA", "SLEEPLM_API_HOST"):
             env.pop(name, None)
-        run = subprocess.run([sys.executable, "-m", "sleeplm", "up"], capture_output=True, text=True, env=env,
-                             timeout=60, cwd=tmp_path)
+        run = subprocess.run(
+            [sys.executable, "-m", "sleeplm", "up"], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+        )
     assert run.returncode == 2, run.stderr
     assert f"port {port}" in run.stderr and "--api-port" in run.stderr and "SLEEPLM_API_PORT" in run.stderr
     assert (tmp_path / "data").is_dir()  # the data dir of the environment, checked too
@@ -164,8 +176,9 @@ def test_report_bed_store_flag_over_environment(tmp_path: Path, monkeypatch: pyt
     runner = CliRunner()
     by_env = runner.invoke(app, ["report", "--bed", "bed-01", "--out", str(tmp_path / "out")])
     assert by_env.exit_code != 0 and str(tmp_path / "env-store" / "sleeplm.db") in str(by_env.exception)
-    by_flag = runner.invoke(app, ["report", "--bed", "bed-01", "--out", str(tmp_path / "out"), "--data-dir",
-                                  str(tmp_path / "flag-store")])
+    by_flag = runner.invoke(
+        app, ["report", "--bed", "bed-01", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "flag-store")]
+    )
     assert by_flag.exit_code != 0 and str(tmp_path / "flag-store" / "sleeplm.db") in str(by_flag.exception)
 
 

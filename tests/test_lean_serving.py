@@ -95,15 +95,18 @@ def test_serving_paths_never_import_torch(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        capture_output=True, text=True, timeout=900, cwd=root, env={**_env(), "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=root,
+        env={**_env(), "PYTHONPATH": str(root)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["codes"] == dict.fromkeys(("stage", "describe", "query", "detect", "report"), 0), done.stderr[-3000:]
     assert result["search"]["method"] == "model" and result["search"]["matches"][0]["epoch"] == 1
     steps = result["imported"]
-    assert list(steps) == ["simulate", "stage", "describe", "query", "detect", "report", "worker runtime",
-                           "api search"]
+    assert list(steps) == ["simulate", "stage", "describe", "query", "detect", "report", "worker runtime", "api search"]
     assert {step: found for step, found in steps.items() if found} == {}, f"train-only modules imported: {steps}"
 
 

@@ -17,7 +17,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Top-level packages of the product (what the layer contract and mypy cover).
 PACKAGES = (
-    "psg", "plumbing", "store", "model_runtime", "device_bridges", "stream_agents", "dashboards", "operations",
+    "psg",
+    "plumbing",
+    "store",
+    "model_runtime",
+    "device_bridges",
+    "stream_agents",
+    "dashboards",
+    "operations",
     "sleeplm",
 )
 #: No product module grows past this: beyond it a module holds more than one job.

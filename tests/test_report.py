@@ -63,12 +63,21 @@ def bed_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         features = {"spo2_mean": 95.0 if events else 96.0, "spo2_min": 88.0 if events else 94.0, "hr_bpm": 60.0}
         records.append(make_record(epoch, stage=stage, events=events, features=features))
     alert = {
-        "id": "bed-1:spo2_critical:1700001000", "bed_id": "bed-1", "recording_id": "rec-1",
-        "type": "spo2_critical", "priority": "high", "state": "raised",
-        "raised_at": 1_700_001_000.0, "updated_at": 1_700_001_000.0,
+        "id": "bed-1:spo2_critical:1700001000",
+        "bed_id": "bed-1",
+        "recording_id": "rec-1",
+        "type": "spo2_critical",
+        "priority": "high",
+        "state": "raised",
+        "raised_at": 1_700_001_000.0,
+        "updated_at": 1_700_001_000.0,
         "evidence": {"start": 1_700_000_990.0, "end": 1_700_001_000.0, "count": 1, "values": {"min_spo2": 79.0}},
-        "escalated": False, "escalated_at": None, "acknowledged_by": None, "acknowledged_at": None,
-        "resolved_at": None, "audit": [],
+        "escalated": False,
+        "escalated_at": None,
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "audit": [],
     }
     with Store(f"sqlite:///{data_dir / 'sleeplm.db'}") as store:
         store.insert_epochs(records)
@@ -85,10 +94,18 @@ def test_html_report_is_self_contained_and_holds_the_indices(night: Path, tmp_pa
     [image] = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "night.png").read_bytes() == base64.b64decode(image)  # the same figure as the PNG file
-    for text in (f"{summary['tst_min']:.1f} min", f"{summary['sleep_efficiency_pct']:.1f}%",
-                 f"{summary['ahi']:.1f}/h", f"{summary['odi']:.1f}/h", f"{summary['spo2_min']:.1f}%",
-                 f"{summary['n2_min']:.1f} min ({summary['n2_pct_tst']:.1f}% of TST)",
-                 f"{summary['arousal_index']:.1f}/h", "synthetic-3", "Hour by hour", "hypopnea"):
+    for text in (
+        f"{summary['tst_min']:.1f} min",
+        f"{summary['sleep_efficiency_pct']:.1f}%",
+        f"{summary['ahi']:.1f}/h",
+        f"{summary['odi']:.1f}/h",
+        f"{summary['spo2_min']:.1f}%",
+        f"{summary['n2_min']:.1f} min ({summary['n2_pct_tst']:.1f}% of TST)",
+        f"{summary['arousal_index']:.1f}/h",
+        "synthetic-3",
+        "Hour by hour",
+        "hypopnea",
+    ):
         assert text in page, text
     assert summary["caption"].split(".")[0] in page
     assert "Alerts" not in page  # a file has no alerting: no empty section
@@ -112,8 +129,18 @@ def test_bed_report_from_the_store_lists_alerts_and_stage_percentages(bed_store:
     assert summary["apnea_count"] == 11 and summary["arousal_index"] is None  # epochs 13, 23, ..., 113 asleep
     assert (summary["spo2_min"], summary["t90_min"]) == (88.0, 0.0)
     page = (out / "report.html").read_text(encoding="utf-8")
-    for text in ("54.5% of TST", "18.2% of TST", "27.3% of TST", "spo2_critical", "high", "acknowledged",
-                 "nurse-ann", "rec-1", "stage_event text 3", "obstructive apnea"):
+    for text in (
+        "54.5% of TST",
+        "18.2% of TST",
+        "27.3% of TST",
+        "spo2_critical",
+        "high",
+        "acknowledged",
+        "nurse-ann",
+        "rec-1",
+        "stage_event text 3",
+        "obstructive apnea",
+    ):
         assert text in page, text
     assert "http://" not in page and "https://" not in page
     report("--bed", "bed-1", "--data-dir", str(bed_store), "--out", str(out), "--format", "pdf")

@@ -177,9 +177,7 @@ def _describe_refusals(schema: dict[str, Any]) -> None:
     """Say what a 422 carries: FastAPI declares its own parameter errors (``detail`` a list), but a value
     the store or the alert rules refuse (``PSGError``, ``AlertError``) answers 422 with ``detail`` a text
     (``Error``); a client must expect either wherever a 422 is declared."""
-    either = {
-        "anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": "#/components/schemas/Error"}]
-    }
+    either = {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": "#/components/schemas/Error"}]}
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             refused = operation.get("responses", {}).get("422")

@@ -151,7 +151,10 @@ class SecurityHeaders(_HttpMiddleware):
             )
             errors.error(
                 "unhandled %s in %s %s (message withheld: it may hold patient data); raised at %s",
-                type(exc).__name__, scope.get("method"), route_template(scope), where,
+                type(exc).__name__,
+                scope.get("method"),
+                route_template(scope),
+                where,
             )
             if not started:
                 await with_headers(_error_start(500))
@@ -190,5 +193,9 @@ class AccessLog(_HttpMiddleware):
             who = principal.name if principal is not None else "-"
             log.info(
                 "%s %s %d %.0fms %s",
-                scope.get("method"), route_template(scope), status, (time.perf_counter() - started) * 1000, who,
+                scope.get("method"),
+                route_template(scope),
+                status,
+                (time.perf_counter() - started) * 1000,
+                who,
             )

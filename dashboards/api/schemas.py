@@ -32,8 +32,6 @@ class Bed(BaseModel):
     updated_at: float = Field(description="when the latest epoch was stored (Unix seconds)")
 
 
-
-
 class Epoch(BaseModel):
     epoch: int = Field(ge=0, description="index from the recording start (epoch n starts 30 n s after it)")
     start_time: float = Field(description="device time of the epoch start (Unix seconds)")
@@ -144,8 +142,9 @@ class WardBed(Bed):
     caption: str | None = Field(description="the latest stage_event caption")
     spo2: float | None = Field(description="mean SpO2 (%) of the latest epoch")
     hr: float | None = Field(description="heart rate (bpm) of the latest epoch")
-    bad_channels: list[str] = Field(description="channels with a fault flag in the latest epoch (band_limited is "
-                                    "not a fault)")
+    bad_channels: list[str] = Field(
+        description="channels with a fault flag in the latest epoch (band_limited is not a fault)"
+    )
     active_alerts: int
     top_alert: WardTopAlert | None = Field(description="the highest-priority active alert")
 

@@ -173,5 +173,11 @@ class NightSearch:
             }
             for i in order
         ]
-        return {"bed_id": bed_id, "recording_id": recording_id, "query": text, "method": method,
-                "level": level or "stage_event", "matches": matches}
+        return {
+            "bed_id": bed_id,
+            "recording_id": recording_id,
+            "query": text,
+            "method": method,
+            "level": level or "stage_event",
+            "matches": matches,
+        }

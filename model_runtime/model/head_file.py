@@ -18,7 +18,11 @@ T = TypeVar("T")
 
 
 def load_head_file(
-    path: Path, what: str, how_to_make: str, formats: tuple[str, ...], build: Callable[[np.lib.npyio.NpzFile], T],
+    path: Path,
+    what: str,
+    how_to_make: str,
+    formats: tuple[str, ...],
+    build: Callable[[np.lib.npyio.NpzFile], T],
 ) -> T:
     """``build`` applied to the arrays of ``path`` when its ``format`` is one of ``formats``.
 

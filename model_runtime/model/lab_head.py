@@ -44,7 +44,10 @@ class LabHead:
     def load(cls, path: str | Path) -> LabHead:
         path = Path(path)
         return load_head_file(
-            path, "lab head", f"make one with `sleeplm adapt NIGHT.edf ... --out {path}`", (FORMAT,),
+            path,
+            "lab head",
+            f"make one with `sleeplm adapt NIGHT.edf ... --out {path}`",
+            (FORMAT,),
             lambda z: cls(z["coef"], z["intercept"], int(z["shots"])),
         )
 

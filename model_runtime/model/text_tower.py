@@ -47,9 +47,7 @@ def onnx_encoder():
     return OnnxTextTower()
 
 
-def embed_texts(
-    texts: list[str], batch_size: int = 256, progress: bool = False, tower: str = "onnx"
-) -> np.ndarray:
+def embed_texts(texts: list[str], batch_size: int = 256, progress: bool = False, tower: str = "onnx") -> np.ndarray:
     """(n, 384) float32 sentence embeddings (unit length) of ``texts`` by ``tower``: 'onnx' (the default,
     no torch) or 'torch' (sentence-transformers, train extra)."""
     if tower not in ("onnx", "torch"):

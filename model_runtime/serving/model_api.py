@@ -115,8 +115,10 @@ class SleepLM:
     @stage_head.setter
     def stage_head(self, head: StageHead | None) -> None:
         if head is not None and not np.allclose(head.classes, self.stage_classes, atol=1e-4):
-            raise PSGError("the stage head was trained against another checkpoint's stage prompts; rebuild it with "
-                           "`sleeplm train-stage`")
+            raise PSGError(
+                "the stage head was trained against another checkpoint's stage prompts; rebuild it with "
+                "`sleeplm train-stage`"
+            )
         self._stage_head_file = None
         self._stage_head = head
 
@@ -301,8 +303,9 @@ class SleepLM:
         if stages is None and modality == "stage_event":
             stages = [STAGE_LABELS[i] for i in self.stage_probabilities(embeddings).argmax(axis=1)]
         generated = self.generate(memory, modality, stages, evidence)
-        texts = [self.fill(x[i], pieces, features[i] if i < len(features) else {})
-                 for i, pieces in enumerate(generated)]
+        texts = [
+            self.fill(x[i], pieces, features[i] if i < len(features) else {}) for i, pieces in enumerate(generated)
+        ]
         if groups is None:
             return texts
         from psg.captions.availability import restrict_caption

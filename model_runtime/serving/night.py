@@ -88,8 +88,12 @@ class NightInput:
 
 
 def load_night_input(
-    path: str | Path, progress: bool = False, overrides: dict[str, str] | None = None,
-    lab_map: ChannelMapFile | None = None, require_eeg: bool = False, scoring: str | Path | None = None,
+    path: str | Path,
+    progress: bool = False,
+    overrides: dict[str, str] | None = None,
+    lab_map: ChannelMapFile | None = None,
+    require_eeg: bool = False,
+    scoring: str | Path | None = None,
 ) -> NightInput:
     """Read ``path`` and compute everything the model and the captions need; clear errors for bad files.
 
@@ -221,13 +225,19 @@ def query_night(
         stated = detector_types([d.to_dict() for d in detect_events(night.recording)], night.n_epochs)
         order, scores, calibration = matching_epochs(lm, text, embeddings, bank, top, stated)
         spans = lm.localise(night.x[order], lm.embed_text(text)) if len(order) else []
-        found = [(int(i), float(score), [(i * EPOCH_S + a, i * EPOCH_S + b) for a, b in span])
-                 for i, score, span in zip(order, scores, spans, strict=True)]
+        found = [
+            (int(i), float(score), [(i * EPOCH_S + a, i * EPOCH_S + b) for a, b in span])
+            for i, score, span in zip(order, scores, spans, strict=True)
+        ]
         threshold, method = calibration.threshold, calibration.method
     return {
         "matches": [
-            {"epoch": epoch, "start_s": float(epoch * EPOCH_S), "score": score,
-             "spans": [[float(a), float(b)] for a, b in span]}
+            {
+                "epoch": epoch,
+                "start_s": float(epoch * EPOCH_S),
+                "score": score,
+                "spans": [[float(a), float(b)] for a, b in span],
+            }
             for epoch, score, span in found
         ],
         "threshold": threshold,
@@ -299,8 +309,14 @@ def _stage_source(lm: SleepLM) -> str:
 
 
 def _first(staged: StagedEpochs, n: int) -> StagedEpochs:
-    return StagedEpochs(staged.verdicts[:n], staged.best[:n], staged.probabilities[:n], staged.novelty[:n],
-                        staged.reasons[:n], staged.head)
+    return StagedEpochs(
+        staged.verdicts[:n],
+        staged.best[:n],
+        staged.probabilities[:n],
+        staged.novelty[:n],
+        staged.reasons[:n],
+        staged.head,
+    )
 
 
 def _embed(lm: SleepLM, x: np.ndarray, progress: bool) -> np.ndarray:

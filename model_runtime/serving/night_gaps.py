@@ -29,8 +29,9 @@ def recorded_epochs(recording: Recording, gap: np.ndarray) -> Recording:
     runs = np.split(keep, np.flatnonzero(np.diff(keep) != 1) + 1) if keep.size else []
     spans = [(int(r[0]) * EPOCH_S, (int(r[-1]) + 1) * EPOCH_S) for r in runs]
     signals = {
-        label: Signal(label, np.concatenate([sig.window(a, b) for a, b in spans]) if spans else sig.data[:0],
-                      sig.fs, sig.unit)
+        label: Signal(
+            label, np.concatenate([sig.window(a, b) for a, b in spans]) if spans else sig.data[:0], sig.fs, sig.unit
+        )
         for label, sig in recording.signals.items()
     }
     return Recording(recording.record_id, signals, recording.start_time, None, dict(recording.metadata))

@@ -50,8 +50,7 @@ class SearchThreshold:
     recall: float | None
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "method": self.method, "precision": self.precision,
-                "recall": self.recall}
+        return {"threshold": self.threshold, "method": self.method, "precision": self.precision, "recall": self.recall}
 
 
 def search_threshold(lm: SleepLM, text: str, bank: ReferenceBank, vector: np.ndarray | None = None) -> SearchThreshold:

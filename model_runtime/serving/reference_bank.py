@@ -158,5 +158,3 @@ def _problem(values: dict[str, np.ndarray]) -> str | None:
     if values["stages"].min() < -1 or values["stages"].max() >= len(STAGE_LABELS):
         return "stage indices out of range"
     return None
-
-

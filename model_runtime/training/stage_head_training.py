@@ -81,8 +81,13 @@ class Perturbation:
 
 TRAIN = Perturbation()
 STRONG = Perturbation(
-    gain=(0.35, 2.8), background=(0.0, 1.5), tilt=(-1.0, 1.0), eog_leak=(0.0, 1.3), white_uv=(0.0, 8.0),
-    mains_uv=(0.0, 30.0), drop=0.6,
+    gain=(0.35, 2.8),
+    background=(0.0, 1.5),
+    tilt=(-1.0, 1.0),
+    eog_leak=(0.0, 1.3),
+    white_uv=(0.0, 8.0),
+    mains_uv=(0.0, 30.0),
+    drop=0.6,
 )
 
 
@@ -253,10 +258,23 @@ def train_stage_head(
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-3
     absent = (0.0 - mean[PRIOR_COLUMNS]) / std[PRIOR_COLUMNS]
     net, scale = _fit(torch, (x_tr[scored_tr] - mean) / std, y_tr[scored_tr], classes, epochs, absent=absent)
-    layers = [(lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy())
-              for lin in net if isinstance(lin, torch.nn.Linear)]
-    head = StageHead(mean.astype(np.float32), std.astype(np.float32), layers, classes, scale,
-                     np.zeros(1), np.zeros((1, 1)), 0.0, MIN_PROBABILITY, _novelty_columns())
+    layers = [
+        (lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy())
+        for lin in net
+        if isinstance(lin, torch.nn.Linear)
+    ]
+    head = StageHead(
+        mean.astype(np.float32),
+        std.astype(np.float32),
+        layers,
+        classes,
+        scale,
+        np.zeros(1),
+        np.zeros((1, 1)),
+        0.0,
+        MIN_PROBABILITY,
+        _novelty_columns(),
+    )
     head.scale = scale * _temperature(head, x_va[scored_va], y_va[scored_va])
     _fit_novelty(head, x_tr, x_va)
     fit_gate(head, x_va, y_va, g_va)
@@ -267,8 +285,15 @@ def train_stage_head(
     return report
 
 
-def _fit(torch, x: np.ndarray, y: np.ndarray, classes: np.ndarray, epochs: int,  # noqa: ANN001
-         blank: tuple[float, float] = (BLANK_SPECTRAL, BLANK_PRIOR), absent: np.ndarray | None = None):
+def _fit(
+    torch,
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: np.ndarray,
+    epochs: int,  # noqa: ANN001
+    blank: tuple[float, float] = (BLANK_SPECTRAL, BLANK_PRIOR),
+    absent: np.ndarray | None = None,
+):
     """An MLP into the text space, trained by cross-entropy on scaled cosines to the fixed stage classes.
 
     ``x`` is standardised; ``absent`` (N_PRIOR,) is the standardised value of a YASA block that is all zeros
@@ -276,8 +301,12 @@ def _fit(torch, x: np.ndarray, y: np.ndarray, classes: np.ndarray, epochs: int, 
     epochs (to the training mean) or the YASA block of ``blank[1]`` (to ``absent``), never both."""
     dim = classes.shape[1]
     net = torch.nn.Sequential(
-        torch.nn.Linear(N_INPUT, 128), torch.nn.ReLU(), torch.nn.Dropout(0.1),
-        torch.nn.Linear(128, 128), torch.nn.ReLU(), torch.nn.Linear(128, dim),
+        torch.nn.Linear(N_INPUT, 128),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(128, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, dim),
     )
     log_scale = torch.nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
     fixed = torch.from_numpy(classes)

@@ -57,19 +57,54 @@ MISSING_SENTENCES: dict[str, str] = {
 #: Words whose sentence makes a claim about the group (lower case; matched anywhere, also inside a word,
 #: because a generated sentence may glue words together: dropping too much is safe, a stray claim is not).
 CLAIM_WORDS: dict[str, tuple[str, ...]] = {
-    "eeg": ("eeg", "delta", "theta", "alpha", "sigma", "beta", "slow wave", "slow-wave", "spindle", "k-complex",
-            "arousal"),
+    "eeg": (
+        "eeg",
+        "delta",
+        "theta",
+        "alpha",
+        "sigma",
+        "beta",
+        "slow wave",
+        "slow-wave",
+        "spindle",
+        "k-complex",
+        "arousal",
+    ),
     "eog": ("eog", "eye movement", "eye-movement", "e1-e2"),
     "emg": ("emg", "chin", "muscle", "submental"),
-    "ecg": ("ecg", "electrocardiogram", "heart", "bpm", "rmssd", "hrv", "beat", "bradycardia", "tachycardia",
-            "asystole", "pulse"),
-    "respiratory": ("apnea", "apnoea", "hypopnea", "hypopnoea", "respirat", "breath", "airflow", "flow",
-                    "effort", "abdom", "thora"),
+    "ecg": (
+        "ecg",
+        "electrocardiogram",
+        "heart",
+        "bpm",
+        "rmssd",
+        "hrv",
+        "beat",
+        "bradycardia",
+        "tachycardia",
+        "asystole",
+        "pulse",
+    ),
+    "respiratory": (
+        "apnea",
+        "apnoea",
+        "hypopnea",
+        "hypopnoea",
+        "respirat",
+        "breath",
+        "airflow",
+        "flow",
+        "effort",
+        "abdom",
+        "thora",
+    ),
     "spo2": ("spo2", "sao2", "desaturation", "oxygen", "saturation", "oximetry"),
     "position": ("position",),
 }
-_CLAIMS = {group: re.compile("(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
-           for group, words in CLAIM_WORDS.items()}
+_CLAIMS = {
+    group: re.compile("(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
+    for group, words in CLAIM_WORDS.items()
+}
 #: Which levels of a caption speak for which groups (their plain sentences go there, in this order).
 LEVEL_GROUPS: dict[str, tuple[str, ...]] = {
     "brain": ("eeg", "eog"),
@@ -94,8 +129,13 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 BAD_FLAGS = frozenset({"flat", "missing", "gap"})
 #: How a level names a group whose channels are all flagged bad.
 GROUP_NAMES: dict[str, str] = {
-    "eeg": "EEG", "eog": "EOG", "emg": "Chin EMG", "ecg": "ECG", "respiratory": "Respiratory",
-    "spo2": "SpO2", "position": "Body position",
+    "eeg": "EEG",
+    "eog": "EOG",
+    "emg": "Chin EMG",
+    "ecg": "ECG",
+    "respiratory": "Respiratory",
+    "spo2": "SpO2",
+    "position": "Body position",
 }
 
 
@@ -156,8 +196,12 @@ def recorded_events(events: Iterable[Event], recording: Recording) -> list[Event
     """``events`` without those scored on a group ``recording`` lacks (``event_available``) and without
     "signal loss" on a channel the recording never had (that channel is not recorded, not lost)."""
     groups, present = channel_groups(recording), set(recording.signals)
-    return [e for e in events if event_available(e, groups)
-            and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)]
+    return [
+        e
+        for e in events
+        if event_available(e, groups)
+        and not (e.type == "signal_loss" and e.channel in SLOT_GROUPS and e.channel not in present)
+    ]
 
 
 def streamed_events(events: Iterable[EventLike], quality: Mapping[str, Iterable[str]]) -> list[EventLike]:
@@ -168,8 +212,9 @@ def streamed_events(events: Iterable[EventLike], quality: Mapping[str, Iterable[
     unstreamed = {label for label, flags in quality.items() if "missing" in (flags or ())}
     out: list[EventLike] = []
     for event in events:
-        kind, channel = (event.get("type"), event.get("channel")) if isinstance(event, Mapping) else (
-            event.type, event.channel)
+        kind, channel = (
+            (event.get("type"), event.get("channel")) if isinstance(event, Mapping) else (event.type, event.channel)
+        )
         if event_available(event, groups) and not (kind == "signal_loss" and channel in unstreamed):
             out.append(event)
     return out

@@ -107,8 +107,9 @@ def parse_claims(captions: Mapping[str, str]) -> Claims:
     for level, text in captions.items():
         said = sentences(text or "")
         claims.missing[level] = {_MISSING_OF[s] for s in said if s in _MISSING_OF}
-        claims.bad[level] = {_GROUP_OF_NAME[m["name"]] for s in said if (m := _BAD.match(s))
-                             and m["name"] in _GROUP_OF_NAME}
+        claims.bad[level] = {
+            _GROUP_OF_NAME[m["name"]] for s in said if (m := _BAD.match(s)) and m["name"] in _GROUP_OF_NAME
+        }
         if level == "stage_event":
             _parse_stage_event(said, claims)
     return claims

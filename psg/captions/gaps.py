@@ -17,10 +17,13 @@ GAP_FLAG = "gap"
 
 
 def gap_sentence(gaps: Iterable[tuple[float, float]], epoch_start_s: float, epoch_s: float = EPOCH_S) -> str:
-    """"No signal was recorded in this epoch (recording gap)." or, for part of it, "... from A to B s ..."."""
+    """ "No signal was recorded in this epoch (recording gap)." or, for part of it, "... from A to B s ..."."""
     end_s = epoch_start_s + epoch_s
-    spans = sorted((max(a, epoch_start_s) - epoch_start_s, min(b, end_s) - epoch_start_s)
-                   for a, b in gaps if a < end_s and b > epoch_start_s)
+    spans = sorted(
+        (max(a, epoch_start_s) - epoch_start_s, min(b, end_s) - epoch_start_s)
+        for a, b in gaps
+        if a < end_s and b > epoch_start_s
+    )
     if not spans or _covers(spans, epoch_s):
         return "No signal was recorded in this epoch (recording gap)."
     parts = ", ".join(f"{a:.1f} to {b:.1f} s" for a, b in spans)

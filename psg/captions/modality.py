@@ -46,6 +46,7 @@ def _maybe_number(features: Features, key: str) -> float | None:
     """Feature ``key``'s number, or None where the feature is absent or not measurable."""
     return None if features.get(key) is None else _number(features, key)
 
+
 #: E1/E2 correlation at or below this: conjugate (out-of-phase) eye movements; at or above the opposite:
 #: in-phase deflections, i.e. frontal EEG on both leads (AASM EOG derivations E1-M2 / E2-M2).
 CONJUGATE_CORRELATION = -0.5
@@ -178,13 +179,14 @@ def respiratory_caption(features: Features, phraser: Phraser, groups: Groups = N
 
 def _rate_sentence(features: Features, phraser: Phraser) -> str:
     if not all_present(features, "resp_rate_bpm"):
-        return phraser.pick(
-            ("Respiration: breathing rate was not measurable.", "No breathing rate could be measured.")
-        )
+        return phraser.pick(("Respiration: breathing rate was not measurable.", "No breathing rate could be measured."))
     per_channel = [
         f"{name} {fmt(key, _number(features, key))}"
-        for name, key in (("abdomen", "resp_rate_abd_bpm"), ("thorax", "resp_rate_thx_bpm"),
-                          ("airflow", "resp_rate_af_bpm"))
+        for name, key in (
+            ("abdomen", "resp_rate_abd_bpm"),
+            ("thorax", "resp_rate_thx_bpm"),
+            ("airflow", "resp_rate_af_bpm"),
+        )
         if features.get(key) is not None
     ]
     detail = f" ({', '.join(per_channel)})" if per_channel else ""
@@ -255,7 +257,11 @@ def somatic_caption(features: Features, phraser: Phraser, groups: Groups = None,
         return emg + " " + position
     if name is None:
         return emg + " " + phraser.pick(("Body position was not recorded.", "Position is unavailable."))
-    return emg + " " + phraser.pick(
-        ("Body position: {name}.", "Position sensor reads {name}.", "Recorded body position is {name}."),
-        name=str(name),
+    return (
+        emg
+        + " "
+        + phraser.pick(
+            ("Body position: {name}.", "Position sensor reads {name}.", "Recorded body position is {name}."),
+            name=str(name),
+        )
     )

@@ -87,9 +87,15 @@ def caption_night(
         start = i * EPOCH_S
         epoch_events = by_epoch.get(i, [])
         captions = caption_epoch(
-            features[i], stage_list[i], epoch_events, start,
-            context=StageContext.around(stage_list, i), style=style, rng=rng,
-            estimated=stage_source == "rules", groups=groups,
+            features[i],
+            stage_list[i],
+            epoch_events,
+            start,
+            context=StageContext.around(stage_list, i),
+            style=style,
+            rng=rng,
+            estimated=stage_source == "rules",
+            groups=groups,
         )
         if gap[i]:
             captions = gap_captions(captions, gap_sentence(recording.gaps, start), stage_list[i] != Stage.UNSCORED)
@@ -106,8 +112,13 @@ def caption_night(
             }
         )
     summary = night_summary(
-        stages, events, recording.get(SPO2), epoch_s=EPOCH_S, arousals_scored=event_source == "annotation",
-        groups=groups, gaps=recording.gaps,
+        stages,
+        events,
+        recording.get(SPO2),
+        epoch_s=EPOCH_S,
+        arousals_scored=event_source == "annotation",
+        groups=groups,
+        gaps=recording.gaps,
     )
     summary.update(caption=summary_caption(summary), stage_source=stage_source, event_source=event_source)
     return records, summary

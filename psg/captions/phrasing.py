@@ -24,13 +24,27 @@ STYLES: tuple[str, ...] = ("canonical", "varied")
 
 #: Decimals per feature key; relative band powers (``c3_delta`` ...) are written as percentages.
 DECIMALS: dict[str, int] = {
-    "hr_bpm": 1, "hr_min_bpm": 1, "hr_max_bpm": 1, "rmssd_ms": 2, "n_beats": 0,
-    "resp_rate_bpm": 1, "resp_rate_abd_bpm": 1, "resp_rate_thx_bpm": 1, "resp_rate_af_bpm": 1,
-    "flow_amplitude": 2, "flow_flatness": 2,
-    "spo2_mean": 1, "spo2_min": 1, "spo2_trend": 2,
-    "eog_slow_power": 1, "eog_rapid_power": 1, "eog_lr_correlation": 2,
-    "emg_tone_uv": 2, "emg_median_freq_hz": 1,
-    "slow_wave_pct": 1, "band_pct": 1,
+    "hr_bpm": 1,
+    "hr_min_bpm": 1,
+    "hr_max_bpm": 1,
+    "rmssd_ms": 2,
+    "n_beats": 0,
+    "resp_rate_bpm": 1,
+    "resp_rate_abd_bpm": 1,
+    "resp_rate_thx_bpm": 1,
+    "resp_rate_af_bpm": 1,
+    "flow_amplitude": 2,
+    "flow_flatness": 2,
+    "spo2_mean": 1,
+    "spo2_min": 1,
+    "spo2_trend": 2,
+    "eog_slow_power": 1,
+    "eog_rapid_power": 1,
+    "eog_lr_correlation": 2,
+    "emg_tone_uv": 2,
+    "emg_median_freq_hz": 1,
+    "slow_wave_pct": 1,
+    "band_pct": 1,
 }
 
 

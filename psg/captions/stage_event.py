@@ -123,9 +123,15 @@ def event_sentences(
         where = f" on {event.channel}" if event.channel else ""
         detail = signal_loss_detail(event)
         if event.duration_s == 0:
-            out.append(phraser.pick(("{Name}{where} at {t} s.", "{An}{where} at {t} s."),
-                                    Name=capitalise(name), An=capitalise(with_article(name)), where=where,
-                                    t=f"{start:.1f}"))
+            out.append(
+                phraser.pick(
+                    ("{Name}{where} at {t} s.", "{An}{where} at {t} s."),
+                    Name=capitalise(name),
+                    An=capitalise(with_article(name)),
+                    where=where,
+                    t=f"{start:.1f}",
+                )
+            )
             continue
         out.append(
             phraser.pick(
@@ -134,8 +140,12 @@ def event_sentences(
                     "{Name}{where}{detail} from {a} to {b} s.",
                     "{An}{where}{detail} at {a}-{b} s.",
                 ),
-                Name=capitalise(name), An=capitalise(with_article(name)), where=where, detail=detail,
-                a=f"{start:.1f}", b=f"{end:.1f}",
+                Name=capitalise(name),
+                An=capitalise(with_article(name)),
+                where=where,
+                detail=detail,
+                a=f"{start:.1f}",
+                b=f"{end:.1f}",
             )
         )
     return out

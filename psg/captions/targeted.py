@@ -12,14 +12,27 @@ import re
 
 #: Level -> word stems that point at it (matched at word starts, case-insensitively).
 LEVEL_WORDS: dict[str, tuple[str, ...]] = {
-    "respiratory": ("breath", "respirat", "airflow", "oxygen", "spo2", "saturation", "apnea", "apnoea",
-                    "hypopn", "desat", "snor"),
+    "respiratory": (
+        "breath",
+        "respirat",
+        "airflow",
+        "oxygen",
+        "spo2",
+        "saturation",
+        "apnea",
+        "apnoea",
+        "hypopn",
+        "desat",
+        "snor",
+    ),
     "cardiac": ("heart", "pulse", "cardiac", "ecg", "hr", "rhythm", "brady", "tachy", "hrv", "rmssd"),
     "brain": ("brain", "eeg", "eye", "eog", "spindle", "slow wave", "alpha", "delta", "theta"),
     "somatic": ("body", "position", "posture", "muscle", "chin", "emg", "limb", "movement", "lying"),
 }
-_PATTERNS = {level: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
-             for level, words in LEVEL_WORDS.items()}
+_PATTERNS = {
+    level: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
+    for level, words in LEVEL_WORDS.items()
+}
 _QUESTION = re.compile(r"\?\s*$|^\s*(how|what|is|are|was|were|does|did|any)\b", re.IGNORECASE)
 
 

@@ -52,8 +52,11 @@ MIN_EEG_FS = 40.0
 
 def detect_arousals(recording: Recording) -> list[DetectedEvent]:
     """Arousals in ``recording``'s central EEG (C3/C4), in time order; none without a usable EEG."""
-    channels = [s for s in (recording.get(EEG_C3), recording.get(EEG_C4))
-                if s is not None and s.fs >= MIN_EEG_FS and s.data.size >= WINDOW_S * s.fs and np.ptp(s.data) > 0]
+    channels = [
+        s
+        for s in (recording.get(EEG_C3), recording.get(EEG_C4))
+        if s is not None and s.fs >= MIN_EEG_FS and s.data.size >= WINDOW_S * s.fs and np.ptp(s.data) > 0
+    ]
     if not channels:
         return []
     times, power, share, ok = _fast_power(channels)
@@ -84,8 +87,9 @@ def _fast_power(channels: list[Signal]) -> tuple[np.ndarray, np.ndarray, np.ndar
     times = np.empty(0)
     for sig in channels:
         nper = int(WINDOW_S * sig.fs)
-        freqs, times, sxx = sps.spectrogram(sig.data, sig.fs, window="hann", nperseg=nper,
-                                            noverlap=nper - int(STEP_S * sig.fs), detrend="constant")
+        freqs, times, sxx = sps.spectrogram(
+            sig.data, sig.fs, window="hann", nperseg=nper, noverlap=nper - int(STEP_S * sig.fs), detrend="constant"
+        )
         beta_top = min(BETA_HZ[1], 0.45 * sig.fs)
         band = ((freqs >= ALPHA_HZ[0]) & (freqs <= ALPHA_HZ[1])) | ((freqs >= BETA_HZ[0]) & (freqs <= beta_top))
         power = sxx[band].sum(axis=0)

@@ -42,8 +42,9 @@ class DetectedEvent:
 
     def to_event(self) -> Event:
         """As a ``psg.timeline.Event`` (the reason of a signal loss becomes its subtype)."""
-        return Event(self.type, max(0.0, self.onset_s), max(0.0, self.duration_s), subtype=self.reason,
-                     channel=self.channel)
+        return Event(
+            self.type, max(0.0, self.onset_s), max(0.0, self.duration_s), subtype=self.reason, channel=self.channel
+        )
 
 
 def to_events(detected: list[DetectedEvent]) -> list[Event]:

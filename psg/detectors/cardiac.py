@@ -74,8 +74,11 @@ def detect_cardiac_events(beats_s: np.ndarray, ecg: Signal | None = None) -> lis
     trace = _QrsTrace(ecg, beats_s) if ecg is not None else None
     for i in np.flatnonzero(rr > ASYSTOLE_S):
         start, end = float(beats_s[i]), float(beats_s[i + 1])
-        if (not _overlaps(blocked, start, end) and _regular_around(rr, int(i))
-                and not (trace is not None and trace.missed_qrs(int(i)))):
+        if (
+            not _overlaps(blocked, start, end)
+            and _regular_around(rr, int(i))
+            and not (trace is not None and trace.missed_qrs(int(i)))
+        ):
             out.append(DetectedEvent("asystole", start, end - start, "ECG", {"pause_s": end - start}))
     rate = 60.0 / ndimage.median_filter(rr, size=_MEDIAN_BEATS, mode="nearest")
     for kind, mask, min_s, pick in (
@@ -106,7 +109,7 @@ def unreliable_spans(beats_s: np.ndarray, ecg: Signal | None) -> list[tuple[floa
     bounds = np.searchsorted(beats_s, edges)
     spans: list[tuple[float, float]] = []
     for w in range(edges.size - 1):
-        rr = np.diff(beats_s[bounds[w]:bounds[w + 1]])
+        rr = np.diff(beats_s[bounds[w] : bounds[w + 1]])
         if rr.size < 4:
             continue
         typical = median(rr)
@@ -128,7 +131,7 @@ def _overlaps(spans: list[tuple[float, float]], start: float, end: float) -> boo
 def _regular_around(rr: np.ndarray, i: int) -> bool:
     """Whether the ``REGULAR_BEATS`` intervals before pause ``i`` (at least 2 needed) and those after it
     (as many as have come: the pause is known as soon as the beat that ends it comes) are regular."""
-    before, after = rr[max(0, i - REGULAR_BEATS):i], rr[i + 1:i + 1 + REGULAR_BEATS]
+    before, after = rr[max(0, i - REGULAR_BEATS) : i], rr[i + 1 : i + 1 + REGULAR_BEATS]
     return before.size >= 2 and all(
         side.size == 0 or bool(np.all(np.abs(side - median(side)) <= REGULAR_TOLERANCE * median(side)))
         for side in (before, after)
@@ -152,5 +155,5 @@ class _QrsTrace:
         b = int((self.beats_s[i + 1] - QRS_HALF_S) * self.fs)
         if b <= a:
             return False
-        typical = median(self.r_size[max(0, i - 7):i + 9])
+        typical = median(self.r_size[max(0, i - 7) : i + 9])
         return bool(self.magnitude[a:b].max() >= MISSED_QRS_FRACTION * typical)

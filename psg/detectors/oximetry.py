@@ -47,10 +47,15 @@ def detect_desaturations(spo2: Signal) -> list[DetectedEvent]:
                     nadir_i = j
                 j += 1
             baseline, nadir = values[ref_i], values[nadir_i]
-            out.append(DetectedEvent(
-                "desaturation", ref_i / fs, (nadir_i - ref_i) / fs + 1.0 / fs, spo2.label,
-                {"spo2_baseline": baseline, "spo2_nadir": nadir, "drop_pct": baseline - nadir},
-            ))
+            out.append(
+                DetectedEvent(
+                    "desaturation",
+                    ref_i / fs,
+                    (nadir_i - ref_i) / fs + 1.0 / fs,
+                    spo2.label,
+                    {"spo2_baseline": baseline, "spo2_nadir": nadir, "drop_pct": baseline - nadir},
+                )
+            )
             i = j
             ref_i = j if j < x.size else -1
             continue
@@ -85,5 +90,5 @@ def desaturation_drop(spo2: Signal, onset_s: float, end_s: float, lag_window_s: 
         return 0.0, float("nan")
     nadir_i = i0 + int(np.argmin(seg))
     b0 = max(0, int((onset_s - 10.0) * fs))
-    baseline = float(np.max(x[b0:nadir_i + 1]))
+    baseline = float(np.max(x[b0 : nadir_i + 1]))
     return baseline - float(x[nadir_i]), float(x[nadir_i])

@@ -58,8 +58,11 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
     if flow is None:
         return []
     analysis = _Excursion(flow)
-    efforts = [_Excursion(s, rectified=True, window_s=analysis.window_s)
-               for s in (recording.get(THX), recording.get(ABD)) if s is not None]
+    efforts = [
+        _Excursion(s, rectified=True, window_s=analysis.window_s)
+        for s in (recording.get(THX), recording.get(ABD))
+        if s is not None
+    ]
     spo2 = recording.get(SPO2)
     arousal_onsets: np.ndarray | None = None  # detected on the first hypopnea SpO2 does not confirm
     out: list[DetectedEvent] = []
@@ -189,5 +192,5 @@ def _causal_percentile(env: np.ndarray, fs: float) -> np.ndarray:
     centred = ndimage.percentile_filter(per_s, BASELINE_PERCENTILE, size=size, mode="nearest")
     shift = size // 2
     causal = centred.copy()  # the first 2 minutes have no past: use the window around them
-    causal[size:] = centred[size - shift: per_s.size - shift]
+    causal[size:] = centred[size - shift : per_s.size - shift]
     return np.repeat(causal, step)[: env.size]

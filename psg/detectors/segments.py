@@ -30,13 +30,12 @@ def segment_recording(recording: Recording, start_s: float, end_s: float) -> Rec
     signals = {
         label: Signal(label, sig.window(start_s, end_s), sig.fs, sig.unit) for label, sig in recording.signals.items()
     }
-    return Recording(f"{recording.record_id}@{start_s:g}s", signals, recording.start_time, None,
-                     dict(recording.metadata))
+    return Recording(
+        f"{recording.record_id}@{start_s:g}s", signals, recording.start_time, None, dict(recording.metadata)
+    )
 
 
-def detect_by_segment(
-    recording: Recording, detect: Callable[[Recording], list[DetectedEvent]]
-) -> list[DetectedEvent]:
+def detect_by_segment(recording: Recording, detect: Callable[[Recording], list[DetectedEvent]]) -> list[DetectedEvent]:
     """``detect`` run on each recorded segment, onsets back on the recording's axis, plus one ``gap`` event
     per gap. A channel missing from the file is one ``missing`` loss over the whole recording, not one per
     segment."""
@@ -53,6 +52,7 @@ def detect_by_segment(
     events += missing.values()
     events += [
         DetectedEvent("signal_loss", start, min(end, recording.duration_s) - start, None, reason=GAP_REASON)
-        for start, end in sorted(recording.gaps) if start < recording.duration_s
+        for start, end in sorted(recording.gaps)
+        if start < recording.duration_s
     ]
     return events

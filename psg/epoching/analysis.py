@@ -104,9 +104,7 @@ def analyse(window: EpochWindow) -> EpochMessage:
                 for e in detect_events(recording, r_peaks=r_peaks)
                 if e.onset_s < end and e.end_s > start
             ]
-    model_input = {
-        label: (current[label].data, current[label].fs) for label in MODEL_CHANNELS if label in current
-    }
+    model_input = {label: (current[label].data, current[label].fs) for label in MODEL_CHANNELS if label in current}
     return EpochMessage(
         bed_id=window.bed_id,
         recording_id=window.recording_id,

@@ -56,8 +56,7 @@ def epoch_features(
     for part in parts:
         if len(part) != n_out:
             raise PSGError(
-                f"recording {recording.record_id!r}: a feature extractor returned {len(part)} epochs, "
-                f"expected {n_out}"
+                f"recording {recording.record_id!r}: a feature extractor returned {len(part)} epochs, expected {n_out}"
             )
     return [{**neuro, **cardiac, **resp} for neuro, cardiac, resp in zip(*parts, strict=True)]
 

@@ -244,8 +244,15 @@ def cardiac_epoch_features(
     for e in selected:
         values = hr.window(e * EPOCH_S, (e + 1) * EPOCH_S) if hr is not None else np.empty(0)
         values = values[values > 0]
-        out.append({"hr_bpm": float(np.mean(values)) if values.size else None,
-                    "hr_min_bpm": None, "hr_max_bpm": None, "rmssd_ms": None, "n_beats": None})
+        out.append(
+            {
+                "hr_bpm": float(np.mean(values)) if values.size else None,
+                "hr_min_bpm": None,
+                "hr_max_bpm": None,
+                "rmssd_ms": None,
+                "n_beats": None,
+            }
+        )
     return out
 
 
@@ -257,13 +264,19 @@ def beat_epoch_features(
     edges = np.searchsorted(beats_s, np.arange(n_epochs + 1) * EPOCH_S)
     out: list[dict[str, float | None]] = []
     for e in range(n_epochs) if epochs is None else epochs:
-        beats = beats_s[edges[e]:edges[e + 1]]
+        beats = beats_s[edges[e] : edges[e + 1]]
         rr = np.diff(beats)
-        feats: dict[str, float | None] = {"hr_bpm": None, "hr_min_bpm": None, "hr_max_bpm": None,
-                                          "rmssd_ms": None, "n_beats": float(beats.size)}
+        feats: dict[str, float | None] = {
+            "hr_bpm": None,
+            "hr_min_bpm": None,
+            "hr_max_bpm": None,
+            "rmssd_ms": None,
+            "n_beats": float(beats.size),
+        }
         if rr.size:
-            feats.update(hr_bpm=60.0 / float(rr.mean()), hr_min_bpm=60.0 / float(rr.max()),
-                         hr_max_bpm=60.0 / float(rr.min()))
+            feats.update(
+                hr_bpm=60.0 / float(rr.mean()), hr_min_bpm=60.0 / float(rr.max()), hr_max_bpm=60.0 / float(rr.min())
+            )
         if rr.size >= 2:
             feats["rmssd_ms"] = 1000.0 * float(np.sqrt(np.mean(np.diff(rr) ** 2)))
         out.append(feats)

@@ -52,15 +52,17 @@ def respiratory_epoch_features(
     out = []
     for e in range(len(selected)):
         best = next((rates[label][e] for label in _RATE_PREFERENCE if rates[label][e] is not None), None)
-        out.append({
-            "resp_rate_bpm": best,
-            "resp_rate_abd_bpm": rates[ABD][e],
-            "resp_rate_thx_bpm": rates[THX][e],
-            "resp_rate_af_bpm": rates[AF][e],
-            "flow_amplitude": amplitude[e],
-            "flow_flatness": flatness[e],
-            **spo2[e],
-        })
+        out.append(
+            {
+                "resp_rate_bpm": best,
+                "resp_rate_abd_bpm": rates[ABD][e],
+                "resp_rate_thx_bpm": rates[THX][e],
+                "resp_rate_af_bpm": rates[AF][e],
+                "flow_amplitude": amplitude[e],
+                "flow_flatness": flatness[e],
+                **spo2[e],
+            }
+        )
     return out
 
 
@@ -80,7 +82,7 @@ def _epoch_rates(sig: Signal | None, n_epochs: int, selected: list[int]) -> list
     edges = np.searchsorted(times, np.arange(n_epochs + 1) * EPOCH_S)
     out: list[float | None] = []
     for e in selected:
-        t = times[edges[e]:edges[e + 1]]
+        t = times[edges[e] : edges[e + 1]]
         out.append(60.0 * (t.size - 1) / float(t[-1] - t[0]) if t.size >= 3 else None)
     return out
 
@@ -123,9 +125,9 @@ def _flow_shape(
     flat: list[float | None] = []
     per_epoch = int(EPOCH_S * fs)
     for e in selected:
-        seg, seg_ok = env[e * per_epoch:(e + 1) * per_epoch], ok[e * per_epoch:(e + 1) * per_epoch]
+        seg, seg_ok = env[e * per_epoch : (e + 1) * per_epoch], ok[e * per_epoch : (e + 1) * per_epoch]
         amplitude.append(median(seg[seg_ok]) / night if night > 0 and seg_ok.any() else None)
-        f = flatness[edges[e]:edges[e + 1]]
+        f = flatness[edges[e] : edges[e + 1]]
         flat.append(median(f) if f.size else None)
     return amplitude, flat
 

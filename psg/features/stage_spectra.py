@@ -41,8 +41,16 @@ SAMPLES = int(EPOCH_S * ANALYSIS_FS)
 EEG_RANGE = (0.5, 20.0)
 #: Relative-power bands (Hz), finer than the clinical five so the slow-wave/delta and alpha/sigma splits show.
 EEG_BANDS: tuple[tuple[float, float], ...] = (
-    (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0),
-    (8.0, 10.0), (10.0, 12.0), (12.0, 14.0), (14.0, 16.0), (16.0, 20.0),
+    (0.5, 1.0),
+    (1.0, 2.0),
+    (2.0, 4.0),
+    (4.0, 6.0),
+    (6.0, 8.0),
+    (8.0, 10.0),
+    (10.0, 12.0),
+    (12.0, 14.0),
+    (14.0, 16.0),
+    (16.0, 20.0),
 )
 EOG_SLOW = (0.3, 4.0)
 EMG_BAND = (12.0, 30.0)
@@ -54,8 +62,13 @@ _FLOOR = 1e-12
 
 EEG_NAMES: tuple[str, ...] = (
     *(f"eeg_rel_{lo:g}_{hi:g}" for lo, hi in EEG_BANDS),
-    "eeg_slope", "eeg_entropy", "eeg_mobility", "eeg_complexity", "eeg_kurtosis",
-    "eeg_log_power", "eeg_log_amplitude",
+    "eeg_slope",
+    "eeg_entropy",
+    "eeg_mobility",
+    "eeg_complexity",
+    "eeg_kurtosis",
+    "eeg_log_power",
+    "eeg_log_amplitude",
 )
 #: Features that depend on the amplifier's gain: used only relative to the recording (z-scored). The EEG's
 #: 1-99 % amplitude in uV is not among them: AASM N3 is defined by absolute slow-wave amplitude (> 75 uV),
@@ -138,9 +151,7 @@ def stage_model_input(values: np.ndarray, available: np.ndarray, prior: np.ndarr
 
 
 def _usable(recording: Recording, labels: tuple[str, ...], group: str) -> list[Signal]:
-    return [
-        s for label in labels if (s := recording.get(label)) is not None and s.fs >= MIN_FS[group] and s.data.size
-    ]
+    return [s for label in labels if (s := recording.get(label)) is not None and s.fs >= MIN_FS[group] and s.data.size]
 
 
 def _epochs(sig: Signal, n: int) -> np.ndarray:
@@ -196,10 +207,18 @@ def _eeg_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     var = (centred**2).mean(axis=1) + _FLOOR
     kurt = np.log10(((centred**4).mean(axis=1) / var**2) + _FLOOR)
     amplitude = np.percentile(filtered, 99, axis=1) - np.percentile(filtered, 1, axis=1)
-    feats = np.column_stack([
-        np.log10(rel + 1e-6), slope, entropy, mobility, complexity, kurt,
-        np.log10(total), np.log10(amplitude + 1e-3),
-    ])
+    feats = np.column_stack(
+        [
+            np.log10(rel + 1e-6),
+            slope,
+            entropy,
+            mobility,
+            complexity,
+            kurt,
+            np.log10(total),
+            np.log10(amplitude + 1e-3),
+        ]
+    )
     return np.where(ok[:, None], feats, np.nan), ok
 
 

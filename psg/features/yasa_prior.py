@@ -124,8 +124,12 @@ def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("yasa").setLevel(logging.ERROR)
-        staging = yasa.SleepStaging(raw, eeg_name="eeg", eog_name="eog" if "eog" in channels else None,
-                                    emg_name="emg" if "emg" in channels else None)
+        staging = yasa.SleepStaging(
+            raw,
+            eeg_name="eeg",
+            eog_name="eog" if "eog" in channels else None,
+            emg_name="emg" if "emg" in channels else None,
+        )
         features = staging.get_features()
         clf = _classifier("+".join(names))
         proba = clf.predict_proba(features[clf.feature_name_])

@@ -29,8 +29,10 @@ def read_apnea_ecg(path: str | Path) -> Timeline:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in _KEYS if k not in npz.files]
             if missing:
-                raise FormatError(path, f"missing array(s) {', '.join(missing)}; expected t (beat minutes) "
-                                  "and apn (apnea flag per minute)")
+                raise FormatError(
+                    path,
+                    f"missing array(s) {', '.join(missing)}; expected t (beat minutes) and apn (apnea flag per minute)",
+                )
             beat_min = np.asarray(npz["t"], dtype=np.float64)
             apnea = np.asarray(npz["apn"]).astype(bool)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:

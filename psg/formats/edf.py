@@ -98,28 +98,38 @@ def read_edf(path: str | Path) -> Recording:
     if size == 0:
         raise FormatError(path, "empty file")
     header = read_header(str(path), _header_bytes(path, size), size)
-    records = np.memmap(path, dtype=np.uint8, mode="r", offset=header.data_offset,
-                        shape=(header.n_records, header.record_bytes))
+    records = np.memmap(
+        path, dtype=np.uint8, mode="r", offset=header.data_offset, shape=(header.n_records, header.record_bytes)
+    )
     edf = _decode(path, header, records)
     warnings_seen = list(header.warnings)
     onsets = record_onsets(str(path), header, records) if header.record_s > 0 else None
     gaps = gaps_between(onsets, header.record_s) if onsets is not None else ()
     if gaps and not header.is_discontinuous:
-        warnings_seen.append(f"the header says {header.reserved.strip() or 'continuous'}, but the records' "
-                             f"onsets leave {len(gaps)} gap(s): placed as EDF+D")
-    duration_s = (float(onsets[-1] + header.record_s) if gaps and onsets is not None
-                  else header.n_records * header.record_s)
+        warnings_seen.append(
+            f"the header says {header.reserved.strip() or 'continuous'}, but the records' "
+            f"onsets leave {len(gaps)} gap(s): placed as EDF+D"
+        )
+    duration_s = (
+        float(onsets[-1] + header.record_s) if gaps and onsets is not None else header.n_records * header.record_s
+    )
     signals = _signals(header, edf, onsets if gaps else None, duration_s, warnings_seen)
     start_time = _start_time(edf, header, warnings_seen)
     admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
-    recording = Recording(record_id=admin_code if admin_code not in ("X", "") else path.stem, signals=signals,
-                          start_time=start_time, gaps=gaps, read_warnings=warnings_seen)
+    recording = Recording(
+        record_id=admin_code if admin_code not in ("X", "") else path.stem,
+        signals=signals,
+        start_time=start_time,
+        gaps=gaps,
+        read_warnings=warnings_seen,
+    )
     try:
         annotations = edf.annotations
     except (ValueError, IndexError, UnicodeDecodeError) as exc:
         log.debug("%s: annotations not decodable", path, exc_info=exc)
-        raise FormatError(path, "the EDF+ annotation signal cannot be decoded; expected time-stamped "
-                                "annotation lists (TALs)") from None
+        raise FormatError(
+            path, "the EDF+ annotation signal cannot be decoded; expected time-stamped annotation lists (TALs)"
+        ) from None
     recording.timeline = annotations_timeline(path, annotations, recording)
     if not signals and recording.timeline is None:
         raise FormatError(path, "no readable signal and no stage, event or R-peak annotation: nothing to use")
@@ -129,7 +139,9 @@ def read_edf(path: str | Path) -> Recording:
 
 
 def read_mapped_edf(
-    path: str | Path, overrides: dict[str, str] | None = None, lab_map: ChannelMapFile | None = None,
+    path: str | Path,
+    overrides: dict[str, str] | None = None,
+    lab_map: ChannelMapFile | None = None,
 ) -> tuple[Recording, ChannelReport]:
     """``read_edf`` with the channels recognised onto the montage (``psg.channels.map_recording``).
 
@@ -182,8 +194,7 @@ def _annotations(timeline: Timeline) -> list[edfio.EdfAnnotation]:
         for i, stage in enumerate(timeline.stages)
     ]
     annotations += [
-        edfio.EdfAnnotation(_seconds(e.onset_s), _seconds(e.duration_s), vocab.event_text(e))
-        for e in timeline.events
+        edfio.EdfAnnotation(_seconds(e.onset_s), _seconds(e.duration_s), vocab.event_text(e)) for e in timeline.events
     ]
     if timeline.beat_times_s is not None:
         annotations += [edfio.EdfAnnotation(_seconds(t), None, BEAT_TEXT) for t in timeline.beat_times_s]
@@ -221,14 +232,22 @@ def _decode(path: Path, header: EdfHeader, records: np.ndarray) -> edfio.Edf | e
             edf.signals  # noqa: B018 - parses the signal headers now, inside the guard
     except (ValueError, IndexError, UnicodeDecodeError, OverflowError, ZeroDivisionError) as exc:
         log.debug("%s: edfio could not read it", path, exc_info=exc)
-        raise FormatError(path, f"{header.fmt} header or data records do not decode "
-                                f"({type(exc).__name__}); expected a file conforming to {header.fmt}") from None
+        raise FormatError(
+            path,
+            f"{header.fmt} header or data records do not decode "
+            f"({type(exc).__name__}); expected a file conforming to {header.fmt}",
+        ) from None
     header.warnings += [str(w.message).splitlines()[0] for w in caught]
     return edf
 
 
-def _signals(header: EdfHeader, edf: edfio.Edf | edfio.Bdf, onsets: np.ndarray | None, duration_s: float,
-             warnings_seen: list[str]) -> dict[str, Signal]:
+def _signals(
+    header: EdfHeader,
+    edf: edfio.Edf | edfio.Bdf,
+    onsets: np.ndarray | None,
+    duration_s: float,
+    warnings_seen: list[str],
+) -> dict[str, Signal]:
     """The readable ordinary signals by label; a repeated label gets " (2)", " (3)" ... and a warning."""
     ordinary = [s for s in header.signals if not s.is_annotation]
     out: dict[str, Signal] = {}
@@ -260,5 +279,3 @@ def _start_time(edf: edfio.Edf | edfio.Bdf, header: EdfHeader, warnings_seen: li
     except ValueError as exc:  # an EDF+ "Startdate 31-FEB-1989" the recording field could not hold
         warnings_seen.append(f"start date not valid ({exc}): the start is unknown")
         return None
-
-

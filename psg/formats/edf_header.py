@@ -35,12 +35,28 @@ SAMPLE_BYTES = {"EDF": 2, "BDF": 3}
 DIGITAL_LIMITS = {"EDF": (-32768, 32767), "BDF": (-8388608, 8388607)}
 #: (field, width) of the fixed part, then of each signal's header (stored field by field for all signals).
 MAIN_FIELDS = (
-    ("version", 8), ("patient", 80), ("recording", 80), ("startdate", 8), ("starttime", 8),
-    ("header_bytes", 8), ("reserved", 44), ("n_records", 8), ("record_s", 8), ("n_signals", 4),
+    ("version", 8),
+    ("patient", 80),
+    ("recording", 80),
+    ("startdate", 8),
+    ("starttime", 8),
+    ("header_bytes", 8),
+    ("reserved", 44),
+    ("n_records", 8),
+    ("record_s", 8),
+    ("n_signals", 4),
 )
 SIGNAL_FIELDS = (
-    ("label", 16), ("transducer", 80), ("dimension", 8), ("physical_min", 8), ("physical_max", 8),
-    ("digital_min", 8), ("digital_max", 8), ("prefiltering", 80), ("samples", 8), ("reserved", 32),
+    ("label", 16),
+    ("transducer", 80),
+    ("dimension", 8),
+    ("physical_min", 8),
+    ("physical_max", 8),
+    ("digital_min", 8),
+    ("digital_max", 8),
+    ("prefiltering", 80),
+    ("samples", 8),
+    ("reserved", 32),
 )
 #: Start date and time written in place of a blanked or impossible one (EDF's clipping date 1985).
 UNKNOWN_DATE, UNKNOWN_TIME = "01.01.85", "00.00.00"
@@ -106,9 +122,15 @@ class EdfHeader:
         """The header as a file would hold it (the repaired values, every field padded to its width)."""
         magic = EDF_MAGIC if self.fmt == "EDF" else BDF_MAGIC
         main = {
-            "patient": self.patient, "recording": self.recording, "startdate": self.startdate,
-            "starttime": self.starttime, "header_bytes": str(self.header_bytes), "reserved": self.reserved,
-            "n_records": str(self.n_records), "record_s": self.record_s_text, "n_signals": str(len(self.signals)),
+            "patient": self.patient,
+            "recording": self.recording,
+            "startdate": self.startdate,
+            "starttime": self.starttime,
+            "header_bytes": str(self.header_bytes),
+            "reserved": self.reserved,
+            "n_records": str(self.n_records),
+            "record_s": self.record_s_text,
+            "n_signals": str(len(self.signals)),
         }
         out = [magic] + [_field(main[name], width) for name, width in MAIN_FIELDS[1:]]
         for name, width in SIGNAL_FIELDS:
@@ -124,8 +146,11 @@ def file_format(path: str, head: bytes) -> str:
         return "EDF"
     if head[:8] == BDF_MAGIC:
         return "BDF"
-    raise FormatError(path, f"not an EDF or BDF file: it starts with {head[:8]!r}; expected "
-                            f"{EDF_MAGIC.decode()!r} (EDF/EDF+) or '\\xffBIOSEMI' (BDF)")
+    raise FormatError(
+        path,
+        f"not an EDF or BDF file: it starts with {head[:8]!r}; expected "
+        f"{EDF_MAGIC.decode()!r} (EDF/EDF+) or '\\xffBIOSEMI' (BDF)",
+    )
 
 
 def read_header(path: str, raw: bytes, file_size: int) -> EdfHeader:
@@ -138,13 +163,23 @@ def read_header(path: str, raw: bytes, file_size: int) -> EdfHeader:
     if n_signals < 1:
         raise FormatError(path, f"header field 'number of signals' is {n_signals}; expected 1 or more")
     if len(raw) < 256 * (n_signals + 1):
-        raise FormatError(path, f"header truncated: {n_signals} signals need a {256 * (n_signals + 1)}-byte "
-                                f"header; the file has {len(raw)} bytes")
+        raise FormatError(
+            path,
+            f"header truncated: {n_signals} signals need a {256 * (n_signals + 1)}-byte "
+            f"header; the file has {len(raw)} bytes",
+        )
     header = EdfHeader(
-        fmt=fmt, patient=main["patient"], recording=main["recording"], startdate=main["startdate"].strip(),
-        starttime=main["starttime"].strip(), reserved=main["reserved"], n_records=0, record_s=0.0,
-        record_s_text=main["record_s"].strip(), data_offset=256 * (n_signals + 1),
-        signals=_signal_headers(path, raw[256:256 * (n_signals + 1)], n_signals),
+        fmt=fmt,
+        patient=main["patient"],
+        recording=main["recording"],
+        startdate=main["startdate"].strip(),
+        starttime=main["starttime"].strip(),
+        reserved=main["reserved"],
+        n_records=0,
+        record_s=0.0,
+        record_s_text=main["record_s"].strip(),
+        data_offset=256 * (n_signals + 1),
+        signals=_signal_headers(path, raw[256 : 256 * (n_signals + 1)], n_signals),
     )
     _check_header_size(header, main["header_bytes"])
     _check_record_duration(path, header)
@@ -160,7 +195,8 @@ def repaired(header: EdfHeader) -> EdfHeader:
     low, high = DIGITAL_LIMITS[header.fmt]
     signals = [
         replace(s, physical_min="-1", physical_max="1", digital_min=str(low), digital_max=str(high))
-        if s.unreadable else s
+        if s.unreadable
+        else s
         for s in header.signals
     ]
     return replace(header, signals=signals, warnings=list(header.warnings))
@@ -170,7 +206,7 @@ def _signal_headers(path: str, raw: bytes, n: int) -> list[SignalHeader]:
     fields: dict[str, list[str]] = {}
     offset = 0
     for name, width in SIGNAL_FIELDS:
-        fields[name] = [_text(raw[offset + i * width: offset + (i + 1) * width]) for i in range(n)]
+        fields[name] = [_text(raw[offset + i * width : offset + (i + 1) * width]) for i in range(n)]
         offset += width * n
     signals = []
     for i in range(n):
@@ -178,20 +214,30 @@ def _signal_headers(path: str, raw: bytes, n: int) -> list[SignalHeader]:
         samples = _whole(path, f"samples per data record of signal {i + 1} ({label!r})", fields["samples"][i])
         if samples < 0:
             raise FormatError(path, f"signal {label!r}: samples per data record is {samples}; expected 0 or more")
-        signals.append(SignalHeader(
-            label=label, transducer=fields["transducer"][i], dimension=fields["dimension"][i].strip(),
-            physical_min=fields["physical_min"][i].strip(), physical_max=fields["physical_max"][i].strip(),
-            digital_min=fields["digital_min"][i].strip(), digital_max=fields["digital_max"][i].strip(),
-            prefiltering=fields["prefiltering"][i], samples=samples, reserved=fields["reserved"][i],
-        ))
+        signals.append(
+            SignalHeader(
+                label=label,
+                transducer=fields["transducer"][i],
+                dimension=fields["dimension"][i].strip(),
+                physical_min=fields["physical_min"][i].strip(),
+                physical_max=fields["physical_max"][i].strip(),
+                digital_min=fields["digital_min"][i].strip(),
+                digital_max=fields["digital_max"][i].strip(),
+                prefiltering=fields["prefiltering"][i],
+                samples=samples,
+                reserved=fields["reserved"][i],
+            )
+        )
     return signals
 
 
 def _check_header_size(header: EdfHeader, text: str) -> None:
     stated = text.strip()
     if stated != str(header.header_bytes):
-        header.warnings.append(f"header size field is {stated!r}, but {len(header.signals)} signals make a "
-                               f"{header.header_bytes}-byte header: used {header.header_bytes}")
+        header.warnings.append(
+            f"header size field is {stated!r}, but {len(header.signals)} signals make a "
+            f"{header.header_bytes}-byte header: used {header.header_bytes}"
+        )
 
 
 def _check_record_duration(path: str, header: EdfHeader) -> None:
@@ -201,8 +247,9 @@ def _check_record_duration(path: str, header: EdfHeader) -> None:
     has_samples = any(s.samples and not s.is_annotation for s in header.signals)
     if value is None or value < 0 or (value == 0 and has_samples):
         if has_samples:
-            raise FormatError(path, f"header field 'duration of a data record' is {text!r}; "
-                                    "expected a positive number of seconds")
+            raise FormatError(
+                path, f"header field 'duration of a data record' is {text!r}; expected a positive number of seconds"
+            )
         header.record_s_text, value = "0", 0.0
     header.record_s = value
 
@@ -214,8 +261,10 @@ def _check_start(header: EdfHeader) -> None:
     if parsed_date is None or parsed_time is None:
         bad = header.startdate if parsed_date is None else header.starttime
         what = "start date" if parsed_date is None else "start time"
-        header.warnings.append(f"{what} {bad!r} is not a valid dd.mm.yy / hh.mm.ss value (de-identified?): "
-                               "the start is unknown; times stay relative to the recording start")
+        header.warnings.append(
+            f"{what} {bad!r} is not a valid dd.mm.yy / hh.mm.ss value (de-identified?): "
+            "the start is unknown; times stay relative to the recording start"
+        )
         header.startdate, header.starttime, header.start_known = UNKNOWN_DATE, UNKNOWN_TIME, False
 
 
@@ -230,11 +279,13 @@ def _check_scales(header: EdfHeader) -> None:
         if bad:
             s.unreadable = f"{', '.join(bad)} is not a number"
         elif float(s.physical_min) == float(s.physical_max):
-            s.unreadable = (f"physical minimum = maximum = {s.physical_min}: "
-                            f"no scale from counts to {s.dimension or 'units'}")
+            s.unreadable = (
+                f"physical minimum = maximum = {s.physical_min}: no scale from counts to {s.dimension or 'units'}"
+            )
         elif float(s.digital_min) >= float(s.digital_max):
-            s.unreadable = (f"digital minimum {s.digital_min} >= maximum {s.digital_max}: "
-                            "the scale would invert or divide by zero")
+            s.unreadable = (
+                f"digital minimum {s.digital_min} >= maximum {s.digital_max}: the scale would invert or divide by zero"
+            )
         if s.unreadable:
             header.warnings.append(f"signal {s.label!r} dropped: {s.unreadable}")
 
@@ -256,11 +307,17 @@ def _check_record_count(path: str, header: EdfHeader, text: str, file_size: int)
     actual, rest = divmod(available, record_bytes)
     stated = text.strip()
     if actual == 0:
-        raise FormatError(path, f"no complete data record: {available} bytes of data after the header, one record "
-                                f"is {record_bytes} bytes (header field 'number of data records' is {stated!r})")
+        raise FormatError(
+            path,
+            f"no complete data record: {available} bytes of data after the header, one record "
+            f"is {record_bytes} bytes (header field 'number of data records' is {stated!r})",
+        )
     if stated != str(actual):
-        reason = ("-1 (an interrupted recording)" if stated == "-1"
-                  else f"{stated!r}" + (" (not a number)" if not stated.lstrip("-").isdigit() else ""))
+        reason = (
+            "-1 (an interrupted recording)"
+            if stated == "-1"
+            else f"{stated!r}" + (" (not a number)" if not stated.lstrip("-").isdigit() else "")
+        )
         header.warnings.append(f"number of data records is {reason}; the file holds {actual}: used {actual}")
     if rest:
         header.warnings.append(f"incomplete last data record ({rest} of {record_bytes} bytes) dropped")
@@ -293,7 +350,7 @@ def _time(text: str) -> time | None:
 def _split(raw: bytes, fields: tuple[tuple[str, int], ...]) -> dict[str, str]:
     out, offset = {}, 0
     for name, width in fields:
-        out[name] = _text(raw[offset:offset + width])
+        out[name] = _text(raw[offset : offset + width])
         offset += width
     return out
 

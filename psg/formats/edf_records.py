@@ -38,31 +38,39 @@ def record_onsets(path: str, header: EdfHeader, records: np.ndarray) -> np.ndarr
     else:
         return None
     onsets = np.empty(records.shape[0])
-    for i, record in enumerate(records[:, offset:offset + width]):
+    for i, record in enumerate(records[:, offset : offset + width]):
         match = _ONSET.match(record.tobytes())
         if match is None:
-            raise FormatError(path, f"data record {i + 1} has no EDF+ time-keeping annotation; expected "
-                                    "'+<seconds>\\x14\\x14' at the start of its annotation signal")
+            raise FormatError(
+                path,
+                f"data record {i + 1} has no EDF+ time-keeping annotation; expected "
+                "'+<seconds>\\x14\\x14' at the start of its annotation signal",
+            )
         onsets[i] = float(match.group(1))
     onsets -= onsets[0]
     steps = np.diff(onsets)
     if np.any(steps < header.record_s - GAP_TOLERANCE_S):
         i = int(np.argmax(steps < header.record_s - GAP_TOLERANCE_S)) + 1
-        raise FormatError(path, f"data record {i + 1} starts at {onsets[i]:g} s, before record {i} ends "
-                                f"({onsets[i - 1] + header.record_s:g} s); expected records in time order, "
-                                "not overlapping")
+        raise FormatError(
+            path,
+            f"data record {i + 1} starts at {onsets[i]:g} s, before record {i} ends "
+            f"({onsets[i - 1] + header.record_s:g} s); expected records in time order, "
+            "not overlapping",
+        )
     return onsets
 
 
 def gaps_between(onsets: np.ndarray, record_s: float) -> tuple[tuple[float, float], ...]:
     """The stretches ``[end of a record, onset of the next)`` longer than ``GAP_TOLERANCE_S``."""
     ends = onsets[:-1] + record_s
-    return tuple((float(end), float(start)) for end, start in zip(ends, onsets[1:], strict=True)
-                 if start - end > GAP_TOLERANCE_S)
+    return tuple(
+        (float(end), float(start)) for end, start in zip(ends, onsets[1:], strict=True) if start - end > GAP_TOLERANCE_S
+    )
 
 
-def place_records(data: np.ndarray, samples_per_record: int, onsets: np.ndarray, fs: float,
-                  duration_s: float) -> np.ndarray:
+def place_records(
+    data: np.ndarray, samples_per_record: int, onsets: np.ndarray, fs: float, duration_s: float
+) -> np.ndarray:
     """``data`` (records back to back) with each record moved to its onset; zeros between records.
 
     An onset off this signal's sample grid (a slow signal, an onset at a fraction of a second) is placed

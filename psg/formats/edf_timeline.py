@@ -84,5 +84,5 @@ def _stages(runs: list[tuple[float, float, Stage]], epoch_s: float, duration_s: 
     n_epochs = max(ends, default=int(duration_s // epoch_s))
     stages = np.full(n_epochs, Stage.UNSCORED, dtype=np.int8)
     for (onset, _, stage), end in zip(runs, ends, strict=True):
-        stages[int(round(onset / epoch_s)): end] = stage
+        stages[int(round(onset / epoch_s)) : end] = stage
     return stages

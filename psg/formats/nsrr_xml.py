@@ -95,8 +95,9 @@ def read_nsrr_xml(path: str | Path) -> Timeline:
         channel = (node.findtext("SignalLocation") or "").strip() or parsed.channel
         epoch_flag = (node.findtext("EpochResolution") or "").strip().lower() == "true"
         try:
-            events.append(Event(parsed.type, onset, duration, parsed.subtype, channel,
-                                parsed.epoch_resolution or epoch_flag))
+            events.append(
+                Event(parsed.type, onset, duration, parsed.subtype, channel, parsed.epoch_resolution or epoch_flag)
+            )
         except ValueError as exc:
             raise FormatError(path, f"{where}: {exc}") from exc
     if skipped:
@@ -121,8 +122,13 @@ def write_nsrr_xml(timeline: Timeline, path: str | Path) -> None:
         node = _scored(scored, "", START_CONCEPT, 0.0, timeline.duration_s)
         ET.SubElement(node, "ClockTime").text = timeline.start_time.strftime(_CLOCK_FORMAT)
     for first, last, stage in _runs(timeline.stages):
-        _scored(scored, STAGES_EVENT_TYPE, vocab.NSRR_STAGE_CONCEPTS[stage], first * timeline.epoch_s,
-                (last - first) * timeline.epoch_s)
+        _scored(
+            scored,
+            STAGES_EVENT_TYPE,
+            vocab.NSRR_STAGE_CONCEPTS[stage],
+            first * timeline.epoch_s,
+            (last - first) * timeline.epoch_s,
+        )
     for event in timeline.events:
         event_type, concept = vocab.nsrr_event_concept(event)
         node = _scored(scored, event_type, concept, event.onset_s, event.duration_s)
@@ -165,7 +171,7 @@ def _stages_from_runs(runs: list[tuple[float, float, Stage]], epoch_s: float) ->
     stages = np.full(n_epochs, Stage.UNSCORED, dtype=np.int8)
     for onset, duration, stage in runs:
         first = int(round(onset / epoch_s))
-        stages[first: first + max(1, int(round(duration / epoch_s)))] = stage
+        stages[first : first + max(1, int(round(duration / epoch_s)))] = stage
     return stages
 
 

@@ -42,8 +42,11 @@ SCORING_FROM_KEY = "scoring_from"
 
 
 def read_psg(
-    path: str | Path, scoring: str | Path | None = None, overrides: dict[str, str] | None = None,
-    lab_map: ChannelMapFile | None = None, allow_annotation_only: bool = False,
+    path: str | Path,
+    scoring: str | Path | None = None,
+    overrides: dict[str, str] | None = None,
+    lab_map: ChannelMapFile | None = None,
+    allow_annotation_only: bool = False,
 ) -> tuple[Recording, ChannelReport]:
     """A night for a command: the file on the montage, checked, with its scoring attached.
 
@@ -94,8 +97,11 @@ def sleep_edf_pair(psg: Path) -> Path | None:
     if match is None or not psg.parent.is_dir():
         return None
     prefix = match.group(1).lower()
-    pairs = [p for p in psg.parent.iterdir()
-             if p.name.lower().startswith(prefix) and p.name.lower().endswith(_HYPNOGRAM_SUFFIX) and p.is_file()]
+    pairs = [
+        p
+        for p in psg.parent.iterdir()
+        if p.name.lower().startswith(prefix) and p.name.lower().endswith(_HYPNOGRAM_SUFFIX) and p.is_file()
+    ]
     return pairs[0] if len(pairs) == 1 else None
 
 
@@ -118,8 +124,11 @@ def align_scoring(timeline: Timeline, recording: Recording, path: Path) -> Timel
         first = scored[0] * timeline.epoch_s + offset
         last = (scored[-1] + 1) * timeline.epoch_s + offset
         if last > duration + EPOCH_S or first < -EPOCH_S:
-            where = (f"end {_hours(last - duration)} after the PSG's end" if last > duration + EPOCH_S
-                     else f"start {_hours(-first)} before the PSG's start")
+            where = (
+                f"end {_hours(last - duration)} after the PSG's end"
+                if last > duration + EPOCH_S
+                else f"start {_hours(-first)} before the PSG's start"
+            )
             raise PSGError(
                 f"{path}: scored stages {where} ({recording.record_id} lasts {_hours(duration)}); "
                 "expected the scoring of this recording"

@@ -18,8 +18,14 @@ from psg.errors import FormatError
 from psg.timeline import EPOCH_S, Event, Stage, Timeline
 
 _RK_CODES: dict[str, Stage] = {
-    "W": Stage.W, "1": Stage.N1, "2": Stage.N2, "3": Stage.N3, "4": Stage.N3, "R": Stage.R,
-    "?": Stage.UNSCORED, "M": Stage.UNSCORED,
+    "W": Stage.W,
+    "1": Stage.N1,
+    "2": Stage.N2,
+    "3": Stage.N3,
+    "4": Stage.N3,
+    "R": Stage.R,
+    "?": Stage.UNSCORED,
+    "M": Stage.UNSCORED,
 }
 
 

@@ -34,8 +34,14 @@ from psg.timeline import EPOCH_S, Event, Stage, Timeline
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 
 _STAGES: dict[str, Stage] = {
-    "W": Stage.W, "1": Stage.N1, "2": Stage.N2, "3": Stage.N3, "4": Stage.N3, "R": Stage.R,
-    "MT": Stage.UNSCORED, "M": Stage.UNSCORED,
+    "W": Stage.W,
+    "1": Stage.N1,
+    "2": Stage.N2,
+    "3": Stage.N3,
+    "4": Stage.N3,
+    "R": Stage.R,
+    "MT": Stage.UNSCORED,
+    "M": Stage.UNSCORED,
 }
 _MOVEMENT_STAGES = frozenset({"MT", "M"})
 
@@ -108,8 +114,9 @@ def _event_types(token: str, stem: Path, where: str) -> tuple[str, ...]:
         return _EVENTS[token]
     if set(token) == {"L"}:  # 'LLL': leg-movement codes typed without spaces
         return _EVENTS["L"] * len(token)
-    raise FormatError(stem.with_suffix(".st"), f"{where}: unknown event code {token!r}; expected one of "
-                      f"{', '.join(_EVENTS)}")
+    raise FormatError(
+        stem.with_suffix(".st"), f"{where}: unknown event code {token!r}; expected one of {', '.join(_EVENTS)}"
+    )
 
 
 def _start_time(header: wfdb.Record) -> datetime | None:

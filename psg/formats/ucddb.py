@@ -30,8 +30,15 @@ from psg.timeline import Event, Stage, Timeline
 EVENTS_CSV = "events_by_epoch.csv"
 
 _STAGE_CODES: dict[str, Stage] = {
-    "0": Stage.W, "1": Stage.R, "2": Stage.N1, "3": Stage.N2, "4": Stage.N3, "5": Stage.N3,
-    "6": Stage.UNSCORED, "7": Stage.UNSCORED, "8": Stage.UNSCORED,
+    "0": Stage.W,
+    "1": Stage.R,
+    "2": Stage.N1,
+    "3": Stage.N2,
+    "4": Stage.N3,
+    "5": Stage.N3,
+    "6": Stage.UNSCORED,
+    "7": Stage.UNSCORED,
+    "8": Stage.UNSCORED,
 }
 
 _EVENT_CODES: dict[str, tuple[str, str | None]] = {
@@ -68,8 +75,8 @@ def _read_stages(path: Path) -> np.ndarray:
             continue
         if code not in _STAGE_CODES:
             raise FormatError(
-                path, f"line {line_no}: stage code {code!r} is not one of 0 W, 1 REM, 2-5 S1-S4, 6 artifact, "
-                "7 indeterminate"
+                path,
+                f"line {line_no}: stage code {code!r} is not one of 0 W, 1 REM, 2-5 S1-S4, 6 artifact, 7 indeterminate",
             )
         codes.append(_STAGE_CODES[code])
     if not codes:
@@ -86,9 +93,7 @@ def read_ucddb_events(path: str | Path, record_id: str) -> list[Event]:
             reader = csv.DictReader(handle)
             missing = [c for c in _EVENT_COLUMNS if c not in (reader.fieldnames or ())]
             if missing:
-                raise FormatError(
-                    path, f"missing column(s) {', '.join(missing)}; expected {', '.join(_EVENT_COLUMNS)}"
-                )
+                raise FormatError(path, f"missing column(s) {', '.join(missing)}; expected {', '.join(_EVENT_COLUMNS)}")
             for row in reader:
                 if row["record_id"] == record_id:
                     for event in _row_events(path, reader.line_num, row):
@@ -111,14 +116,13 @@ def _row_events(path: Path, line_no: int, row: dict[str, str]) -> list[Event]:
     events = []
     for code, start, duration in zip(types, starts, durations, strict=True):
         if code not in _EVENT_CODES:
-            raise FormatError(
-                path, f"line {line_no}: event type {code!r} is not one of {', '.join(_EVENT_CODES)}"
-            )
+            raise FormatError(path, f"line {line_no}: event type {code!r} is not one of {', '.join(_EVENT_CODES)}")
         try:
             onset_s, duration_s = float(start), float(duration)
         except ValueError as exc:
-            raise FormatError(path, f"line {line_no}: event {code} start/duration {start!r}/{duration!r} "
-                              "are not numbers of seconds") from exc
+            raise FormatError(
+                path, f"line {line_no}: event {code} start/duration {start!r}/{duration!r} are not numbers of seconds"
+            ) from exc
         event_type, subtype = _EVENT_CODES[code]
         try:
             events.append(Event(event_type, onset_s, duration_s, subtype))

@@ -113,8 +113,14 @@ NSRR_STAGE_CONCEPTS: dict[Stage, str] = {
     Stage.UNSCORED: "Unscored|9",
 }
 _NSRR_STAGE_CODES: dict[str, Stage] = {
-    "0": Stage.W, "1": Stage.N1, "2": Stage.N2, "3": Stage.N3, "4": Stage.N3, "5": Stage.R,
-    "6": Stage.UNSCORED, "9": Stage.UNSCORED,
+    "0": Stage.W,
+    "1": Stage.N1,
+    "2": Stage.N2,
+    "3": Stage.N3,
+    "4": Stage.N3,
+    "5": Stage.R,
+    "6": Stage.UNSCORED,
+    "9": Stage.UNSCORED,
 }
 NSRR_MOVEMENT_STAGE_CODE = "6"
 
@@ -188,7 +194,7 @@ def is_stage_text(text: str) -> bool:
 
 def parse_stage_text(text: str) -> Stage:
     """``Sleep stage W|N1|N2|N3|R|?`` (also R&K ``1``..``4``); raises PSGError for anything else."""
-    return Stage.from_label(text.strip()[len(STAGE_TEXT_PREFIX):])
+    return Stage.from_label(text.strip()[len(STAGE_TEXT_PREFIX) :])
 
 
 def nsrr_event_concept(event: Event) -> tuple[str, str]:

@@ -108,11 +108,13 @@ def _complete_flags(signals: list[Signal]) -> list[list[str]]:
     x = np.stack([sig.data for sig in signals])
     fs, n = signals[0].fs, x.shape[1]
     checked = [sig.label not in NOT_FLAT_CHECKED for sig in signals]
-    spans = dict(zip(
-        (i for i, c in enumerate(checked) if c),
-        loss_spans_many([sig for sig, c in zip(signals, checked, strict=True) if c]),
-        strict=True,
-    ))
+    spans = dict(
+        zip(
+            (i for i, c in enumerate(checked) if c),
+            loss_spans_many([sig for sig, c in zip(signals, checked, strict=True) if c]),
+            strict=True,
+        )
+    )
     std = np.std(x, axis=1)
     hi, lo = x.max(axis=1), x.min(axis=1)
     tol = CLIP_TOLERANCE * (hi - lo)
@@ -129,8 +131,11 @@ def _complete_flags(signals: list[Signal]) -> list[list[str]]:
             or bool(noise_only[i])
             or not reasons.isdisjoint(("flat", "lead_off"))
         )
-        clipped = not flat and checked[i] and n >= 2 and (
-            (float(hi[i]) > float(lo[i]) and bool(at_hi[i] or at_lo[i])) or "clipped" in reasons
+        clipped = (
+            not flat
+            and checked[i]
+            and n >= 2
+            and ((float(hi[i]) > float(lo[i]) and bool(at_hi[i] or at_lo[i])) or "clipped" in reasons)
         )
         flags = ["flat"] if flat else ["clipped"] if clipped else []
         if not flat and n >= 2 and (_swing_too_large(sig, x[i], float(hi[i] - lo[i])) or line[i] > LINE_FRACTION):
@@ -317,4 +322,3 @@ def _invalid_reading(sig: Signal, finite: np.ndarray | None = None) -> bool:
         return False
     finite = _finite(sig, finite)
     return bool(np.any((finite < bounds[0]) | (finite > bounds[1])))
-

@@ -108,10 +108,12 @@ def _trace_masks(signals: list[Signal], x: np.ndarray) -> _Masks:
     signal without an EDF physical range (not a montage channel) is never railed.
     """
     specs = [CHANNELS.get(sig.label) for sig in signals]
-    span = np.array([
-        (spec.physical_max - spec.physical_min) if spec else max(float(np.ptp(sig.data)), 1.0)
-        for sig, spec in zip(signals, specs, strict=True)
-    ])[:, None]
+    span = np.array(
+        [
+            (spec.physical_max - spec.physical_min) if spec else max(float(np.ptp(sig.data)), 1.0)
+            for sig, spec in zip(signals, specs, strict=True)
+        ]
+    )[:, None]
     top, bottom = x.max(axis=2), x.min(axis=2)
     flat = top - bottom <= 1e-5 * span
     at_zero = (top <= 1e-5 * span) & (bottom >= -1e-5 * span)
@@ -161,5 +163,5 @@ def usable_mask(signal: Signal, n: int, fs: float) -> np.ndarray:
     """True at each of ``n`` samples (rate ``fs``) where ``signal`` is not lost."""
     ok = np.ones(n, dtype=bool)
     for _, start, end in loss_spans(signal):
-        ok[int(start * fs):int(np.ceil(end * fs))] = False
+        ok[int(start * fs) : int(np.ceil(end * fs))] = False
     return ok

@@ -77,7 +77,7 @@ def fill_annotation_gaps(beats: np.ndarray, duration_s: float, rng: np.random.Ge
     for start, end, i in gaps:
         if end - start <= MAX_ANNOTATED_PAUSE_S:
             continue
-        around = rr[max(0, i - 10): i + 10]
+        around = rr[max(0, i - 10) : i + 10]
         around = around[around <= MAX_ANNOTATED_PAUSE_S]
         local_rr = float(np.median(around)) if around.size else 1.0
         n = int((end - start) / local_rr) - 1

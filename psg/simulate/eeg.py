@@ -143,4 +143,3 @@ def _sawtooth_burst(params: NeuroParams, fs: float, rng: np.random.Generator) ->
     envelope = np.sin(np.pi * t / max(t[-1], 1.0 / fs)) if t.size else t
     burst: np.ndarray = (amp * envelope * sawtooth(2 * np.pi * freq * t, width=0.8)).astype(np.float32)
     return burst
-

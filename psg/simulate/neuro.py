@@ -39,7 +39,10 @@ def render_neuro(plan: NightPlan) -> Rendered:
     eeg = render_eeg(params, tracks, fs, n, plan.rng("neuro.eeg"))
     eog_l, eog_r = render_eog(params, tracks, eeg.frontal, fs, plan.rng("neuro.eog"))
     channels = {
-        EOG_L: (eog_l, "eog"), EOG_R: (eog_r, "eog"), EEG_C3: (eeg.c3, "eeg"), EEG_C4: (eeg.c4, "eeg"),
+        EOG_L: (eog_l, "eog"),
+        EOG_R: (eog_r, "eog"),
+        EEG_C3: (eeg.c3, "eeg"),
+        EEG_C4: (eeg.c4, "eeg"),
         EMG_CHIN: (emg, "emg"),
     }
     for data, family in channels.values():
@@ -47,8 +50,7 @@ def render_neuro(plan: NightPlan) -> Rendered:
             data += EMG_LEAK[family] * emg
     _add_movements(tracks, fs, channels, plan.rng("neuro.movement"))
     signals = {
-        label: Signal(label, data.astype(np.float64), fs, CHANNELS[label].unit)
-        for label, (data, _) in channels.items()
+        label: Signal(label, data.astype(np.float64), fs, CHANNELS[label].unit) for label, (data, _) in channels.items()
     }
     return Rendered(signals=signals)
 

@@ -90,9 +90,7 @@ def upsample(track: np.ndarray, fs: float, n: int) -> np.ndarray:
     return out[:n]
 
 
-def poisson_times(
-    rng: np.random.Generator, rate_per_s: np.ndarray, refractory_s: float = 0.0
-) -> np.ndarray:
+def poisson_times(rng: np.random.Generator, rate_per_s: np.ndarray, refractory_s: float = 0.0) -> np.ndarray:
     """Event times (s) of an inhomogeneous Poisson process with rate ``rate_per_s`` sampled at ``CTRL_FS``.
 
     Events closer than ``refractory_s`` to the previous kept event are dropped (spindles, for example,

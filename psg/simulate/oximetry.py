@@ -62,7 +62,7 @@ def render_spo2(plan: NightPlan) -> tuple[Signal, list[Event]]:
         i1 = max(i1, i0 + 1)
         if i0 >= n:
             continue
-        fall_rate[i0:min(i1, n)] = np.maximum(fall_rate[i0:min(i1, n)], depth / (i1 - i0))
+        fall_rate[i0 : min(i1, n)] = np.maximum(fall_rate[i0 : min(i1, n)], depth / (i1 - i0))
         falls.append((i0, min(i1, n)))
 
     recovery = 1.0 - np.exp(-1.0 / rng.uniform(6.0, 10.0))

@@ -94,9 +94,7 @@ def make_plan(timeline: Timeline, seed: int = 0, artifacts: bool = False) -> Nig
             arousals.append(Event("arousal", ev.end_s - 1.0, float(base.uniform(*AROUSAL_S)), subtype="respiratory"))
     arousals = [a for a in arousals if a.end_s <= duration_s]
     passthrough = [
-        _place_epoch_event(ev, base)
-        for ev in timeline.events
-        if ev.type not in RESPIRATORY_EVENT_TYPES + ("arousal",)
+        _place_epoch_event(ev, base) for ev in timeline.events if ev.type not in RESPIRATORY_EVENT_TYPES + ("arousal",)
     ]
     position_per_s, position_events = _positions(stage_per_s, base)
     plan = NightPlan(
@@ -164,15 +162,23 @@ def _draw_artifacts(plan: NightPlan, rng: np.random.Generator) -> list[Event]:
         "movement": (EEG_C3,),  # movement hits every channel; EEG C3 names it
         "mains": (EEG_C3, EEG_C4, EOG_L, EOG_R, EMG_CHIN, ECG),
     }
-    durations = {"electrode_pop": (0.5, 2.0), "lead_off": (30.0, 300.0), "clipping": (5.0, 60.0),
-                 "movement": (5.0, 30.0), "mains": (60.0, 600.0)}
+    durations = {
+        "electrode_pop": (0.5, 2.0),
+        "lead_off": (30.0, 300.0),
+        "clipping": (5.0, 60.0),
+        "movement": (5.0, 30.0),
+        "mains": (60.0, 600.0),
+    }
     out: list[Event] = []
     for _ in range(rng.poisson(plan.duration_s / 3600.0 * 6.0)):
         kind = str(rng.choice(ARTIFACT_TYPES))
         duration = float(rng.uniform(*durations[kind]))
         onset = float(rng.uniform(0.0, max(0.0, plan.duration_s - duration)))
-        out.append(Event("artifact", round(onset, 2), round(duration, 2), subtype=kind,
-                         channel=str(rng.choice(channels[kind]))))
+        out.append(
+            Event(
+                "artifact", round(onset, 2), round(duration, 2), subtype=kind, channel=str(rng.choice(channels[kind]))
+            )
+        )
     return sorted(out, key=lambda e: e.onset_s)
 
 

@@ -181,7 +181,7 @@ def _ramp(m: int, ramp_s: float = RAMP_S) -> np.ndarray:
     if k:
         rise = 0.5 - 0.5 * np.cos(np.pi * np.arange(k) / k)
         out[:k] = rise
-        out[m - k:] = rise[::-1]
+        out[m - k :] = rise[::-1]
     return out
 
 

@@ -50,8 +50,9 @@ class StageTracks:
         return track
 
 
-def stage_tracks(plan: NightPlan, eyes_open_s: tuple[float, float], rem_phasic_s: tuple[float, float],
-                 rng: np.random.Generator) -> StageTracks:
+def stage_tracks(
+    plan: NightPlan, eyes_open_s: tuple[float, float], rem_phasic_s: tuple[float, float], rng: np.random.Generator
+) -> StageTracks:
     """Build the tracks for ``plan``.
 
     ``eyes_open_s``/``rem_phasic_s`` are (mean open, mean closed) and (mean phasic, mean tonic)

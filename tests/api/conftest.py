@@ -99,8 +99,14 @@ def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[.
     backend_url = request.getfixturevalue("store_backend") if "store_backend" in request.fixturenames else None
 
     def _serve(**overrides: Any) -> RunningApi:
-        values = {"data_dir": tmp_path / "data", "kafka": None, "api_port": free_port(), "search_preload": False,
-                  **({"db_url": backend_url} if backend_url else {}), **overrides}
+        values = {
+            "data_dir": tmp_path / "data",
+            "kafka": None,
+            "api_port": free_port(),
+            "search_preload": False,
+            **({"db_url": backend_url} if backend_url else {}),
+            **overrides,
+        }
         api = start_api(Settings(_env_file=None, **values))
         running.append(api)
         return api

@@ -40,12 +40,24 @@ def _has_security_headers(response: httpx.Response) -> bool:
 def _start_sleeplm_api(data_dir: Path, port: int, log_file: Path) -> subprocess.Popen:
     """``sleeplm api`` as ``sleeplm up`` runs it: settings from the environment, stdout+stderr to a log file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_")}
-    env.update({"SLEEPLM_DATA_DIR": str(data_dir), "SLEEPLM_API_PORT": str(port), "SLEEPLM_SEARCH_PRELOAD": "false",
-                "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "SLEEPLM_DATA_DIR": str(data_dir),
+            "SLEEPLM_API_PORT": str(port),
+            "SLEEPLM_SEARCH_PRELOAD": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "sleeplm", "api"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sleeplm", "api"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -91,8 +103,11 @@ def test_sleeplm_api_logs_hold_no_path_query_bed_id_or_token(tmp_path: Path) -> 
     finally:
         _stop(process)
     assert process.returncode == 0
-    logs = {path: path.read_text(errors="replace") for path in data_dir.rglob("*") if path.is_file()
-            and path.suffix in (".log", ".txt", "")}
+    logs = {
+        path: path.read_text(errors="replace")
+        for path in data_dir.rglob("*")
+        if path.is_file() and path.suffix in (".log", ".txt", "")
+    }
     written = log_file.read_text()
     assert "GET /api/beds/{bed_id}/query 200" in written and "ward-3-display" in written, written
     assert "GET /api/beds/{bed_id}/epochs 200" in written
@@ -171,8 +186,9 @@ def test_every_invalid_body_is_a_422_with_the_security_headers(api: RunningApi) 
     with api.client("admin") as admin:
         rule = admin.post("/api/rules", json={"text": "central apneas"}).json()["id"]
         for method, path, body in INVALID:
-            response = admin.request(method, path.format(rule=rule), content=body,
-                                     headers={"Content-Type": "application/json"})
+            response = admin.request(
+                method, path.format(rule=rule), content=body, headers={"Content-Type": "application/json"}
+            )
             assert response.status_code == 422, (method, path, body, response.status_code, response.text)
             assert _has_security_headers(response), (method, path, body, response.headers)
             detail = json.loads(response.text)["detail"]  # valid JSON (no bare NaN) that says what is wrong
@@ -313,7 +329,7 @@ def _closed_after(sock: socket.socket, limit_s: float, trickle: bytes = b"") -> 
             return time.monotonic() - started
         if sent < len(trickle):
             try:
-                sock.sendall(trickle[sent:sent + 1])
+                sock.sendall(trickle[sent : sent + 1])
             except (BrokenPipeError, ConnectionResetError):
                 return time.monotonic() - started
             sent += 1
@@ -384,9 +400,24 @@ def test_data_dir_is_owner_only_after_a_real_start(tmp_path: Path) -> None:
         assert _mode(keep) == 0o644
     finally:
         _stop(process)
-    token = subprocess.run([sys.executable, "-m", "sleeplm", "token", "create", "--role", "viewer", "--name", "x",
-                            "--data-dir", str(tmp_path / "fresh")], cwd=ROOT, capture_output=True, text=True,
-                           env={k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_")})
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sleeplm",
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "x",
+            "--data-dir",
+            str(tmp_path / "fresh"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_")},
+    )
     assert token.returncode == 0, token.stderr
     assert _mode(tmp_path / "fresh") == 0o700 and _mode(tmp_path / "fresh" / "sleeplm.db") == 0o600
-

@@ -128,11 +128,17 @@ def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, 
     lm = SleepLM.load()
     texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep, slow waves."]
     shown = ["Wake (W). No events.", "Light sleep (N2). Obstructive apnea 3.0-15.0 s.", "Deep sleep (N3). No events."]
-    store.insert_epochs([
-        record(i, stage=stage, embedding=lm.embed_text(t).tolist(),
-               captions={"stage_event": caption, "brain": "x", "cardiac": "x", "respiratory": "x", "somatic": "x"})
-        for i, (t, caption, stage) in enumerate(zip(texts, shown, ("W", "N2", "N3"), strict=True))
-    ])
+    store.insert_epochs(
+        [
+            record(
+                i,
+                stage=stage,
+                embedding=lm.embed_text(t).tolist(),
+                captions={"stage_event": caption, "brain": "x", "cardiac": "x", "respiratory": "x", "somatic": "x"},
+            )
+            for i, (t, caption, stage) in enumerate(zip(texts, shown, ("W", "N2", "N3"), strict=True))
+        ]
+    )
     with api.client("viewer") as viewer:
         found = viewer.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}, timeout=120).json()
         none = viewer.get("/api/beds/bed-1/query", params={"q": "hypopnea"}, timeout=120).json()

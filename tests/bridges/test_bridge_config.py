@@ -66,10 +66,14 @@ def test_devices_match_by_the_given_fields_and_carry_their_maps(tmp_path: Path) 
         ("[[beds]]\nid = 'b'\n[[beds.streams]]\nstream = 'exg'\n", "beds[0].streams[0]: give at least one of name"),
         ("[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 3\n", "beds[0].streams[0].name: expected a non-empty string"),
         ("[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 'x'\nrate = 1\n", "beds[0].streams[0]: unknown key(s) ['rate']"),
-        ("[[beds]]\nid = 'b'\nchannel_map = 'nope.toml'\n[[beds.streams]]\nname = 'x'\n",
-         "beds[0].channel_map: channel map 'nope.toml' not found"),
-        ("[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 'x'\n[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 'y'\n",
-         "beds[1].id: bed 'b' is configured twice"),
+        (
+            "[[beds]]\nid = 'b'\nchannel_map = 'nope.toml'\n[[beds.streams]]\nname = 'x'\n",
+            "beds[0].channel_map: channel map 'nope.toml' not found",
+        ),
+        (
+            "[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 'x'\n[[beds]]\nid = 'b'\n[[beds.streams]]\nname = 'y'\n",
+            "beds[1].id: bed 'b' is configured twice",
+        ),
         ("[beds\n", "not valid TOML"),
     ],
 )

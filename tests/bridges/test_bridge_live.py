@@ -57,8 +57,13 @@ class _Consumer:
         self.records: list[SampleChunk | ChunkBundle | DeviceEvent] = []  # as produced
         self.messages: list[SampleChunk | DeviceEvent] = []  # bundles unpacked into their chunks
         self._consumer = KafkaConsumer(
-            SAMPLES, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-            group_id=None, consumer_timeout_ms=200, reconnect_backoff_max_ms=500,
+            SAMPLES,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=200,
+            reconnect_backoff_max_ms=500,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,8 +149,11 @@ def test_two_beds_every_sample_in_order(tmp_path: Path, broker: EmbeddedBroker) 
         for bed in beds:
             bed.join(epochs * 30 / SPEED + 25)
             assert not bed.running and bed.error is None
-        _wait(lambda: bridge.sink.pending() == 0 and bridge.sink.delivered >= 2 * epochs * 30 * 0.9, 15,
-              "the bridge to deliver the beds' chunks")
+        _wait(
+            lambda: bridge.sink.pending() == 0 and bridge.sink.delivered >= 2 * epochs * 30 * 0.9,
+            15,
+            "the bridge to deliver the beds' chunks",
+        )
     finally:
         bridge.stop()
     records: list = []
@@ -252,8 +260,10 @@ def test_real_device_is_mapped_through_its_channel_map(tmp_path: Path, broker: E
 
     pylsl = import_pylsl()
     config_path = tmp_path / "bridge.toml"
-    config_path.write_text('simulated = false\n[[beds]]\nid = "bed-cyton"\nchannel_map = "openbci_cyton"\n'
-                           '[[beds.streams]]\nstream = "exg"\nname = "obci_eeg1"\nsource_id = "cyton-test"\n')
+    config_path.write_text(
+        'simulated = false\n[[beds]]\nid = "bed-cyton"\nchannel_map = "openbci_cyton"\n'
+        '[[beds.streams]]\nstream = "exg"\nname = "obci_eeg1"\nsource_id = "cyton-test"\n'
+    )
     info = pylsl.StreamInfo("obci_eeg1", "EEG", 8, 250.0, pylsl.cf_float32, "cyton-test")
     outlet = pylsl.StreamOutlet(info)
     sink = SpooledProducer(_settings(tmp_path, broker.bootstrap))

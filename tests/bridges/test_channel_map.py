@@ -39,8 +39,9 @@ def test_map_selects_renames_and_scales() -> None:
 
 
 def test_offset_and_missing_device_channels(tmp_path: Path) -> None:
-    path = _write(tmp_path, '[channels.Sat]\nmontage = "SpO2"\nscale = 100.0\noffset = -1.5\n'
-                            '[channels.Pulse]\nmontage = "HR"\n')
+    path = _write(
+        tmp_path, '[channels.Sat]\nmontage = "SpO2"\nscale = 100.0\noffset = -1.5\n[channels.Pulse]\nmontage = "HR"\n'
+    )
     applied = load_channel_map(path).resolve(["Sat"])
     assert applied.labels == ("SpO2",) and applied.missing == ("Pulse",)
     np.testing.assert_allclose(applied.apply(np.array([[0.95]])), [[93.5]], rtol=1e-6)

@@ -57,7 +57,7 @@ def _gapped() -> Recording:
     signals = {}
     for label, sig in night.signals.items():
         data = sig.data.copy()
-        data[int(GAP[0] * sig.fs):int(GAP[1] * sig.fs)] = 0.0
+        data[int(GAP[0] * sig.fs) : int(GAP[1] * sig.fs)] = 0.0
         signals[label] = Signal(label, data, sig.fs, sig.unit)
     return Recording(night.record_id, signals, night.start_time, None, gaps=(GAP,))
 
@@ -108,8 +108,9 @@ def _bridge_chunks(bed: _RecordingBed) -> list[SampleChunk]:
     states = {}
     for group in bed.groups:
         mapping = ChannelMap.identity(group.labels, "test").resolve(group.labels, group.name)
-        states[group.name] = _Stream(bed.bed_id, group.name, group.fs, mapping, bed.recording_id,
-                                     bed.recording_start + bridge.offset)
+        states[group.name] = _Stream(
+            bed.bed_id, group.name, group.fs, mapping, bed.recording_id, bed.recording_start + bridge.offset
+        )
     generation = dict.fromkeys(states, 1)
     for name, gen, block, stamps in bed.log:
         if gen != generation[name]:

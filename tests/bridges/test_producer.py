@@ -18,8 +18,21 @@ from psg.codecs import DeviceEvent, SampleChunk, decode_samples_message, encode_
 
 def _chunk(seq: int) -> bytes:
     data = np.full((3, 256), seq, dtype=np.float32)
-    return encode_chunk(SampleChunk("bed-1", "bed-1-rec", "exg", ("ECG", "EOG-L", "EOG-R"), ("mV", "uV", "uV"),
-                                    256.0, 1000.0 + seq, seq, 1000.0, 2000.0 + seq, data))
+    return encode_chunk(
+        SampleChunk(
+            "bed-1",
+            "bed-1-rec",
+            "exg",
+            ("ECG", "EOG-L", "EOG-R"),
+            ("mV", "uV", "uV"),
+            256.0,
+            1000.0 + seq,
+            seq,
+            1000.0,
+            2000.0 + seq,
+            data,
+        )
+    )
 
 
 def _overflowed() -> float:
@@ -28,8 +41,13 @@ def _overflowed() -> float:
 
 def test_overflow_is_counted_reported_and_the_rest_arrives_in_order(tmp_path: Path) -> None:
     port = free_port()
-    settings = Settings(kafka=f"127.0.0.1:{port}", data_dir=tmp_path, one_record_per_batch=True,
-                        spool_memory_chunks=4, spool_disk_mb=0.04)
+    settings = Settings(
+        kafka=f"127.0.0.1:{port}",
+        data_dir=tmp_path,
+        one_record_per_batch=True,
+        spool_memory_chunks=4,
+        spool_disk_mb=0.04,
+    )
     before = _overflowed()
     sink = SpooledProducer(settings)  # no broker listening yet: everything spools
     for seq in range(60):
@@ -45,8 +63,9 @@ def test_overflow_is_counted_reported_and_the_rest_arrives_in_order(tmp_path: Pa
             time.sleep(0.05)
         assert sink.pending() == 0 and sink.delivered == 60 - dropped + 1  # + the spool_overflow event
         sink.close()
-        consumer = KafkaConsumer(SAMPLES, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=2000)
+        consumer = KafkaConsumer(
+            SAMPLES, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000
+        )
         messages = [decode_samples_message(m.value) for m in consumer]
         consumer.close()
     finally:

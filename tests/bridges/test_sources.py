@@ -136,9 +136,12 @@ def test_bad_source_fails_before_any_bed_starts(tmp_path: Path) -> None:
 def test_run_beds_streams_n_beds_until_stopped() -> None:
     pylsl = import_pylsl()
     stop = threading.Event()
-    runner = threading.Thread(target=run_beds, args=(2,),
-                              kwargs=dict(speed=10, hours=0.05, seed=9, stop_event=stop, prefix="rb",
-                                          wait_for_bridge_s=0), daemon=True)
+    runner = threading.Thread(
+        target=run_beds,
+        args=(2,),
+        kwargs=dict(speed=10, hours=0.05, seed=9, stop_event=stop, prefix="rb", wait_for_bridge_s=0),
+        daemon=True,
+    )
     runner.start()
     try:
         infos = pylsl.resolve_bypred("starts-with(name,'sleeplm-rb-')", minimum=6, timeout=15)

@@ -49,8 +49,9 @@ EXAMPLES = examples(12)
 UNAUTHENTICATED_EXAMPLES = examples(4)
 #: Schemathesis builds whole requests per example (path, query, headers, body): hypothesis flags large
 #: or slow data generation, which is the point here, not a problem of the strategy.
-GENERATION = settings(FUZZ, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                    HealthCheck.filter_too_much])
+GENERATION = settings(
+    FUZZ, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+)
 CHECKS = [not_a_server_error, response_schema_conformance]
 
 
@@ -61,10 +62,19 @@ def _alert(bed: str, at: float) -> dict[str, Any]:
         "event": "raised",
         "bed_id": bed,
         "alert": {
-            "id": f"{bed}:spo2_critical:{int(at)}", "bed_id": bed, "recording_id": "rec-1", "type": "spo2_critical",
-            "priority": "high", "state": "raised", "raised_at": at, "updated_at": at,
+            "id": f"{bed}:spo2_critical:{int(at)}",
+            "bed_id": bed,
+            "recording_id": "rec-1",
+            "type": "spo2_critical",
+            "priority": "high",
+            "state": "raised",
+            "raised_at": at,
+            "updated_at": at,
             "evidence": {"start": at - 15, "end": at, "count": 1, "values": {"min_spo2": 77.0}},
-            "escalated": False, "escalated_at": None, "acknowledged_by": None, "acknowledged_at": None,
+            "escalated": False,
+            "escalated_at": None,
+            "acknowledged_by": None,
+            "acknowledged_at": None,
             "resolved_at": None,
         },
     }
@@ -80,15 +90,31 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningAp
         waveform = {"fs": 8.0, "channels": ["ECG", "AF"], "data_b64": "AAAAPAAAADwAAAA8"}
         store.insert_epochs([make_record(0, waveform=waveform), caption_record(1), make_record(2, stage="R")])
         store.insert_epochs([make_record(0, bed="bed-2", recording="rec-9")])
-        store.insert_device_events([{"kind": "technical", "bed_id": "bed-1", "recording_id": "rec-1",
-                                     "stream": "resp", "type": "stream_lost", "at": 1_700_000_050.0, "detail": ""}])
+        store.insert_device_events(
+            [
+                {
+                    "kind": "technical",
+                    "bed_id": "bed-1",
+                    "recording_id": "rec-1",
+                    "stream": "resp",
+                    "type": "stream_lost",
+                    "at": 1_700_000_050.0,
+                    "detail": "",
+                }
+            ]
+        )
         alert = _alert("bed-1", 1_700_000_040.0)
         store.apply_alert_events([alert])
         rule = store.create_rule("REM with oxygen desaturation", by="admin")
         victim = store.create_token("fuzz-victim", "viewer")[1]  # the one DELETE /api/tokens/{id} may revoke
         protected = {t["id"] for t in store.tokens() if t["name"].startswith("test-")}
-    ids = {"bed_id": "bed-1", "alert_id": alert["alert"]["id"], "rule_id": rule["id"], "token_id": victim["id"],
-           "protected_token_ids": protected}
+    ids = {
+        "bed_id": "bed-1",
+        "alert_id": alert["alert"]["id"],
+        "rule_id": rule["id"],
+        "token_id": victim["id"],
+        "protected_token_ids": protected,
+    }
     yield api, ids
     api.stop()
 
@@ -128,8 +154,9 @@ def _run(strategy: st.SearchStrategy[Any], budget: int, test: Callable[[Any], No
     run()
 
 
-def test_every_operation_with_the_admin_token(seeded: tuple[RunningApi, dict[str, Any]],
-                                              openapi: dict[str, Any]) -> None:
+def test_every_operation_with_the_admin_token(
+    seeded: tuple[RunningApi, dict[str, Any]], openapi: dict[str, Any]
+) -> None:
     """No 5xx and conforming responses, for generated and for stored path parameters. Failures of every
     operation are collected, so one run reports all of them."""
     api, ids = seeded
@@ -157,8 +184,9 @@ def test_every_operation_with_the_admin_token(seeded: tuple[RunningApi, dict[str
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 
-def test_every_operation_without_a_token_is_401(seeded: tuple[RunningApi, dict[str, Any]],
-                                                openapi: dict[str, Any]) -> None:
+def test_every_operation_without_a_token_is_401(
+    seeded: tuple[RunningApi, dict[str, Any]], openapi: dict[str, Any]
+) -> None:
     """Authentication comes first: without a token no route runs, whatever the parameters."""
     api, _ = seeded
     wrong: dict[str, str] = {}
@@ -177,11 +205,28 @@ def test_every_operation_without_a_token_is_401(seeded: tuple[RunningApi, dict[s
 # --- the live feed (SSE) ----------------------------------------------------------------------------
 
 MALFORMED_IDS = (
-    "", "abc", "1", "1-2-3-4", "-1-2", "1--2", "1-2-", " 1-2-3", "1-2-3 ", "１-２-３", "0x1-0-0",
-    "1-2-3" + "0" * 61, "9" * 30 + "-0-0", "0-0-" + "9" * 25, "9" * 19 + "-0-0",
+    "",
+    "abc",
+    "1",
+    "1-2-3-4",
+    "-1-2",
+    "1--2",
+    "1-2-",
+    " 1-2-3",
+    "1-2-3 ",
+    "１-２-３",
+    "0x1-0-0",
+    "1-2-3" + "0" * 61,
+    "9" * 30 + "-0-0",
+    "0-0-" + "9" * 25,
+    "9" * 19 + "-0-0",
 )
 MALFORMED_QUERIES: tuple[dict[str, str], ...] = (
-    {"bed": ""}, {"bed": "x" * 129}, {"bed": "\x00"}, {"bed": "bed-1", "unknown": "1"}, {"bed": "%00"},
+    {"bed": ""},
+    {"bed": "x" * 129},
+    {"bed": "\x00"},
+    {"bed": "bed-1", "unknown": "1"},
+    {"bed": "%00"},
 )
 
 

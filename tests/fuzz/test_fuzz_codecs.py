@@ -123,10 +123,16 @@ device_events = st.builds(
     detail=st.text(max_size=60),
 )
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False,
-                         allow_infinity=False), st.text(max_size=12))
-number_features = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-                            st.floats(allow_nan=False, allow_infinity=False))
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+number_features = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)
+)
 detector_events = st.fixed_dictionaries(
     {
         "type": st.sampled_from(["obstructive_apnea", "hypopnea", "desaturation", "signal_loss", "asystole"]),
@@ -153,9 +159,14 @@ def epoch_messages(draw: st.DrawFn) -> EpochMessage:
         signals=rng.standard_normal((len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES)).astype(np.float32),
         aux=aux,
         quality={label: draw(st.lists(st.sampled_from(QUALITY_FLAGS), max_size=2, unique=True)) for label in labels},
-        features={**draw(st.dictionaries(st.text(max_size=10).filter(lambda k: k not in TEXT_FEATURES),
-                                         number_features, max_size=6)),
-                  **draw(st.dictionaries(st.sampled_from(sorted(TEXT_FEATURES)), st.text(max_size=12)))},
+        features={
+            **draw(
+                st.dictionaries(
+                    st.text(max_size=10).filter(lambda k: k not in TEXT_FEATURES), number_features, max_size=6
+                )
+            ),
+            **draw(st.dictionaries(st.sampled_from(sorted(TEXT_FEATURES)), st.text(max_size=12))),
+        },
         events=draw(st.lists(detector_events, max_size=3)),
         end_received_at=draw(times),
     )
@@ -185,8 +196,9 @@ def caption_records(draw: st.DrawFn) -> dict[str, Any]:
         "features": draw(st.dictionaries(st.text(max_size=10), json_scalars, max_size=5)),
         "quality": {label: draw(st.lists(st.sampled_from(QUALITY_FLAGS), max_size=2)) for label in MODEL_CHANNELS},
         "events": draw(st.lists(detector_events, max_size=3)),
-        "advisories": draw(st.lists(st.fixed_dictionaries({"type": st.text(max_size=8), "score": st.floats(0, 1)}),
-                                    max_size=2)),
+        "advisories": draw(
+            st.lists(st.fixed_dictionaries({"type": st.text(max_size=8), "score": st.floats(0, 1)}), max_size=2)
+        ),
         "end_received_at": start + 30.0 * epoch + 31.0,
         "runtime": "rules",
         "aux": {
@@ -233,8 +245,16 @@ def alert_records(draw: st.DrawFn) -> dict[str, Any]:
 def technical_records(draw: st.DrawFn) -> dict[str, Any]:
     """A valid ``sleep.alerts`` record of kind "technical" (what ``_technical_alert`` writes)."""
     event = draw(device_events)
-    return {"schema": 1, "kind": "technical", "bed_id": event.bed_id, "recording_id": event.recording_id,
-            "stream": event.stream, "type": event.type, "at": event.at, "detail": event.detail}
+    return {
+        "schema": 1,
+        "kind": "technical",
+        "bed_id": event.bed_id,
+        "recording_id": event.recording_id,
+        "stream": event.stream,
+        "type": event.type,
+        "at": event.at,
+        "detail": event.detail,
+    }
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -287,8 +307,18 @@ def assert_valid_epoch(value: EpochMessage) -> None:
 
 
 def assert_same_chunk(a: SampleChunk, b: SampleChunk) -> None:
-    for name in ("bed_id", "recording_id", "stream", "labels", "units", "fs", "t0", "seq", "recording_start",
-                 "received_at"):
+    for name in (
+        "bed_id",
+        "recording_id",
+        "stream",
+        "labels",
+        "units",
+        "fs",
+        "t0",
+        "seq",
+        "recording_start",
+        "received_at",
+    ):
         assert getattr(a, name) == getattr(b, name), name
     np.testing.assert_array_equal(a.data, b.data)
 
@@ -320,11 +350,15 @@ def test_random_bytes_are_values_or_message_errors(raw: bytes) -> None:
 
 @FUZZ
 @given(
-    magic=st.one_of(st.sampled_from([MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH]),
-                    st.binary(min_size=4, max_size=4)),
+    magic=st.one_of(
+        st.sampled_from([MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH]),
+        st.binary(min_size=4, max_size=4),
+    ),
     version=st.one_of(st.just(VERSION), st.integers(0, 255)),
-    header=st.one_of(hostile_values, st.dictionaries(st.sampled_from(["bed_id", "labels", "fs", "n", "epoch",
-                                                                      "chunks"]), field_values)),
+    header=st.one_of(
+        hostile_values,
+        st.dictionaries(st.sampled_from(["bed_id", "labels", "fs", "n", "epoch", "chunks"]), field_values),
+    ),
     head_len=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
     payload=st.binary(max_size=256),
 )
@@ -337,13 +371,17 @@ def test_random_frames_are_values_or_message_errors(
         expect_value_or_message_error(decode, raw)
 
 
-@pytest.mark.parametrize("token", [RAW_TOKENS[k] for k in sorted(RAW_TOKENS)], ids=[k.strip("@") for k in
-                                                                                   sorted(RAW_TOKENS)])
+@pytest.mark.parametrize(
+    "token", [RAW_TOKENS[k] for k in sorted(RAW_TOKENS)], ids=[k.strip("@") for k in sorted(RAW_TOKENS)]
+)
 def test_raw_tokens_as_headers_and_records(token: str) -> None:
     """Each raw token as a whole header / record and as a field: deep nesting, 5000-digit integers, NaN."""
     for magic in (MAGIC_SAMPLES, MAGIC_BUNDLE, MAGIC_DEVICE_EVENT, MAGIC_EPOCH):
-        for head in (token.encode(), f'{{"bed_id":{token},"fs":{token},"epoch":{token},"chunks":{token}}}'.encode(),
-                     f'{{"chunks":[{token}]}}'.encode()):
+        for head in (
+            token.encode(),
+            f'{{"bed_id":{token},"fs":{token},"epoch":{token},"chunks":{token}}}'.encode(),
+            f'{{"chunks":[{token}]}}'.encode(),
+        ):
             for decode in (decode_samples_message, decode_epoch):
                 expect_value_or_message_error(decode, frame(magic, head))
     for raw in (token.encode(), f'{{"schema":1,"kind":"alert","bed_id":{token}}}'.encode()):
@@ -374,16 +412,51 @@ def test_every_truncation_of_valid_messages_is_refused() -> None:
     Every length through the prefix, the header and the first payload bytes; in an epoch's 77-kB payload,
     where every cut fails the same size check, every 61st length and the last 16."""
     rng = np.random.default_rng(0)
-    chunk = SampleChunk("bed-1", "rec-1", "exg", ("ECG", "EEG C3-A2"), ("mV", "uV"), 256.0, 1.7e9, 3, 1.7e9 - 3,
-                        1.7e9 + 1, rng.standard_normal((2, 32)).astype(np.float32))
+    chunk = SampleChunk(
+        "bed-1",
+        "rec-1",
+        "exg",
+        ("ECG", "EEG C3-A2"),
+        ("mV", "uV"),
+        256.0,
+        1.7e9,
+        3,
+        1.7e9 - 3,
+        1.7e9 + 1,
+        rng.standard_normal((2, 32)).astype(np.float32),
+    )
     event = DeviceEvent("bed-1", "rec-1", "exg", "stream_lost", 1.7e9, "no samples for 5 s")
-    epoch = EpochMessage("bed-1", "rec-1", 4, 1.7e9 + 120, rng.standard_normal((10, 1920)).astype(np.float32),
-                         np.full((2, 30), np.nan, np.float32), {"ECG": ["gap"]}, {"hr_bpm": 61.0}, [], 1.7e9 + 151)
-    aux = SampleChunk("bed-1", "rec-1", "aux", ("SpO2",), ("%",), 1.0, 1.7e9, 3, 1.7e9 - 3, 1.7e9 + 1,
-                      np.full((1, 1), 97.0, np.float32))
-    for raw, decode in ((encode_chunk(chunk), decode_samples_message), (encode_bundle([chunk, aux]),
-                        decode_samples_message), (encode_device_event(event), decode_samples_message),
-                        (encode_epoch(epoch), decode_epoch)):
+    epoch = EpochMessage(
+        "bed-1",
+        "rec-1",
+        4,
+        1.7e9 + 120,
+        rng.standard_normal((10, 1920)).astype(np.float32),
+        np.full((2, 30), np.nan, np.float32),
+        {"ECG": ["gap"]},
+        {"hr_bpm": 61.0},
+        [],
+        1.7e9 + 151,
+    )
+    aux = SampleChunk(
+        "bed-1",
+        "rec-1",
+        "aux",
+        ("SpO2",),
+        ("%",),
+        1.0,
+        1.7e9,
+        3,
+        1.7e9 - 3,
+        1.7e9 + 1,
+        np.full((1, 1), 97.0, np.float32),
+    )
+    for raw, decode in (
+        (encode_chunk(chunk), decode_samples_message),
+        (encode_bundle([chunk, aux]), decode_samples_message),
+        (encode_device_event(event), decode_samples_message),
+        (encode_epoch(epoch), decode_epoch),
+    ):
         _, _, payload = split(raw)
         body = len(raw) - len(payload) + 16
         lengths = [*range(min(body, len(raw))), *range(body, len(raw) - 16, 61), *range(len(raw) - 16, len(raw))]
@@ -405,16 +478,28 @@ def test_bit_flipped_chunks(chunk: SampleChunk, bits: list[int]) -> None:
         assert_valid_chunk(value)
 
 
-CHUNK_FIELDS = ("bed_id", "recording_id", "stream", "labels", "units", "fs", "t0", "seq", "recording_start",
-                "received_at", "n")
+CHUNK_FIELDS = (
+    "bed_id",
+    "recording_id",
+    "stream",
+    "labels",
+    "units",
+    "fs",
+    "t0",
+    "seq",
+    "recording_start",
+    "received_at",
+    "n",
+)
 
 
 @st.composite
 def chunk_bundles(draw: st.DrawFn) -> list[SampleChunk]:
     """1-5 valid chunks of one bed (a bundle's content)."""
     bed = draw(ids)
-    return [SampleChunk(**{**c.__dict__, "bed_id": bed}) for c in draw(st.lists(sample_chunks(), min_size=1,
-                                                                                   max_size=5))]
+    return [
+        SampleChunk(**{**c.__dict__, "bed_id": bed}) for c in draw(st.lists(sample_chunks(), min_size=1, max_size=5))
+    ]
 
 
 @FUZZ
@@ -508,14 +593,19 @@ def test_chunk_shape_mismatches(chunk: SampleChunk, channels: int, samples: int,
 def test_nan_samples_pass_and_infinite_samples_are_refused(chunk: SampleChunk, bad: float, data: st.DataObject) -> None:
     values = chunk.data.copy()
     values.flat[data.draw(st.integers(0, values.size - 1))] = bad
-    decoded = expect_value_or_message_error(decode_samples_message, encode_chunk(SampleChunk(**{**vars(chunk),
-                                                                                              "data": values})))
+    decoded = expect_value_or_message_error(
+        decode_samples_message, encode_chunk(SampleChunk(**{**vars(chunk), "data": values}))
+    )
     assert (decoded is None) == bool(np.isinf(bad))
 
 
 @FUZZ
-@given(device_events, st.sampled_from(["bed_id", "recording_id", "stream", "type", "at", "detail"]), field_values,
-       st.booleans())
+@given(
+    device_events,
+    st.sampled_from(["bed_id", "recording_id", "stream", "type", "at", "detail"]),
+    field_values,
+    st.booleans(),
+)
 def test_device_event_fields_replaced_or_missing(event: DeviceEvent, name: str, value: Any, delete: bool) -> None:
     magic, header, _ = split(encode_device_event(event))
     header = delete_path(header, (name,)) if delete else set_path(header, (name,), value)
@@ -531,15 +621,36 @@ def test_device_event_fields_replaced_or_missing(event: DeviceEvent, name: str, 
 @given(epoch_messages())
 def test_epoch_round_trip(epoch: EpochMessage) -> None:
     back = decode_epoch(encode_epoch(epoch))
-    for name in ("bed_id", "recording_id", "epoch", "start_time", "quality", "features", "events", "end_received_at",
-                 "epoch_s"):
+    for name in (
+        "bed_id",
+        "recording_id",
+        "epoch",
+        "start_time",
+        "quality",
+        "features",
+        "events",
+        "end_received_at",
+        "epoch_s",
+    ):
         assert getattr(back, name) == getattr(epoch, name), name
     np.testing.assert_array_equal(back.signals, epoch.signals)
     np.testing.assert_array_equal(back.aux, epoch.aux)
 
 
-EPOCH_FIELDS = ("bed_id", "recording_id", "epoch", "start_time", "epoch_s", "channels", "aux_channels", "aux_n",
-                "quality", "features", "events", "end_received_at")
+EPOCH_FIELDS = (
+    "bed_id",
+    "recording_id",
+    "epoch",
+    "start_time",
+    "epoch_s",
+    "channels",
+    "aux_channels",
+    "aux_n",
+    "quality",
+    "features",
+    "events",
+    "end_received_at",
+)
 
 
 @FUZZ
@@ -598,11 +709,27 @@ def test_random_json_objects(record: dict[str, Any], how: str) -> None:
 
 CAPTION_PATHS: tuple[tuple[str, ...], ...] = (
     *((name,) for name in CAPTION_REQUIRED),
-    ("schema",), ("epoch_s",), ("stage_source",), ("probabilities",), ("features",), ("quality",), ("events",),
-    ("advisories",), ("runtime",), ("aux",), ("embedding",), ("waveform",), ("unknown_extra_field",),
+    ("schema",),
+    ("epoch_s",),
+    ("stage_source",),
+    ("probabilities",),
+    ("features",),
+    ("quality",),
+    ("events",),
+    ("advisories",),
+    ("runtime",),
+    ("aux",),
+    ("embedding",),
+    ("waveform",),
+    ("unknown_extra_field",),
     *(("captions", m) for m in CAPTION_LEVELS),
-    ("quality", "ECG"), ("features", "hr_bpm"), ("aux", "spo2"), ("aux", "hr"),
-    ("waveform", "fs"), ("waveform", "channels"), ("waveform", "data_b64"),
+    ("quality", "ECG"),
+    ("features", "hr_bpm"),
+    ("aux", "spo2"),
+    ("aux", "hr"),
+    ("waveform", "fs"),
+    ("waveform", "channels"),
+    ("waveform", "data_b64"),
 )
 
 
@@ -652,8 +779,9 @@ def test_caption_records_with_malformed_events(
 
 @FUZZ
 @given(caption_records(), st.sampled_from(CAPTION_PATHS), hostile_values)
-def test_caption_validators_on_python_values(store: Store, record: dict[str, Any], path: tuple[str, ...],
-                                             value: Any) -> None:
+def test_caption_validators_on_python_values(
+    store: Store, record: dict[str, Any], path: tuple[str, ...], value: Any
+) -> None:
     """``caption_values`` called directly (as ``Store.insert_epochs`` is), with Python NaN, huge ints and
     lone surrogates that JSON would not carry; what it accepts must be storable."""
     record = set_path(record, path, value)
@@ -671,10 +799,30 @@ def test_validators_on_non_records(value: Any) -> None:
 
 
 ALERT_PATHS: tuple[tuple[str, ...], ...] = (
-    ("kind",), ("event",), ("bed_id",), ("alert",), ("schema",),
-    *(("alert", name) for name in ("id", "bed_id", "recording_id", "type", "priority", "state", "raised_at",
-                                   "updated_at", "evidence", "escalated", "escalated_at", "acknowledged_by",
-                                   "acknowledged_at", "resolved_at")),
+    ("kind",),
+    ("event",),
+    ("bed_id",),
+    ("alert",),
+    ("schema",),
+    *(
+        ("alert", name)
+        for name in (
+            "id",
+            "bed_id",
+            "recording_id",
+            "type",
+            "priority",
+            "state",
+            "raised_at",
+            "updated_at",
+            "evidence",
+            "escalated",
+            "escalated_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "resolved_at",
+        )
+    ),
 )
 TECHNICAL_PATHS: tuple[tuple[str, ...], ...] = tuple(
     (name,) for name in ("kind", "bed_id", "recording_id", "stream", "type", "at", "detail", "schema")
@@ -731,8 +879,15 @@ def test_alert_validators_on_python_values(store: Store, record: dict[str, Any],
 def test_waveform_and_embedding_edge_cases(store: Store) -> None:
     """Hand-picked values near the limits the random search rarely hits."""
     record = {
-        "schema": 1, "bed_id": "bed-w", "recording_id": "rec-w", "epoch": 0, "start_time": 1.7e9, "epoch_s": 30.0,
-        "stage": "W", "captions": _stage_text(0), "end_received_at": 1.7e9 + 31,
+        "schema": 1,
+        "bed_id": "bed-w",
+        "recording_id": "rec-w",
+        "epoch": 0,
+        "start_time": 1.7e9,
+        "epoch_s": 30.0,
+        "stage": "W",
+        "captions": _stage_text(0),
+        "end_received_at": 1.7e9 + 31,
     }
     cases = [
         {"waveform": {"fs": 8.0, "channels": ["ECG"], "data_b64": base64.b64encode(b"\0\0" * 3).decode()}},
@@ -758,17 +913,55 @@ def test_waveform_and_embedding_edge_cases(store: Store) -> None:
 # of ten. These grids try each pair once, in a few seconds, so the regressions they found stay covered.
 
 SCALARS: tuple[Any, ...] = (
-    None, True, 0, -1, 2**31, 2**63, 10**400, -(10**400), math.nan, math.inf, -math.inf, 1e308, 1e10, -1e-300,
-    "", " ", "\x00", "\ud800", "x" * 5_000, [], {}, [None], {"a": None},
+    None,
+    True,
+    0,
+    -1,
+    2**31,
+    2**63,
+    10**400,
+    -(10**400),
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e308,
+    1e10,
+    -1e-300,
+    "",
+    " ",
+    "\x00",
+    "\ud800",
+    "x" * 5_000,
+    [],
+    {},
+    [None],
+    {"a": None},
 )
 #: A real epoch's features (``psg.features``): the rules runtime reads these names.
 REAL_FEATURES: dict[str, Any] = {
     **{f"{side}_{band}": 0.2 for side in ("c3", "c4") for band in ("delta", "theta", "alpha", "sigma", "beta")},
-    "c3_slow_wave_pct": 0.45, "c4_slow_wave_pct": 0.4, "eog_slow_power": 12.0, "eog_rapid_power": 3.0,
-    "eog_lr_correlation": -0.6, "emg_tone_uv": 8.0, "emg_median_freq_hz": 60.0, "position": 2,
-    "position_name": "supine", "hr_bpm": 61.0, "hr_min_bpm": 55.0, "hr_max_bpm": 70.0, "rmssd_ms": 40.0,
-    "n_beats": 30.0, "resp_rate_bpm": 14.0, "resp_rate_abd_bpm": 14.0, "resp_rate_thx_bpm": 14.0,
-    "resp_rate_af_bpm": 14.0, "flow_amplitude": 1.0, "flow_flatness": 0.3, "spo2_mean": 95.0, "spo2_min": 93.0,
+    "c3_slow_wave_pct": 0.45,
+    "c4_slow_wave_pct": 0.4,
+    "eog_slow_power": 12.0,
+    "eog_rapid_power": 3.0,
+    "eog_lr_correlation": -0.6,
+    "emg_tone_uv": 8.0,
+    "emg_median_freq_hz": 60.0,
+    "position": 2,
+    "position_name": "supine",
+    "hr_bpm": 61.0,
+    "hr_min_bpm": 55.0,
+    "hr_max_bpm": 70.0,
+    "rmssd_ms": 40.0,
+    "n_beats": 30.0,
+    "resp_rate_bpm": 14.0,
+    "resp_rate_abd_bpm": 14.0,
+    "resp_rate_thx_bpm": 14.0,
+    "resp_rate_af_bpm": 14.0,
+    "flow_amplitude": 1.0,
+    "flow_flatness": 0.3,
+    "spo2_mean": 95.0,
+    "spo2_min": 93.0,
     "spo2_trend": 0.0,
 }
 
@@ -777,12 +970,24 @@ def base_caption_record() -> dict[str, Any]:
     """A fixed valid caption record with every optional field present."""
     signals = np.random.default_rng(1).standard_normal((len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES))
     return {
-        "schema": 1, "bed_id": "bed-grid", "recording_id": "rec-grid", "epoch": 2, "start_time": 1.7e9 + 60,
-        "epoch_s": 30.0, "stage": "N2", "stage_source": "rules", "probabilities": [0.1, 0.1, 0.6, 0.1, 0.1],
-        "captions": _stage_text(2), "features": dict(REAL_FEATURES), "quality": {"ECG": [], "AF": ["flat"]},
+        "schema": 1,
+        "bed_id": "bed-grid",
+        "recording_id": "rec-grid",
+        "epoch": 2,
+        "start_time": 1.7e9 + 60,
+        "epoch_s": 30.0,
+        "stage": "N2",
+        "stage_source": "rules",
+        "probabilities": [0.1, 0.1, 0.6, 0.1, 0.1],
+        "captions": _stage_text(2),
+        "features": dict(REAL_FEATURES),
+        "quality": {"ECG": [], "AF": ["flat"]},
         "events": [{"type": "obstructive_apnea", "onset_s": 63.0, "duration_s": 12.0, "channel": "AF"}],
-        "advisories": [{"type": "apnea", "score": 0.7}], "end_received_at": 1.7e9 + 91, "runtime": "rules",
-        "aux": {"spo2": [95.0] * 30, "hr": [61.0] * 30}, "embedding": [0.5] * 8,
+        "advisories": [{"type": "apnea", "score": 0.7}],
+        "end_received_at": 1.7e9 + 91,
+        "runtime": "rules",
+        "aux": {"spo2": [95.0] * 30, "hr": [61.0] * 30},
+        "embedding": [0.5] * 8,
         "waveform": waveform_preview(signals, 8.0),
     }
 
@@ -813,18 +1018,36 @@ def test_caption_event_field_grid(store: Store, name: str) -> None:
 
 
 BASE_ALERT: dict[str, Any] = {
-    "schema": 1, "kind": "alert", "event": "acknowledged", "bed_id": "bed-grid",
+    "schema": 1,
+    "kind": "alert",
+    "event": "acknowledged",
+    "bed_id": "bed-grid",
     "alert": {
-        "id": "bed-grid:spo2_critical:1700000100", "bed_id": "bed-grid", "recording_id": "rec-grid",
-        "type": "spo2_critical", "priority": "high", "state": "acknowledged", "raised_at": 1.7e9 + 100,
-        "updated_at": 1.7e9 + 160, "evidence": {"start": 1.7e9 + 85, "end": 1.7e9 + 100, "count": 1},
-        "escalated": False, "escalated_at": None, "acknowledged_by": "nurse-1", "acknowledged_at": 1.7e9 + 160,
+        "id": "bed-grid:spo2_critical:1700000100",
+        "bed_id": "bed-grid",
+        "recording_id": "rec-grid",
+        "type": "spo2_critical",
+        "priority": "high",
+        "state": "acknowledged",
+        "raised_at": 1.7e9 + 100,
+        "updated_at": 1.7e9 + 160,
+        "evidence": {"start": 1.7e9 + 85, "end": 1.7e9 + 100, "count": 1},
+        "escalated": False,
+        "escalated_at": None,
+        "acknowledged_by": "nurse-1",
+        "acknowledged_at": 1.7e9 + 160,
         "resolved_at": None,
     },
 }
 BASE_TECHNICAL: dict[str, Any] = {
-    "schema": 1, "kind": "technical", "bed_id": "bed-grid", "recording_id": "rec-grid", "stream": "exg",
-    "type": "stream_lost", "at": 1.7e9 + 200, "detail": "no samples for 5 s",
+    "schema": 1,
+    "kind": "technical",
+    "bed_id": "bed-grid",
+    "recording_id": "rec-grid",
+    "stream": "exg",
+    "type": "stream_lost",
+    "at": 1.7e9 + 200,
+    "detail": "no samples for 5 s",
 }
 
 
@@ -853,8 +1076,19 @@ HEADER_VALUES: tuple[Any, ...] = (*SCALARS, *sorted(RAW_TOKENS))
 
 @pytest.mark.parametrize("name", CHUNK_FIELDS)
 def test_chunk_header_grid(name: str) -> None:
-    chunk = SampleChunk("bed-1", "rec-1", "exg", ("ECG", "AF"), ("mV", "a.u."), 256.0, 1.7e9, 3, 1.7e9 - 3, 1.7e9 + 1,
-                        np.zeros((2, 16), np.float32))
+    chunk = SampleChunk(
+        "bed-1",
+        "rec-1",
+        "exg",
+        ("ECG", "AF"),
+        ("mV", "a.u."),
+        256.0,
+        1.7e9,
+        3,
+        1.7e9 - 3,
+        1.7e9 + 1,
+        np.zeros((2, 16), np.float32),
+    )
     magic, header, payload = split(encode_chunk(chunk))
     for value in HEADER_VALUES:
         decoded = expect_value_or_message_error(decode_samples_message, frame(magic, {**header, name: value}, payload))
@@ -872,9 +1106,18 @@ def test_device_event_header_grid(name: str) -> None:
 
 
 def _grid_epoch(features: dict[str, Any] | None = None) -> EpochMessage:
-    return EpochMessage("bed-1", "rec-1", 2, 1.7e9 + 60, np.zeros((10, 1920), np.float32),
-                        np.full((2, 30), 95.0, np.float32), {"ECG": []}, dict(REAL_FEATURES if features is None
-                                                                               else features), [], 1.7e9 + 91)
+    return EpochMessage(
+        "bed-1",
+        "rec-1",
+        2,
+        1.7e9 + 60,
+        np.zeros((10, 1920), np.float32),
+        np.full((2, 30), 95.0, np.float32),
+        {"ECG": []},
+        dict(REAL_FEATURES if features is None else features),
+        [],
+        1.7e9 + 91,
+    )
 
 
 @pytest.mark.parametrize("name", EPOCH_FIELDS)

@@ -122,8 +122,24 @@ def check(run: Run, items: list[SampleChunk | DeviceEvent]) -> None:
 # --- mutations ------------------------------------------------------------------------------------
 
 MUTATIONS = (
-    "nan", "inf", "rate", "labels", "channels", "duplicate", "swap", "overlap", "drop", "new_recording",
-    "huge_time", "before_start", "recording_start", "new_stream", "lost", "resumed", "seq", "empty_stream",
+    "nan",
+    "inf",
+    "rate",
+    "labels",
+    "channels",
+    "duplicate",
+    "swap",
+    "overlap",
+    "drop",
+    "new_recording",
+    "huge_time",
+    "before_start",
+    "recording_start",
+    "new_stream",
+    "lost",
+    "resumed",
+    "seq",
+    "empty_stream",
 )
 
 
@@ -154,8 +170,12 @@ def mutate(items: list[SampleChunk | DeviceEvent], kind: str, at: int, draw: st.
     elif kind == "channels":
         extra = draw(st.integers(1, 3))
         data = np.vstack([chunk.data] + [chunk.data[:1]] * extra)
-        items[at] = _replace(chunk, labels=chunk.labels + tuple(f"X{i}" for i in range(extra)),
-                             units=chunk.units + ("uV",) * extra, data=data)
+        items[at] = _replace(
+            chunk,
+            labels=chunk.labels + tuple(f"X{i}" for i in range(extra)),
+            units=chunk.units + ("uV",) * extra,
+            data=data,
+        )
     elif kind == "duplicate":
         items.insert(draw(st.integers(at, len(items))), chunk)
     elif kind == "swap":
@@ -183,8 +203,9 @@ def mutate(items: list[SampleChunk | DeviceEvent], kind: str, at: int, draw: st.
     elif kind == "new_stream":
         fs = draw(st.sampled_from([8.0, 33.3, 200.0, 1000.0]))
         n = max(1, int(fs))
-        new = _replace(chunk, stream="extra", labels=("EMG Chin",), units=("uV",), fs=fs, seq=0,
-                       data=np.ones((1, n), np.float32))
+        new = _replace(
+            chunk, stream="extra", labels=("EMG Chin",), units=("uV",), fs=fs, seq=0, data=np.ones((1, n), np.float32)
+        )
         items.insert(at, new)
     elif kind in ("lost", "resumed"):
         event = DeviceEvent(chunk.bed_id, chunk.recording_id, chunk.stream, f"stream_{kind}", chunk.t0, "fuzz")
@@ -192,8 +213,11 @@ def mutate(items: list[SampleChunk | DeviceEvent], kind: str, at: int, draw: st.
     elif kind == "seq":
         items[at] = _replace(chunk, seq=draw(st.sampled_from([0, chunk.seq + 5, 2**62, max(0, chunk.seq - 1)])))
     elif kind == "empty_stream":  # a stream lost for good (every later chunk gone)
-        items[:] = items[:at] + [c for c in items[at:] if not (isinstance(c, SampleChunk) and c.stream == chunk.stream
-                                                                 and c.bed_id == chunk.bed_id)]
+        items[:] = items[:at] + [
+            c
+            for c in items[at:]
+            if not (isinstance(c, SampleChunk) and c.stream == chunk.stream and c.bed_id == chunk.bed_id)
+        ]
 
 
 @st.composite
@@ -306,8 +330,17 @@ def test_a_chunk_hours_ahead_does_not_discard_the_rest_of_the_night() -> None:
 #: epocher's MIN_ANALYSIS_FS (psg.channels.MIN_FS: 25 Hz for EEG/EOG/EMG, 50 Hz for ECG, 4 Hz for
 #: breathing; "exg" carries ECG) every chunk of it is refused with a reason (the analysis would raise);
 #: at the minimum the analysis copes.
-RATES = (("exg", 1.0, True), ("exg", 2.0, True), ("exg", 49.0, True), ("resp", 2.0, True), ("resp", 3.0, True),
-         ("exg", 50.0, False), ("exg", 64.0, False), ("resp", 4.0, False), ("resp", 8.0, False))
+RATES = (
+    ("exg", 1.0, True),
+    ("exg", 2.0, True),
+    ("exg", 49.0, True),
+    ("resp", 2.0, True),
+    ("resp", 3.0, True),
+    ("exg", 50.0, False),
+    ("exg", 64.0, False),
+    ("resp", 4.0, False),
+    ("resp", 8.0, False),
+)
 
 
 def _at_rate(stream: str, fs: float) -> list[SampleChunk | DeviceEvent]:
@@ -334,20 +367,31 @@ def test_a_stream_at_a_low_rate_is_analysed_or_refused(stream: str, fs: float, r
         assert run.refused == [] and run.epochs, "a stream at the minimum rate is analysed"
 
 
-@pytest.mark.parametrize(("labels", "fs", "refused"), [
-    (("EEG C3-A2", "EOG-L"), 50.0, False), (("EEG C3-A2", "EOG-L"), 25.0, False),
-    (("EEG C3-A2", "EOG-L"), 24.0, True), (("EEG C3-A2", "EOG-L"), 128.0, False),
-])
-def test_a_50_hz_eeg_stream_is_epoched_and_flagged_band_limited(labels: tuple[str, ...], fs: float,
-                                                               refused: bool) -> None:
+@pytest.mark.parametrize(
+    ("labels", "fs", "refused"),
+    [
+        (("EEG C3-A2", "EOG-L"), 50.0, False),
+        (("EEG C3-A2", "EOG-L"), 25.0, False),
+        (("EEG C3-A2", "EOG-L"), 24.0, True),
+        (("EEG C3-A2", "EOG-L"), 128.0, False),
+    ],
+)
+def test_a_50_hz_eeg_stream_is_epoched_and_flagged_band_limited(
+    labels: tuple[str, ...], fs: float, refused: bool
+) -> None:
     """EEG/EOG at 25-63 Hz (an older amplifier, a 50-Hz export) is epoched, upsampled to the model's 64 Hz
     and flagged band_limited, as the offline channel report flags it; under 25 Hz it is refused."""
     items: list[SampleChunk | DeviceEvent] = []
     for chunk in BASE["bed-1"]:
         if chunk.stream == "exg":
             t = chunk.seq + np.arange(int(fs)) / fs
-            chunk = dataclasses.replace(chunk, labels=labels, units=("uV",) * len(labels), fs=fs,
-                                        data=np.vstack([_trace("EEG", t)] * len(labels)).astype(np.float32))
+            chunk = dataclasses.replace(
+                chunk,
+                labels=labels,
+                units=("uV",) * len(labels),
+                fs=fs,
+                data=np.vstack([_trace("EEG", t)] * len(labels)).astype(np.float32),
+            )
         items.append(chunk)
     run = feed(items)
     check(run, items)

@@ -26,8 +26,13 @@ def stack(tmp_path: Path) -> Iterator[LiveStack]:
     from plumbing.metrics import enable_multiprocess
     from plumbing.topics import ensure_topics
 
-    settings = Settings(data_dir=tmp_path / "data", api_port=free_port(), partitions=2, session_timeout_s=6.0,
-                        app_id=f"test-{tmp_path.name[-12:]}")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_port=free_port(),
+        partitions=2,
+        session_timeout_s=6.0,
+        app_id=f"test-{tmp_path.name[-12:]}",
+    )
     (settings.data_dir / "logs").mkdir(parents=True)
     enable_multiprocess(settings.metrics_dir, fresh=True)
     broker = start_broker(log_path=settings.data_dir / "logs" / "broker.log")

@@ -20,8 +20,9 @@ def test_every_line_of_a_record_with_a_traceback_starts_with_its_time() -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logging.LogRecord("sleeplm.test", logging.ERROR, __file__, 1, "failed\n\x1b[31mred\x1b[0m", None,
-                                   sys.exc_info())
+        record = logging.LogRecord(
+            "sleeplm.test", logging.ERROR, __file__, 1, "failed\n\x1b[31mred\x1b[0m", None, sys.exc_info()
+        )
     lines = IsoFormatter().format(record).splitlines()
     assert len(lines) >= 4 and all(ISO.match(line) for line in lines), lines
     assert all(" ERROR sleeplm.test: " in line for line in lines)
@@ -36,8 +37,10 @@ def test_device_time_is_named_only_where_it_differs_from_wall_time() -> None:
 
 
 def test_liblsl_lines_and_the_broke_off_line_is_info() -> None:
-    broke = ("2026-12-06 11:58:03.685 (  13.066s) [R_sleeplm-bed-  ]      data_receiver.cpp:375    ERR| Stream "
-             "transmission broke off (Input stream error.); re-connecting...")
+    broke = (
+        "2026-12-06 11:58:03.685 (  13.066s) [R_sleeplm-bed-  ]      data_receiver.cpp:375    ERR| Stream "
+        "transmission broke off (Input stream error.); re-connecting..."
+    )
     level, message = lsl_record(broke)
     assert level == logging.INFO and message.startswith("Stream transmission broke off")
     other = "2026-12-06 11:58:03.685 (  13.066s) [R_x]  tcp_server.cpp:99    ERR| could not bind"
@@ -57,26 +60,33 @@ def _through_pump(path: Path, script: str, **pump_args: int) -> LogPump:
 
 
 def test_the_pump_stamps_cleans_and_keeps_a_tail(tmp_path: Path) -> None:
-    script = ("import sys\n"
-              "print('plain line')\n"
-              "sys.stdout.write('\\x1b[?25l\\x08\\x1b[?25h')\n"  # a spinner: nothing to keep
-              "print('progress 10%\\rprogress 100%')\n"
-              "print('2026-12-06T03:00:00.000+00:00 INFO x: stamped already')\n"
-              "raise SystemExit('fatal: gone')\n")
+    script = (
+        "import sys\n"
+        "print('plain line')\n"
+        "sys.stdout.write('\\x1b[?25l\\x08\\x1b[?25h')\n"  # a spinner: nothing to keep
+        "print('progress 10%\\rprogress 100%')\n"
+        "print('2026-12-06T03:00:00.000+00:00 INFO x: stamped already')\n"
+        "raise SystemExit('fatal: gone')\n"
+    )
     pump = _through_pump(tmp_path / "part-20261206T030000.log", script)
     lines = pump.path.read_text().splitlines()
     assert all(ISO.match(line) for line in lines), lines
     assert "\x1b" not in pump.path.read_text()
-    assert [line.split(" ", 1)[1] for line in lines] == ["plain line", "progress 100%", "INFO x: stamped already",
-                                                         "fatal: gone"]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "plain line",
+        "progress 100%",
+        "INFO x: stamped already",
+        "fatal: gone",
+    ]
     assert lines[2] == "2026-12-06T03:00:00.000+00:00 INFO x: stamped already"  # its own time is kept
     assert list(pump.tail)[-1].endswith("fatal: gone")
     assert (tmp_path / "part.log").resolve() == pump.path.resolve()
 
 
 def test_the_pump_rolls_a_file_over_and_bounds_it(tmp_path: Path) -> None:
-    pump = _through_pump(tmp_path / "part-20261206T030000.log", "for i in range(400): print('x' * 100)",
-                         max_bytes=10_000, backups=2)
+    pump = _through_pump(
+        tmp_path / "part-20261206T030000.log", "for i in range(400): print('x' * 100)", max_bytes=10_000, backups=2
+    )
     pieces = sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink())
     assert pieces == ["part-20261206T030000.log", "part-20261206T030000.log.1", "part-20261206T030000.log.2"]
     assert all(os.path.getsize(tmp_path / name) <= 10_000 for name in pieces)

@@ -62,8 +62,12 @@ def test_malformed_messages_are_dead_lettered_and_the_stream_goes_on(stack) -> N
     producer.flush()
     start_beds(stack, beds=1, speed=20, hours=HOURS)
 
-    consumer = KafkaConsumer(topics.DEADLETTER, bootstrap_servers=stack.settings.kafka,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        topics.DEADLETTER,
+        bootstrap_servers=stack.settings.kafka,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
     letters: list[dict] = []
 
     def all_dead_lettered() -> bool:

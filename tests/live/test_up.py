@@ -42,15 +42,36 @@ def test_up_serves_every_bed_and_sigint_leaves_no_process(tmp_path: Path) -> Non
     env = {**os.environ, "SLEEPLM_APP_ID": f"up-{tmp_path.name[-10:]}"}
     env.pop("SLEEPLM_KAFKA", None)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "sleeplm", "up", "--beds", str(BEDS), "--speed", "20", "--hours", "0.05",
-         "--nights", "1", "--api-port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sleeplm",
+            "up",
+            "--beds",
+            str(BEDS),
+            "--speed",
+            "20",
+            "--hours",
+            "0.05",
+            "--nights",
+            "1",
+            "--api-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}"
     banner: list[str] = []
     token_file = data_dir / "admin.token"
     auth: dict[str, str] = {}
     try:
+
         def ready() -> bool:
             beds = beds_of_up(launcher, api, token_file, auth)
             if beds is None or len(beds) < BEDS:

@@ -26,8 +26,12 @@ RUN_FILE = re.compile(r"^(api|worker|bridge|beds|broker)-\d{8}T\d{6}(-\d+)?\.log
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "SLEEPLM_APP_ID": f"logs-{tmp_path.name[-10:]}", "SLEEPLM_SEARCH_PRELOAD": "false",
-           "SLEEPLM_RUNTIME": "rules"}  # what is logged does not depend on the model
+    env = {
+        **os.environ,
+        "SLEEPLM_APP_ID": f"logs-{tmp_path.name[-10:]}",
+        "SLEEPLM_SEARCH_PRELOAD": "false",
+        "SLEEPLM_RUNTIME": "rules",
+    }  # what is logged does not depend on the model
     for name in ("SLEEPLM_KAFKA", "SLEEPLM_API_PORT", "SLEEPLM_DATA_DIR", "SLEEPLM_API_HOST"):
         env.pop(name, None)
     return env
@@ -35,8 +39,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _up(*args: str, env: dict[str, str], timeout_s: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "sleeplm", "up", *args], capture_output=True, text=True, env=env,
-                         timeout=timeout_s)
+    run = subprocess.run(
+        [sys.executable, "-m", "sleeplm", "up", *args], capture_output=True, text=True, env=env, timeout=timeout_s
+    )
     return run, time.monotonic() - started
 
 
@@ -99,13 +104,34 @@ def _run_up_until(data_dir: Path, tmp_path: Path, epochs: int) -> str:
     the API answering, for 0), then Ctrl-C; its output. Fails unless it stopped cleanly (exit 0)."""
     port = free_port()
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "sleeplm", "up", "--beds", "1", "--speed", "20", "--hours", "0.05", "--nights", "1",
-         "--api-port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(tmp_path), start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sleeplm",
+            "up",
+            "--beds",
+            "1",
+            "--speed",
+            "20",
+            "--hours",
+            "0.05",
+            "--nights",
+            "1",
+            "--api-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(tmp_path),
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}"
     token_file = data_dir / "admin.token"
     try:
+
         def ready() -> bool:
             assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read()}"
             if not token_file.is_file():
@@ -115,8 +141,11 @@ def _run_up_until(data_dir: Path, tmp_path: Path, epochs: int) -> str:
                 beds = httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
                 if epochs == 0:
                     return True
-                return bool(beds) and len(httpx.get(f"{api}/api/beds/{beds[0]['bed_id']}/epochs", timeout=2,
-                                                    headers=auth).json()) >= epochs
+                return (
+                    bool(beds)
+                    and len(httpx.get(f"{api}/api/beds/{beds[0]['bed_id']}/epochs", timeout=2, headers=auth).json())
+                    >= epochs
+                )
             except httpx.HTTPError:
                 return False
 
@@ -129,8 +158,11 @@ def _run_up_until(data_dir: Path, tmp_path: Path, epochs: int) -> str:
 
 
 def _run_files(logs: Path) -> dict[str, str]:
-    return {path.name: path.read_text(errors="replace") for path in logs.iterdir()
-            if RUN_FILE.match(path.name) and not path.is_symlink()}
+    return {
+        path.name: path.read_text(errors="replace")
+        for path in logs.iterdir()
+        if RUN_FILE.match(path.name) and not path.is_symlink()
+    }
 
 
 def test_logs_are_stamped_clean_and_one_file_per_part_per_run(tmp_path: Path) -> None:

@@ -64,15 +64,24 @@ RESOLVE = "import sys, pylsl; print(len(pylsl.resolve_byprop('name', sys.argv[1]
 
 
 def _outlet(config: Path, name: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", OUTLET, name], env={**os.environ, "LSLAPICFG": str(config)},
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", OUTLET, name],
+        env={**os.environ, "LSLAPICFG": str(config)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().strip() == "ready"
     return process
 
 
 def _found(config: Path, name: str) -> bool:
-    run = subprocess.run([sys.executable, "-c", RESOLVE, name], env={**os.environ, "LSLAPICFG": str(config)},
-                         capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-c", RESOLVE, name],
+        env={**os.environ, "LSLAPICFG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return run.stdout.strip() == "1"
 
 
@@ -131,7 +140,7 @@ def _listeners(pids: set[int]) -> dict[int, list[tuple[str, int]]]:
                 continue
             hex_address, hex_port = fields[1].split(":")
             packed = bytes.fromhex(hex_address)
-            packed = b"".join(packed[i:i + 4][::-1] for i in range(0, len(packed), 4))  # per 32-bit word, host order
+            packed = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))  # per 32-bit word, host order
             by_inode[fields[9]] = (socket.inet_ntop(family, packed), int(hex_port, 16))
     found: dict[int, list[tuple[str, int]]] = {}
     for pid in pids:
@@ -154,20 +163,45 @@ def _loopback(address: str) -> bool:
 def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
     data_dir = (tmp_path / "data").resolve()
     port = free_port()
-    env = {**os.environ, "SLEEPLM_APP_ID": f"sec-{tmp_path.name[-10:]}", "SLEEPLM_SEARCH_PRELOAD": "false",
-           "SLEEPLM_RUNTIME": "rules"}  # the logs, files and sockets under test do not depend on the model
+    env = {
+        **os.environ,
+        "SLEEPLM_APP_ID": f"sec-{tmp_path.name[-10:]}",
+        "SLEEPLM_SEARCH_PRELOAD": "false",
+        "SLEEPLM_RUNTIME": "rules",
+    }  # the logs, files and sockets under test do not depend on the model
     env.pop("SLEEPLM_KAFKA", None)
     env.pop("LSLAPICFG", None)  # as a user's shell has it: `up` itself must point its parts at the shipped file
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "sleeplm", "up", "--beds", "1", "--speed", "20", "--hours", "0.5", "--nights", "1",
-         "--api-port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sleeplm",
+            "up",
+            "--beds",
+            "1",
+            "--speed",
+            "20",
+            "--hours",
+            "0.5",
+            "--nights",
+            "1",
+            "--api-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}"
     token_file = data_dir / "admin.token"
     auth: dict[str, str] = {}
     beds: list[dict] = []
     try:
+
         def ready() -> bool:
             beds[:] = beds_of_up(launcher, api, token_file, auth) or []
             return len(beds) == 1

@@ -14,17 +14,22 @@ from psg.formats import write_edf
 from psg.montage import ABD, AF, ECG, HR, POS, SPO2, THX
 from psg.recording import Recording
 
-CLAIMS = re.compile(r"apnea|hypopnea|desaturation|spo2|oxygen|airflow|breathing|position|heart|bpm|rmssd",
-                    re.IGNORECASE)
+CLAIMS = re.compile(
+    r"apnea|hypopnea|desaturation|spo2|oxygen|airflow|breathing|position|heart|bpm|rmssd", re.IGNORECASE
+)
 
 
 def test_describe_night_without_cardiorespiratory_channels(
-    tiny_checkpoint: Path, simulated_recording: Recording, tmp_path: Path,
+    tiny_checkpoint: Path,
+    simulated_recording: Recording,
+    tmp_path: Path,
 ) -> None:
     removed = {AF, THX, ABD, SPO2, POS, ECG, HR}
-    stripped = Recording(simulated_recording.record_id,
-                         {k: s for k, s in simulated_recording.signals.items() if k not in removed},
-                         timeline=simulated_recording.timeline)
+    stripped = Recording(
+        simulated_recording.record_id,
+        {k: s for k, s in simulated_recording.signals.items() if k not in removed},
+        timeline=simulated_recording.timeline,
+    )
     write_edf(stripped, tmp_path / "stripped.edf")
     lm = SleepLM.load(tiny_checkpoint, backend="torch")
     captions = describe_night(lm, load_night_input(tmp_path / "stripped.edf"), slice(20, 24), "all")["captions"]

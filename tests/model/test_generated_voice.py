@@ -23,8 +23,11 @@ from psg.synthetic import synthetic_timeline
 from tests.psg.test_caption_truth import grammar_problems
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped decoder was trained on the old scorer-voice captions; "
-                                       "retrain the checkpoint (see the module docstring)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped decoder was trained on the old scorer-voice captions; "
+    "retrain the checkpoint (see the module docstring)",
+)
 def test_the_shipped_decoder_writes_no_scorer_wording() -> None:
     recording = simulate(synthetic_timeline(hours=0.25, seed=4, ahi=40), seed=1, artifacts=True)
     x = np.asarray(recording_model_epochs(recording)[:12], dtype=np.float32)

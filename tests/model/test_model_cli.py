@@ -42,8 +42,19 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
     smoothed = run_json("stage", str(simulated_edf), *model_args)
     raw = run_json("stage", str(simulated_edf), "--no-smooth", *model_args)
     for result in (smoothed, raw):
-        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "gaps", "stage_source",
-                               "stage_head", "channels", "truth", "accuracy", "scoring"}
+        assert set(result) == {
+            "stages",
+            "best_stages",
+            "probabilities",
+            "uncertain",
+            "gaps",
+            "stage_source",
+            "stage_head",
+            "channels",
+            "truth",
+            "accuracy",
+            "scoring",
+        }
         assert result["stage_head"] is None  # the tiny checkpoint has no stage head: the signal encoder stages
         probs = np.asarray(result["probabilities"])
         assert probs.shape == (60, 5) and np.allclose(probs.sum(axis=1), 1.0)

@@ -56,8 +56,15 @@ def test_load_night_input_rejects_missing_and_non_edf_files(tmp_path: Path) -> N
 def test_stage_night_shapes_and_probabilities(lm: SleepLM, night: NightInput) -> None:
     for smooth in (True, False):
         result = stage_night(lm, night, smooth=smooth)
-        assert set(result) == {"stages", "best_stages", "probabilities", "uncertain", "gaps", "stage_source",
-                               "stage_head"}
+        assert set(result) == {
+            "stages",
+            "best_stages",
+            "probabilities",
+            "uncertain",
+            "gaps",
+            "stage_source",
+            "stage_head",
+        }
         assert result["stage_source"] == "signal encoder" and result["uncertain"] == []
         assert result["stage_head"] is None
         probs = np.asarray(result["probabilities"])

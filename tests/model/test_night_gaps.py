@@ -32,8 +32,9 @@ def _gapped(night: NightInput, fill: float | None = 0.0) -> NightInput:
         i0, i1 = int(GAP[0] * sig.fs), int(GAP[1] * sig.fs)
         data[i0:i1] = rng.normal(0, 300, i1 - i0) if fill is None else fill
         signals[label] = Signal(label, data, sig.fs, sig.unit)
-    recording = Recording(night.recording.record_id, signals, night.recording.start_time, night.recording.timeline,
-                          gaps=(GAP,))
+    recording = Recording(
+        night.recording.record_id, signals, night.recording.start_time, night.recording.timeline, gaps=(GAP,)
+    )
     return replace(night, recording=recording)
 
 

@@ -41,7 +41,9 @@ def files(simulated_recording: Recording, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_stage_json_carries_the_paired_hypnogram_as_truth(
-    files: dict[str, Path], model_args: list[str], monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, Path],
+    model_args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = run(monkeypatch, capsys, "stage", str(files["psg"]), "--json", *model_args)
@@ -57,34 +59,55 @@ def test_stage_json_carries_the_paired_hypnogram_as_truth(
 
 @pytest.mark.parametrize("kind", ["hypnogram", "xml"])
 def test_stage_scoring_option(
-    kind: str, files: dict[str, Path], model_args: list[str],
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    kind: str,
+    files: dict[str, Path],
+    model_args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     plain = run(monkeypatch, capsys, "stage", str(files["plain"]), "--json", *model_args)
     assert plain[0] == 0 and json.loads(plain[1])["truth"] is None and json.loads(plain[1])["accuracy"] is None
-    code, out, err = run(monkeypatch, capsys, "stage", str(files["plain"]), "--json", "--scoring", str(files[kind]),
-                         *model_args)
+    code, out, err = run(
+        monkeypatch, capsys, "stage", str(files["plain"]), "--json", "--scoring", str(files[kind]), *model_args
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["scoring"] == str(files[kind]) and len(result["truth"]) == len(result["stages"])
     assert 0.0 <= result["accuracy"] <= 1.0
-    code, out, err = run(monkeypatch, capsys, "describe", str(files["plain"]), "--json", "--epochs", "3:5",
-                         "--scoring", str(files[kind]), *model_args)
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "describe",
+        str(files["plain"]),
+        "--json",
+        "--epochs",
+        "3:5",
+        "--scoring",
+        str(files[kind]),
+        *model_args,
+    )
     assert code == 0, err
     assert [t["epoch"] for t in json.loads(out)["truth"]] == [3, 4]
 
 
 @pytest.mark.parametrize("command", ["stage", "describe", "query", "probe", "adapt"])
 def test_short_and_annotation_only_files_exit_2_with_one_line(
-    command: str, files: dict[str, Path], tiny_checkpoint: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: str,
+    files: dict[str, Path],
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     extra = {"query": ["apnea"], "adapt": ["--out", str(tmp_path / "head.npz")]}.get(command, [])
     backend = [] if command == "adapt" else ["--backend", "torch"]
-    for path, message in ((files["short"], f"{files['short']}: recording lasts 6.0 s, shorter than one 30-s epoch"),
-                          (files["hypnogram"], f"{files['hypnogram']}: annotation-only file: no signals to analyse")):
-        code, _, err = run(monkeypatch, capsys, command, str(path), *extra, "--checkpoint", str(tiny_checkpoint),
-                           *backend)
+    for path, message in (
+        (files["short"], f"{files['short']}: recording lasts 6.0 s, shorter than one 30-s epoch"),
+        (files["hypnogram"], f"{files['hypnogram']}: annotation-only file: no signals to analyse"),
+    ):
+        code, _, err = run(
+            monkeypatch, capsys, command, str(path), *extra, "--checkpoint", str(tiny_checkpoint), *backend
+        )
         lines = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 2 and len(lines) == 1 and message in lines[0], err
         assert "Traceback" not in err

@@ -85,11 +85,19 @@ def _random_head(rng: np.random.Generator, dim: int = 8) -> StageHead:
     classes /= np.linalg.norm(classes, axis=1, keepdims=True)
     free = np.arange(len(FREE))
     return StageHead(
-        mean=np.zeros(N_INPUT, np.float32), std=np.ones(N_INPUT, np.float32),
-        layers=[(rng.standard_normal((N_INPUT, 16)).astype(np.float32), np.zeros(16, np.float32)),
-                (rng.standard_normal((16, dim)).astype(np.float32), np.zeros(dim, np.float32))],
-        classes=classes.astype(np.float32), scale=5.0, novelty_mean=np.zeros(len(free)),
-        novelty_precision=np.eye(len(free)), novelty_threshold=1e9, min_probability=0.0, novelty_columns=free,
+        mean=np.zeros(N_INPUT, np.float32),
+        std=np.ones(N_INPUT, np.float32),
+        layers=[
+            (rng.standard_normal((N_INPUT, 16)).astype(np.float32), np.zeros(16, np.float32)),
+            (rng.standard_normal((16, dim)).astype(np.float32), np.zeros(dim, np.float32)),
+        ],
+        classes=classes.astype(np.float32),
+        scale=5.0,
+        novelty_mean=np.zeros(len(free)),
+        novelty_precision=np.eye(len(free)),
+        novelty_threshold=1e9,
+        min_probability=0.0,
+        novelty_columns=free,
     )
 
 
@@ -234,16 +242,19 @@ def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulate
     head.save(head_path_for(checkpoint))
     runner = CliRunner()
     lab = tmp_path / "lab.npz"
-    adapted = runner.invoke(app, ["adapt", str(simulated_edf), "--out", str(lab), "--shots", "2",
-                                  "--checkpoint", str(checkpoint), "--json"])
+    adapted = runner.invoke(
+        app, ["adapt", str(simulated_edf), "--out", str(lab), "--shots", "2", "--checkpoint", str(checkpoint), "--json"]
+    )
     assert adapted.exit_code == 0, adapted.output
     report = json.loads(adapted.stdout)
     assert lab.is_file() and report["shots"] == 2 and 0.0 <= report["held_out_accuracy"] <= 1.0
     assert all(n <= 2 for n in report["fit_epochs"].values())
-    staged = runner.invoke(app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint),
-                                 "--lab-head", str(lab), "--json"])
+    staged = runner.invoke(
+        app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint), "--lab-head", str(lab), "--json"]
+    )
     assert staged.exit_code == 0, staged.output
     assert json.loads(staged.stdout)["stage_source"] == "lab head (2 shots per stage)"
-    missing = runner.invoke(app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint),
-                                  "--lab-head", str(tmp_path / "none.npz")])
+    missing = runner.invoke(
+        app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint), "--lab-head", str(tmp_path / "none.npz")]
+    )
     assert missing.exit_code != 0

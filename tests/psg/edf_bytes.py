@@ -57,8 +57,17 @@ def build(spec: FileSpec) -> bytes:
         pmin, pmax, dmin, dmax = _scale(spec, s)
         counts = np.round((s.data - pmin) / (pmax - pmin) * (dmax - dmin) + dmin).astype(np.int64)
         columns.append(_encode(np.clip(counts, low, high), width).reshape(spec.n_records, -1))
-        headers.append((s.label, s.dimension, _given(s.physical_min, _num(pmin)), _given(s.physical_max, _num(pmax)),
-                        _given(s.digital_min, str(dmin)), _given(s.digital_max, str(dmax)), s.samples_per_record))
+        headers.append(
+            (
+                s.label,
+                s.dimension,
+                _given(s.physical_min, _num(pmin)),
+                _given(s.physical_max, _num(pmax)),
+                _given(s.digital_min, str(dmin)),
+                _given(s.digital_max, str(dmax)),
+                s.samples_per_record,
+            )
+        )
     if spec.plus:
         n = spec.annotation_bytes // width
         columns.append(np.vstack([_tal_record(spec, i, n * width) for i in range(spec.n_records)]))
@@ -95,16 +104,32 @@ def _header(spec: FileSpec, signals: list[tuple]) -> bytes:
     ns = len(signals)
     reserved = f"{spec.fmt}+{spec.plus}" if spec.plus else ""
     recording = "Startdate 02-MAR-2021 X X X" if spec.plus else "test recording"
-    main = (magic + _f("X X X X", 80) + _f(recording, 80) + _f(spec.startdate, 8) + _f(spec.starttime, 8)
-            + _f(str(256 * (ns + 1)), 8) + _f(reserved, 44)
-            + _f(spec.n_records_field if spec.n_records_field is not None else str(spec.n_records), 8)
-            + _f(spec.record_s_field if spec.record_s_field is not None else _num(spec.record_s), 8) + _f(str(ns), 4))
+    main = (
+        magic
+        + _f("X X X X", 80)
+        + _f(recording, 80)
+        + _f(spec.startdate, 8)
+        + _f(spec.starttime, 8)
+        + _f(str(256 * (ns + 1)), 8)
+        + _f(reserved, 44)
+        + _f(spec.n_records_field if spec.n_records_field is not None else str(spec.n_records), 8)
+        + _f(spec.record_s_field if spec.record_s_field is not None else _num(spec.record_s), 8)
+        + _f(str(ns), 4)
+    )
     columns = list(zip(*signals, strict=True)) if signals else [()] * 7
     label, dim, pmin, pmax, dmin, dmax, spr = columns
-    parts = [b"".join(_f(v, 16) for v in label), b"".join(_f("", 80) for _ in label),
-             b"".join(_f(v, 8) for v in dim), b"".join(_f(v, 8) for v in pmin), b"".join(_f(v, 8) for v in pmax),
-             b"".join(_f(v, 8) for v in dmin), b"".join(_f(v, 8) for v in dmax), b"".join(_f("", 80) for _ in label),
-             b"".join(_f(str(v), 8) for v in spr), b"".join(_f("", 32) for _ in label)]
+    parts = [
+        b"".join(_f(v, 16) for v in label),
+        b"".join(_f("", 80) for _ in label),
+        b"".join(_f(v, 8) for v in dim),
+        b"".join(_f(v, 8) for v in pmin),
+        b"".join(_f(v, 8) for v in pmax),
+        b"".join(_f(v, 8) for v in dmin),
+        b"".join(_f(v, 8) for v in dmax),
+        b"".join(_f("", 80) for _ in label),
+        b"".join(_f(str(v), 8) for v in spr),
+        b"".join(_f("", 32) for _ in label),
+    ]
     return main + b"".join(parts)
 
 

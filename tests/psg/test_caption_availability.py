@@ -51,8 +51,15 @@ def _assert_no_claims(records: list[dict], summary: dict, groups: set[str]) -> N
             assert not _claims(text, missing), (record["epoch"], level, text)
         assert all(event_available(e, groups) for e in record["events"]), record["events"]
     joined = {level: " ".join(r["captions"][level] for r in records) for level in records[0]["captions"]}
-    for group, level in (("respiratory", "respiratory"), ("spo2", "respiratory"), ("position", "somatic"),
-                         ("ecg", "cardiac"), ("eeg", "brain"), ("eog", "brain"), ("emg", "somatic")):
+    for group, level in (
+        ("respiratory", "respiratory"),
+        ("spo2", "respiratory"),
+        ("position", "somatic"),
+        ("ecg", "cardiac"),
+        ("eeg", "brain"),
+        ("eog", "brain"),
+        ("emg", "somatic"),
+    ):
         if group in missing:
             assert all(missing_group_sentence(group) in r["captions"][level] for r in records), group
         else:
@@ -68,16 +75,23 @@ def _assert_no_claims(records: list[dict], summary: dict, groups: set[str]) -> N
 @pytest.fixture(scope="module")
 def simulated() -> Recording:
     """Five minutes of N2 with an apnea, a hypopnea, a desaturation and a position change."""
-    events = [Event("obstructive_apnea", 35.0, 15.0), Event("hypopnea", 95.0, 14.0, subtype="obstructive"),
-              Event("desaturation", 55.0, 20.0, channel=SPO2), Event("position_change", 200.0, 0.0, subtype="left")]
+    events = [
+        Event("obstructive_apnea", 35.0, 15.0),
+        Event("hypopnea", 95.0, 14.0, subtype="obstructive"),
+        Event("desaturation", 55.0, 20.0, channel=SPO2),
+        Event("position_change", 200.0, 0.0, subtype="left"),
+    ]
     timeline = Timeline("sim", np.array([Stage.N2] * 10), events)
     return simulate(timeline, seed=2)
 
 
 def test_simulated_night_without_cardiorespiratory_channels_claims_nothing_about_them(simulated) -> None:
     removed = {AF, THX, ABD, SPO2, POS, ECG, HR}
-    night = Recording(simulated.record_id, {k: s for k, s in simulated.signals.items() if k not in removed},
-                      timeline=simulated.timeline)
+    night = Recording(
+        simulated.record_id,
+        {k: s for k, s in simulated.signals.items() if k not in removed},
+        timeline=simulated.timeline,
+    )
     groups = channel_groups(night)
     assert groups == {"eeg", "eog", "emg"}
     records, summary = caption_night(night)
@@ -90,26 +104,35 @@ def test_full_simulated_night_keeps_its_captions(simulated) -> None:
     records, summary = caption_night(simulated)
     assert channel_groups(simulated) == set(GROUPS)
     assert summary["ahi"] is not None and summary["not_recorded"] == {}
-    assert any("hypopnea" in r["captions"]["stage_event"].lower() or "apnea" in r["captions"]["stage_event"].lower()
-               for r in records)
-    assert not any("not recorded" in t.replace("Body position was not recorded", "")
-                   for r in records for t in r["captions"].values())
+    assert any(
+        "hypopnea" in r["captions"]["stage_event"].lower() or "apnea" in r["captions"]["stage_event"].lower()
+        for r in records
+    )
+    assert not any(
+        "not recorded" in t.replace("Body position was not recorded", "")
+        for r in records
+        for t in r["captions"].values()
+    )
 
 
 def test_generated_text_loses_its_claims_about_missing_groups() -> None:
-    text = ("Sleep stage analysis shows Stable Light Sleep (N2) for this epoch. The Central Apnea event is "
-            "documented from 2.0 to 14.0 seconds. The Desaturation event on SpO2 is documented from 20.0 to 30.0 "
-            "seconds.")
+    text = (
+        "Sleep stage analysis shows Stable Light Sleep (N2) for this epoch. The Central Apnea event is "
+        "documented from 2.0 to 14.0 seconds. The Desaturation event on SpO2 is documented from 20.0 to 30.0 "
+        "seconds."
+    )
     assert drop_claims(text, {"eeg"}) == "Sleep stage analysis shows Stable Light Sleep (N2) for this epoch."
     assert drop_claims(text, set(GROUPS)) == text
     somatic = "Chin EMG: tone 3.10 µV RMS with median frequency 40.0 Hz. Recorded body position is right."
     assert restrict_caption(somatic, "somatic", {"emg"}) == (
-        "Body position not recorded. Chin EMG: tone 3.10 µV RMS with median frequency 40.0 Hz.")
+        "Body position not recorded. Chin EMG: tone 3.10 µV RMS with median frequency 40.0 Hz."
+    )
     cardiac = "Electrocardiogram: estimated beat rate at 61.0 bpm; RMSSD is 30.00 ms."
     assert restrict_caption(cardiac, "cardiac", {"eeg"}) == "No ECG recorded."
     resp = "Respiration: breathing rate 14.0 breaths/min. SpO2 averages 95.0% (lowest 93.0%)."
     assert restrict_caption(resp, "respiratory", {"respiratory"}) == (
-        "No SpO2 recorded. Respiration: breathing rate 14.0 breaths/min.")
+        "No SpO2 recorded. Respiration: breathing rate 14.0 breaths/min."
+    )
     assert restrict_caption(resp, "respiratory", set()) == "Respiratory channels not recorded. No SpO2 recorded."
     assert not event_available(Event("signal_loss", 0.0, 30.0, channel=SPO2), {"eeg"})
     assert event_available({"type": "signal_loss", "channel": "EEG C3-A2"}, {"eeg"})
@@ -146,11 +169,15 @@ def test_report_of_a_night_without_breathing_channels_says_not_recorded(simulate
     from psg.formats import write_edf
     from sleeplm.cli import app
 
-    night = Recording(simulated.record_id, {k: s for k, s in simulated.signals.items()
-                                            if k not in {AF, THX, ABD, SPO2}}, timeline=simulated.timeline)
+    night = Recording(
+        simulated.record_id,
+        {k: s for k, s in simulated.signals.items() if k not in {AF, THX, ABD, SPO2}},
+        timeline=simulated.timeline,
+    )
     write_edf(night, tmp_path / "night.edf")
-    result = CliRunner().invoke(app, ["report", str(tmp_path / "night.edf"), "--out", str(tmp_path / "r"),
-                                      "--format", "html"])
+    result = CliRunner().invoke(
+        app, ["report", str(tmp_path / "night.edf"), "--out", str(tmp_path / "r"), "--format", "html"]
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     document = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert {AF, THX, ABD, SPO2} <= set(document["channels"]["missing"])

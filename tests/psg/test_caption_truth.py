@@ -35,8 +35,13 @@ _BAD_PLURAL = re.compile(
     r"(?<![\d.])1 (beats|breaths|seconds|epochs|events)\b|\b(?!1\b)\d+ (beat|breath|second|epoch)\b"
 )
 _UNIT_GLUED = re.compile(r"\d(bpm|ms|Hz|s|min)\b")
-SUBTYPES = {"hypopnea": ("obstructive", "central", "mixed"), "artifact": ("electrode_pop", "lead_off", "clipping"),
-            "position_change": ("left", "supine"), "signal_loss": ("flat", "lead_off"), "arousal": ("respiratory",)}
+SUBTYPES = {
+    "hypopnea": ("obstructive", "central", "mixed"),
+    "artifact": ("electrode_pop", "lead_off", "clipping"),
+    "position_change": ("left", "supine"),
+    "signal_loss": ("flat", "lead_off"),
+    "arousal": ("respiratory",),
+}
 
 
 def grammar_problems(text: str) -> list[str]:
@@ -71,9 +76,21 @@ def _every_event() -> Iterator[Event]:
 
 
 def _record(stage: Stage, events: list[Event], start: float, captions: dict[str, str]) -> dict:
-    return {"stage": stage.label, "start_s": start, "captions": captions,
-            "events": [{"type": e.type, "subtype": e.subtype, "channel": e.channel, "onset_s": e.onset_s,
-                        "duration_s": e.duration_s} for e in events]}
+    return {
+        "stage": stage.label,
+        "start_s": start,
+        "captions": captions,
+        "events": [
+            {
+                "type": e.type,
+                "subtype": e.subtype,
+                "channel": e.channel,
+                "onset_s": e.onset_s,
+                "duration_s": e.duration_s,
+            }
+            for e in events
+        ],
+    }
 
 
 def test_every_template_speaks_in_monitor_voice_with_correct_grammar_and_agrees_with_its_record() -> None:
@@ -93,8 +110,7 @@ def test_every_template_speaks_in_monitor_voice_with_correct_grammar_and_agrees_
     for i in range(3):
         for features in (FEATURES, dict.fromkeys(FEATURES), {**FEATURES, "n_beats": 1}):
             levels = caption_epoch(features, Stage.N2, [], 0.0)
-            levels.update(caption_epoch(features, Stage.N2, [], 0.0, style="varied",
-                                        rng=np.random.default_rng(i)))
+            levels.update(caption_epoch(features, Stage.N2, [], 0.0, style="varied", rng=np.random.default_rng(i)))
             for text in levels.values():
                 assert grammar_problems(text) == [], text
     assert "over 1 beat)" in caption_epoch({**FEATURES, "n_beats": 1}, Stage.N2, [], 0.0)["cardiac"]
@@ -123,11 +139,21 @@ def test_live_quality_flags_make_a_level_say_its_group_is_unusable() -> None:
     events = [Event("desaturation", 62.0, 8.0, channel=SPO2)]
     captions = caption_epoch(FEATURES, Stage.R, events, 60.0, groups=groups, bad_groups=bad)
     assert "SpO2 signal unusable (flat)." in captions["respiratory"] and "averages" not in captions["respiratory"]
-    record = {"stage": "R", "epoch": 2, "epoch_s": 30.0, "quality": quality, "captions": captions,
-              "events": [{"type": "desaturation", "onset_s": 62.0, "duration_s": 8.0, "channel": SPO2}]}
+    record = {
+        "stage": "R",
+        "epoch": 2,
+        "epoch_s": 30.0,
+        "quality": quality,
+        "captions": captions,
+        "events": [{"type": "desaturation", "onset_s": 62.0, "duration_s": 8.0, "channel": SPO2}],
+    }
     assert contradictions(record) == []
-    described = {**captions, "respiratory": captions["respiratory"].replace(
-        "SpO2 signal unusable (flat).", "SpO2 averages 95.1% (lowest 93.0%).")}
+    described = {
+        **captions,
+        "respiratory": captions["respiratory"].replace(
+            "SpO2 signal unusable (flat).", "SpO2 averages 95.1% (lowest 93.0%)."
+        ),
+    }
     assert any("flagged bad" in c for c in contradictions(record, described))
 
 
@@ -144,8 +170,12 @@ def test_the_checker_catches_each_kind_of_contradiction() -> None:
     assert any("stage N3" in c for c in broken(stage_event="Deep sleep (N3). Obstructive hypopnea 10.0-24.0 s."))
     assert any("says no events" in c for c in broken(stage_event="Light sleep (N2). No events."))
     assert any("central hypopnea" in c for c in broken(stage_event="Light sleep (N2). Central hypopnea 10.0-24.0 s."))
-    assert any("not in the record" in c for c in broken(
-        stage_event="Light sleep (N2). Obstructive hypopnea 10.0-24.0 s. Desaturation on SpO2 20.0-30.0 s."))
+    assert any(
+        "not in the record" in c
+        for c in broken(
+            stage_event="Light sleep (N2). Obstructive hypopnea 10.0-24.0 s. Desaturation on SpO2 20.0-30.0 s."
+        )
+    )
     assert any("10.0-24.0" in c for c in broken(stage_event="Light sleep (N2). Obstructive hypopnea 2.0-24.0 s."))
     old_voice = "The hypnogram marks Stable Light Sleep (N2) during this 30-second window. No events are documented."
     assert any("unreadable" in c for c in broken(stage_event=old_voice))
@@ -167,26 +197,40 @@ def test_a_channel_the_bed_does_not_stream_is_not_named_as_lost() -> None:
     from psg.captions.availability import streamed_events
 
     quality = {"ABD": ["missing"], "THX": [], "AF": []}
-    events = [Event("signal_loss", 120.0, 30.0, subtype="missing", channel="ABD"),
-              Event("signal_loss", 125.0, 10.0, subtype="flat", channel="THX")]
+    events = [
+        Event("signal_loss", 120.0, 30.0, subtype="missing", channel="ABD"),
+        Event("signal_loss", 125.0, 10.0, subtype="flat", channel="THX"),
+    ]
     kept = streamed_events(events, quality)
     assert [e.channel for e in kept] == ["THX"]
     captions = caption_epoch(FEATURES, Stage.N1, kept, 120.0, groups=quality_groups(quality)[0])
     assert captions["stage_event"] == "Light sleep (N1). Signal loss on THX (flat) 5.0-15.0 s."
-    record = {"stage": "N1", "epoch": 4, "epoch_s": 30.0, "quality": quality, "captions": captions,
-              "events": [{"type": "signal_loss", "onset_s": 120.0, "duration_s": 30.0, "channel": "ABD",
-                          "reason": "missing"},
-                         {"type": "signal_loss", "onset_s": 125.0, "duration_s": 10.0, "channel": "THX",
-                          "reason": "flat"}]}
+    record = {
+        "stage": "N1",
+        "epoch": 4,
+        "epoch_s": 30.0,
+        "quality": quality,
+        "captions": captions,
+        "events": [
+            {"type": "signal_loss", "onset_s": 120.0, "duration_s": 30.0, "channel": "ABD", "reason": "missing"},
+            {"type": "signal_loss", "onset_s": 125.0, "duration_s": 10.0, "channel": "THX", "reason": "flat"},
+        ],
+    }
     assert contradictions(record) == []
 
 
 def test_a_question_about_one_body_system_targets_its_caption_level() -> None:
     from psg.captions.targeted import is_question, targeted_level
 
-    asked = {"How is her breathing?": "respiratory", "any heart rhythm trouble?": "cardiac",
-             "what is the EEG doing": "brain", "which position is he lying in?": "somatic",
-             "obstructive apnea during REM": "respiratory", "is she asleep?": None, "breathing and heart": None}
+    asked = {
+        "How is her breathing?": "respiratory",
+        "any heart rhythm trouble?": "cardiac",
+        "what is the EEG doing": "brain",
+        "which position is he lying in?": "somatic",
+        "obstructive apnea during REM": "respiratory",
+        "is she asleep?": None,
+        "breathing and heart": None,
+    }
     assert {q: targeted_level(q) for q in asked} == asked
     assert is_question("How is her breathing?") and not is_question("obstructive apnea during REM")
 
@@ -197,10 +241,21 @@ def test_the_live_counter_counts_and_logs_each_contradicting_record(caplog: pyte
     from plumbing.metrics import metrics, render_latest
     from psg.captions.consistency import count_contradictions
 
-    good = {"bed_id": "bed-1", "epoch": 0, "epoch_s": 30.0, "stage": "W", "quality": {},
-            "captions": {"stage_event": "Wake (W). No events."}, "events": []}
-    bad = {**good, "epoch": 1, "captions": {"stage_event": "Wake (W). No events."},
-           "events": [{"type": "hypopnea", "onset_s": 35.0, "duration_s": 12.0, "channel": None}]}
+    good = {
+        "bed_id": "bed-1",
+        "epoch": 0,
+        "epoch_s": 30.0,
+        "stage": "W",
+        "quality": {},
+        "captions": {"stage_event": "Wake (W). No events."},
+        "events": [],
+    }
+    bad = {
+        **good,
+        "epoch": 1,
+        "captions": {"stage_event": "Wake (W). No events."},
+        "events": [{"type": "hypopnea", "onset_s": 35.0, "duration_s": 12.0, "channel": None}],
+    }
     log = logging.getLogger("test.contradictions")
     with caplog.at_level(logging.WARNING, logger="test.contradictions"):
         assert count_contradictions([good], log) == 0

@@ -20,8 +20,24 @@ from tests.conftest import real_file
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = {
-    "EEG": ["C3-M2", "C3-A2", "C3-A1", "EEG C3", "C4-M1", "CZ-A1", "Cz", "Fpz-Cz", "EEG Fpz-Cz", "Pz-Oz", "F4-M1",
-            "F3-M2", "O2-M1", "O1-M2", "EEG(sec)", "EEG"],
+    "EEG": [
+        "C3-M2",
+        "C3-A2",
+        "C3-A1",
+        "EEG C3",
+        "C4-M1",
+        "CZ-A1",
+        "Cz",
+        "Fpz-Cz",
+        "EEG Fpz-Cz",
+        "Pz-Oz",
+        "F4-M1",
+        "F3-M2",
+        "O2-M1",
+        "O1-M2",
+        "EEG(sec)",
+        "EEG",
+    ],
     EOG_L: ["E1-M2", "E1", "LOC", "EOG1-A1", "EOG(L)", "EOG horizontal"],
     EOG_R: ["E2-M1", "ROC", "EOG(R)", "EOG2-A2"],
     EMG_CHIN: ["Chin1-Chin2", "1-2", "Chin", "EMG1", "EMG submental", "EMG", "Chin EMG"],
@@ -36,8 +52,13 @@ TABLE = {
 
 def _rec(*signals: tuple[str, float, str], n_s: float = 60.0, values: np.ndarray | None = None) -> Recording:
     rng = np.random.default_rng(0)
-    return Recording("test", {label: Signal(label, values if values is not None else rng.normal(size=int(fs * n_s)),
-                                            fs, unit) for label, fs, unit in signals})
+    return Recording(
+        "test",
+        {
+            label: Signal(label, values if values is not None else rng.normal(size=int(fs * n_s)), fs, unit)
+            for label, fs, unit in signals
+        },
+    )
 
 
 @pytest.mark.parametrize(("slot", "label"), [(slot, label) for slot, labels in TABLE.items() for label in labels])
@@ -47,8 +68,21 @@ def test_every_listed_label_goes_to_its_slot(slot: str, label: str) -> None:
         assert entry is not None and entry.slot == slot, variant
 
 
-@pytest.mark.parametrize("label", ["1-F", "2-F", "RIP Sum", "C3 Impédance", "Left Leg", "Snoring", "Event marker",
-                                  "Temp rectal", "foo", "C3 Imp\ufffd\ufffddance"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "1-F",
+        "2-F",
+        "RIP Sum",
+        "C3 Impédance",
+        "Left Leg",
+        "Snoring",
+        "Event marker",
+        "Temp rectal",
+        "foo",
+        "C3 Imp\ufffd\ufffddance",
+    ],
+)
 def test_non_montage_labels_are_not_recognised(label: str) -> None:
     assert lookup(label) is None
 
@@ -92,8 +126,19 @@ def test_referential_derivation_and_rate_mismatch() -> None:
     assert report.slots[EEG_C3].file_label == "C3"
 
 
-@pytest.mark.parametrize(("unit", "factor"), [("V", 1e6), ("mV", 1e3), ("uV", 1.0), ("\u00b5V", 1.0),
-                                              ("\u03bcV", 1.0), ("uv", 1.0), ("microV", 1.0), ("nV", 1e-3)])
+@pytest.mark.parametrize(
+    ("unit", "factor"),
+    [
+        ("V", 1e6),
+        ("mV", 1e3),
+        ("uV", 1.0),
+        ("\u00b5V", 1.0),
+        ("\u03bcV", 1.0),
+        ("uv", 1.0),
+        ("microV", 1.0),
+        ("nV", 1e-3),
+    ],
+)
 def test_voltage_units_convert_to_microvolts(unit: str, factor: float) -> None:
     rec = _rec(("C3-M2", 128, unit), ("ECG", 256, unit))
     mapped, report = map_recording(rec)
@@ -114,8 +159,9 @@ def test_unknown_unit_assumed_wrong_kind_refused_and_spo2_fraction() -> None:
 
 
 def test_position_angle_to_codes() -> None:
-    np.testing.assert_array_equal(position_from_angle(np.array([0.0, 80.0, -80.0, 170.0, -179.0, np.nan])),
-                                  [2, 1, 0, 3, 3, -1])
+    np.testing.assert_array_equal(
+        position_from_angle(np.array([0.0, 80.0, -80.0, 170.0, -179.0, np.nan])), [2, 1, 0, 3, 3, -1]
+    )
 
 
 def test_overrides_and_lab_map_win(tmp_path: Path) -> None:
@@ -141,8 +187,13 @@ def test_bridge_map_falls_back_to_the_table() -> None:
 def test_sleep_edf_short(real_signals: Path) -> None:
     mapped, report = read_mapped_edf(real_file(real_signals, "sleep-edf-short/short_psg.edf"))
     files = {slot: m.file_label for slot, m in report.slots.items()}
-    assert files == {EEG_C3: "EEG Fpz-Cz", EEG_C4: "EEG Pz-Oz", EOG_L: "EOG horizontal",
-                     EMG_CHIN: "EMG submental", AF: "Resp oro-nasal"}
+    assert files == {
+        EEG_C3: "EEG Fpz-Cz",
+        EEG_C4: "EEG Pz-Oz",
+        EOG_L: "EOG horizontal",
+        EMG_CHIN: "EMG submental",
+        AF: "Resp oro-nasal",
+    }
     assert "rate_too_low" in report.slots[EMG_CHIN].flags and EMG_CHIN not in mapped.signals
     assert set(report.unused) == {"Temp rectal", "Event marker"}
     assert report.to_json()["missing"][:3] == [ECG, ABD, THX]
@@ -151,9 +202,20 @@ def test_sleep_edf_short(real_signals: Path) -> None:
 def test_nox_a1(real_signals: Path) -> None:
     mapped, report = read_mapped_edf(real_file(real_signals, "nox-a1-2min/subject1.edf"))
     files = {slot: m.file_label for slot, m in report.slots.items()}
-    assert files == {ECG: "ECG", ABD: "Abdomen", THX: "Chest", AF: "Nasal Pressure", EOG_L: "E1-M2",
-                     EOG_R: "E2-M1", EEG_C3: "C3-M2", EEG_C4: "C4-M1", EMG_CHIN: "1-2", POS: "PosAngle",
-                     SPO2: "Saturation", "HR": "Heart Rate"}
+    assert files == {
+        ECG: "ECG",
+        ABD: "Abdomen",
+        THX: "Chest",
+        AF: "Nasal Pressure",
+        EOG_L: "E1-M2",
+        EOG_R: "E2-M1",
+        EEG_C3: "C3-M2",
+        EEG_C4: "C4-M1",
+        EMG_CHIN: "1-2",
+        POS: "PosAngle",
+        SPO2: "Saturation",
+        "HR": "Heart Rate",
+    }
     assert "Airflow" in report.extras and "1-F" in report.unused and "RIP Sum" in report.unused
     assert mapped.signals[EEG_C3].unit == "uV" and report.slots[EEG_C3].converted_from == "V"
     assert report.missing == [] and "C3 Impédance" in report.unused  # Latin-1 header text decoded as such
@@ -164,7 +226,8 @@ def test_nox_a1(real_signals: Path) -> None:
 def test_unknown_labels_exit_2_naming_them(tmp_path: Path, command: str) -> None:
     path = tmp_path / "unknown.edf"
     write_edf(_rec(("foo", 100, "uV"), ("bar", 100, "uV"), n_s=60), path)
-    done = subprocess.run([sys.executable, "-m", "sleeplm", command, str(path)], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "sleeplm", command, str(path)], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert done.returncode == 2, done.stderr
     assert "no channel recognised" in done.stderr and "'foo'" in done.stderr and "'bar'" in done.stderr

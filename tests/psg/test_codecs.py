@@ -25,9 +25,19 @@ from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
 
 
 def _chunk(**overrides) -> SampleChunk:
-    fields = dict(bed_id="bed01", recording_id="bed01-r1", stream="exg", labels=("ECG", "EEG C3-A2"),
-                  units=("mV", "uV"), fs=256.0, t0=1_700_000_000.0, seq=7, recording_start=1_699_999_990.0,
-                  received_at=1_700_000_001.0, data=np.arange(512, dtype=np.float32).reshape(2, 256))
+    fields = dict(
+        bed_id="bed01",
+        recording_id="bed01-r1",
+        stream="exg",
+        labels=("ECG", "EEG C3-A2"),
+        units=("mV", "uV"),
+        fs=256.0,
+        t0=1_700_000_000.0,
+        seq=7,
+        recording_start=1_699_999_990.0,
+        received_at=1_700_000_001.0,
+        data=np.arange(512, dtype=np.float32).reshape(2, 256),
+    )
     fields.update(overrides)
     return SampleChunk(**fields)
 
@@ -35,10 +45,15 @@ def _chunk(**overrides) -> SampleChunk:
 def _epoch() -> EpochMessage:
     rng = np.random.default_rng(0)
     return EpochMessage(
-        bed_id="bed01", recording_id="bed01-r1", epoch=3, start_time=1_700_000_090.0,
+        bed_id="bed01",
+        recording_id="bed01-r1",
+        epoch=3,
+        start_time=1_700_000_090.0,
         signals=rng.standard_normal((len(MODEL_CHANNELS), MODEL_EPOCH_SAMPLES)).astype(np.float32),
-        aux=np.full((2, 30), np.nan, dtype=np.float32), quality={"ECG": [], "AF": ["flat"]},
-        features={"hr_mean": 61.2, "eeg_c3_alpha": None}, events=[{"type": "apnea", "onset_s": 95.0}],
+        aux=np.full((2, 30), np.nan, dtype=np.float32),
+        quality={"ECG": [], "AF": ["flat"]},
+        features={"hr_mean": 61.2, "eeg_c3_alpha": None},
+        events=[{"type": "apnea", "onset_s": 95.0}],
         end_received_at=1_700_000_121.0,
     )
 

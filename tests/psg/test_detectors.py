@@ -35,8 +35,8 @@ def _breathing(flow_gain: np.ndarray, effort_gain: np.ndarray, paradox: np.ndarr
 def _spo2(drops: list[tuple[float, float]]) -> Signal:
     x = np.full(DURATION_S, 96.0)
     for start, depth in drops:
-        x[int(start):int(start) + 15] -= np.linspace(0, depth, 15)
-        x[int(start) + 15:int(start) + 25] -= np.linspace(depth, 0, 10)
+        x[int(start) : int(start) + 15] -= np.linspace(0, depth, 15)
+        x[int(start) + 15 : int(start) + 25] -= np.linspace(depth, 0, 10)
     return Signal("SpO2", np.round(x), 1.0, "%")
 
 
@@ -44,9 +44,9 @@ def _gains(spans: dict[tuple[float, float], tuple[float, float, float]]):
     n = int(DURATION_S * FS)
     flow, effort, paradox = np.ones(n), np.ones(n), np.zeros(n)
     for (a, b), (f, e, p) in spans.items():
-        flow[int(a * FS):int(b * FS)] = f
-        effort[int(a * FS):int(b * FS)] = e
-        paradox[int(a * FS):int(b * FS)] = p
+        flow[int(a * FS) : int(b * FS)] = f
+        effort[int(a * FS) : int(b * FS)] = e
+        paradox[int(a * FS) : int(b * FS)] = p
     return flow, effort, paradox
 
 
@@ -81,8 +81,9 @@ def test_desaturation_detector():
 
 
 def test_cardiac_rhythm_events():
-    rr = np.concatenate([np.full(60, 0.9), np.full(20, 1.8), np.full(60, 0.9), [4.0], np.full(80, 0.55),
-                         np.full(20, 0.9)])
+    rr = np.concatenate(
+        [np.full(60, 0.9), np.full(20, 1.8), np.full(60, 0.9), [4.0], np.full(80, 0.55), np.full(20, 0.9)]
+    )
     beats = np.cumsum(rr)
     found = detect_cardiac_events(beats)
     kinds = {e.type: e for e in found}
@@ -96,14 +97,20 @@ def test_cardiac_rhythm_events():
 def test_signal_loss_reasons():
     t = np.arange(256 * 60) / 256
     ecg = np.sin(2 * np.pi * 1.2 * t) + 0.01 * np.random.default_rng(1).standard_normal(t.size)
-    ecg[256 * 10:256 * 20] = 0.0  # lead off
-    ecg[256 * 30:256 * 35] = 5.0  # clipped at the rail
+    ecg[256 * 10 : 256 * 20] = 0.0  # lead off
+    ecg[256 * 30 : 256 * 35] = 5.0  # clipped at the rail
     thx = np.sin(2 * np.pi * 0.25 * np.arange(32 * 60) / 32)
-    thx[32 * 40:] = 0.7  # stuck
+    thx[32 * 40 :] = 0.7  # stuck
     spo2 = np.full(60, 96.0)
     spo2[20:40] = 0.0  # probe off
-    rec = Recording("q", {"ECG": Signal("ECG", ecg, 256.0, "mV"), "THX": Signal("THX", thx, 32.0, "a.u."),
-                          "SpO2": Signal("SpO2", spo2, 1.0, "%")})
+    rec = Recording(
+        "q",
+        {
+            "ECG": Signal("ECG", ecg, 256.0, "mV"),
+            "THX": Signal("THX", thx, 32.0, "a.u."),
+            "SpO2": Signal("SpO2", spo2, 1.0, "%"),
+        },
+    )
     found = {(e.channel, e.reason): e for e in detect_signal_loss(rec)}
     assert found[("ECG", "lead_off")].onset_s == pytest.approx(10.0)
     assert found[("ECG", "clipped")].onset_s == pytest.approx(30.0)

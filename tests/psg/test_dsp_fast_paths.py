@@ -77,8 +77,16 @@ def test_bandpass_matches_designing_in_place() -> None:
 
 @pytest.mark.parametrize(
     ("n", "nperseg", "fs"),
-    [(7680, 512, 256.0), (320, 160, 32.0), (2880, 2048, 32.0), (7680, 1024, 256.0), (7680, 2560, 256.0),
-     (7680, 256, 256.0), (101, 33, 10.0), (50, 64, 10.0)],
+    [
+        (7680, 512, 256.0),
+        (320, 160, 32.0),
+        (2880, 2048, 32.0),
+        (7680, 1024, 256.0),
+        (7680, 2560, 256.0),
+        (7680, 256, 256.0),
+        (101, 33, 10.0),
+        (50, 64, 10.0),
+    ],
 )
 def test_welch_and_cross_spectrum_equal_scipy(n: int, nperseg: int, fs: float) -> None:
     x = RNG.normal(size=(3, n)) * 10 + 3 + np.linspace(0, 5, n)  # offset and drift: the detrend matters

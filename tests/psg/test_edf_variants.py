@@ -65,8 +65,11 @@ def test_valid_variants_read_back_in_place(spec: FileSpec) -> None:
         recording = read_edf(_write(spec, Path(folder)))
     assert recording.read_warnings == []
     onsets = np.array(spec.onsets if spec.onsets is not None else [k * spec.record_s for k in range(spec.n_records)])
-    expected_gaps = [(float(a + spec.record_s), float(b)) for a, b in zip(onsets[:-1], onsets[1:], strict=True)
-                     if b - a > spec.record_s]
+    expected_gaps = [
+        (float(a + spec.record_s), float(b))
+        for a, b in zip(onsets[:-1], onsets[1:], strict=True)
+        if b - a > spec.record_s
+    ]
     assert len(recording.gaps) == len(expected_gaps)
     for gap, expected_gap in zip(recording.gaps, expected_gaps, strict=True):
         assert gap == pytest.approx(expected_gap)
@@ -76,7 +79,7 @@ def test_valid_variants_read_back_in_place(spec: FileSpec) -> None:
         step = quantum(spec, signal_spec)
         for k, onset in enumerate(onsets):
             start = int(np.floor(onset * signal.fs + 0.5))  # off the sample grid: the nearest sample, halves up
-            placed = signal.data[start:start + signal_spec.samples_per_record]
+            placed = signal.data[start : start + signal_spec.samples_per_record]
             np.testing.assert_allclose(placed, signal_spec.data[k], atol=step)
     if spec.annotations:
         assert recording.timeline is not None
@@ -87,8 +90,12 @@ def test_valid_variants_read_back_in_place(spec: FileSpec) -> None:
 
 def _base(n_records: int = 4) -> FileSpec:
     rng = np.random.default_rng(1)
-    return FileSpec([SignalSpec("C3-M2", 100, rng.normal(0, 20, (n_records, 100))),
-                     SignalSpec("ECG", 200, rng.normal(0, 0.5, (n_records, 200)), dimension="mV")])
+    return FileSpec(
+        [
+            SignalSpec("C3-M2", 100, rng.normal(0, 20, (n_records, 100))),
+            SignalSpec("ECG", 200, rng.normal(0, 0.5, (n_records, 200)), dimension="mV"),
+        ]
+    )
 
 
 def _with_signal(**fields: str) -> FileSpec:
@@ -106,19 +113,34 @@ FAULTS: dict[str, tuple[FileSpec, str, str]] = {
     "impossible start date": (dataclasses.replace(_base(), startdate="31.02.89"), "warn", "start date '31.02.89'"),
     "impossible start time": (dataclasses.replace(_base(), starttime="25.61.00"), "warn", "start time '25.61.00'"),
     "cut mid-record": (dataclasses.replace(_base(), truncate_bytes=100), "warn", "incomplete last data record"),
-    "0 samples per record": (dataclasses.replace(_base(), signals=[*_base().signals, SignalSpec(
-        "Crc16", 0, np.zeros((4, 0)))]), "warn", "'Crc16' dropped: 0 samples per data record"),
-    "repeated label": (dataclasses.replace(_base(), signals=[*_base().signals, _base().signals[0]]), "warn",
-                       "'C3-M2' repeats"),
+    "0 samples per record": (
+        dataclasses.replace(_base(), signals=[*_base().signals, SignalSpec("Crc16", 0, np.zeros((4, 0)))]),
+        "warn",
+        "'Crc16' dropped: 0 samples per data record",
+    ),
+    "repeated label": (
+        dataclasses.replace(_base(), signals=[*_base().signals, _base().signals[0]]),
+        "warn",
+        "'C3-M2' repeats",
+    ),
     "physical range not a number": (_with_signal(physical_min="abc"), "drop", "physical minimum 'abc' is not a number"),
     "empty physical range": (_with_signal(physical_min=""), "drop", "physical minimum '' is not a number"),
     "physical min = max": (_with_signal(physical_min="5", physical_max="5"), "drop", "physical minimum = maximum"),
-    "digital min > max": (_with_signal(digital_min="100", digital_max="-100"), "drop",
-                          "digital minimum 100 >= maximum"),
-    "record duration 0": (dataclasses.replace(_base(), record_s_field="0"), "refuse",
-                          "'duration of a data record' is '0'; expected a positive number of seconds"),
-    "record duration text": (dataclasses.replace(_base(), record_s_field="one"), "refuse",
-                             "'duration of a data record' is 'one'"),
+    "digital min > max": (
+        _with_signal(digital_min="100", digital_max="-100"),
+        "drop",
+        "digital minimum 100 >= maximum",
+    ),
+    "record duration 0": (
+        dataclasses.replace(_base(), record_s_field="0"),
+        "refuse",
+        "'duration of a data record' is '0'; expected a positive number of seconds",
+    ),
+    "record duration text": (
+        dataclasses.replace(_base(), record_s_field="one"),
+        "refuse",
+        "'duration of a data record' is 'one'",
+    ),
     "no whole record": (dataclasses.replace(_base(1), truncate_bytes=200), "refuse", "no complete data record"),
 }
 

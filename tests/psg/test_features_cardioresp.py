@@ -13,8 +13,17 @@ from psg.simulate.plan import make_plan
 from psg.timeline import Event, Stage, Timeline
 
 CARDIAC_KEYS = {"hr_bpm", "hr_min_bpm", "hr_max_bpm", "rmssd_ms", "n_beats"}
-RESP_KEYS = {"resp_rate_bpm", "resp_rate_abd_bpm", "resp_rate_thx_bpm", "resp_rate_af_bpm", "flow_amplitude",
-             "flow_flatness", "spo2_mean", "spo2_min", "spo2_trend"}
+RESP_KEYS = {
+    "resp_rate_bpm",
+    "resp_rate_abd_bpm",
+    "resp_rate_thx_bpm",
+    "resp_rate_af_bpm",
+    "flow_amplitude",
+    "flow_flatness",
+    "spo2_mean",
+    "spo2_min",
+    "spo2_trend",
+}
 
 
 @pytest.fixture(scope="module")

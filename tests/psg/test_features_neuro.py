@@ -29,8 +29,9 @@ def _recording(**channels: np.ndarray) -> Recording:
     return Recording("test", signals)
 
 
-@pytest.mark.parametrize(("freq", "band"), [(2.0, "delta"), (6.0, "theta"), (10.0, "alpha"), (14.0, "sigma"),
-                                            (22.0, "beta")])
+@pytest.mark.parametrize(
+    ("freq", "band"), [(2.0, "delta"), (6.0, "theta"), (10.0, "alpha"), (14.0, "sigma"), (22.0, "beta")]
+)
 def test_sinusoid_lands_in_its_band(freq: float, band: str) -> None:
     rng = np.random.default_rng(1)
     eeg = 30 * np.sin(2 * np.pi * freq * _t()) + rng.normal(0, 1, _t().size)
@@ -72,9 +73,7 @@ def test_rapid_eye_movements_and_in_phase_eeg() -> None:
     rng = np.random.default_rng(3)
     rapid = 30 * np.sin(2 * np.pi * 2.5 * _t())
     eeg = 20 * np.sin(2 * np.pi * 1.5 * _t())  # frontal EEG reaches both leads in phase
-    f = neuro_epoch_features(
-        _recording(eogl=rapid + eeg + rng.normal(0, 1, _t().size), eogr=-rapid + eeg), N_EPOCHS
-    )
+    f = neuro_epoch_features(_recording(eogl=rapid + eeg + rng.normal(0, 1, _t().size), eogr=-rapid + eeg), N_EPOCHS)
     for e in f:
         assert e["eog_rapid_power"] == pytest.approx(60**2 / 2, rel=0.05)  # EEG cancels in E1 - E2
         assert -0.9 < e["eog_lr_correlation"] < 0.0
@@ -105,7 +104,10 @@ def test_position_mode_and_names() -> None:
     pos[60:90] = 7.0  # not a position code
     f = neuro_epoch_features(_recording(pos=pos), N_EPOCHS)
     assert [(e["position"], e["position_name"]) for e in f] == [
-        (1, "left"), (2, "supine"), (-1, "unknown"), (2, "supine")
+        (1, "left"),
+        (2, "supine"),
+        (-1, "unknown"),
+        (2, "supine"),
     ]
     assert isinstance(f[0]["position"], int)
 
@@ -141,8 +143,17 @@ def test_epoch_features_merges_all_modalities_and_tolerates_missing_channels() -
     recording = simulate(synthetic_timeline(hours=0.5, seed=1), seed=1)
     features = epoch_features(recording)
     assert len(features) == recording.n_epochs == 60
-    for key in ("c3_delta", "eog_lr_correlation", "emg_tone_uv", "position_name", "hr_bpm", "rmssd_ms",
-                "resp_rate_bpm", "flow_amplitude", "spo2_mean"):
+    for key in (
+        "c3_delta",
+        "eog_lr_correlation",
+        "emg_tone_uv",
+        "position_name",
+        "hr_bpm",
+        "rmssd_ms",
+        "resp_rate_bpm",
+        "flow_amplitude",
+        "spo2_mean",
+    ):
         assert sum(f[key] is not None for f in features) > 50, key
     only_eeg = epoch_features(Recording("eeg-only", {EEG_C3: recording.signals[EEG_C3]}))
     assert len(only_eeg) == 60 and set(only_eeg[0]) == set(features[0])

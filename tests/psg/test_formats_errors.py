@@ -54,8 +54,10 @@ def test_ucddb_bad_stage_code_and_empty(tmp_path: Path) -> None:
     ("csv_text", "fragment"),
     [
         ("record_id,epoch_id,event_types\nucddb001,0,HYP-O\n", "missing column(s) event_start_sec"),
-        ("record_id,event_types,event_start_sec,event_duration_sec\nucddb001,HYP-O; APNEA-C,10,12\n",
-         "line 2: 2 event types, 1 starts"),
+        (
+            "record_id,event_types,event_start_sec,event_duration_sec\nucddb001,HYP-O; APNEA-C,10,12\n",
+            "line 2: 2 event types, 1 starts",
+        ),
         ("record_id,event_types,event_start_sec,event_duration_sec\nucddb001,SNORE,10,12\n", "'SNORE'"),
         ("record_id,event_types,event_start_sec,event_duration_sec\nucddb001,HYP-O,ten,12\n", "not numbers"),
     ],
@@ -83,8 +85,9 @@ def test_slpdb_unknown_codes(tmp_path: Path) -> None:
 
     (tmp_path / "rec.hea").write_text("rec 1 250 15000\nrec.dat 212 200 12 0 0 0 0 ECG\n")
     wfdb.wrann("rec", "ecg", np.array([100]), symbol=["N"], fs=250, write_dir=str(tmp_path))
-    wfdb.wrann("rec", "st", np.array([1, 7500]), symbol=['"'] * 2, aux_note=["W", "2 ZZ"], fs=250,
-               write_dir=str(tmp_path))
+    wfdb.wrann(
+        "rec", "st", np.array([1, 7500]), symbol=['"'] * 2, aux_note=["W", "2 ZZ"], fs=250, write_dir=str(tmp_path)
+    )
     _raises(tmp_path / "rec.st", "epoch 1", "unknown event code 'ZZ'")
     wfdb.wrann("rec", "st", np.array([1]), symbol=['"'], aux_note=["Q"], fs=250, write_dir=str(tmp_path))
     _raises(tmp_path / "rec.st", "epoch 0", "expected a stage")
@@ -105,12 +108,18 @@ def test_apnea_ecg_npz(tmp_path: Path) -> None:
     [
         ("<PSGAnnotation><EpochLength>30</EpochLength></PSGAnnotation>", "<ScoredEvents>"),
         ("<PSGAnnotation><ScoredEvents><ScoredEvent>", "not a readable XML"),
-        ("<PSGAnnotation><ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>"
-         "Stage 2 sleep|2</EventConcept><Start>abc</Start><Duration>30</Duration></ScoredEvent>"
-         "</ScoredEvents></PSGAnnotation>", "Start: expected a number"),
-        ("<PSGAnnotation><ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>"
-         "Deep|7</EventConcept><Start>0</Start><Duration>30</Duration></ScoredEvent>"
-         "</ScoredEvents></PSGAnnotation>", "unknown stage concept"),
+        (
+            "<PSGAnnotation><ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>"
+            "Stage 2 sleep|2</EventConcept><Start>abc</Start><Duration>30</Duration></ScoredEvent>"
+            "</ScoredEvents></PSGAnnotation>",
+            "Start: expected a number",
+        ),
+        (
+            "<PSGAnnotation><ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>"
+            "Deep|7</EventConcept><Start>0</Start><Duration>30</Duration></ScoredEvent>"
+            "</ScoredEvents></PSGAnnotation>",
+            "unknown stage concept",
+        ),
         ('<!DOCTYPE x [<!ENTITY a "aaaa">]><PSGAnnotation>&a;</PSGAnnotation>', "not a readable XML"),
     ],
 )

@@ -40,8 +40,7 @@ EVENTS = [
 
 
 def _timeline(**kwargs: object) -> Timeline:
-    return Timeline("night 1", np.array(STAGES), list(EVENTS), start_time=datetime(2024, 3, 1, 22, 15, 30),
-                    **kwargs)
+    return Timeline("night 1", np.array(STAGES), list(EVENTS), start_time=datetime(2024, 3, 1, 22, 15, 30), **kwargs)
 
 
 def test_vocabulary_round_trips_every_event() -> None:
@@ -194,15 +193,27 @@ def test_generated_dreem_sleep_edf_ucddb_files(tmp_path: Path) -> None:
 
 def test_generated_slpdb_record(tmp_path: Path) -> None:
     (tmp_path / "rec.hea").write_text("rec 1 250 30000 22:00:00 01/02/2024\nrec.dat 212 200 12 0 0 0 0 ECG\n")
-    wfdb.wrann("rec", "st", np.array([1, 7500, 15000, 22500]), symbol=['"'] * 4,
-               aux_note=["W", "2 HA LLL", "MT", "R X"], fs=250, write_dir=str(tmp_path))
-    wfdb.wrann("rec", "ecg", np.array([100, 300, 310, 500]), symbol=["N", "V", "x", "N"], fs=250,
-               write_dir=str(tmp_path))
+    wfdb.wrann(
+        "rec",
+        "st",
+        np.array([1, 7500, 15000, 22500]),
+        symbol=['"'] * 4,
+        aux_note=["W", "2 HA LLL", "MT", "R X"],
+        fs=250,
+        write_dir=str(tmp_path),
+    )
+    wfdb.wrann(
+        "rec", "ecg", np.array([100, 300, 310, 500]), symbol=["N", "V", "x", "N"], fs=250, write_dir=str(tmp_path)
+    )
     timeline = read_timeline(tmp_path / "rec.st")
     assert timeline.stages.tolist() == [0, 2, -1, 4]
     assert timeline.start_time == datetime(2024, 2, 1, 22, 0)
     assert np.allclose(timeline.beat_times_s, [0.4, 1.2, 2.0])  # 'x' (blocked P wave) is not a beat
     assert Counter((e.type, e.onset_s) for e in timeline.events) == {
-        ("hypopnea", 30.0): 1, ("arousal", 30.0): 1, ("limb_movement", 30.0): 3,  # 'LLL' = three
-        ("movement", 60.0): 1, ("obstructive_apnea", 90.0): 1, ("arousal", 90.0): 1,
+        ("hypopnea", 30.0): 1,
+        ("arousal", 30.0): 1,
+        ("limb_movement", 30.0): 3,  # 'LLL' = three
+        ("movement", 60.0): 1,
+        ("obstructive_apnea", 90.0): 1,
+        ("arousal", 90.0): 1,
     }

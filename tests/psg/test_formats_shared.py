@@ -34,14 +34,21 @@ def test_ucddb002_stages_and_deduplicated_events(shared_data: Path) -> None:
         rows = [r for r in csv.DictReader(handle) if r["record_id"] == "ucddb002"]
     mentions = [
         (code.strip(), float(start))
-        for r in rows if r["event_types"]
+        for r in rows
+        if r["event_types"]
         for code, start in zip(r["event_types"].split(";"), r["event_start_sec"].split(";"), strict=True)
     ]
     assert len(mentions) > len(set(mentions))  # events spanning two epochs are listed twice
     assert len(timeline.events) == len(set(mentions)) == 124
     kinds = Counter((e.type, e.subtype) for e in timeline.events)
-    assert set(kinds) <= {("obstructive_apnea", None), ("central_apnea", None), ("mixed_apnea", None),
-                          ("hypopnea", "obstructive"), ("hypopnea", "central"), ("hypopnea", "mixed")}
+    assert set(kinds) <= {
+        ("obstructive_apnea", None),
+        ("central_apnea", None),
+        ("mixed_apnea", None),
+        ("hypopnea", "obstructive"),
+        ("hypopnea", "central"),
+        ("hypopnea", "mixed"),
+    }
     assert timeline.source == str(folder / "ucddb002_stage.txt")
 
 

@@ -36,10 +36,11 @@ def _with_gap(recording: Recording, gap: tuple[float, float] = GAP, declared: bo
     signals = {}
     for label, sig in recording.signals.items():
         data = sig.data.copy()
-        data[int(gap[0] * sig.fs):int(np.ceil(gap[1] * sig.fs))] = 0.0
+        data[int(gap[0] * sig.fs) : int(np.ceil(gap[1] * sig.fs))] = 0.0
         signals[label] = Signal(label, data, sig.fs, sig.unit)
-    return Recording(recording.record_id, signals, recording.start_time, recording.timeline,
-                     gaps=(gap,) if declared else ())
+    return Recording(
+        recording.record_id, signals, recording.start_time, recording.timeline, gaps=(gap,) if declared else ()
+    )
 
 
 def _overlaps_gap(start: float, end: float) -> bool:
@@ -80,8 +81,7 @@ def test_detect_runs_per_segment_nothing_clinical_in_or_at_the_gap(continuous: R
     # Away from the gap, the detections are those of the continuous recording
     plain = [e for e in detect_events(continuous) if e.type in RESPIRATORY_EVENT_TYPES]
     far = [(e.type, round(e.onset_s)) for e in plain if e.end_s < GAP[0] - 120 or e.onset_s > GAP[1] + 120]
-    assert far == [(e.type, round(e.onset_s)) for e in detected
-                   if e.end_s < GAP[0] - 120 or e.onset_s > GAP[1] + 120]
+    assert far == [(e.type, round(e.onset_s)) for e in detected if e.end_s < GAP[0] - 120 or e.onset_s > GAP[1] + 120]
 
 
 def test_a_missing_channel_is_one_loss_over_the_whole_recording(continuous: Recording) -> None:
@@ -99,8 +99,9 @@ def test_gap_epochs_have_no_features_and_the_rest_are_measured(continuous: Recor
     flags = gapped.gap_epochs()
     assert list(np.flatnonzero(flags)) == [36, 37, 38, 39]  # 1095 s is in epoch 36, 1200 s starts epoch 40
     assert all(all(v is None for v in features[i].values()) for i in np.flatnonzero(flags))
-    assert all(features[i]["hr_bpm"] is not None and features[i]["c3_delta"] is not None
-               for i in np.flatnonzero(~flags))
+    assert all(
+        features[i]["hr_bpm"] is not None and features[i]["c3_delta"] is not None for i in np.flatnonzero(~flags)
+    )
     assert epoch_features(gapped, epochs=[32, 33]) == [features[32], features[33]]
 
 
@@ -118,7 +119,8 @@ def test_caption_night_flags_and_captions_gap_epochs(continuous: Recording) -> N
         else:
             assert "recording gap" not in record["captions"]["stage_event"]
     assert records[36]["captions"]["brain"] == (
-        "No signal was recorded in this epoch from 15.0 to 30.0 s (recording gap).")
+        "No signal was recorded in this epoch from 15.0 to 30.0 s (recording gap)."
+    )
     assert records[37]["captions"]["cardiac"] == "No signal was recorded in this epoch (recording gap)."
     assert summary["gap_min"] == pytest.approx((GAP[1] - GAP[0]) / 60, abs=0.01)
     assert summary["gaps"] == [list(GAP)]
@@ -159,7 +161,8 @@ def test_summary_oximetry_reads_no_sample_in_a_gap() -> None:
 
 def test_gap_sentence_names_the_missing_part() -> None:
     assert gap_sentence([(10.0, 20.0)], 0.0) == (
-        "No signal was recorded in this epoch from 10.0 to 20.0 s (recording gap).")
+        "No signal was recorded in this epoch from 10.0 to 20.0 s (recording gap)."
+    )
     assert gap_sentence([(0.0, 12.0), (12.0, 31.0)], 0.0) == "No signal was recorded in this epoch (recording gap)."
 
 

@@ -31,8 +31,12 @@ RHYTHM = {"asystole", "bradycardia", "tachycardia"}
 def _variants(ecg: Signal) -> dict[str, Signal]:
     """As recorded, inverted, at 50 Hz, inverted at 50 Hz (how a home montage may store it)."""
     low = sps.resample_poly(ecg.data, 50, int(ecg.fs))
-    return {"as is": ecg, "inverted": Signal(ECG, -ecg.data, ecg.fs, ecg.unit),
-            "50 Hz": Signal(ECG, low, 50.0, ecg.unit), "inverted 50 Hz": Signal(ECG, -low, 50.0, ecg.unit)}
+    return {
+        "as is": ecg,
+        "inverted": Signal(ECG, -ecg.data, ecg.fs, ecg.unit),
+        "50 Hz": Signal(ECG, low, 50.0, ecg.unit),
+        "inverted 50 Hz": Signal(ECG, -low, 50.0, ecg.unit),
+    }
 
 
 @pytest.mark.skipif(not NOX.is_file(), reason=f"real ECG not available ({NOX}; set SLEEPLM_DATA)")

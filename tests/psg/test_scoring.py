@@ -49,7 +49,8 @@ def test_psg_reads_its_paired_hypnogram_as_truth(night: Recording, tmp_path: Pat
     assert "Sleep-EDF" in recording.metadata[SCORING_FROM_KEY]
     assert np.array_equal(recording.timeline.stages, night.timeline.stages)
     assert [(e.type, e.onset_s) for e in recording.timeline.events] == [
-        (e.type, e.onset_s) for e in night.timeline.events]
+        (e.type, e.onset_s) for e in night.timeline.events
+    ]
 
 
 def test_explicit_scoring_wins_and_nsrr_xml_reads_too(night: Recording, tmp_path: Path) -> None:
@@ -75,8 +76,9 @@ def test_a_later_start_and_20_s_epochs_land_on_the_psg_epochs(night: Recording, 
     psg = write_psg(night, tmp_path / "night.edf", START)
     cycle = np.array([Stage.W, Stage.N1, Stage.N2, Stage.N3, Stage.R], dtype=np.int8)
     twenty = np.resize(cycle, night.n_epochs * 3 // 2 - 3)  # 20-s epochs up to the PSG's end
-    late = write_hypnogram(Timeline("x", twenty, epoch_s=20.0), tmp_path / "late.edf",
-                           START + timedelta(seconds=60), events=False)
+    late = write_hypnogram(
+        Timeline("x", twenty, epoch_s=20.0), tmp_path / "late.edf", START + timedelta(seconds=60), events=False
+    )
     recording, _ = read_psg(psg, scoring=late)
     stages = recording.timeline.stages
     assert recording.timeline.epoch_s == 30.0 and stages.size == night.n_epochs

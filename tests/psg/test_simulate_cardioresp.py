@@ -18,7 +18,7 @@ def _night(events: list[Event], minutes: int = 20, beats: np.ndarray | None = No
 
 def _excursion(sig, start_s: float, end_s: float) -> float:
     x = bandpass(sig.data, sig.fs, 0.05, 2.0)
-    return float(np.median(peak_to_peak(x, sig.fs, 5.0)[int(start_s * sig.fs):int(end_s * sig.fs)]))
+    return float(np.median(peak_to_peak(x, sig.fs, 5.0)[int(start_s * sig.fs) : int(end_s * sig.fs)]))
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,9 @@ def test_obstructive_apnea_flow_stops_while_effort_continues_paradoxically(rende
     flow = _excursion(s["AF"], 304, 321) / _excursion(s["AF"], 200, 280)
     effort = _excursion(s["THX"], 304, 321) / _excursion(s["THX"], 200, 280)
     assert flow < 0.1 and effort > 0.5
-    thx, abd = (bandpass(s[k].data, 32.0, 0.05, 2.0)[int(310 * 32):int(324 * 32)] for k in ("THX", "ABD"))
+    thx, abd = (bandpass(s[k].data, 32.0, 0.05, 2.0)[int(310 * 32) : int(324 * 32)] for k in ("THX", "ABD"))
     assert np.corrcoef(thx, abd)[0, 1] < 0.0  # paradoxical: belts move against each other
-    normal = [bandpass(s[k].data, 32.0, 0.05, 2.0)[int(200 * 32):int(280 * 32)] for k in ("THX", "ABD")]
+    normal = [bandpass(s[k].data, 32.0, 0.05, 2.0)[int(200 * 32) : int(280 * 32)] for k in ("THX", "ABD")]
     assert np.corrcoef(*normal)[0, 1] > 0.8
 
 
@@ -71,7 +71,7 @@ def test_desaturation_lags_each_event_by_15_to_30_s(rendered):
     assert np.all(spo2 == np.round(spo2))  # whole percent, like clinical oximeters
     for ev, desat in zip(plan.respiratory_events, sorted(out.events, key=lambda e: e.onset_s), strict=True):
         assert 15.0 <= desat.onset_s - ev.onset_s <= 30.0
-        nadir_t = int(ev.end_s) + int(np.argmin(spo2[int(ev.end_s):int(ev.end_s) + 40]))
+        nadir_t = int(ev.end_s) + int(np.argmin(spo2[int(ev.end_s) : int(ev.end_s) + 40]))
         assert 13.0 <= nadir_t - ev.end_s <= 32.0
         assert spo2[int(ev.onset_s)] - spo2[nadir_t] >= 3.0
 
@@ -87,7 +87,7 @@ def test_real_beat_times_are_used_exactly():
     assert out.beat_times_s[-1] > plan.duration_s - 2.0  # the unannotated tail gets beats, not a flat line
     ecg = out.signals["ECG"].data
     r_samples = np.round(out.beat_times_s * 256).astype(int)
-    local_max = [int(np.argmax(ecg[i - 10:i + 11])) - 10 for i in r_samples[5:-5]]
+    local_max = [int(np.argmax(ecg[i - 10 : i + 11])) - 10 for i in r_samples[5:-5]]
     assert max(abs(d) for d in local_max) <= 1  # the R peak sits on the beat
 
 
@@ -96,7 +96,7 @@ def test_generated_heart_rate_is_slower_in_n3_than_wake():
     out = render_cardiorespiratory(make_plan(Timeline("hr", stages), seed=2))
     rr = np.diff(out.beat_times_s)
     mid = np.searchsorted(out.beat_times_s[1:], 600.0)
-    assert 60 / rr[mid + 60:].mean() < 60 / rr[30:mid].mean()
+    assert 60 / rr[mid + 60 :].mean() < 60 / rr[30:mid].mean()
 
 
 def test_deterministic_per_seed(rendered):

@@ -84,12 +84,21 @@ def test_no_spo2_and_no_rem() -> None:
 def test_caption_carries_the_summary_numbers() -> None:
     s = night_summary(HYPNOGRAM, EVENTS, _spo2())
     text = summary_caption(s)
-    for expected in ("11.0 min", "7.0 min", "63.6%", "REM latency 6.5 min", "25.7 events/h", "(moderate;",
-                     "lowest value of 88.0%", "N3 1.5 min (21.4% of sleep)"):
+    for expected in (
+        "11.0 min",
+        "7.0 min",
+        "63.6%",
+        "REM latency 6.5 min",
+        "25.7 events/h",
+        "(moderate;",
+        "lowest value of 88.0%",
+        "N3 1.5 min (21.4% of sleep)",
+    ):
         assert expected in text
 
 
-@pytest.mark.parametrize(("ahi", "label"), [(0.0, "within normal limits"), (5.0, "mild"), (29.9, "moderate"),
-                                            (30.0, "severe")])
+@pytest.mark.parametrize(
+    ("ahi", "label"), [(0.0, "within normal limits"), (5.0, "mild"), (29.9, "moderate"), (30.0, "severe")]
+)
 def test_ahi_severity_cutoffs(ahi: float, label: str) -> None:
     assert ahi_severity(ahi) == label

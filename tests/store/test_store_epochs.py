@@ -134,8 +134,9 @@ def test_what_postgresql_would_refuse_is_named_or_kept_on_both_backends(store: S
     DataError the sink does not expect. Now: JSON stores them as null (as the API shows them) and the
     lengths are checked with the rest of the record, the same on SQLite."""
     nan, inf = float("nan"), float("inf")
-    new = store.insert_epochs([record(0, features={"spo2_mean": nan, "hr_bpm": inf, "ok": 1.5},
-                                      probabilities=[0.5, nan, 0.5, 0.0, 0.0])])
+    new = store.insert_epochs(
+        [record(0, features={"spo2_mean": nan, "hr_bpm": inf, "ok": 1.5}, probabilities=[0.5, nan, 0.5, 0.0, 0.0])]
+    )
     assert len(new) == 1
     assert store.epochs("bed-1")[0]["features"] == {"spo2_mean": None, "hr_bpm": None, "ok": 1.5}
     with pytest.raises(MessageError, match=r"field 'stage_source': expected a string of at most 32 characters"):

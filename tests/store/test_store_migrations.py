@@ -27,8 +27,20 @@ def test_upgrade_creates_the_schema_of_the_models(db_url: str) -> None:
     try:
         assert current_revision(engine) == head_revision() == "0002"
         tables = set(inspect(engine).get_table_names())
-        assert {"recordings", "epochs", "device_events", "alerts", "alert_events", "audit_log", "api_tokens",
-                "watch_rules", "bed_thresholds", "waveforms", "embeddings", "alembic_version"} <= tables
+        assert {
+            "recordings",
+            "epochs",
+            "device_events",
+            "alerts",
+            "alert_events",
+            "audit_log",
+            "api_tokens",
+            "watch_rules",
+            "bed_thresholds",
+            "waveforms",
+            "embeddings",
+            "alembic_version",
+        } <= tables
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         uniques = inspect(engine).get_unique_constraints("epochs")
@@ -39,9 +51,14 @@ def test_upgrade_creates_the_schema_of_the_models(db_url: str) -> None:
                 assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             else:  # ids are 64-bit there; the tables are in the test's own schema
                 assert inspect(engine).get_columns("epochs")[0]["type"].python_type is int
-                assert connection.exec_driver_sql("SELECT data_type FROM information_schema.columns WHERE "
-                                                  "table_schema = current_schema() AND table_name = 'epochs' "
-                                                  "AND column_name = 'id'").scalar() == "bigint"
+                assert (
+                    connection.exec_driver_sql(
+                        "SELECT data_type FROM information_schema.columns WHERE "
+                        "table_schema = current_schema() AND table_name = 'epochs' "
+                        "AND column_name = 'id'"
+                    ).scalar()
+                    == "bigint"
+                )
     finally:
         engine.dispose()
 
@@ -63,10 +80,13 @@ def test_upgrade_from_the_previous_revision_keeps_its_data(db_url: str, record) 
         assert "alerts" not in inspect(engine).get_table_names()
         rows = [caption_row(record(e)) for e in range(3)]
         with write_connection(engine) as connection:  # written the way 0001's store wrote them
-            connection.execute(RecordingRow.__table__.insert(), [
-                {"bed_id": "bed-1", "recording_id": "rec-1", "started_at": 1_700_000_000.0, "first_seen_at": 1.0}])
-            connection.execute(EpochRow.__table__.insert(), [{**row, "stored_at": 2.0, "latency_s": 0.5}
-                                                             for row in rows])
+            connection.execute(
+                RecordingRow.__table__.insert(),
+                [{"bed_id": "bed-1", "recording_id": "rec-1", "started_at": 1_700_000_000.0, "first_seen_at": 1.0}],
+            )
+            connection.execute(
+                EpochRow.__table__.insert(), [{**row, "stored_at": 2.0, "latency_s": 0.5} for row in rows]
+            )
     finally:
         engine.dispose()
     with Store(db_url) as store:  # opening migrates to head

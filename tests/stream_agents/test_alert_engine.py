@@ -271,12 +271,16 @@ def test_advisories_and_watch_findings_become_advisory_alerts_with_caption() -> 
 
 def test_advisories_are_one_per_event_class_per_episode() -> None:
     engine = AlertEngine()
-    burst = [{"type": t, "score": s} for t, s in
-             (("obstructive_apnea", 0.5), ("hypopnea", 0.7), ("central_apnea", 0.4), ("desaturation", 0.6))]
+    burst = [
+        {"type": t, "score": s}
+        for t, s in (("obstructive_apnea", 0.5), ("hypopnea", 0.7), ("central_apnea", 0.4), ("desaturation", 0.6))
+    ]
     raised = engine.process(epoch(0), advisories=burst)
     assert kinds(raised) == [("raised", "advisory:respiratory"), ("raised", "advisory:desaturation")]
-    assert raised[0].alert.evidence["values"] == {"score": 0.7, "types": ["central_apnea", "hypopnea",
-                                                                          "obstructive_apnea"]}
+    assert raised[0].alert.evidence["values"] == {
+        "score": 0.7,
+        "types": ["central_apnea", "hypopnea", "obstructive_apnea"],
+    }
     for n in (1, 2, 6):  # recurrences within 5 min extend the episode (epoch 6 starts 150 s after epoch 1 ends)
         events = engine.process(epoch(n), advisories=[{"type": "mixed_apnea", "score": 0.3}])
         assert kinds(events) == [("updated", "advisory:respiratory")]
@@ -284,8 +288,10 @@ def test_advisories_are_one_per_event_class_per_episode() -> None:
     assert episode.evidence["count"] == 4 and episode.evidence["end"] == T0 + 210
     assert "mixed_apnea" in episode.evidence["values"]["types"]
     later = [engine.process(epoch(n)) for n in range(7, 18)]
-    assert [kinds(e) for e in later if e] == [[("resolved", "advisory:desaturation")],
-                                              [("resolved", "advisory:respiratory")]]
+    assert [kinds(e) for e in later if e] == [
+        [("resolved", "advisory:desaturation")],
+        [("resolved", "advisory:respiratory")],
+    ]
     assert kinds(engine.process(epoch(18), advisories=burst[:1])) == [("raised", "advisory:respiratory")]
 
 

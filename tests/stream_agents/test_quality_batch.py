@@ -55,10 +55,12 @@ def _epochs(nights: list[Recording]) -> list[dict[str, Signal]]:
     for night in nights:
         for e in range(night.n_epochs):
             kinds = RNG.integers(0, 12, size=len(night.signals))  # mostly untouched
-            out.append({
-                label: _perturb(Signal(label, s.window(30 * e, 30 * e + 30).copy(), s.fs, s.unit), int(kind))
-                for (label, s), kind in zip(night.signals.items(), kinds, strict=True)
-            })
+            out.append(
+                {
+                    label: _perturb(Signal(label, s.window(30 * e, 30 * e + 30).copy(), s.fs, s.unit), int(kind))
+                    for (label, s), kind in zip(night.signals.items(), kinds, strict=True)
+                }
+            )
     return out
 
 

@@ -19,8 +19,23 @@ from psg.recording import Recording
 from psg.timeline import Stage
 
 CAPTION_FIELDS = {
-    "bed_id", "recording_id", "epoch", "start_time", "epoch_s", "stage", "stage_source", "probabilities",
-    "captions", "features", "quality", "events", "advisories", "end_received_at", "runtime", "aux", "embedding",
+    "bed_id",
+    "recording_id",
+    "epoch",
+    "start_time",
+    "epoch_s",
+    "stage",
+    "stage_source",
+    "probabilities",
+    "captions",
+    "features",
+    "quality",
+    "events",
+    "advisories",
+    "end_received_at",
+    "runtime",
+    "aux",
+    "embedding",
     "waveform",
 }
 

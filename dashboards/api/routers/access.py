@@ -50,8 +50,6 @@ def audit_log(
     store: StoreDep,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    before: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="entries older than this id (paging)")
-    ] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="entries older than this id (paging)")] = None,
 ) -> list[dict]:
     return store.audit_log(limit=limit, before_id=before)

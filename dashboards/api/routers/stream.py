@@ -55,11 +55,15 @@ class FeedLimits:
     def acquire(self, token_id: int) -> str | None:
         with self._lock:
             if sum(self._open.values()) >= self.total:
-                return (f"the API already serves {self.total} live feeds (SLEEPLM_FEEDS_TOTAL); close a page or "
-                        "display showing the live ward, or retry later")
+                return (
+                    f"the API already serves {self.total} live feeds (SLEEPLM_FEEDS_TOTAL); close a page or "
+                    "display showing the live ward, or retry later"
+                )
             if self._open.get(token_id, 0) >= self.per_token:
-                return (f"this token already has {self.per_token} live feeds open (SLEEPLM_FEEDS_PER_TOKEN); close "
-                        "another tab or display signed in with it, or give that display its own token")
+                return (
+                    f"this token already has {self.per_token} live feeds open (SLEEPLM_FEEDS_PER_TOKEN); close "
+                    "another tab or display signed in with it, or give that display its own token"
+                )
             self._open[token_id] = self._open.get(token_id, 0) + 1
             return None
 
