@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def encode_json(record: dict[str, Any]) -> bytes:
+def encode_json(record: Mapping[str, object]) -> bytes:
     """A JSON record with ``schema`` set (strict JSON: NaN is written as null by the caller)."""
     return json.dumps({"schema": JSON_SCHEMA, **record}, separators=(",", ":"), allow_nan=False).encode()
 

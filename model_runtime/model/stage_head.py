@@ -187,7 +187,7 @@ class StageHead:
             novelty_columns=self.novelty_columns,
             n_layers=np.array(len(self.layers)),
             # numpy's stub: a **dict might fill allow_pickle (a bool); these hold only array names
-            **arrays,
+            **arrays,  # type: ignore[arg-type]
             **gate,  # type: ignore[arg-type]
         )
         return path
