@@ -60,10 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store_provider.get()  # open (and migrate) now if we can; health reports it if not
         except StoreUnavailable:
             pass
+        warm_up = threading.Thread(target=app.state.search.warm, name="search-warm-up", daemon=True)
         if settings.search_preload:
-            threading.Thread(target=app.state.search.warm, name="search-warm-up", daemon=True).start()
+            warm_up.start()
         yield
         app.state.closing.set()
+        if warm_up.is_alive():
+            # a process that exits while onnxruntime still builds its session aborts in C++ (std::terminate,
+            # SIGABRT): a stop right after the start waits the fraction of a second the warm-up takes
+            warm_up.join()
         if app.state.lag is not None:
             app.state.lag.close()
         app.state.store_provider.close()
