@@ -1,5 +1,8 @@
 """No serving process imports torch: the base install (no torch, transformers or sentence-transformers) serves.
 
+Nor YASA and what it drags (MNE, antropy, numba): staging's YASA prior runs on its NumPy port
+(``psg.features.yasa_features``) and the shipped LightGBM classifiers; ``yasa`` is the train extra.
+
 The dev environment has torch installed (the train extra), so "not installed" cannot be tested here; what is
 tested is the stronger half that makes the lean install work: a fresh interpreter that runs the serving code
 paths - the offline commands (stage, describe, query, detect, report) through the real entry point, the live
@@ -17,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-TRAIN_ONLY = ("torch", "transformers", "sentence_transformers")
+TRAIN_ONLY = ("torch", "transformers", "sentence_transformers", "yasa", "mne", "numba", "antropy")
 
 SCRIPT = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
 
-    TRAIN_ONLY = ("torch", "transformers", "sentence_transformers")
+    TRAIN_ONLY = ("torch", "transformers", "sentence_transformers", "yasa", "mne", "numba", "antropy")
     out, seen = Path(sys.argv[1]), {}
 
     def note(step):

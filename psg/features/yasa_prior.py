@@ -5,34 +5,39 @@ features are shifted (real wake looked like REM or N2 to it). YASA (Vallat & Wal
 LightGBM classifiers trained on thousands of real, expert-scored nights; their probabilities are a prior
 learnt from real signals that the head can lean on. They enter the head as input features only: the head
 still maps into the shared text space and a stage is still the nearest stage prompt (zero-shot by text).
-No torch is involved (YASA is NumPy, SciPy, MNE and LightGBM), so serving stays light.
+Serving needs neither torch nor the ``yasa`` package (whose MNE, antropy and numba weigh ~410 MB): YASA's
+features are computed by ``psg.features.yasa_features`` (a NumPy/SciPy port of YASA 0.8.1's, equal to
+them) and its classifiers ship as LightGBM text models in ``psg/features/yasa_classifiers/``, with the
+same probabilities as YASA's (``tests/psg/test_yasa_features.py``).
 
 What YASA is given: each EEG derivation of the recording in turn (probabilities averaged over those
 usable in an epoch), the left EOG (else the right) and the chin EMG when they are sampled fast enough to
 carry their bands, all resampled to 100 Hz (YASA needs > 80 Hz; a 50-Hz EEG is upsampled, its 25-30 Hz
-band empty). YASA picks its classifier for that channel set. Any recording of at least one epoch is
+band empty). The classifier is YASA's for that channel set. Any recording of at least one epoch is
 staged (YASA warns below 5 min; its recording-relative features then carry little). Where it cannot run
 (no usable EEG, under 30 s, an error) the block is zeros with its flag off, so the head stages from its
 own features, as it learnt to in training (``model_runtime.training.stage_head_training`` blanks the block at
-random). Cost: ~2.5 ms per epoch and EEG derivation, plus ~6 s once per process (importing YASA and
-compiling antropy's numba functions).
+random). Cost: ~2.5 ms per epoch and EEG derivation, plus loading a classifier (~7 MB of LightGBM text)
+once per process and channel set.
 
 >>> prior = yasa_prior(recording)   # (n_epochs, N_PRIOR): p(W, N1, N2, N3, R) and the flag
 """
 
 from __future__ import annotations
 
-import glob
+import gzip
+import json
 import logging
-import os
 import warnings
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import signal as sps
 
+from psg.features.yasa_features import staging_features
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
 from psg.recording import Recording, Signal
 
@@ -46,6 +51,7 @@ YASA_FS = 100.0
 MIN_FS = {"eeg": 40.0, "eog": 40.0, "emg": 60.0}
 _FLAT_STD_UV = 0.1
 _LOG = logging.getLogger(__name__)
+CLASSIFIERS = Path(__file__).resolve().parent / "yasa_classifiers"
 
 
 def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
@@ -115,42 +121,30 @@ def _at_yasa_rate(sig: Signal, n: int) -> np.ndarray:
 
 def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
     """(n, 5) probabilities from YASA's classifier for this channel set, in ``STAGES`` order."""
-    import mne
-    import yasa
-
-    names = list(channels)
-    data = np.stack([_at_yasa_rate(channels[g], n) for g in names]) * 1e-6  # uV -> V, as MNE stores
-    raw = mne.io.RawArray(data, mne.create_info(names, YASA_FS, names), verbose="error")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.getLogger("yasa").setLevel(logging.ERROR)
-        staging = yasa.SleepStaging(
-            raw,
-            eeg_name="eeg",
-            eog_name="eog" if "eog" in channels else None,
-            emg_name="emg" if "emg" in channels else None,
-        )
-        features = staging.get_features()
-        clf = _classifier("+".join(names))
-        proba = clf.predict_proba(features[clf.feature_name_])
-    columns = [list(clf.classes_).index(s) for s in STAGES]
+    # uV -> V -> uV, the round trip YASA makes through MNE (which stores volts): it moves a sample by ~1e-16
+    # relative, and a near-silent channel's zero crossings (a feature) move with it; kept, so the
+    # probabilities are YASA's to the last bit
+    signals = {g: (_at_yasa_rate(sig, n) * 1e-6) * 1e6 for g, sig in channels.items()}
+    names, features = staging_features(signals)
+    booster, classes = _classifier("+".join(channels))
+    order = [names.index(f) for f in booster.feature_name()]
+    proba = booster.predict(features[:, order])
+    columns = [classes.index(s) for s in STAGES]
     return np.asarray(proba, dtype=np.float64)[:, columns]
 
 
 @lru_cache(maxsize=8)
-def _classifier(channel_set: str) -> Any:  # a LightGBM classifier; lightgbm (YASA's dependency) is untyped
-    """YASA's newest shipped classifier for ``channel_set`` ('eeg', 'eeg+eog', 'eeg+eog+emg', ...), loaded once."""
-    import joblib
-    import yasa
+def _classifier(channel_set: str) -> tuple[Any, list[str]]:  # lightgbm is untyped
+    """YASA's classifier for ``channel_set`` ('eeg', 'eeg+eog', 'eeg+eog+emg', ...) and its output classes, loaded once.
 
-    folder = os.path.join(os.path.dirname(yasa.__file__), "classifiers")
-    files = glob.glob(os.path.join(folder, glob.escape(f"clf_{channel_set}") + "_lgb_*.joblib"))
-    if not files:
-        raise FileNotFoundError(f"YASA ships no classifier for {channel_set}")
+    The classifiers ship in ``psg/features/yasa_classifiers/`` as LightGBM text models rebuilt from YASA's
+    pickles (``python -m psg.features.yasa_classifiers.build``), so serving needs ``lightgbm`` but not ``yasa``.
+    """
+    import lightgbm
 
-    def version(path: str) -> tuple[int, ...]:
-        return tuple(int(v) for v in path.rsplit("_lgb_", 1)[1].removesuffix(".joblib").split("."))
-
-    with warnings.catch_warnings():  # its pickles name an older scikit-learn's LabelEncoder; they load fine
-        warnings.simplefilter("ignore")
-        return joblib.load(max(files, key=version))
+    manifest = json.loads((CLASSIFIERS / "manifest.json").read_text())
+    if channel_set not in manifest:
+        raise FileNotFoundError(f"no YASA classifier for {channel_set} in {CLASSIFIERS} (have {sorted(manifest)})")
+    entry = manifest[channel_set]
+    text = gzip.decompress((CLASSIFIERS / entry["file"]).read_bytes()).decode()
+    return lightgbm.Booster(model_str=text), list(entry["classes"])

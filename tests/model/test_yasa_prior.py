@@ -15,8 +15,6 @@ from psg.features.yasa_prior import N_PRIOR, yasa_prior
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
 from psg.recording import Recording, Signal
 
-pytest.importorskip("yasa")
-
 
 @pytest.fixture(scope="module")
 def short(simulated_recording: Recording) -> Recording:
