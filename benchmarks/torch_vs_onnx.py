@@ -68,6 +68,8 @@ def compare(onnx: SleepLM, torch: SleepLM, path: Path) -> dict:
         cosine = float(onnx.embed_text(text) @ torch.embed_text(text))
         result["queries"][text] = {
             "same_epochs_same_order": ea == eb,
+            "same_epochs": sorted(ea) == sorted(eb),
+            "shared_epochs": len(set(ea) & set(eb)),
             "max_score_diff": diff,
             "query_vector_cosine": cosine,
         }
@@ -89,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for name, r in result.items():
         same = sum(q["same_epochs_same_order"] for q in r["queries"].values())
+        same_set = sum(q["same_epochs"] for q in r["queries"].values())
+        shared = sum(q["shared_epochs"] for q in r["queries"].values())
         print(
             f"{name}: {r['epochs']} epochs; stages identical: {r['stages_identical']} "
             f"(max prob diff {r['max_probability_diff']:.2e}); queries with the same top-10 in the same order: "
-            f"{same}/{len(r['queries'])}, max score diff "
+            f"{same}/{len(r['queries'])}, the same top-10 epochs: {same_set}/{len(r['queries'])} ({shared} epochs "
+            f"shared of {10 * len(r['queries'])}), max score diff "
             f"{max(q['max_score_diff'] for q in r['queries'].values()):.2e}, min query cosine "
             f"{min(q['query_vector_cosine'] for q in r['queries'].values()):.6f}"
         )
