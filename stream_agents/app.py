@@ -209,8 +209,8 @@ class _LivePipeline:
                 await self.dead_letter(event, str(exc))
                 await stream.ack(event)
                 continue
-            for chunk, refusal in output.refused:  # a bundle's bad chunk; its other chunks were taken
-                await self.dead_letter(event, f"bundle chunk of stream {chunk.stream!r} seq {chunk.seq}: {refusal}")
+            for chunk, refusal in output.refused:  # a bundle's bad chunk, or a jump held back and now refused
+                await self.dead_letter(event, f"chunk of stream {chunk.stream!r} seq {chunk.seq}: {refusal}")
             if output.windows:
                 # ~1 record in 30 completes an epoch: only then a thread hop (the analysis takes ~20 ms);
                 # in order, before the next record, so each bed's running normaliser sees its epochs in turn

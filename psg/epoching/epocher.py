@@ -78,6 +78,13 @@ FINISHED_RECORDINGS = 16
 #: process estimates the LSL -> Unix clock offset itself, so a restarted bridge sends the same recording's
 #: start a few ms (seen: 8 ms) off the first one's; its samples are placed on the first one's grid.
 START_TOLERANCE_S = 0.25
+#: A chunk that starts more than this (seconds of device time) past the newest data of its bed is a jump: a
+#: pause in the recording, a clock step, or a corrupt timestamp. Taken at once, a corrupt one would make the
+#: lag rule emit every epoch up to it, empty, and then ignore the bed's real chunks as already emitted: the
+#: rest of the night lost. So a jump is held back until the next chunk of its stream says which it was: one
+#: that continues it (within ``JUMP_CONTINUITY_S``) confirms it, one back on the old time refuses it.
+MAX_JUMP_S = 60.0
+JUMP_CONTINUITY_S = 2.0
 
 Analyse = Callable[[EpochWindow], EpochMessage]
 
@@ -99,7 +106,8 @@ class EpocherOutput:
     windows: list[EpochWindow] = field(default_factory=list)
     released: list[object] = field(default_factory=list)
     device_events: list[DeviceEvent] = field(default_factory=list)
-    #: Chunks of a bundle refused (the rest of the bundle was taken): each with the reason.
+    #: Chunks refused with the reason: a bundle's bad chunk (the rest of the bundle was taken), or a chunk held
+    #: back as a jump (``MAX_JUMP_S``) that its stream's next chunk showed to be a bad timestamp.
     refused: list[tuple[SampleChunk, MessageError]] = field(default_factory=list)
 
     def extend(self, other: EpocherOutput) -> None:
@@ -125,9 +133,20 @@ class _Bed:
     last_received_at: float = 0.0
     held: list[tuple[int, int, tuple[str, int, int], object]] = field(default_factory=list)  # heap by last epoch
     held_keys: set[tuple[str, int, int]] = field(default_factory=set)  # (stream, seq, first sample index)
+    #: Per stream, a chunk held back as a jump, with its token (see ``MAX_JUMP_S``)
+    jumps: dict[str, tuple[SampleChunk, object]] = field(default_factory=dict)
+
+    def newest_s(self) -> float | None:
+        """Device seconds from the start to the furthest sample of any stream (None before any data)."""
+        return max((s.reach / s.fs for s in self.streams.values() if s.reach > 0), default=None)
 
     def tokens(self) -> list[object]:
-        return [token for *_, token in sorted(self.held)]
+        return [token for *_, token in sorted(self.held)] + [token for _, token in self.jumps.values()]
+
+    def is_jump(self, chunk: SampleChunk) -> bool:
+        """Does ``chunk`` start more than ``MAX_JUMP_S`` past the furthest sample of any stream?"""
+        newest = max((s.reach / s.fs for s in self.streams.values() if s.reach > 0), default=None)
+        return newest is not None and chunk.t0 - self.recording_start > newest + MAX_JUMP_S
 
 
 class Epocher:
@@ -245,6 +264,42 @@ class Epocher:
                 finished.append(bed.recording_id)
             bed = _Bed(chunk.bed_id, chunk.recording_id, chunk.recording_start, RunningNormaliser(self.norm_epochs))
             self._beds[chunk.bed_id] = bed
+        settled, goes_on = self._gate_jump(bed, chunk, token)
+        out.extend(settled)
+        if goes_on:
+            out.extend(self._place(bed, chunk, token))
+        return out
+
+    def _gate_jump(self, bed: _Bed, chunk: SampleChunk, token: object) -> tuple[EpocherOutput, bool]:
+        """Settle the jump held back on ``chunk``'s stream, if any, and hold ``chunk`` back if it is one.
+        Returns what settling produced and whether ``chunk`` goes on to be placed."""
+        out = EpocherOutput()
+        jump = bed.is_jump(chunk)
+        held = bed.jumps.pop(chunk.stream, None)
+        if held is not None:
+            held_chunk, held_token = held
+            if jump and abs(chunk.t0 - held_chunk.t_end) <= JUMP_CONTINUITY_S:  # the stream goes on from there
+                out.extend(self._place(bed, held_chunk, held_token))
+                return out, True
+            if bed.is_jump(held_chunk):  # the stream carried on at the old time: it was a bad timestamp
+                ahead = held_chunk.t0 - bed.recording_start - max(s.reach / s.fs for s in bed.streams.values())
+                reason = (
+                    f"chunk field 't0': {held_chunk.t0!r} is {ahead:.0f} s past the rest of bed "
+                    f"{chunk.bed_id!r}'s data and stream {chunk.stream!r} did not go on from it "
+                    f"(expected at most {MAX_JUMP_S:g} s ahead, or a jump the next chunk continues)"
+                )
+                out.refused.append((held_chunk, MessageError(reason)))
+                out.released.append(held_token)
+            else:  # another stream has caught up with it meanwhile: an ordinary chunk now
+                out.extend(self._place(bed, held_chunk, held_token))
+        if jump:
+            bed.jumps[chunk.stream] = (chunk, token)
+            return out, False
+        return out, True
+
+    def _place(self, bed: _Bed, chunk: SampleChunk, token: object) -> EpocherOutput:
+        """Write a chunk into its stream, emit the epochs it completes, release what may be acked."""
+        out = EpocherOutput()
         stream = bed.streams.get(chunk.stream)
         if stream is None:
             stream = bed.streams[chunk.stream] = StreamBuffer(chunk.fs, chunk.labels, chunk.units)
