@@ -76,7 +76,7 @@ def search_warmup(python: str) -> dict:
     model, embed two texts (the first loads the text tower)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
     done = subprocess.run(
-        [python, "-c", WARMUP], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), check=True
+        [python, "-c", WARMUP], capture_output=True, text=True, env=env, cwd=tempfile.mkdtemp(), check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -119,7 +119,9 @@ def processes(launcher: subprocess.Popen) -> dict[str, dict]:
 
 
 def run(python: str, beds: int, speed: float, seconds: float) -> dict:
-    data_dir = Path(tempfile.mkdtemp(prefix="sleeplm-lean-"))
+    # run from an empty folder of its own: `python -m` puts the working directory first on sys.path, and a
+    # shared one (/tmp) may hold any stray module (a `re.py` there broke a run)
+    data_dir = Path(tempfile.mkdtemp(prefix="sleeplm-lean-")) / "data"
     api_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
     output: list[str] = []
