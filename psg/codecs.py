@@ -179,13 +179,19 @@ def _field(header: dict[str, Any], name: str, kind: type | tuple[type, ...], wha
 
 
 def _text(header: dict[str, Any], name: str) -> str:
-    value: str = _field(header, name, str, "a non-empty string")
+    value = header.get(name)
+    if type(value) is str and 0 < len(value) <= 200:  # the usual case, without the checks' calls
+        return value
+    value = str(_field(header, name, str, "a non-empty string"))
     if not value or len(value) > 200:
         raise MessageError(f"message header field {name!r}: expected 1-200 characters, got {len(value)}")
     return value
 
 
 def _time(header: dict[str, Any], name: str) -> float:
+    value = header.get(name)
+    if type(value) is float and 0.0 <= value < math.inf:  # the usual case (NaN fails the comparison)
+        return value
     value = float(_field(header, name, (int, float), "a number (seconds since the Unix epoch)"))
     if not math.isfinite(value) or value < 0:
         raise MessageError(f"message header field {name!r}: expected a finite time >= 0, got {value!r}")
@@ -296,6 +302,7 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
         raise MessageError(
             f"bundle header field 'chunks': expected 1..{MAX_BUNDLE_CHUNKS} chunk headers, got {len(heads)}"
         )
+    samples = _bundle_samples(payload)
     chunks, offset = [], 0
     for k, head in enumerate(heads):
         if not isinstance(head, dict):
@@ -303,7 +310,11 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
         try:
             shape = _chunk_shape(head)
             nbytes = shape[0] * shape[1] * 4
-            chunks.append(_chunk(head, payload[offset : offset + nbytes], shape))
+            part = payload[offset : offset + nbytes]
+            data = None
+            if samples is not None and len(part) == nbytes:
+                data = samples[offset // 4 : (offset + nbytes) // 4].reshape(shape)
+            chunks.append(_chunk(head, part, shape, data))
         except MessageError as exc:
             raise MessageError(f"bundle chunk {k}: {exc}") from None
         offset += nbytes
@@ -316,6 +327,18 @@ def _bundle(header: dict[str, Any], payload: memoryview) -> ChunkBundle:
                 f"bundle chunk {k} field 'bed_id': expected the bundle's bed {bed!r}, got {chunk.bed_id!r}"
             )
     return ChunkBundle(bed, tuple(chunks))
+
+
+def _bundle_samples(payload: memoryview) -> np.ndarray | None:
+    """A bundle's samples as one float32 copy, checked for infinite values in one pass: what ``_floats``
+    does per chunk, at a third of the calls. None when the payload is not whole floats or holds an
+    infinite value: each chunk's own ``_floats`` then names the problem, as it always did."""
+    if len(payload) % 4:
+        return None
+    samples = np.frombuffer(payload, dtype="<f4")
+    if np.isinf(samples).any():
+        return None
+    return samples.copy()
 
 
 def _chunk_shape(header: dict[str, Any]) -> tuple[int, int]:
@@ -334,8 +357,11 @@ def _chunk_shape(header: dict[str, Any]) -> tuple[int, int]:
     return len(labels), n
 
 
-def _chunk(header: dict[str, Any], payload: memoryview, shape: tuple[int, int]) -> SampleChunk:
-    """One chunk from its header, its samples and the ``shape`` its header was validated to announce."""
+def _chunk(
+    header: dict[str, Any], payload: memoryview, shape: tuple[int, int], data: np.ndarray | None = None
+) -> SampleChunk:
+    """One chunk from its header, its samples and the ``shape`` its header was validated to announce
+    (``data``: the samples already checked, from ``_bundle_samples``)."""
     fs = float(_field(header, "fs", (int, float), "a sampling rate in Hz"))
     if not (math.isfinite(fs) and 0 < fs <= 10_000):
         raise MessageError(f"message header field 'fs': expected 0 < fs <= 10000 Hz, got {fs!r}")
@@ -353,7 +379,7 @@ def _chunk(header: dict[str, Any], payload: memoryview, shape: tuple[int, int]) 
         seq=seq,
         recording_start=_time(header, "recording_start"),
         received_at=_time(header, "received_at"),
-        data=_floats(payload, shape, "samples"),
+        data=_floats(payload, shape, "samples") if data is None else data,
     )
 
 
