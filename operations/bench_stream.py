@@ -176,7 +176,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     if settings.kafka is None:
         broker = start_broker(log_path=logs / "broker.log")
         settings.kafka = broker.bootstrap
-    ensure_topics(settings.kafka, settings.partitions)
+    ensure_topics(settings.kafka, settings.partitions, samples_retention_hours=settings.samples_retention_hours)
     stack = LiveStack(settings, broker=broker)
     env = stack.child_env()
     env["LSLAPICFG"] = str(private_lsl_config(data_dir / "lsl", f"sleeplm-bench-{uuid.uuid4().hex[:8]}"))

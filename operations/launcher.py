@@ -98,7 +98,7 @@ class LiveStack:
             self.broker = start_broker(log_path=self.log_path("broker"))
             settings.kafka = self.broker.bootstrap
             settings.session_timeout_s = min(settings.session_timeout_s, 6.0)
-        ensure_topics(settings.kafka, settings.partitions)
+        ensure_topics(settings.kafka, settings.partitions, samples_retention_hours=settings.samples_retention_hours)
         self.admin_token_path = ensure_local_admin_token(settings)
         env = self.child_env()
         self.spawn("api", ["api"], env)

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         default=None, description="Kafka bootstrap servers (host:port,...); unset: `up` starts a local broker"
     )
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of each topic (beds are keyed)")
+    samples_retention_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=24 * 30,
+        description="how long the broker keeps psg.samples (retention.ms of the topic when it is created)",
+    )
     data_dir: Path = Field(default=Path("sleeplm-data"), description="SQLite store, spool, logs, metrics")
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite file under data_dir")
     api_host: str = Field(default="127.0.0.1", description="API bind address (loopback unless deployed)")

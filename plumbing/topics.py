@@ -23,13 +23,31 @@ DEADLETTER = "psg.deadletter"
 ALL_TOPICS: tuple[str, ...] = (SAMPLES, EPOCHS, CAPTIONS, ALERTS, EMBEDDINGS, DEADLETTER)
 
 
+def topic_configs(topic: str, samples_retention_hours: float | None) -> dict[str, str]:
+    """Broker settings a new ``topic`` is created with: ``psg.samples`` keeps ``samples_retention_hours``.
+
+    Why only the samples: they are ~24 MB per bed-hour and worth nothing once their epochs are stored (a
+    stopped worker replays a few minutes per bed), while Kafka's default keeps them 7 days (~100 GB per night
+    at 500 beds). The other topics are small and their records are the night's results. The embedded broker's
+    memory engine accepts the setting and ignores it (it keeps every record: docs/operations.md).
+    """
+    if topic != SAMPLES or samples_retention_hours is None:
+        return {}
+    return {"retention.ms": str(round(samples_retention_hours * 3_600_000))}
+
+
 def ensure_topics(
-    bootstrap: str, partitions: int, topics: tuple[str, ...] = ALL_TOPICS, timeout_s: float = 30.0
+    bootstrap: str,
+    partitions: int,
+    topics: tuple[str, ...] = ALL_TOPICS,
+    timeout_s: float = 30.0,
+    samples_retention_hours: float | None = None,
 ) -> list[str]:
-    """Create the missing ``topics`` with ``partitions`` partitions; returns the names it created.
+    """Create the missing ``topics`` with ``partitions`` partitions (and ``topic_configs``); returns the names
+    it created.
 
     Retries while the broker is still starting (up to ``timeout_s``); existing topics are left as they
-    are (their partition count is the operator's decision).
+    are (their partition count and retention are the operator's decision).
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -46,7 +64,10 @@ def ensure_topics(
         created = []
         for topic in missing:
             try:
-                admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)])
+                configs = topic_configs(topic, samples_retention_hours)
+                admin.create_topics(
+                    [NewTopic(name=topic, num_partitions=partitions, replication_factor=1, topic_configs=configs)]
+                )
                 created.append(topic)
             except TopicAlreadyExistsError:
                 pass

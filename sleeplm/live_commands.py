@@ -102,7 +102,9 @@ def broker_cmd(
     stop = _stop_event()
     broker = start_broker(port=port or None)
     try:
-        created = ensure_topics(broker.bootstrap, settings.partitions)
+        created = ensure_topics(
+            broker.bootstrap, settings.partitions, samples_retention_hours=settings.samples_retention_hours
+        )
         typer.echo(f"broker on {broker.bootstrap} (topics created: {', '.join(created) or 'none'}); Ctrl-C stops it")
         while not stop.wait(1.0):
             if broker.process.poll() is not None:
@@ -118,7 +120,9 @@ def topics_cmd() -> None:
     settings = _settings()
     if not settings.kafka:
         raise typer.BadParameter("set SLEEPLM_KAFKA to the Kafka bootstrap servers")
-    created = ensure_topics(settings.kafka, settings.partitions, timeout_s=120.0)
+    created = ensure_topics(
+        settings.kafka, settings.partitions, timeout_s=120.0, samples_retention_hours=settings.samples_retention_hours
+    )
     typer.echo(f"topics created: {', '.join(created) or 'none (all exist)'}")
 
 
