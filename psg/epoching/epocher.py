@@ -144,7 +144,13 @@ class _Bed:
         return [token for *_, token in sorted(self.held)] + [token for _, token in self.jumps.values()]
 
     def is_jump(self, chunk: SampleChunk) -> bool:
-        """Does ``chunk`` start more than ``MAX_JUMP_S`` past the furthest sample of any stream?"""
+        """Does ``chunk`` start more than ``MAX_JUMP_S`` past the furthest sample of any stream?
+
+        Asked for every chunk: a chunk within reach of its own stream's furthest sample is answered from that
+        stream alone (the furthest of all is at least as far), without going over the bed's streams."""
+        own = self.streams.get(chunk.stream)
+        if own is not None and own.reach > 0 and chunk.t0 - self.recording_start <= own.reach / own.fs + MAX_JUMP_S:
+            return False
         newest = max((s.reach / s.fs for s in self.streams.values() if s.reach > 0), default=None)
         return newest is not None and chunk.t0 - self.recording_start > newest + MAX_JUMP_S
 
@@ -190,7 +196,8 @@ class Epocher:
         (rate or labels of a stream, recording start) or lies outside the recording's time span.
         """
         with self._lock:
-            out = self._add(chunk, token)
+            out = EpocherOutput()
+            self._add(chunk, token, out)
             out.released = whole_tokens(out.released)
             return out
 
@@ -206,7 +213,7 @@ class Epocher:
             out = EpocherOutput()
             for chunk in bundle.chunks:
                 try:
-                    out.extend(self._add(chunk, share))
+                    self._add(chunk, share, out)
                 except MessageError as exc:
                     out.refused.append((chunk, exc))
                     out.released.append(share)
@@ -245,14 +252,15 @@ class Epocher:
 
     # --- internals ------------------------------------------------------------------------------------
 
-    def _add(self, chunk: SampleChunk, token: object) -> EpocherOutput:
-        out = EpocherOutput()
+    def _add(self, chunk: SampleChunk, token: object, out: EpocherOutput) -> None:
+        """Take ``chunk`` into ``out`` (what one chunk adds to a call's output: per chunk, one output object
+        fewer); raises ``MessageError`` before anything is added."""
         finished = self._finished.get(chunk.bed_id)
         if finished is None:
             finished = self._finished[chunk.bed_id] = deque(maxlen=FINISHED_RECORDINGS)
         if chunk.recording_id in finished:
             out.released.append(token)
-            return out
+            return
         _check_rate(chunk.stream, chunk.bed_id, chunk.labels, chunk.fs)
         bed = self._beds.get(chunk.bed_id)
         if bed is not None and bed.recording_id == chunk.recording_id:
@@ -264,23 +272,19 @@ class Epocher:
                 finished.append(bed.recording_id)
             bed = _Bed(chunk.bed_id, chunk.recording_id, chunk.recording_start, RunningNormaliser(self.norm_epochs))
             self._beds[chunk.bed_id] = bed
-        settled, goes_on = self._gate_jump(bed, chunk, token)
-        out.extend(settled)
-        if goes_on:
-            out.extend(self._place(bed, chunk, token))
-        return out
+        if (chunk.stream not in bed.jumps and not bed.is_jump(chunk)) or self._gate_jump(bed, chunk, token, out):
+            self._place(bed, chunk, token, out)
 
-    def _gate_jump(self, bed: _Bed, chunk: SampleChunk, token: object) -> tuple[EpocherOutput, bool]:
+    def _gate_jump(self, bed: _Bed, chunk: SampleChunk, token: object, out: EpocherOutput) -> bool:
         """Settle the jump held back on ``chunk``'s stream, if any, and hold ``chunk`` back if it is one.
-        Returns what settling produced and whether ``chunk`` goes on to be placed."""
-        out = EpocherOutput()
+        Adds what settling produced to ``out``; returns whether ``chunk`` goes on to be placed."""
         jump = bed.is_jump(chunk)
         held = bed.jumps.pop(chunk.stream, None)
         if held is not None:
             held_chunk, held_token = held
             if jump and abs(chunk.t0 - held_chunk.t_end) <= JUMP_CONTINUITY_S:  # the stream goes on from there
-                out.extend(self._place(bed, held_chunk, held_token))
-                return out, True
+                self._place(bed, held_chunk, held_token, out)
+                return True
             if bed.is_jump(held_chunk):  # the stream carried on at the old time: it was a bad timestamp
                 ahead = held_chunk.t0 - bed.recording_start - max(s.reach / s.fs for s in bed.streams.values())
                 reason = (
@@ -291,15 +295,14 @@ class Epocher:
                 out.refused.append((held_chunk, MessageError(reason)))
                 out.released.append(held_token)
             else:  # another stream has caught up with it meanwhile: an ordinary chunk now
-                out.extend(self._place(bed, held_chunk, held_token))
+                self._place(bed, held_chunk, held_token, out)
         if jump:
             bed.jumps[chunk.stream] = (chunk, token)
-            return out, False
-        return out, True
+            return False
+        return True
 
-    def _place(self, bed: _Bed, chunk: SampleChunk, token: object) -> EpocherOutput:
-        """Write a chunk into its stream, emit the epochs it completes, release what may be acked."""
-        out = EpocherOutput()
+    def _place(self, bed: _Bed, chunk: SampleChunk, token: object, out: EpocherOutput) -> None:
+        """Write a chunk into its stream, emit the epochs it completes, release what may be acked (into ``out``)."""
         stream = bed.streams.get(chunk.stream)
         if stream is None:
             stream = bed.streams[chunk.stream] = StreamBuffer(chunk.fs, chunk.labels, chunk.units)
@@ -309,7 +312,7 @@ class Epocher:
         key = (chunk.stream, chunk.seq, g0)  # with the time: a restarted bridge counting from 0 is no duplicate
         if key in bed.held_keys or g1 <= 0:
             out.released.append(token)
-            return out
+            return
         first, last = stream.epoch_of(max(g0, 0)), stream.epoch_of(g1 - 1)
         floor = self._data_floor(bed)
         if bed.last_emitted is not None and last < floor:
@@ -319,7 +322,7 @@ class Epocher:
             # epoch, which no stream runs ahead of, never coming out)
             stream.received(chunk.seq, g1)
             out.released.append(token)
-            return out
+            return
         if bed.first_emitted is None:
             bed.next_epoch = first if bed.next_epoch is None else min(bed.next_epoch, first)
         data = np.asarray(chunk.data, dtype=np.float32)
@@ -336,7 +339,6 @@ class Epocher:
         bed.held_keys.add(key)
         self._emit_ready(bed, chunk.received_at, out)
         out.released += self._release(bed)
-        return out
 
     def _check(self, bed: _Bed, chunk: SampleChunk) -> None:
         if abs(chunk.recording_start - bed.recording_start) > START_TOLERANCE_S:
