@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import psutil
+from up_process import collect_output, signed_in, start_up, stop_up
 
 from plumbing.broker import free_port
 
@@ -124,32 +123,9 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="sleeplm-lean-")) / "data"
     api_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPLM_") and k != "PYTHONPATH"}
-    output: list[str] = []
     started = time.monotonic()
-    launcher = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "sleeplm",
-            "up",
-            "--beds",
-            str(beds),
-            "--speed",
-            str(speed),
-            "--api-port",
-            str(api_port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=data_dir.parent,
-        start_new_session=True,
-    )
-    threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True).start()
+    launcher = start_up(python, beds, speed, api_port, data_dir, env, cwd=data_dir.parent)
+    output, _ = collect_output(launcher)
     result: dict = {"python": python, "beds": beds, "speed": speed, "seconds": seconds, "cores": os.cpu_count()}
     client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=120)
     try:
@@ -157,10 +133,8 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
             if launcher.poll() is not None:
                 raise SystemExit(f"sleeplm up exited with {launcher.returncode}:\n{''.join(output)[-3000:]}")
             try:
-                if "api_up_s" not in result and client.get("/api/health").status_code == 200:
+                if "api_up_s" not in result and signed_in(client, data_dir):
                     result["api_up_s"] = round(time.monotonic() - started, 2)
-                    token = (data_dir / "admin.token").read_text().strip()
-                    client.headers["Authorization"] = f"Bearer {token}"
                 if "api_up_s" in result and "first_search_s" not in result:
                     # the first search the model answers (a bed whose epochs have no stored embedding yet is
                     # answered from caption words: counted, not timed)
@@ -185,12 +159,7 @@ def run(python: str, beds: int, speed: float, seconds: float) -> dict:
         result["parts"] = processes(launcher)
     finally:
         client.close()
-        launcher.send_signal(signal.SIGINT)
-        try:
-            launcher.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
+        stop_up(launcher)
     result["site_packages_mb"] = site_packages_mb(python)
     result["search_warmup"] = search_warmup(python)
     return result

@@ -23,17 +23,15 @@ import json
 import math
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+from up_process import broker_port, collect_output, processes_of, signed_in, start_up, stop_up
 
 from plumbing.broker import free_port
 from psg.captions import MODALITIES
@@ -99,53 +97,12 @@ def store_latency(db: Path) -> dict[str, float | None]:
     }
 
 
-def leftovers(data_dir: Path, broker_port: str | None) -> list[str]:
-    """Processes whose environment names the data dir (the parts) or whose command line is the broker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ, cmdline = (entry / "environ").read_bytes(), (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if f"SLEEPLM_DATA_DIR={data_dir}".encode() in environ or (
-            broker_port and b"tansu" in cmdline and f":{broker_port}".encode() in cmdline
-        ):
-            command = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{entry.name}: {command[:120]}")
-    return found
-
-
 def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "SLEEPLM_KAFKA"}
     api = f"http://127.0.0.1:{api_port}"
-    output: list[str] = []
     started = time.monotonic()
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sleeplm",
-            "up",
-            "--beds",
-            str(beds),
-            "--speed",
-            str(speed),
-            "--api-port",
-            str(api_port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    reader = threading.Thread(target=lambda: output.extend(launcher.stdout), daemon=True)  # never block on a full pipe
-    reader.start()
+    launcher = start_up(sys.executable, beds, speed, api_port, data_dir, env)
+    output, reader = collect_output(launcher)
     api_up_s = all_beds_s = None
     ready: set[str] = set()
     client = httpx.Client(base_url=api, timeout=5)
@@ -155,11 +112,8 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
                 reader.join(5)
                 raise SystemExit(f"sleeplm up exited with {launcher.returncode}:\n{''.join(output)}")
             try:
-                if api_up_s is None and client.get("/api/health").status_code == 200:
+                if api_up_s is None and signed_in(client, data_dir):
                     api_up_s = time.monotonic() - started
-                    # every route but health needs a token: the local admin one `sleeplm up` keeps
-                    token = (data_dir / "admin.token").read_text().strip()
-                    client.headers["Authorization"] = f"Bearer {token}"
                 if api_up_s is not None and all_beds_s is None:
                     for bed in client.get("/api/beds").json():
                         if bed["bed_id"] not in ready:
@@ -192,16 +146,9 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
     finally:
         client.close()
         sigint_at = time.monotonic()
-        launcher.send_signal(signal.SIGINT)
-        try:
-            launcher.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait()
+        stop_up(launcher)
         stop_s = time.monotonic() - sigint_at
         reader.join(5)
-    broker_line = next((line for line in output if "broker" in line and "127.0.0.1:" in line), "")
-    broker_port = broker_line.rsplit(":", 1)[-1].strip() or None
     return {
         "beds": beds,
         "speed": speed,
@@ -217,7 +164,9 @@ def run(beds: int, speed: float, seconds: float, api_port: int, data_dir: Path) 
         "sigint_to_exit_s": stop_s,
         "exit_code": launcher.returncode,
         "last_line": output[-1].strip() if output else "",
-        "leftover_processes": leftovers(data_dir, broker_port),
+        "leftover_processes": [
+            f"{pid}: {command[:120]}" for pid, command in processes_of(data_dir, broker_port(output)).items()
+        ],
     }
 
 

@@ -1,19 +1,27 @@
 """Reading what the live path stored, straight from the SQLite file (independent of the API), the
-assertions the live tests share on it, and starting their beds."""
+assertions the live tests share on it, starting their beds, and running ``sleeplm up`` as a user does."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
+import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from benchmarks.up_process import start_up
+from plumbing.broker import free_port
 from plumbing.settings import Settings
 from psg.captions import MODALITIES
 from psg.codecs import QUALITY_FLAGS
+from tests.live.conftest import wait_until
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -97,3 +105,54 @@ def beds_of_up(launcher: subprocess.Popen, api: str, token_file: Path, auth: dic
         return httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
     except httpx.HTTPError:
         return None
+
+
+@dataclass
+class Up:
+    """A ``sleeplm up`` a live test runs: its launcher, API port and admin sign-in, the beds the API listed when
+    it was ready, and (once stopped) everything it printed."""
+
+    launcher: subprocess.Popen[str]
+    port: int
+    auth: dict[str, str] = field(default_factory=dict)
+    beds: list[dict] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def up_serving(
+    data_dir: Path, env: dict[str, str], beds: int, hours: float, epochs: int = 0, listed: int | None = None
+) -> Iterator[Up]:
+    """``sleeplm up --beds N --speed 20 --hours H --nights 1`` on a free port, handed to the block once the API
+    lists ``listed`` beds (default ``beds``; 0: the API answering is enough), each with ``epochs`` epochs
+    (fails after 120 s, or as soon as the launcher exits). Ctrl-C when the block ends, however it ends, and
+    ``Up.output`` holds what ``up`` printed: the caller checks its exit code, so a run that did not stop
+    cleanly fails the test."""
+    port = free_port()
+    launcher = start_up(sys.executable, beds, "20", port, data_dir, env, "--hours", str(hours), "--nights", "1")
+    up = Up(launcher, port)
+    want = beds if listed is None else listed
+
+    def ready() -> bool:
+        found = beds_of_up(launcher, up.api, data_dir / "admin.token", up.auth)
+        if found is None or len(found) < want:
+            return False
+        up.beds[:] = found
+        try:
+            return not epochs or all(
+                len(httpx.get(f"{up.api}/api/beds/{b['bed_id']}/epochs", timeout=2, headers=up.auth).json()) >= epochs
+                for b in found
+            )
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, 120, f"{want} bed(s) with {epochs} epochs through the API")
+        yield up
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        up.output, _ = launcher.communicate(timeout=60)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,11 +14,10 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from plumbing.broker import free_port
-from tests.live.conftest import wait_until
+from tests.live.helpers import up_serving
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} ")
 RUN_FILE = re.compile(r"^(api|worker|bridge|beds|broker)-\d{8}T\d{6}(-\d+)?\.log$")
@@ -102,59 +100,10 @@ def test_a_data_dir_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path
 def _run_up_until(data_dir: Path, tmp_path: Path, epochs: int) -> str:
     """One short `sleeplm up` (1 bed at 20x): wait until the bed has ``epochs`` epochs through the API (or just
     the API answering, for 0), then Ctrl-C; its output. Fails unless it stopped cleanly (exit 0)."""
-    port = free_port()
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sleeplm",
-            "up",
-            "--beds",
-            "1",
-            "--speed",
-            "20",
-            "--hours",
-            "0.05",
-            "--nights",
-            "1",
-            "--api-port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(tmp_path),
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}"
-    token_file = data_dir / "admin.token"
-    try:
-
-        def ready() -> bool:
-            assert launcher.poll() is None, f"sleeplm up exited: {launcher.stdout.read()}"
-            if not token_file.is_file():
-                return False
-            auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-            try:
-                beds = httpx.get(f"{api}/api/beds", timeout=2, headers=auth).json()
-                if epochs == 0:
-                    return True
-                return (
-                    bool(beds)
-                    and len(httpx.get(f"{api}/api/beds/{beds[0]['bed_id']}/epochs", timeout=2, headers=auth).json())
-                    >= epochs
-                )
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 120, f"one bed with {epochs} epochs through the API")
-    finally:
-        launcher.send_signal(signal.SIGINT)
-        out, _ = launcher.communicate(timeout=60)
-    assert launcher.returncode == 0, out
-    return out
+    with up_serving(data_dir, _env(tmp_path), 1, hours=0.05, epochs=epochs, listed=1 if epochs else 0) as up:
+        pass
+    assert up.launcher.returncode == 0, up.output
+    return up.output
 
 
 def _run_files(logs: Path) -> dict[str, str]:

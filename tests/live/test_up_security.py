@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,9 +17,7 @@ import httpx
 import pytest
 
 from device_bridges.lsl_config import SHIPPED_LSL_CONFIG, configure_lsl
-from plumbing.broker import free_port
-from tests.live.conftest import wait_until
-from tests.live.helpers import beds_of_up
+from tests.live.helpers import up_serving
 
 SECRET_QUERY = "zebra-secret patient words"
 SECRET_TOKEN = "slm_" + "Qu3ryT0ken" * 4
@@ -162,7 +159,6 @@ def _loopback(address: str) -> bool:
 
 def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
     data_dir = (tmp_path / "data").resolve()
-    port = free_port()
     env = {
         **os.environ,
         "SLEEPLM_APP_ID": f"sec-{tmp_path.name[-10:]}",
@@ -171,43 +167,9 @@ def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
     }  # the logs, files and sockets under test do not depend on the model
     env.pop("SLEEPLM_KAFKA", None)
     env.pop("LSLAPICFG", None)  # as a user's shell has it: `up` itself must point its parts at the shipped file
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sleeplm",
-            "up",
-            "--beds",
-            "1",
-            "--speed",
-            "20",
-            "--hours",
-            "0.5",
-            "--nights",
-            "1",
-            "--api-port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    api = f"http://127.0.0.1:{port}"
-    token_file = data_dir / "admin.token"
-    auth: dict[str, str] = {}
-    beds: list[dict] = []
-    try:
-
-        def ready() -> bool:
-            beds[:] = beds_of_up(launcher, api, token_file, auth) or []
-            return len(beds) == 1
-
-        wait_until(ready, 120, "one bed through the API")
-        bed = beds[0]["bed_id"]
+    with up_serving(data_dir, env, 1, hours=0.5) as up:
+        api, auth = up.api, up.auth
+        bed = up.beds[0]["bed_id"]
         with httpx.Client(base_url=api, headers=auth, timeout=10) as client:
             found = client.get(f"/api/beds/{bed}/query", params={"q": SECRET_QUERY})
             assert found.status_code == 200 and found.json()["query"] == SECRET_QUERY
@@ -222,7 +184,7 @@ def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
             _assert_machine_only(Path(part_env["LSLAPICFG"]))
         listening = _listeners(set(parts))
         api_pid = next(pid for pid, part_env in parts.items() if part_env["_part"] == "api")
-        assert listening[api_pid] == [("127.0.0.1", port)], listening[api_pid]
+        assert listening[api_pid] == [("127.0.0.1", up.port)], listening[api_pid]
         for pid, sockets in listening.items():
             off_loopback = [s for s in sockets if not _loopback(s[0])]
             # liblsl binds its outlets' data sockets to every address whatever its configuration (README)
@@ -233,10 +195,8 @@ def test_up_keeps_logs_files_and_listeners_private(tmp_path: Path) -> None:
             if not path.is_symlink():
                 assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode & 0o777))
         assert (data_dir / "sleeplm.db").is_file() and (data_dir / "sleeplm.db-wal").is_file()
-    finally:
-        launcher.send_signal(signal.SIGINT)
-        out, _ = launcher.communicate(timeout=60)
-    assert launcher.returncode == 0, out
+    out = up.output
+    assert up.launcher.returncode == 0, out
     token = auth["Authorization"].split()[-1]
     logs = {path: path.read_text(errors="replace") for path in (data_dir / "logs").glob("*.log")}
     logs[Path("<sleeplm up output>")] = out
