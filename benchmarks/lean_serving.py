@@ -118,6 +118,9 @@ def processes(launcher: subprocess.Popen) -> dict[str, dict]:
 
 
 def run(python: str, beds: int, speed: float, seconds: float) -> dict:
+    # every process here runs from a folder of its own: a relative interpreter path (.venv/bin/python) is made
+    # absolute first, or it would be looked up there; a bare name (python3) is still found on PATH
+    python = os.path.abspath(python) if os.sep in python else python
     # run from an empty folder of its own: `python -m` puts the working directory first on sys.path, and a
     # shared one (/tmp) may hold any stray module (a `re.py` there broke a run)
     data_dir = Path(tempfile.mkdtemp(prefix="sleeplm-lean-")) / "data"
