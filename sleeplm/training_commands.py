@@ -41,10 +41,26 @@ def train_cmd(
         Path | None,
         typer.Option(help="Folder of real scored EDF/EDF+ nights (annotations or NSRR XML beside them) to add."),
     ] = None,
+    decoder_only: Annotated[
+        bool,
+        typer.Option(
+            "--decoder-only",
+            help="Retrain only the caption decoder of --init on the corpus captions (after a caption template "
+            "change); embeddings, staging, calibration, the bank and the stage head stay valid. Then run "
+            "`sleeplm export`. A corpus cached before the template change holds the old captions: give a "
+            "fresh --cache.",
+        ),
+    ] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option("--init", help="With --decoder-only: the checkpoint to start from (default: the shipped one)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train SleepLM (builds or reuses the caption corpus), then write the checkpoint, loss history and plot."""
     needs_torch("train")
+    if init is not None and not decoder_only:
+        raise PSGError("--init is for --decoder-only (a full training starts from random weights)")
     from model_runtime.model.config import get_config
     from model_runtime.model.shipped import SHIPPED_CHECKPOINT
     from model_runtime.training.train import TrainOptions, train
@@ -58,6 +74,9 @@ def train_cmd(
     cache = cache or working_data_dir() / "corpus"
     if psg is not None and not psg.is_dir():
         raise PSGError(f"--psg {psg}: not a folder")
+    if decoder_only:
+        _train_decoder(init, out, steps, data, cache, psg, as_json)
+        return
     options = TrainOptions(
         config=config, psg_dir=str(psg) if psg else None, **({"steps": steps} if steps is not None else {})
     )
@@ -68,6 +87,27 @@ def train_cmd(
         return
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+def _train_decoder(
+    init: Path | None, out: Path, steps: int | None, data: Path, cache: Path, psg: Path | None, as_json: bool
+) -> None:
+    """``train --decoder-only``: see ``model_runtime.training.decoder_training``."""
+    from model_runtime.training.decoder_training import DecoderOptions, build_decoder_corpus, train_decoder
+
+    if init is not None and not init.is_file():
+        raise PSGError(f"--init {init}: no such checkpoint")
+    options = DecoderOptions(psg_dir=str(psg) if psg else None, **({"steps": steps} if steps is not None else {}))
+    build_decoder_corpus(options, data, cache)
+    report = train_decoder(options, init, cache, out)
+    if as_json:
+        typer.echo(dumps({"checkpoint": str(out), "decoder_retraining": report}))
+        return
+    losses = report["validation_caption_loss"]
+    typer.echo(f"checkpoint: {out}")
+    typer.echo(f"vocabulary: {report['vocab']['before']} -> {report['vocab']['after']} pieces")
+    typer.echo(f"validation caption loss: {losses['start']['weighted']:.3f} -> {losses['end']['weighted']:.3f}")
+    typer.echo(f"next: sleeplm export --checkpoint {out}")
 
 
 def train_stage_cmd(

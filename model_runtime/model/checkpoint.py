@@ -21,6 +21,10 @@ from model_runtime.model.tokenizer import CaptionTokenizer
 from psg.errors import PSGError
 
 FORMAT = "sleeplm-recoca/1"
+#: Parameters that only write captions (the decoder and the projection into its memory). They decide no
+#: embedding, stage or event score, so the fingerprint leaves them out: a decoder-only retrain
+#: (``model_runtime.training.decoder_training``) keeps the reference bank built on the embeddings valid.
+CAPTION_SIDE = ("decoder.", "memory_proj.")
 #: The checkpoint shipped in the repository (``sleeplm train --config small`` reproduces it).
 
 
@@ -58,10 +62,13 @@ class Checkpoint:
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the weights: the same checkpoint on any backend gives the same fingerprint, a
-        retrained one another (the reference bank is tied to it)."""
+        """A short hash of the weights that make embeddings (all but ``CAPTION_SIDE``): the same checkpoint on
+        any backend gives the same fingerprint, a retrained signal or text side another (the reference bank
+        is tied to it), a retrained caption decoder the same."""
         digest = hashlib.sha256()
         for name, tensor in sorted(self.model.state_dict().items()):
+            if name.startswith(CAPTION_SIDE):
+                continue
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]

@@ -39,13 +39,15 @@ if TYPE_CHECKING:  # torch-free at run time: serving loads a ServingCheckpoint o
 MAX_NEW_TOKENS = {"stage_event": 64, "brain": 150, "cardiac": 48, "respiratory": 90, "somatic": 40}
 #: Sliding sub-window for language-guided localisation: 5 patches (10 s), moved by 1 patch (2 s).
 WINDOW_PATCHES = 5
+#: Words (lower case) that name an event class in a generated sentence: "Obstructive apnea 10.0-30.0 s."
+#: (the monitor-voice templates) as well as "A Obstructive Apnea occurs ..." (decoders trained before them).
 _EVENT_WORDS = {
-    "obstructive_apnea": ("Obstructive", "Apnea"),
-    "central_apnea": ("Central", "Apnea"),
-    "mixed_apnea": ("Mixed", "Apnea"),
-    "hypopnea": ("Hypopnea",),
-    "arousal": ("Arousal",),
-    "desaturation": ("Desaturation",),
+    "obstructive_apnea": ("obstructive", "apnea"),
+    "central_apnea": ("central", "apnea"),
+    "mixed_apnea": ("mixed", "apnea"),
+    "hypopnea": ("hypopnea",),
+    "arousal": ("arousal",),
+    "desaturation": ("desaturation",),
 }
 
 
@@ -417,7 +419,7 @@ def respiratory_evidence(detected: Sequence[Mapping[str, Any]], n_epochs: int) -
 
 
 def _named_event(sentence_words: list[str]) -> str | None:
-    words = set(sentence_words)
+    words = {w.lower() for w in sentence_words}
     for label, needed in _EVENT_WORDS.items():
         if all(w in words for w in needed):
             return label

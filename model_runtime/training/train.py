@@ -67,11 +67,11 @@ class TrainOptions:
     psg_dir: str | None = None  # a folder of real scored EDF/EDF+ nights added to the corpus
 
 
-def sampling_weights(arrays: TrainingArrays) -> np.ndarray:
+def sampling_weights(stages: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Stage-balanced (1/sqrt frequency) sampling, respiratory-event epochs x3; sums to 1."""
-    counts = np.bincount(arrays.stages.astype(np.int64), minlength=5).astype(float)
-    w = 1.0 / np.sqrt(np.maximum(counts[arrays.stages], 1.0))
-    respiratory = arrays.flags[:, [EVENT_FLAGS.index("apnea"), EVENT_FLAGS.index("hypopnea")]].any(axis=1)
+    counts = np.bincount(stages.astype(np.int64), minlength=5).astype(float)
+    w = 1.0 / np.sqrt(np.maximum(counts[stages], 1.0))
+    respiratory = flags[:, [EVENT_FLAGS.index("apnea"), EVENT_FLAGS.index("hypopnea")]].any(axis=1)
     w = w * np.where(respiratory, 3.0, 1.0)
     return w / w.sum()
 
@@ -156,7 +156,7 @@ def train(options: TrainOptions, data_dir: Path, cache_dir: Path, out: Path, pro
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     generator = torch.Generator().manual_seed(options.seed)
-    weights = sampling_weights(train_arrays)
+    weights = sampling_weights(train_arrays.stages, train_arrays.flags)
     features_t = torch.from_numpy(features)
     history: list[dict] = []
     bar = tqdm(range(options.steps), desc=f"training {options.config}", disable=not progress)

@@ -110,6 +110,8 @@ def test_probe_json_over_two_files(simulated_edf: Path, model_args: list[str]) -
         (["stage", "{edf}", "--backend", "tpu"], "--backend must be one of"),
         (["stage", "{edf}", "--checkpoint", "{missing}"], "not found"),
         (["train", "--config", "huge"], "unknown model config"),
+        (["train", "--init", "{edf}"], "--init is for --decoder-only"),
+        (["train", "--decoder-only", "--init", "{missing}"], "no such checkpoint"),
         (["bench", "model", "--batch", "0"], "--batch must be >= 1"),
     ],
 )
