@@ -72,6 +72,10 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning: the live worker runs a batch every ~0.2 s on cores it
+        # shares with the broker, the bridge and other workers, and the spinning between batches cost 4x the
+        # CPU of the batches themselves (benchmarks/onnx_spin.py: 71 -> 16 ms per 8-epoch batch, same outputs)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._options, self._hint = options, hint
         self._sessions: dict[str, object] = {}
         self._sessions_lock = threading.Lock()
