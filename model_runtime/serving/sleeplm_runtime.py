@@ -11,9 +11,8 @@ One ``infer`` call is one batched ``SleepLM.encode`` of every message's ``signal
   stage, with the detectors' events and the epoch's quality flags (a group flagged bad on every channel
   says so): one record, one truth (``psg.captions.consistency`` checks it). The decoder's generated
   stage_event caption is not shown live: it re-decides events per epoch (a hypopnea's type flipped from
-  one epoch to the next within one detector event), its spans are the model's localisation rather than
-  the detectors', and the shipped checkpoint learned the old scorer wording ("The hypnogram marks ...",
-  "documented") from its training captions; ``SleepLM.describe`` still writes it offline.
+  one epoch to the next within one detector event) and its spans are the model's localisation rather
+  than the detectors'; ``SleepLM.describe`` writes it offline.
 * **embedding**: the epoch's unit vector in the joint space (``EpochResult.embedding``), which the
   inference agent publishes on ``sleep.embeddings`` for retrieval and watch rules.
 * **advisories**: ``SleepLM.detect_events`` (class similarity over the calibrated thresholds), one dict
