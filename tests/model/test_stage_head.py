@@ -276,6 +276,6 @@ def test_adapt_writes_a_lab_head_that_stage_uses(
         app, ["adapt", str(simulated_edf), "--out", str(tmp_path / "b.npz"), "--checkpoint", str(checkpoint)]
     )
     assert isinstance(refused.exception, PSGError) and "pip install 'sleeplm[train]'" in str(refused.exception)
-    assert "`sleeplm adapt` needs sklearn" in str(refused.exception) and not (tmp_path / "b.npz").exists()
+    assert "`sleeplm adapt` needs scikit-learn" in str(refused.exception) and not (tmp_path / "b.npz").exists()
     with pytest.raises(PSGError, match="fitting a lab head needs scikit-learn"):
         fit_lab_head(np.eye(5), np.arange(5), shots=1)
