@@ -133,7 +133,7 @@ def main() -> None:
         synthetic_timeline(hours=args.hours, seed=args.seed, ahi=args.ahi), seed=args.sim_seed, artifacts=args.artifacts
     )
     chunks = chunk_recording(night)
-    run_once(chunks[: len(chunks) // 10])  # warm-up: imports (neurokit2), caches
+    run_once(chunks[: len(chunks) // 10])  # warm-up: imports, caches
     runs = [run_once(chunks) for _ in range(args.runs)]
     med = {key: statistics.median(r[key] for r in runs) for key in ("cpu_ms", "wall_ms", "analyse_median_ms")}
     stages = {s: statistics.median(r["stages_ms"].get(s, 0.0) for r in runs) for s in (*STAGE_NAMES, "other")}

@@ -114,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     raw = records(args.beds, args.seconds, args.nights)
     runtime = load_runtime(args.runtime) if args.runtime else None
-    run(raw[: len(raw) // 4], runtime, args.batch)  # warm-up: imports (neurokit2), caches, the model session
+    run(raw[: len(raw) // 4], runtime, args.batch)  # warm-up: imports, caches, the model session
     runs = [run(raw, runtime, args.batch) for _ in range(args.runs)]
     best = min(runs, key=lambda r: r["cpu_s"])
     print(f"{best['records']} records, {best['epochs']} epochs; best of {args.runs} runs (CPU ms per epoch)")

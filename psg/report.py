@@ -149,7 +149,7 @@ def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> S
 
 def night_report(recording: Recording) -> NightReport:
     """Caption, detect and summarise a recorded night into the report's plain values."""
-    # imported here: captions and detectors load neurokit2 and scipy.signal (seconds), which a report
+    # imported here: captions and detectors load scipy.signal (seconds), which a report
     # of a bed from the store (``sleeplm.bed_report``) never needs
     from psg.captions import caption_night
     from psg.captions.availability import recorded_events

@@ -26,7 +26,7 @@ from sleeplm.channel_options import (
     report_scoring,
 )
 from sleeplm.jsonio import dumps
-from sleeplm.model_options import BackendOpt, CheckpointOpt, JsonOpt, NightArg, check_backend
+from sleeplm.model_options import BackendOpt, CheckpointOpt, JsonOpt, NightArg, check_backend, needs_train_extra
 
 
 def _load(checkpoint: Path | None, backend: str) -> Any:
@@ -226,6 +226,7 @@ def probe_cmd(
 
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
+    needs_train_extra("probe", "sklearn")  # before embedding the nights: the probe is scikit-learn's
     lm = _load(checkpoint, backend)
     x, y = _scored_embeddings(nights, channel, channel_map, lambda night: embed_night(lm, night, progress=True))
     result = run_probe(x, y, shots=shots, seed=seed)
@@ -264,6 +265,7 @@ def adapt_cmd(
         raise PSGError(f"{out}: is a folder; --out expects the lab head's file (.npz)")
     if shots < 1:
         raise PSGError(f"--shots must be >= 1, got {shots}")
+    needs_train_extra("adapt", "sklearn")  # fitting the head; loading and staging with it needs none
     lm = _load(checkpoint, "auto")
     x, y = _scored_embeddings(nights, channel, channel_map, lambda night: stage_head_embeddings(lm, night))
     picked = pick_shots(y, shots, np.random.default_rng(seed))

@@ -43,12 +43,23 @@ def check_backend(backend: str) -> None:
         raise PSGError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
 
+#: The package to install where it differs from the module that is imported.
+_PACKAGES = {"sklearn": "scikit-learn"}
+
+
 def needs_torch(command: str) -> None:
     """One line, not a traceback, where the base install (no torch) runs a command of the train extra."""
+    needs_train_extra(command, "torch")
+
+
+def needs_train_extra(command: str, *modules: str) -> None:
+    """One line, not a traceback, where the base install runs a command that needs packages of the train
+    extra (torch; scikit-learn for fitting probes and lab heads and for the evaluation metrics; yasa)."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
+    missing = [_PACKAGES.get(name, name) for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
         raise PSGError(
-            f"`sleeplm {command}` needs torch, which the base install leaves out: "
+            f"`sleeplm {command}` needs {', '.join(missing)}, which the base install leaves out: "
             "pip install 'sleeplm[train]' (from a checkout: pip install -e '.[train]')"
         )

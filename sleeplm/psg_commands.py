@@ -19,7 +19,7 @@ from psg.recording import Recording
 from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, ScoringOpt, read_night_channels
 from sleeplm.jsonio import dumps
 
-if TYPE_CHECKING:  # psg.captions loads neurokit2 (seconds): only the commands that caption import it
+if TYPE_CHECKING:  # psg.captions loads the caption pipeline (seconds): only the commands that caption import it
     from psg.captions.phrasing import Style
 
 ExistingFile = Annotated[

@@ -13,7 +13,7 @@ import typer
 
 from psg.errors import PSGError
 from sleeplm.jsonio import dumps
-from sleeplm.model_options import CheckpointOpt, JsonOpt, check_backend, needs_torch
+from sleeplm.model_options import CheckpointOpt, JsonOpt, check_backend, needs_torch, needs_train_extra
 
 
 def train_cmd(
@@ -187,6 +187,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate the checkpoint on the held-out validation nights (staging, captions, retrieval, few-shot)."""
     check_backend(backend)
+    needs_train_extra("eval", "sklearn", "yasa")  # the metrics, and YASA as the reference stager
     if backend == "torch":
         needs_torch("eval --backend torch")
     if nights is not None and nights < 1:

@@ -1,7 +1,12 @@
 """No serving process imports torch: the base install (no torch, transformers or sentence-transformers) serves.
 
 Nor YASA and what it drags (MNE, antropy, numba): staging's YASA prior runs on its NumPy port
-(``psg.features.yasa_features``) and the shipped LightGBM classifiers; ``yasa`` is the train extra.
+(``psg.features.yasa_features``) and the shipped LightGBM classifiers; ``yasa`` is the train extra. Nor
+pandas, scikit-learn, NeuroKit2 or wfdb (issue 18: ~190 MB of the base install): YASA's smoothing and
+NeuroKit2's R-peak detector run on NumPy ports, and WFDB records (the ``wfdb`` extra) are never served.
+LightGBM imports pandas and scikit-learn whenever they are installed (its optional integrations), so the
+script hides those four as the base install lacks them, records every attempt to import them, and
+requires the serving paths to work without them, with no attempt but LightGBM's guarded ones.
 
 The dev environment has torch installed (the train extra), so "not installed" cannot be tested here; what is
 tested is the stronger half that makes the lean install work: a fresh interpreter that runs the serving code
@@ -28,10 +33,23 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     TRAIN_ONLY = ("torch", "transformers", "sentence_transformers", "yasa", "mne", "numba", "antropy")
-    out, seen = Path(sys.argv[1]), {}
+    ABSENT = ("pandas", "sklearn", "neurokit2", "wfdb")  # installed here, not in the base install
+    out, seen, attempts = Path(sys.argv[1]), {}, set()
+
+    class Absent:  # fails every import of ABSENT as a missing package does, noting the module that asked
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] not in ABSENT:
+                return None
+            frame = sys._getframe(1)
+            while frame.f_code.co_filename.startswith("<frozen"):
+                frame = frame.f_back
+            attempts.add((name.partition(".")[0], frame.f_globals.get("__name__", "?").partition(".")[0]))
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    sys.meta_path.insert(0, Absent())
 
     def note(step):
-        seen[step] = [m for m in TRAIN_ONLY if m in sys.modules]
+        seen[step] = [m for m in TRAIN_ONLY + ABSENT if sys.modules.get(m) is not None]
 
     from psg.formats.edf import write_edf
     from psg.simulate import simulate
@@ -88,7 +106,7 @@ SCRIPT = textwrap.dedent(
         found = client.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}).json()
     server.stop()
     note("api search")
-    print(json.dumps({"imported": seen, "codes": codes, "search": found}))
+    print(json.dumps({"imported": seen, "codes": codes, "search": found, "attempts": sorted(attempts)}))
     """
 )
 
@@ -111,6 +129,8 @@ def test_serving_paths_never_import_torch(tmp_path: Path) -> None:
     steps = result["imported"]
     assert list(steps) == ["simulate", "stage", "describe", "query", "detect", "report", "worker runtime", "api search"]
     assert {step: found for step, found in steps.items() if found} == {}, f"train-only modules imported: {steps}"
+    # only LightGBM's optional integrations (it runs on without them) may try pandas or scikit-learn
+    assert {who for _, who in result["attempts"]} <= {"lightgbm"}, result["attempts"]
 
 
 def _env() -> dict[str, str]:

@@ -63,8 +63,14 @@ def pick_shots(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.n
 
 def fit_lab_head(embeddings: np.ndarray, labels: np.ndarray, shots: int) -> LabHead:
     """A regularised multinomial logistic regression on the picked epochs; a stage with no example keeps a
-    very low intercept (the lab head never predicts a stage it was not shown)."""
-    from sklearn.linear_model import LogisticRegression
+    very low intercept (the lab head never predicts a stage it was not shown). Fitting needs scikit-learn
+    (the train extra); loading a head and staging with it (``LabHead``) need only NumPy."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise PSGError(
+            "fitting a lab head needs scikit-learn, which the base install leaves out: pip install 'sleeplm[train]'"
+        ) from exc
 
     present = sorted(set(labels.tolist()))
     if len(present) < 2:

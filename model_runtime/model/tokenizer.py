@@ -59,7 +59,7 @@ _SLOT = re.compile(r"^<(f|fs):([a-z0-9_]+)>$")
 
 def format_feature(key: str, value: float, signed: bool = False) -> str:
     """``value`` of ``key`` written exactly as the caption pipeline writes it (band powers as percent)."""
-    # imported here: psg.captions loads the whole caption pipeline (neurokit2, matplotlib, pandas), which a
+    # imported here: psg.captions loads the whole caption pipeline (the detectors, SciPy's signal processing), which a
     # process that only reads the vocabulary (the API's search) should not pay for
     from psg.captions.phrasing import DECIMALS
 

@@ -122,7 +122,7 @@ def analyse(window: EpochWindow) -> EpochMessage:
 def window_r_peaks(recording: Recording) -> np.ndarray | None:
     """R-peak times (s) of the window's ECG, detected once for the features, the cardiac detectors and
     the aux heart rate (None without an ECG)."""
-    from psg.features.cardiac import detect_r_peaks  # neurokit2: imported only when there is an ECG
+    from psg.features.cardiac import detect_r_peaks  # imported only when there is an ECG
 
     ecg = recording.signals.get(ECG)
     return None if ecg is None else detect_r_peaks(ecg)
@@ -188,7 +188,7 @@ def per_second(sig: Signal, bounds: tuple[float, float], n: int) -> np.ndarray:
 def ecg_heart_rate(ecg: Signal, start_s: float, n: int, r_peaks: np.ndarray | None = None) -> np.ndarray:
     """Instantaneous HR (60 / RR, plausible beats only) at the middle of each of ``n`` seconds from ``start_s``
     (``r_peaks``: the R peaks of ``ecg`` when the caller has them)."""
-    from psg.features.cardiac import detect_r_peaks  # neurokit2: imported only when ECG HR is needed
+    from psg.features.cardiac import detect_r_peaks  # imported only when ECG HR is needed
 
     beats = detect_r_peaks(ecg) if r_peaks is None else r_peaks
     if beats.size < 2:

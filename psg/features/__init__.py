@@ -6,7 +6,7 @@ display show: brain and somatic features from ``psg.features.neuro``, heart rate
 where its channel is missing, flat or unusable in that epoch; nothing here raises for a missing channel.
 
 The cardiac and respiratory extractors are imported when ``epoch_features`` runs, not with the
-package: they pull in neurokit2 (a slow import), and the modules that only need the neuro band
+package: they pull in SciPy's filters and peak search (a slow import), and the modules that only need the neuro band
 definitions (captions, the rule stager) should not pay for it.
 
 A discontinuous recording (EDF+D, ``Recording.gaps``) holds zeros in its gaps. An epoch with any part in

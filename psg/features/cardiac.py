@@ -4,7 +4,8 @@ R peaks come from NeuroKit2's default QRS detector (``nk.ecg_peaks``, method "ne
 steepness with adaptive thresholds, Makowski et al., Behav Res Methods 2021), run once over the whole
 night in overlapping chunks (bounded memory, identical results at chunk seams), never per epoch
 (live: once per 90-s window). NeuroKit2's steps run here with cached filter designs and one peak
-search over all QRS complexes (``ecg_r_peak_indices``: bit-identical to its own calls, ~6x faster).
+search over all QRS complexes (``ecg_r_peak_indices``: bit-identical to its own calls, ~6x faster);
+NeuroKit2 itself (MIT licence) is not imported, it is the train extra the tests compare with.
 The lead's polarity is decided per chunk (``r_wave_polarity``: an inverted lead, or an electrode
 placement with a dominant S or QS wave, makes the R waves point down, and NeuroKit2 looks for maxima),
 and an ECG recorded below ``DETECTOR_FS`` (home and ambulatory montages store it at 50-128 Hz) is
@@ -24,7 +25,7 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import median_filter, uniform_filter1d
 
-from psg.dsp import bandpass, butter_filter, sosfiltfilt
+from psg.dsp import bandpass, butter_filter, runs, sosfiltfilt
 from psg.montage import ECG, HR
 from psg.recording import Recording, Signal
 from psg.timeline import EPOCH_S
@@ -112,22 +113,34 @@ def ecg_r_peak_indices(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray
     live path runs it on every epoch's 90-s window: the filter designs are cached, and the QRS loop,
     which calls ``scipy.signal.find_peaks`` once per QRS complex (~1 ms per 10 s of ECG), is one
     ``find_peaks`` call over the complexes laid end to end between +inf separators (see
-    ``_most_prominent_peaks``). Unusual input (missing samples, rates where NeuroKit2 warns or its
-    kernels do not fit) goes to NeuroKit2 itself.
+    ``_most_prominent_peaks``).
+
+    Unusual input never raises (NeuroKit2 itself raises on most of it, and NeuroKit2 is no longer in the
+    serving install): missing or non-finite samples split the ECG into finite runs, each detected alone
+    (NeuroKit2 interpolated across a gap, which can put a beat on the interpolated edge); a run, or a
+    whole input, too short for the filters and the 0.75-s threshold average has no beats; so has a rate
+    whose 0.1-s smoothing kernel is under one sample (below 5 Hz no QRS can be told). ``cleaned`` is NaN
+    wherever no cleaning ran.
     """
     x = np.asarray(x, dtype=np.float64)
-    smooth, avg = int(np.rint(NK_SMOOTH_S * fs)), int(np.rint(NK_AVG_S * fs))
-    usual = fs > 2 * NK_HIGHPASS_HZ and 1 <= smooth <= x.size and 1 <= avg <= x.size and bool(np.isfinite(x).all())
-    if not usual:
-        # imported here: neurokit2 loads matplotlib, pandas and scikit-learn (~150 MB), which only this rare
-        # path needs (every process that captions or searches imports this module)
-        import neurokit2 as nk
-
-        cleaned = nk.ecg_clean(x, sampling_rate=fs)
-        _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, correct_artifacts=False)
-        return cleaned, np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
-    cleaned = _nk_clean(x, fs)
-    return cleaned, _nk_find_peaks(cleaned, fs, smooth, avg)
+    no_peaks = np.empty(0, dtype=np.int64)
+    if not (np.isfinite(fs) and fs > 2 * NK_HIGHPASS_HZ and np.rint(NK_SMOOTH_S * fs) >= 1):
+        return np.full(x.size, np.nan), no_peaks
+    smooth, avg = int(np.rint(NK_SMOOTH_S * fs)), int(np.rint(NK_AVG_S * fs))  # avg > smooth
+    # the filters' odd extensions need more samples than they pad, the threshold average its 0.75 s
+    padlen = max(butter_filter(NK_HIGHPASS_ORDER, NK_HIGHPASS_HZ, "highpass", fs).edge, _powerline_filter(fs)[3])
+    shortest = max(avg, padlen + 1)
+    finite = np.isfinite(x)
+    if x.size >= shortest and finite.all():  # the usual case: NeuroKit2's own result
+        cleaned = _nk_clean(x, fs)
+        return cleaned, _nk_find_peaks(cleaned, fs, smooth, avg)
+    cleaned = np.full(x.size, np.nan)
+    peaks = [no_peaks]
+    for lo, hi in zip(*runs(finite), strict=True):
+        if hi - lo >= shortest:
+            cleaned[lo:hi] = _nk_clean(x[lo:hi], fs)
+            peaks.append(_nk_find_peaks(cleaned[lo:hi], fs, smooth, avg) + lo)
+    return cleaned, np.concatenate(peaks)
 
 
 def _nk_clean(x: np.ndarray, fs: float) -> np.ndarray:

@@ -3,8 +3,8 @@
 Why: the stage head's real-data prior (``psg.features.yasa_prior``) is YASA's classifiers' probabilities,
 but the ``yasa`` package drags MNE, antropy, numba and llvmlite (~410 MB) into the serving install (issue 18).
 This module computes the same features as ``yasa.SleepStaging(raw, ...).get_features()`` of YASA 0.8.1 with
-NumPy, SciPy, pandas and scikit-learn only, vectorised over epochs, so the classifiers give the same
-probabilities (``tests/psg/test_yasa_features.py`` compares both on simulated and real nights).
+NumPy and SciPy only, vectorised over epochs, so the classifiers give the same probabilities
+(``tests/psg/test_yasa_features.py`` compares both on simulated and real nights).
 
 Ported, with their algorithms and constants unchanged, from three BSD-3-Clause projects:
 
@@ -15,6 +15,12 @@ Ported, with their algorithms and constants unchanged, from three BSD-3-Clause p
 - MNE-Python 1.13, ``mne.filter.filter_data`` with its defaults (the zero-phase FIR band-pass YASA applies:
   ``create_filter``, ``_firwin_design``, ``_smart_pad`` and the overlap-add filter, here one FFT convolution):
   Copyright (c) 2011-2025, the MNE-Python developers. All rights reserved.
+
+YASA's smoothing is pandas' rolling means and scikit-learn's ``robust_scale``; they are written here in
+NumPy after pandas 3.1 (``roll_weighted_mean``, ``roll_mean``: Copyright (c) 2008-2011, AQR Capital
+Management, LLC, Lambda Foundry, Inc. and PyData Development Team; 2011-2025, Open source contributors) and
+scikit-learn 1.9 (``RobustScaler``: Copyright (c) 2007-2025 The scikit-learn developers), both BSD-3-Clause,
+so that serving needs neither (issue 18: ~190 MB of the base install).
 
 Their licence, the BSD 3-Clause License: Redistribution and use in source and binary forms, with or without
 modification, are permitted provided that the following conditions are met: (1) Redistributions of source
@@ -43,11 +49,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from scipy import fft as sp_fft
 from scipy import signal as sps
 from scipy.integrate import simpson, trapezoid
-from sklearn.preprocessing import robust_scale
 
 #: The rate every signal is given at (YASA resamples to it before computing its features).
 FS = 100
@@ -67,6 +71,8 @@ _WELCH_S = 5
 _HAMMING_LENGTH_FACTOR = 3.3  # MNE's _length_factors["hamming"]
 _HIGUCHI_KMAX = 10
 _EPSILON = 1e-9  # antropy's regression guard
+_CENTRED_WINDOW = 15  # YASA's 7.5-min centred smoothing, in epochs
+_PAST_WINDOW = 4  # YASA's 2-min past smoothing, in epochs
 
 
 def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -83,25 +89,103 @@ def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndar
         raise ValueError(f"staging_features needs 1-D signals of at least {EPOCH_SAMPLES} samples, got {data.shape}")
     filtered = bandpass(data)
     n_epochs = data.shape[1] // EPOCH_SAMPLES
-    per_kind = [
-        pd.DataFrame(_epoch_features(filtered[i, : n_epochs * EPOCH_SAMPLES].reshape(n_epochs, -1), kind)).add_prefix(
-            kind + "_"
-        )
-        for i, kind in enumerate(kinds)
-    ]
-    features = pd.concat(per_kind, axis=1)
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    for i, kind in enumerate(kinds):
+        for name, values in _epoch_features(
+            filtered[i, : n_epochs * EPOCH_SAMPLES].reshape(n_epochs, -1), kind
+        ).items():
+            names.append(f"{kind}_{name}")
+            columns.append(np.asarray(values, dtype=np.float64))
+    features = np.stack(columns, axis=1)
     # YASA's smoothing: a centred triangular 15-epoch (7.5-min) mean and a past 4-epoch (2-min) mean, each
     # scaled to the recording's 5-95 % range
-    rollc = features.rolling(window=15, center=True, min_periods=1, win_type="triang").mean()
-    rollc[rollc.columns] = robust_scale(rollc, quantile_range=(5, 95))
-    rollp = features.rolling(window=4, min_periods=1).mean()
-    rollp[rollp.columns] = robust_scale(rollp, quantile_range=(5, 95))
-    features = features.join(rollc.add_suffix("_c7min_norm")).join(rollp.add_suffix("_p2min_norm"))
+    rollc = robust_scale_5_95(centred_triangular_mean(features))
+    rollp = robust_scale_5_95(past_mean(features))
     times = np.arange(n_epochs) * 30.0
-    clock = {"time_hour": times / 3600, "time_norm": times / times[-1] if times[-1] > 0 else np.zeros_like(times)}
-    features = pd.concat([features, pd.DataFrame(clock, index=features.index)], axis=1)
-    features = features.astype(np.float32).sort_index(axis=1)
-    return [str(c) for c in features.columns], features.to_numpy()
+    time_norm = times / times[-1] if times[-1] > 0 else np.zeros_like(times)
+    names += [f"{n}_c7min_norm" for n in names] + [f"{n}_p2min_norm" for n in names] + ["time_hour", "time_norm"]
+    table = np.concatenate([features, rollc, rollp, np.stack([times / 3600, time_norm], axis=1)], axis=1)
+    order = sorted(range(len(names)), key=names.__getitem__)  # pandas' sort_index(axis=1): by column name
+    return [names[j] for j in order], table[:, order].astype(np.float32)
+
+
+def centred_triangular_mean(x: np.ndarray, window: int = _CENTRED_WINDOW) -> np.ndarray:
+    """``DataFrame.rolling(window, center=True, min_periods=1, win_type="triang").mean()`` of (n, m) ``x``.
+
+    pandas' ``roll_weighted_mean`` step for step (so the sums round as pandas' do): the input padded with
+    ``(window - 1) // 2`` trailing NaN, each weight's products added in window order, NaN skipped (weight and
+    count too), the sum divided by the weights present, and the first ``(window - 1) // 2`` rows dropped.
+    """
+    weights = sps.windows.triang(window)  # scipy's symmetric window, as pandas asks for it: k/8 for 15
+    offset = (window - 1) // 2
+    padded = np.concatenate([x, np.full((offset, x.shape[1]), np.nan)])
+    n_in = len(padded)
+    present = ~np.isnan(padded)
+    values = np.where(present, padded, 0.0)
+    total, weight, count = np.zeros_like(padded), np.zeros_like(padded), np.zeros_like(padded)
+    for i, w in enumerate(weights):
+        lag = window - 1 - i  # the output row this weight's input row lands on, minus that input row
+        if lag >= n_in:
+            continue
+        total[lag:] += values[: n_in - lag] * w
+        weight[lag:] += present[: n_in - lag] * w
+        count[lag:] += present[: n_in - lag]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where((count >= 1) & (weight != 0), total / weight, np.nan)
+    return np.asarray(mean[offset:])
+
+
+def past_mean(x: np.ndarray, window: int = _PAST_WINDOW) -> np.ndarray:
+    """``DataFrame.rolling(window, min_periods=1).mean()`` of (n, m) ``x``: the mean of each row and the
+    ``window - 1`` before it, NaN skipped.
+
+    pandas' ``roll_mean`` step for step, all columns at once: a running Kahan sum that adds each new row
+    and takes out the row leaving the window (each with its own compensation), the mean set to the value
+    itself while the window holds one repeated value, and to 0 when rounding left a sign no value has.
+    """
+    n, m = x.shape
+    out = np.empty((n, m))
+    total, comp_add, comp_remove = np.zeros(m), np.zeros(m), np.zeros(m)
+    nobs, negative, repeated = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    previous = x[0].copy()
+    for i in range(n):
+        if i >= window:
+            leaving = x[i - window]
+            ok = ~np.isnan(leaving)
+            y = -leaving - comp_remove
+            t = total + y
+            comp_remove = np.where(ok, (t - total) - y, comp_remove)
+            total = np.where(ok, t, total)
+            nobs -= ok
+            negative -= ok & np.signbit(leaving)
+        value = x[i]
+        ok = ~np.isnan(value)
+        y = value - comp_add
+        t = total + y
+        comp_add = np.where(ok, (t - total) - y, comp_add)
+        total = np.where(ok, t, total)
+        nobs += ok
+        negative += ok & np.signbit(value)
+        repeated = np.where(ok, np.where(value == previous, repeated + 1, 1), repeated)
+        previous = np.where(ok, value, previous)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / nobs
+        mean = np.where(((negative == 0) & (mean < 0)) | ((negative == nobs) & (mean > 0)), 0.0, mean)
+        mean = np.where(repeated >= nobs, previous, mean)
+        out[i] = np.where(nobs >= 1, mean, np.nan)
+    return out
+
+
+def robust_scale_5_95(x: np.ndarray) -> np.ndarray:
+    """``sklearn.preprocessing.robust_scale(x, quantile_range=(5, 95))`` of (n, m) ``x``: per column, minus
+    the median, over the 5-95 percentile range (1 where that range is under 10 machine epsilons), NaN ignored.
+    """
+    center = np.nanmedian(x, axis=0)
+    low, high = np.nanpercentile(x, (5, 95), axis=0)
+    scale = high - low
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+    return np.asarray((x - center) / scale)
 
 
 def _epoch_features(epochs: np.ndarray, kind: str) -> dict[str, np.ndarray]:

@@ -17,18 +17,24 @@ sits at sample 1, not 0, and three records (slp14, slp16, slp59) start scoring 6
 epochs without an annotation stay UNSCORED. Beats are the ``.ecg`` annotations whose symbol is a
 beat label in PhysioNet's annotation code table (non-beat marks such as ``x``, blocked P waves, are
 dropped).
+
+The ``wfdb`` package that reads them (it requires pandas, ~100 MB) is the optional ``wfdb`` extra, imported
+only when a record is read: serving reads EDF/BDF and never needs it (issue 18).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import wfdb
 
 from psg.errors import FormatError
 from psg.timeline import EPOCH_S, Event, Stage, Timeline
+
+if TYPE_CHECKING:
+    import wfdb
 
 #: Beat annotation symbols of PhysioNet's WFDB annotation codes (physionet.org/physiobank/annotations).
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
@@ -74,6 +80,12 @@ def read_slpdb(path: str | Path) -> Timeline:
             raise FormatError(
                 stem.with_suffix(f".{ext}"), f"missing: a slpdb record needs {stem.name}.hea, .st and .ecg"
             )
+    try:
+        import wfdb
+    except ImportError as exc:
+        raise FormatError(
+            stem.with_suffix(".st"), "reading a WFDB record needs the wfdb package: pip install 'sleeplm[wfdb]'"
+        ) from exc
     try:
         header = wfdb.rdheader(str(stem))
         st = wfdb.rdann(str(stem), "st")

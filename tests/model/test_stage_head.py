@@ -227,12 +227,16 @@ def test_the_real_prior_head_is_yasa_tempered_in_the_text_space(tmp_path: Path) 
     assert StageHead.load(path).prior_head is None
 
 
-def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulated_edf: Path, tmp_path: Path) -> None:
+def test_adapt_writes_a_lab_head_that_stage_uses(
+    tiny_checkpoint: Path, simulated_edf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
     import shutil
+    import sys
 
     from typer.testing import CliRunner
 
+    from model_runtime.model.lab_head import fit_lab_head
     from model_runtime.serving.model_api import SleepLM
     from sleeplm.cli import app
 
@@ -258,3 +262,20 @@ def test_adapt_writes_a_lab_head_that_stage_uses(tiny_checkpoint: Path, simulate
         app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint), "--lab-head", str(tmp_path / "none.npz")]
     )
     assert missing.exit_code != 0
+    # the base install has no scikit-learn (issue 18): staging with the fitted head works the same, fitting
+    # one says what to install before any night is embedded
+    for name in [m for m in sys.modules if m.split(".")[0] == "sklearn"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what `import sklearn` meets where it is not installed
+    lean = runner.invoke(
+        app, ["stage", str(simulated_edf), "--checkpoint", str(checkpoint), "--lab-head", str(lab), "--json"]
+    )
+    assert lean.exit_code == 0, lean.output
+    assert json.loads(lean.stdout) == json.loads(staged.stdout)
+    refused = runner.invoke(
+        app, ["adapt", str(simulated_edf), "--out", str(tmp_path / "b.npz"), "--checkpoint", str(checkpoint)]
+    )
+    assert isinstance(refused.exception, PSGError) and "pip install 'sleeplm[train]'" in str(refused.exception)
+    assert "`sleeplm adapt` needs scikit-learn" in str(refused.exception) and not (tmp_path / "b.npz").exists()
+    with pytest.raises(PSGError, match="fitting a lab head needs scikit-learn"):
+        fit_lab_head(np.eye(5), np.arange(5), shots=1)

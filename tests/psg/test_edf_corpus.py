@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import psg.formats  # noqa: F401 - its imports (wfdb, pandas) warn on import; not the reader's warnings
 from psg.errors import PSGError
 from psg.formats.edf import read_mapped_edf
 from psg.timeline import Stage

@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import psg.formats  # noqa: F401 - its imports (wfdb, pandas) warn on import; not the reader's warnings
 from psg.errors import FormatError
 from psg.formats.edf import read_edf
 from tests.psg.edf_bytes import FileSpec, SignalSpec, build, quantum

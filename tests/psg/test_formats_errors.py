@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +78,22 @@ def test_slpdb_missing_and_corrupt_files(tmp_path: Path) -> None:
     (tmp_path / "rec.hea").write_text("rec 1 250 30000\nrec.dat 212 200 12 0 0 0 0 ECG\n")
     (tmp_path / "rec.st").write_bytes(b"\xff\x13garbage")
     (tmp_path / "rec.ecg").write_bytes(b"\x00")
+    pytest.importorskip("wfdb", reason="reading a WFDB record needs the wfdb extra")
     _raises(tmp_path / "rec", "not a readable WFDB record")
 
 
+def test_slpdb_without_the_wfdb_extra_names_the_file_and_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base install has no wfdb (it requires pandas): a WFDB record then says what to install."""
+    for ext in ("hea", "st", "ecg"):
+        (tmp_path / f"rec.{ext}").write_bytes(b"\x00")
+    monkeypatch.setitem(sys.modules, "wfdb", None)  # what `import wfdb` meets where it is not installed
+    _raises(tmp_path / "rec.st", "needs the wfdb package: pip install 'sleeplm[wfdb]'")
+
+
 def test_slpdb_unknown_codes(tmp_path: Path) -> None:
-    import wfdb
+    wfdb = pytest.importorskip("wfdb", reason="writing the WFDB test record needs the wfdb extra")
 
     (tmp_path / "rec.hea").write_text("rec 1 250 15000\nrec.dat 212 200 12 0 0 0 0 ECG\n")
     wfdb.wrann("rec", "ecg", np.array([100]), symbol=["N"], fs=250, write_dir=str(tmp_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import edfio
 import numpy as np
-import wfdb
+import pytest
 
 from psg.formats import read_edf, read_timeline, write_edf, write_nsrr_xml
 from psg.formats import vocabulary as vocab
@@ -192,6 +192,7 @@ def test_generated_dreem_sleep_edf_ucddb_files(tmp_path: Path) -> None:
 
 
 def test_generated_slpdb_record(tmp_path: Path) -> None:
+    wfdb = pytest.importorskip("wfdb", reason="WFDB records need the wfdb extra")
     (tmp_path / "rec.hea").write_text("rec 1 250 30000 22:00:00 01/02/2024\nrec.dat 212 200 12 0 0 0 0 ECG\n")
     wfdb.wrann(
         "rec",

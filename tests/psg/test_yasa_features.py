@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import psg.features.yasa_prior as yp
-from psg.features.yasa_features import staging_features
+from psg.features.yasa_features import centred_triangular_mean, past_mean, robust_scale_5_95, staging_features
 from psg.formats.edf import read_mapped_edf
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
 from psg.recording import Recording, Signal
@@ -135,3 +135,32 @@ def test_prior_equals_yasas_on_real_eeg_snippets(
     ours, theirs = _prior_both_ways(Recording("snippet", {EEG_C4: Signal(EEG_C4, data, fs, "uV")}), monkeypatch)
     assert ours[0, -1] == 1.0
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_smoothing_equals_pandas_and_sklearn_bit_for_bit() -> None:
+    """The NumPy rolling means and robust scaling are pandas' and scikit-learn's (which serving no longer
+    installs), on what a night's features can hold: NaN (flat epochs), runs of one value, one sign, a column
+    with no value at all, magnitudes from 1e-8 to 1e8 (where the running Kahan sums round), 1 to 200 epochs."""
+    pd = pytest.importorskip("pandas", reason="the reference rolling means (the train extra)")
+    preprocessing = pytest.importorskip("sklearn.preprocessing", reason="the reference robust_scale (train extra)")
+    rng = np.random.default_rng(18)
+    for n in (1, 2, 3, 4, 5, 8, 14, 15, 16, 31, 200):
+        x = rng.normal(size=(n, 6)) * 10.0 ** rng.integers(-8, 9, size=6)
+        x[:, 1] = np.round(x[:, 1] / 1e3)  # repeated values
+        x[:, 2] = -np.abs(x[:, 2]) - 1e9 * (rng.random(n) < 0.3)
+        x[:, 3] = 3.3
+        x[rng.random((n, 6)) < 0.15] = np.nan
+        x[:, 4] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # all-NaN medians
+            frame = pd.DataFrame(x)
+            for theirs, ours in (
+                (
+                    frame.rolling(window=15, center=True, min_periods=1, win_type="triang").mean(),
+                    centred_triangular_mean(x),
+                ),
+                (frame.rolling(window=4, min_periods=1).mean(), past_mean(x)),
+            ):
+                np.testing.assert_array_equal(ours, theirs.to_numpy(), err_msg=str(n))
+                reference = preprocessing.robust_scale(theirs, quantile_range=(5, 95))
+                np.testing.assert_array_equal(robust_scale_5_95(ours), reference, err_msg=str(n))
