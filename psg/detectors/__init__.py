@@ -16,9 +16,9 @@ from psg.detectors.cardiac import detect_cardiac_events
 from psg.detectors.oximetry import detect_desaturations
 from psg.detectors.respiratory import detect_respiratory_events
 from psg.detectors.segments import detect_by_segment
+from psg.detectors.signal_loss import detect_signal_loss
 from psg.features.cardiac import detect_r_peaks
 from psg.montage import ECG, SPO2
-from psg.quality.signal_loss import detect_signal_loss
 from psg.recording import Recording
 
 __all__ = ["DetectedEvent", "detect_events", "to_events"]

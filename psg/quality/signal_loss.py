@@ -1,4 +1,5 @@
-"""Technical alerts: ``signal_loss`` on any montage channel, with the reason.
+"""Where a channel carries no physiology, with the reason (``psg.detectors.signal_loss`` turns the spans into
+the ``signal_loss`` technical events; the other detectors use ``usable_mask`` to skip them).
 
 Reasons, checked on 1-s blocks of each channel:
 
@@ -20,10 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from psg.detectors.base import DetectedEvent
 from psg.dsp import runs, shared_get, shared_put
 from psg.montage import CHANNELS, HR, POS, SPO2, ChannelSpec
-from psg.recording import Recording, Signal
+from psg.recording import Signal
 
 FLAT_MIN_S = 5.0
 CLIP_FRACTION = 0.2
@@ -32,20 +32,6 @@ CLIP_MIN_S = 1.0
 PHYSIOLOGICAL_RANGE = {SPO2: (50.0, 100.0), HR: (20.0, 250.0)}
 LEAD_OFF_MIN_S = 5.0
 _NOT_FLAT_CHECKED = frozenset({SPO2, HR, POS})
-
-
-def detect_signal_loss(recording: Recording) -> list[DetectedEvent]:
-    """Every span of lost signal on every standard channel, in time order."""
-    present = [label for label in CHANNELS if label in recording.signals]
-    spans = dict(zip(present, loss_spans_many([recording.signals[label] for label in present]), strict=True))
-    out: list[DetectedEvent] = []
-    for label in CHANNELS:
-        if label not in spans:
-            out.append(DetectedEvent("signal_loss", 0.0, recording.duration_s, label, reason="missing"))
-            continue
-        for reason, start, end in spans[label]:
-            out.append(DetectedEvent("signal_loss", start, end - start, label, reason=reason))
-    return sorted(out, key=lambda e: (e.onset_s, e.channel or ""))
 
 
 Spans = list[tuple[str, float, float]]

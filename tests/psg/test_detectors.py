@@ -10,7 +10,7 @@ from psg.detectors.agreement import match_events
 from psg.detectors.cardiac import detect_cardiac_events
 from psg.detectors.oximetry import detect_desaturations
 from psg.detectors.respiratory import detect_respiratory_events
-from psg.quality.signal_loss import detect_signal_loss
+from psg.detectors.signal_loss import detect_signal_loss
 from psg.recording import Recording, Signal
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
 from psg.simulate.plan import make_plan
