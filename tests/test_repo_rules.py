@@ -1,4 +1,5 @@
-"""The house rules, enforced by the suite that CI runs: layer contracts, lint, format, types, module size.
+"""The house rules, enforced by the suite that CI runs: layer contracts, lint, format, types, module size,
+file size.
 
 Each check runs the real tool on the whole tree (the same commands as ``.pre-commit-config.yaml``), so a
 rule broken on a branch fails here with the tool's own report. Why each rule exists:
@@ -29,6 +30,9 @@ PACKAGES = (
 )
 #: No product module grows past this: beyond it a module holds more than one job.
 MAX_MODULE_LINES = 500
+#: No file in the repository is larger: the shipped model files are split to stay under it (the text tower's
+#: weights are two ONNX external-data files), and anything bigger belongs outside git.
+MAX_FILE_BYTES = 25_000_000
 
 
 def _tool(name: str) -> str:
@@ -74,3 +78,13 @@ def test_no_module_is_over_the_size_limit() -> None:
     }
     too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
     assert not too_long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {too_long}"
+
+
+def test_no_tracked_file_is_over_the_file_size_limit() -> None:
+    listed = _run("git", "ls-files", "-z")
+    if listed.returncode != 0:
+        pytest.skip(f"not a git checkout: {listed.stderr.strip()}")
+    paths = [ROOT / name for name in listed.stdout.split("\0") if name]
+    too_big = {p.relative_to(ROOT).as_posix(): p.stat().st_size for p in paths if p.is_file()}
+    too_big = {name: size for name, size in too_big.items() if size > MAX_FILE_BYTES}
+    assert not too_big, f"files over {MAX_FILE_BYTES / 1e6:g} MB (split them or keep them out of git): {too_big}"

