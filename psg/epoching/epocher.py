@@ -151,7 +151,7 @@ class _Bed:
         own = self.streams.get(chunk.stream)
         if own is not None and own.reach > 0 and chunk.t0 - self.recording_start <= own.reach / own.fs + MAX_JUMP_S:
             return False
-        newest = max((s.reach / s.fs for s in self.streams.values() if s.reach > 0), default=None)
+        newest = self.newest_s()
         return newest is not None and chunk.t0 - self.recording_start > newest + MAX_JUMP_S
 
 
@@ -286,7 +286,7 @@ class Epocher:
                 self._place(bed, held_chunk, held_token, out)
                 return True
             if bed.is_jump(held_chunk):  # the stream carried on at the old time: it was a bad timestamp
-                ahead = held_chunk.t0 - bed.recording_start - max(s.reach / s.fs for s in bed.streams.values())
+                ahead = held_chunk.t0 - bed.recording_start - (bed.newest_s() or 0.0)
                 reason = (
                     f"chunk field 't0': {held_chunk.t0!r} is {ahead:.0f} s past the rest of bed "
                     f"{chunk.bed_id!r}'s data and stream {chunk.stream!r} did not go on from it "
