@@ -77,6 +77,10 @@ class BenchOptions:
     keep: bool = False
     speed: float = 1.0
     sample_s: float = 5.0
+    #: Hours of night rendered per generated night (None: what the run needs) and the hour the beds start
+    #: at: pieces of one accelerated night (``--night-hours 8 --from-hour 3.3``) play the same nights.
+    night_hours: float | None = None
+    from_hour: float = 0.0
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -171,7 +175,11 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     generated = options.beds - options.lsl_beds
     say(f"rendering {min(options.nights, max(generated, 1))} nights ...")
     device_s = (options.seconds + options.drain_s) * options.speed
-    nights = render_nights(min(options.nights, max(generated, 1)), min(device_s, MAX_NIGHT_S))
+    first_second = round(options.from_hour * 3600)
+    night_s = options.night_hours * 3600 if options.night_hours else min(first_second + device_s, MAX_NIGHT_S)
+    if first_second >= night_s:
+        raise ValueError(f"--from-hour {options.from_hour:g}: expected less than the {night_s / 3600:g} h rendered")
+    nights = render_nights(min(options.nights, max(generated, 1)), night_s)
     broker = None
     if settings.kafka is None:
         broker = start_broker(log_path=logs / "broker.log")
@@ -213,7 +221,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
             producer.poll(0)
 
         start = time.time() + 1.0
-        beds = plan_beds(generated, start, len(nights))
+        beds = plan_beds(generated, start, len(nights), first_second=first_second)
         generator = LoadGenerator(beds, nights, send, speed=options.speed)
         watched = _process_tree([c.process.pid for c in stack.children] + ([broker.process.pid] if broker else []))
         watched.append(_self_process())
@@ -315,6 +323,8 @@ def _measure(
             "lsl_bed_epochs": lsl,
             "runtime": options.runtime or "default",
             "speed": options.speed,
+            "night_hours": options.night_hours,
+            "from_hour": options.from_hour,
             "latency_from": "epoch end, device clock" if real_time else "arrival of the epoch's last chunk (wall)",
         },
     )

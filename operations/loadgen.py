@@ -86,15 +86,16 @@ def render_nights(count: int, seconds: float, seed: int = 0, ahi: float = 25.0) 
     ]
 
 
-def plan_beds(n: int, start: float, nights: int, prefix: str = "gen") -> list[GeneratedBed]:
-    """``n`` beds whose recordings start staggered over one epoch after ``start``."""
+def plan_beds(n: int, start: float, nights: int, prefix: str = "gen", first_second: int = 0) -> list[GeneratedBed]:
+    """``n`` beds whose recordings start staggered over one epoch after ``start``, playing their nights from
+    ``first_second`` on (a later piece of an accelerated night: the soak in pieces)."""
     width = max(4, len(str(n)))
     return [
         GeneratedBed(
             bed_id=f"{prefix}-{k:0{width}d}",
             recording_id=f"{prefix}-{k:0{width}d}-{int(start)}",
             night=k % nights,
-            offset_s=(k // nights) * 7,
+            offset_s=first_second + (k // nights) * 7,
             recording_start=start + EPOCH_S * k / n,
         )
         for k in range(n)

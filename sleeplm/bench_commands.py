@@ -60,6 +60,18 @@ def bench_stream_cmd(
             help="Keep the run's store and logs here; default: $SLEEPLM_DATA_DIR, else a new temporary folder."
         ),
     ] = None,
+    night_hours: Annotated[
+        float | None,
+        typer.Option(min=0.1, max=24.0, help="Hours of night rendered per generated bed; default: what the run needs."),
+    ] = None,
+    from_hour: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Hour of the night the generated beds start at (the soak in pieces: --night-hours 8 "
+            "--from-hour 3.3); the LSL beds start at 0.",
+        ),
+    ] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the real stack under N beds at device rates; latency, lost/duplicate epochs, CPU, memory (RSS growth
@@ -81,6 +93,8 @@ def bench_stream_cmd(
             runtime=runtime,
             data_dir=data_dir,
             speed=speed,
+            night_hours=night_hours,
+            from_hour=from_hour,
         )
     )
     if as_json:

@@ -23,6 +23,17 @@ def test_beds_are_staggered_over_one_epoch_and_share_the_nights(nights) -> None:
     assert beds[2].offset_s != beds[0].offset_s  # beds on one night play it from different places
 
 
+def test_beds_can_start_later_in_their_night(nights) -> None:
+    """The soak in pieces: a piece from hour H plays the same night's samples from H on."""
+    from operations.loadgen import bed_chunk
+
+    early, late = plan_beds(2, 1000.0, len(nights)), plan_beds(2, 1000.0, len(nights), first_second=40)
+    assert [b.offset_s - a.offset_s for a, b in zip(early, late, strict=True)] == [40, 40]
+    stream = nights[late[0].night][0]
+    fs = int(stream.fs)
+    assert (bed_chunk(late[0], stream, 3, 0.0).data == stream.data[:, 43 * fs : 44 * fs]).all()
+
+
 def test_every_second_is_sent_once_when_due_and_the_epocher_makes_whole_epochs(nights) -> None:
     sent: list[tuple[bytes, bytes]] = []
     beds = plan_beds(2, start=1000.0, nights=len(nights))
