@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from plumbing.settings import Settings
+from psg.errors import PSGError
 
 #: Device seconds after the generator starts whose epochs do not count towards latency (workers join
 #: the consumer group and load the model meanwhile); they still count towards lost epochs.
@@ -156,7 +157,14 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     from plumbing.topics import ensure_topics
 
     if options.beds < options.lsl_beds or options.beds < 1:
-        raise ValueError(f"--beds {options.beds}: expected >= 1 and >= --lsl-beds {options.lsl_beds}")
+        raise PSGError(f"--beds {options.beds}: expected >= 1 and >= --lsl-beds {options.lsl_beds}")
+    device_s = (options.seconds + options.drain_s) * options.speed
+    first_second = round(options.from_hour * 3600)
+    night_s = options.night_hours * 3600 if options.night_hours else min(first_second + device_s, MAX_NIGHT_S)
+    if first_second >= night_s:
+        raise PSGError(
+            f"--from-hour {options.from_hour:g}: expected less than the {night_s / 3600:g} h of night rendered"
+        )
     configure_lsl()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="sleeplm-bench-"))
     settings = Settings(
@@ -174,11 +182,6 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     generated = options.beds - options.lsl_beds
     say(f"rendering {min(options.nights, max(generated, 1))} nights ...")
-    device_s = (options.seconds + options.drain_s) * options.speed
-    first_second = round(options.from_hour * 3600)
-    night_s = options.night_hours * 3600 if options.night_hours else min(first_second + device_s, MAX_NIGHT_S)
-    if first_second >= night_s:
-        raise ValueError(f"--from-hour {options.from_hour:g}: expected less than the {night_s / 3600:g} h rendered")
     nights = render_nights(min(options.nights, max(generated, 1)), night_s)
     broker = None
     if settings.kafka is None:
