@@ -27,6 +27,9 @@ from model_runtime.training.stage_head_training import expected_calibration_erro
 from psg.features.stage_spectra import PRIOR_COLUMNS, StageFeatures, stage_feature_matrix
 from psg.paths import shared_data_dir
 
+#: ``StageFeatures``' fields in constructor order: what the cache keeps of each recording.
+FIELDS = ("values", "available", "eeg_ok", "prior")
+
 
 def stationary(chain: np.ndarray) -> np.ndarray:
     values, vectors = np.linalg.eig(chain.T)
@@ -52,16 +55,8 @@ def forward_backward(probs: np.ndarray, chain: np.ndarray, gamma: float = 1.0, h
     return posterior / posterior.sum(axis=1, keepdims=True)
 
 
-class _Ready(StageFeatures):
-    def __init__(self, x: np.ndarray, eeg_ok: np.ndarray) -> None:
-        super().__init__(values=np.zeros((len(x), 0)), available=np.zeros((len(x), 2)), eeg_ok=eeg_ok)
-        self.x = x
-
-    def model_input(self) -> np.ndarray:
-        return self.x
-
-
 def features(nights: int, seed: int, cache: Path | None) -> dict[str, np.ndarray]:
+    """Per night and variant, the stage head's measurements (``StageFeatures``' fields) and the truth."""
     if cache is not None and cache.exists():
         return dict(np.load(cache))
     sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][:nights]
@@ -71,12 +66,8 @@ def features(nights: int, seed: int, cache: Path | None) -> dict[str, np.ndarray
         truth = np.array(recording.timeline.stages)
         for name, (rec, window) in variants(recording, rng).items():
             f = stage_feature_matrix(rec)
-            y = truth[window][: len(f.eeg_ok)]
-            out |= {
-                f"{i}_{name}_x": f.model_input()[: len(y)],
-                f"{i}_{name}_ok": f.eeg_ok[: len(y)],
-                f"{i}_{name}_y": y,
-            }
+            out |= {f"{i}_{name}_{field}": getattr(f, field) for field in FIELDS}
+            out[f"{i}_{name}_y"] = truth[window][: len(f.eeg_ok)]
         print(f"{Path(source).name}: done", flush=True)
     if cache is not None:
         np.savez_compressed(cache, **out)
@@ -99,12 +90,13 @@ def main() -> None:
     for name in ("full", "eeg_only", "eeg_only_foreign"):
         hits: dict[str, list] = {}
         for i in range(args.nights):
-            x, ok, y = data[f"{i}_{name}_x"], data[f"{i}_{name}_ok"], data[f"{i}_{name}_y"]
-            staged = lm.stage_head.stage_features(_Ready(x, ok))
-            prior = x[:, PRIOR_COLUMNS]
+            measured = StageFeatures(*(data[f"{i}_{name}_{field}"] for field in FIELDS))
+            y = data[f"{i}_{name}_y"]  # the scored epochs can end before the recording's last whole epoch
+            head = lm.stage_head.stage_features(measured).probabilities[: len(y)]
+            prior = measured.model_input()[: len(y), PRIOR_COLUMNS]
             yasa = np.where((prior[:, -1] > 0)[:, None], prior[:, :5], 0.2)
             scored = y >= 0
-            for source, probs in (("head", staged.probabilities), ("yasa", yasa)):
+            for source, probs in (("head", head), ("yasa", yasa)):
                 for way, kwargs in ways.items():
                     p = probs if way == "as produced" else forward_backward(probs, chain, **kwargs)
                     bucket = hits.setdefault(f"{source}, {way}", [[], []])
