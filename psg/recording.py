@@ -16,6 +16,16 @@ from psg.errors import PSGError
 from psg.montage import CHANNELS
 from psg.timeline import EPOCH_S, Timeline
 
+#: ``Recording.metadata`` key saying where the signals came from. The stage head's domain gate reads it:
+#: its full head learnt from our simulator only, so it stages what the simulator made and nothing else.
+ORIGIN = "origin"
+#: Rendered by ``psg.simulate``, or read from an EDF+ file whose header says our simulator wrote it.
+SIMULATED = "simulated"
+#: Read from any other file: a real recording until its header says otherwise.
+RECORDED = "recorded"
+#: The EDF+ header's equipment field of a simulated recording (``write_edf``; ``read_edf`` reads it back).
+SIMULATOR_EQUIPMENT = "sleeplm-simulator"
+
 
 @dataclass
 class Signal:

@@ -37,7 +37,7 @@ from psg.formats import read_psg
 from psg.formats.scoring import SCORING_KEY
 from psg.json_codec import to_jsonable
 from psg.montage import EPOCH_S
-from psg.recording import Recording
+from psg.recording import ORIGIN, Recording
 from psg.timeline import Stage
 
 #: Epochs per model call when progress is shown: small enough for a live bar, large enough to batch well.
@@ -123,7 +123,7 @@ def load_night_input(
 
 def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: bool = False) -> dict:
     """Zero-shot stages of every epoch: ``{"stages", "best_stages", "probabilities", "uncertain", "stage_source",
-    "stage_head"}``.
+    "stage_head", "origin"}``.
 
     With the checkpoint's stage head (``model_runtime.model.stage_head``) the stages come from the recording's
     spectral staging features, nearest stage prompt in the shared text space; an epoch the head cannot
@@ -133,8 +133,9 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
     in a recording gap (EDF+D) is ``"gap"`` in ``stages`` and ``best_stages`` with zero probabilities, listed
     in ``gaps``, and never read by the model (``model_runtime.serving.night_gaps``). ``stage_head`` says which of the
     stage head's two heads the domain gate chose for the recording: ``"full"`` (our spectral features with
-    YASA's prior) or ``"real-prior"`` (YASA's prior alone, for a recording whose spectral features lie beyond
-    the simulated ones); None without a stage head.
+    YASA's prior, for what our simulator made) or ``"real-prior"`` (YASA's prior alone, for a recorded file,
+    or one of unknown origin whose spectral features lie beyond the simulated ones); None without a stage
+    head. ``origin`` is what the gate was told (``psg.recording.ORIGIN``: "simulated", "recorded" or None).
     """
     staged = _staged(lm, night, smooth, progress)
     return {
@@ -145,6 +146,7 @@ def stage_night(lm: SleepLM, night: NightInput, smooth: bool = True, progress: b
         "gaps": [i for i, verdict in enumerate(staged.verdicts) if verdict == GAP_VERDICT],
         "stage_source": _stage_source(lm),
         "stage_head": staged.head if lm.stage_head is not None else None,
+        "origin": night.recording.metadata.get(ORIGIN),
     }
 
 

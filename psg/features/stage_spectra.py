@@ -32,7 +32,7 @@ from scipy import signal as sps
 
 from psg.features.yasa_prior import N_PRIOR, yasa_prior
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, Recording, Signal
 
 #: Every channel is analysed at this rate: 50-Hz EEG (Nyquist 25 Hz) and 512-Hz EEG give the same spectra.
 ANALYSIS_FS = 64.0
@@ -93,12 +93,14 @@ PRIOR_COLUMNS = slice(N_SPECTRAL, N_INPUT)
 class StageFeatures:
     """Per-epoch measurements: ``values`` (n, len(RAW_NAMES)), ``available`` (n, 2) EOG/EMG present,
     ``eeg_ok`` (n,) whether the epoch had usable EEG at all, ``prior`` (n, N_PRIOR) YASA's probabilities
-    (None: not computed, zeros in the model input)."""
+    (None: not computed, zeros in the model input), ``origin`` the recording's ``psg.recording.ORIGIN``
+    (None when unknown: an in-memory recording no reader or simulator marked)."""
 
     values: np.ndarray
     available: np.ndarray
     eeg_ok: np.ndarray
     prior: np.ndarray | None = None
+    origin: str | None = None
 
     def model_input(self) -> np.ndarray:
         """``stage_model_input`` of these measurements: the stage model's (n, N_INPUT) input."""
@@ -130,7 +132,9 @@ def stage_feature_matrix(recording: Recording, prior: bool = True) -> StageFeatu
     if emg:
         f, ok = _mean_of([_emg_features(x) for x in emg])
         values[:, _EMG], available[:, 1] = f, ok
-    return StageFeatures(values, available, eeg_ok, yasa_prior(recording, n) if prior else None)
+    return StageFeatures(
+        values, available, eeg_ok, yasa_prior(recording, n) if prior else None, recording.metadata.get(ORIGIN)
+    )
 
 
 def stage_model_input(values: np.ndarray, available: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:

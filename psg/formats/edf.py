@@ -19,7 +19,9 @@ Annotations carry ``Recording.timeline``:
 Onsets and durations are rounded to the microsecond; ``minute_labels`` are not written.
 The start date/time comes from ``Recording.start_time``; without one the file says
 ``Startdate X`` (EDF+'s "unknown" convention) and reads back with ``start_time=None``. The
-``record_id`` travels in the EDF+ recording field (hospital administration code).
+``record_id`` travels in the EDF+ recording field (hospital administration code); a simulated
+recording (``Recording.metadata[ORIGIN]``) says so in its equipment code, and ``read_edf`` gives every
+recording the origin its header states (``psg.recording.ORIGIN``: simulated, else recorded).
 
 Reading (``read_edf``) takes EDF, EDF+C, EDF+D, BDF and BDF+ (GDF is refused by name) and returns
 float64 physical samples, rates, units and start time, and a ``Timeline`` rebuilt from the annotations
@@ -50,7 +52,7 @@ from psg.formats.edf_header import EdfHeader, file_format, read_header, repaired
 from psg.formats.edf_records import gaps_between, place_records, record_onsets
 from psg.formats.edf_timeline import BEAT_TEXT, annotations_timeline
 from psg.montage import CHANNELS
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, SIMULATED, SIMULATOR_EQUIPMENT, Recording, Signal
 from psg.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ def write_edf(recording: Recording, path: str | Path) -> None:
         recording=edfio.Recording(
             startdate=start.date() if start else None,
             hospital_administration_code=_edf_field(recording.record_id),
+            equipment_code=SIMULATOR_EQUIPMENT if recording.metadata.get(ORIGIN) == SIMULATED else "X",
         ),
         starttime=start.time().replace(microsecond=0) if start else time(0, 0, 0),
         data_record_duration=record_s,
@@ -116,12 +119,14 @@ def read_edf(path: str | Path) -> Recording:
     signals = _signals(header, edf, onsets if gaps else None, duration_s, warnings_seen)
     start_time = _start_time(edf, header, warnings_seen)
     admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
+    simulated = _is_edfplus(edf) and edf.recording.equipment_code == SIMULATOR_EQUIPMENT
     recording = Recording(
         record_id=admin_code if admin_code not in ("X", "") else path.stem,
         signals=signals,
         start_time=start_time,
         gaps=gaps,
         read_warnings=warnings_seen,
+        metadata={ORIGIN: SIMULATED if simulated else RECORDED},
     )
     try:
         annotations = edf.annotations

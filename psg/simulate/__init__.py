@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from psg.montage import CHANNELS, POS
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, SIMULATED, Recording, Signal
 from psg.simulate.artifacts import apply_artifacts
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
 from psg.simulate.neuro import render_neuro
@@ -58,5 +58,5 @@ def simulate(timeline: Timeline, seed: int = 0, artifacts: bool = False) -> Reco
         signals=ordered,
         start_time=timeline.start_time,
         timeline=truth,
-        metadata={"simulator_seed": str(seed), "artifacts": str(artifacts).lower()},
+        metadata={"simulator_seed": str(seed), "artifacts": str(artifacts).lower(), ORIGIN: SIMULATED},
     )

@@ -50,12 +50,14 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
             "gaps",
             "stage_source",
             "stage_head",
+            "origin",
             "channels",
             "truth",
             "accuracy",
             "scoring",
         }
         assert result["stage_head"] is None  # the tiny checkpoint has no stage head: the signal encoder stages
+        assert result["origin"] == "simulated"  # our simulator wrote the file, and its header says so
         probs = np.asarray(result["probabilities"])
         assert probs.shape == (60, 5) and np.allclose(probs.sum(axis=1), 1.0)
         assert result["stages"] == [STAGE_LABELS[i] for i in probs.argmax(axis=1)]

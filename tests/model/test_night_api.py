@@ -64,6 +64,7 @@ def test_stage_night_shapes_and_probabilities(lm: SleepLM, night: NightInput) ->
             "gaps",
             "stage_source",
             "stage_head",
+            "origin",
         }
         assert result["stage_source"] == "signal encoder" and result["uncertain"] == []
         assert result["stage_head"] is None

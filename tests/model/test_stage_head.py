@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from psg.features.stage_spectra import (
     stage_model_input,
 )
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, SIMULATED, Recording, Signal
 
 FREE = [i for i, name in enumerate(RAW_NAMES) if name not in GAIN_DEPENDENT]
 SHIPPED_HEAD = Path(__file__).resolve().parents[2] / "model_runtime" / "checkpoints" / "sleeplm-small.stage.npz"
@@ -150,8 +151,15 @@ def test_stage_night_reads_the_head_and_reports_uncertain_epochs(tiny_checkpoint
     assert [u["epoch"] for u in result["uncertain"]] == list(range(night.n_epochs))
     assert all(s in ("W", "N1", "N2", "N3", "R") for s in result["best_stages"])
     head.prior_head, head.gate_threshold, head.min_probability = PriorHead.for_classes(head.classes), -1.0, 0.0
+    gated = stage_night(lm, night)  # our simulator wrote it: the statistic decides
+    assert gated["origin"] == SIMULATED
+    assert gated["stage_head"] == "real-prior" and gated["stage_source"] == "stage head"
+    head.gate_threshold = np.inf
+    assert stage_night(lm, night)["stage_head"] == "full"
+    night.recording.metadata[ORIGIN] = RECORDED  # the same signals as another writer's file
     gated = stage_night(lm, night)
     assert gated["stage_head"] == "real-prior" and gated["stage_source"] == "stage head"
+    assert gated["origin"] == RECORDED
     assert set(gated) >= {"stages", "best_stages", "probabilities", "uncertain", "gaps"}
 
 
@@ -207,6 +215,25 @@ def test_the_gate_sends_shifted_spectral_features_to_the_real_prior_head(
     np.testing.assert_allclose(staged.probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert not any(r.startswith("EEG unlike") for r in staged.reasons)  # it does not read those features
     no_yasa = StageFeatures(values, neuro_features.available, neuro_features.eeg_ok, None)
+    assert shipped.stage_features(no_yasa).head == FULL_HEAD  # nothing to fall back on
+
+
+def test_a_recorded_file_goes_to_the_real_prior_head_and_others_read_the_statistic(
+    shipped: StageHead, neuro_features: StageFeatures
+) -> None:
+    values = neuro_features.values.copy()
+    values[:, FREE] += 0.6  # beyond the gate, as in the test above
+    beyond = replace(neuro_features, values=values)
+    assert shipped.recording_novelty(beyond.model_input(), beyond.eeg_ok) > shipped.gate_threshold
+    never_gates = replace(shipped, gate_threshold=np.inf)
+    for origin in (SIMULATED, None):  # simulated or unknown: the statistic decides
+        assert shipped.stage_features(replace(beyond, origin=origin)).head == PRIOR_HEAD
+        assert never_gates.stage_features(replace(beyond, origin=origin)).head == FULL_HEAD
+    recorded = never_gates.stage_features(replace(neuro_features, origin=RECORDED))
+    assert recorded.head == PRIOR_HEAD  # a recorded file: YASA's prior, whatever the statistic says
+    yasa = neuro_features.prior[:, :5].argmax(axis=1)
+    assert (recorded.probabilities.argmax(axis=1) == yasa).all()
+    no_yasa = replace(neuro_features, prior=None, origin=RECORDED)
     assert shipped.stage_features(no_yasa).head == FULL_HEAD  # nothing to fall back on
 
 

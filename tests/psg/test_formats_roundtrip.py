@@ -14,7 +14,7 @@ import pytest
 from psg.formats import read_edf, read_timeline, write_edf, write_nsrr_xml
 from psg.formats import vocabulary as vocab
 from psg.montage import CHANNELS, EEG_C3, POS, SPO2
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, SIMULATED, SIMULATOR_EQUIPMENT, Recording, Signal
 from psg.timeline import Event, Stage, Timeline
 
 W, N1, N2, N3, R, U = Stage.W, Stage.N1, Stage.N2, Stage.N3, Stage.R, Stage.UNSCORED
@@ -152,6 +152,20 @@ def test_edf_without_timeline_or_start_time(tmp_path: Path) -> None:
     write_edf(recording, tmp_path / "bare.edf")
     back = read_edf(tmp_path / "bare.edf")
     assert back.timeline is None and back.start_time is None
+
+
+def test_edf_carries_a_simulated_origin_and_calls_every_other_file_recorded(tmp_path: Path) -> None:
+    """The stage head's domain gate trusts its simulator-trained head only with what our simulator made."""
+    simulated = _recording(60)
+    simulated.metadata[ORIGIN] = SIMULATED
+    write_edf(simulated, tmp_path / "sim.edf")
+    assert edfio.read_edf(tmp_path / "sim.edf").recording.equipment_code == SIMULATOR_EQUIPMENT
+    assert read_edf(tmp_path / "sim.edf").metadata[ORIGIN] == SIMULATED
+    write_edf(_recording(60), tmp_path / "unmarked.edf")  # no origin: written like any other file
+    assert read_edf(tmp_path / "unmarked.edf").metadata[ORIGIN] == RECORDED
+    other = edfio.Edf([edfio.EdfSignal(np.zeros(3000), 100, label="EEG Fpz-Cz", physical_range=(-1, 1))])
+    other.write(tmp_path / "plain.edf")  # plain EDF: no EDF+ recording field at all
+    assert read_edf(tmp_path / "plain.edf").metadata[ORIGIN] == RECORDED
 
 
 def test_edf_reads_run_length_stage_annotations_of_other_labs(tmp_path: Path) -> None:
