@@ -12,8 +12,10 @@ same probabilities as YASA's (``tests/psg/test_yasa_features.py``).
 
 What YASA is given: each EEG derivation of the recording in turn (probabilities averaged over those
 usable in an epoch), the left EOG (else the right) and the chin EMG when they are sampled fast enough to
-carry their bands, all resampled to 100 Hz (YASA needs > 80 Hz; a 50-Hz EEG is upsampled, its 25-30 Hz
-band empty). The classifier is YASA's for that channel set. Any recording of at least one epoch is
+carry their bands, all resampled to 100 Hz (YASA needs > 80 Hz). A 50-Hz EEG or EOG is upsampled and the
+band above its anti-alias edge, which YASA's features read and which it never had, is filled with noise
+continuing the epoch's own power law (``psg.features.band_extension``: without it the real awake EEG at
+50 Hz read as sleep, 4 / 12 W). The classifier is YASA's for that channel set. Any recording of at least one epoch is
 staged (YASA warns below 5 min; its recording-relative features then carry little). Where it cannot run
 (no usable EEG, under 30 s, an error) the block is zeros with its flag off, so the head stages from its
 own features, as it learnt to in training (``model_runtime.training.stage_head_training`` blanks the block at
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import signal as sps
 
+from psg.features.band_extension import extend_band
 from psg.features.yasa_features import staging_features
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
 from psg.recording import Recording, Signal
@@ -111,12 +114,14 @@ def _bad_epochs(sig: Signal, n: int) -> np.ndarray:
 
 
 def _at_yasa_rate(sig: Signal, n: int) -> np.ndarray:
+    """``sig`` at 100 Hz, ``n`` epochs long; a recording below 60 Hz gets its missing band filled (band_extension)."""
     x = np.nan_to_num(np.asarray(sig.data, dtype=np.float64))
     if sig.fs != YASA_FS:
         r = Fraction(YASA_FS / sig.fs).limit_denominator(1000)
         x = sps.resample_poly(x, r.numerator, r.denominator, padtype="line")
     samples = int(n * EPOCH_S * YASA_FS)
-    return x[:samples] if x.size >= samples else np.pad(x, (0, samples - x.size))
+    x = x[:samples] if x.size >= samples else np.pad(x, (0, samples - x.size))
+    return extend_band(x, YASA_FS, sig.fs, int(EPOCH_S * YASA_FS))
 
 
 def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:

@@ -73,4 +73,36 @@ def test_real_awake_eeg_is_mostly_w(real_signals: Path, tmp_path: Path) -> None:
     counts = Counter(result["stages"])
     assert counts["W"] > len(result["stages"]) * 0.75, counts
     assert counts["N3"] == 0, counts
-    assert result["stage_head"] == "real-prior"  # the domain gate: its spectral features are unlike ours
+    assert result["stage_head"] == "real-prior" and result["origin"] == "recorded"  # another writer's file
+
+
+def _at_50_hz(data: np.ndarray, fs: float) -> np.ndarray:
+    from fractions import Fraction
+
+    from scipy import signal as sps
+
+    ratio = Fraction(50.0 / fs).limit_denominator(1000)
+    return sps.resample_poly(data, ratio.numerator, ratio.denominator)  # anti-aliased, as a 50-Hz amplifier
+
+
+def test_real_awake_eeg_at_50_hz_is_still_mostly_w(real_signals: Path, tmp_path: Path) -> None:
+    """The held-out labs record EEG at 50 Hz. Cz-A2 alone: W 8 / 12 (N2 2, N1 1, N3 1); without the band
+    extension W 6 (R 3); at 200 Hz W 10 or more (the test above). With F4-A1 beside it: W 10 / 12."""
+    mne = pytest.importorskip("mne")
+    raw = mne.io.read_raw_fif(real_signals / "yasa" / "data_resting_EO_200Hz_raw.fif", preload=True, verbose="error")
+    data = _at_50_hz(raw.get_data(picks=["CZ-A2"], units="uV")[0], raw.info["sfreq"])
+    result = _stage(_edf(tmp_path, "awake50", "CZ-A1", data, 50.0))
+    assert [m["fs"] for m in result["channels"]["slots"].values() if m["file_label"] == "CZ-A1"] == [50.0]
+    counts = Counter(result["stages"])
+    assert counts["W"] > len(result["stages"]) / 2, counts
+
+
+def test_sleep_edf_wake_at_50_hz_is_staged_as_at_100_hz(real_signals: Path, tmp_path: Path) -> None:
+    """Its frontal EEG alone: W 7 / 10 at 100 Hz and at 50 Hz (without the band extension: W 2, N3 1)."""
+    from psg.formats.edf import read_edf
+
+    recording = read_edf(real_signals / "sleep-edf-short" / "short_psg.edf")
+    eeg = recording.signals["EEG Fpz-Cz"]
+    result = _stage(_edf(tmp_path, "sleepedf50", "EEG Fpz-Cz", _at_50_hz(eeg.data, eeg.fs), 50.0))
+    counts = Counter(result["stages"])
+    assert counts["W"] > len(result["stages"]) / 2 and counts["N3"] == 0, counts
