@@ -111,8 +111,18 @@ def stage_cmd(
         )
     counts = {s: result["stages"].count(s) for s in (*STAGE_LABELS, "uncertain", "gap")}
     typer.echo(f"{len(result['stages'])} epochs: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    typer.echo(f"staged by: {_staged_by(result)}")
     for item in result["uncertain"][:5]:
         typer.echo(f"epoch {item['epoch']} uncertain: {item['reason']}")
+
+
+def _staged_by(result: dict) -> str:
+    """Which model staged the night and why, in a line (the JSON's ``stage_source``, ``stage_head``, ``origin``)."""
+    head = result["stage_head"]
+    if head == "real-prior":
+        why = "a recorded file" if result["origin"] == "recorded" else "its EEG is unlike the simulated nights"
+        return f"{result['stage_source']}, real-prior head (YASA's real-data prior): {why}"
+    return result["stage_source"] + (f", {head} head" if head else "")
 
 
 def describe_cmd(

@@ -40,6 +40,12 @@ def test_sleep_edf_wake_is_not_n3(real_signals: Path) -> None:
     assert result["channels"]["slots"]  # the clinical labels were recognised
 
 
+def test_the_text_output_says_what_staged_a_real_file(real_signals: Path) -> None:
+    result = runner.invoke(app, ["stage", str(real_signals / "sleep-edf-short" / "short_psg.edf")])
+    assert result.exit_code == 0, result.output
+    assert "staged by: stage head, real-prior head (YASA's real-data prior): a recorded file" in result.stdout
+
+
 def test_sleep_edf_wake_is_mostly_w(real_signals: Path) -> None:
     result = _stage(real_signals / "sleep-edf-short" / "short_psg.edf")
     assert Counter(result["stages"])["W"] > len(result["stages"]) / 2, result["stages"]
