@@ -23,6 +23,10 @@ in a pass over the first night that calls the widths in turn at each epoch (``co
 a neighbour's load then falls on every W alike), and over the scoring calls (``cost_during_scoring``).
 
     .venv/bin/python benchmarks/live_window_stage.py --json benchmarks/results/live_window_stage.json
+
+``--history growing`` runs ``benchmarks/live_history_stage.py`` instead: the window is the whole recording
+so far and the verdict for an epoch is read L epochs late (``--lags``), results in
+``benchmarks/results/live_history_stage.json``.
 """
 
 from __future__ import annotations
@@ -244,7 +248,20 @@ def _ms(c: dict, key: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument(
+        "--history",
+        choices=("trailing", "growing"),
+        default="trailing",
+        help="trailing: the last W epochs; growing: the whole recording so far (live_history_stage.py)",
+    )
+    known, rest = mode.parse_known_args()
+    if known.history == "growing":  # the whole recording so far, a verdict L epochs late: live_history_stage
+        from live_history_stage import main as growing
+
+        growing(rest)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], parents=[mode])
     parser.add_argument("--windows", type=int, nargs="+", default=[10, 20, 40], help="window widths W (epochs)")
     parser.add_argument("--nights", type=int, default=3, help="held-out simulated nights")
     parser.add_argument("--every", type=int, default=4, help="score every K-th epoch of the simulated nights")
