@@ -8,7 +8,8 @@ so it reads as ``recorded``) with clinical labels, at its native rate and resamp
 channel recognition ``sleeplm stage`` uses) and stage it; YASA on the same read-back EEG beside it (a 50-Hz
 EEG upsampled to 100 Hz for YASA, which refuses rates under 80 Hz).
 
-    .venv/bin/python benchmarks/real_rates.py --json benchmarks/results/real_rates.json
+    .venv/bin/python benchmarks/real_rates.py --json benchmarks/results/real_rates.json \
+        --plot benchmarks/plots/real_50hz.png
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from scipy import signal as sps
 
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import load_night_input, stage_night
+from psg.features.band_extension import extend_band
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R
 from psg.paths import shared_data_dir
 from psg.recording import Recording, Signal
@@ -98,11 +100,54 @@ def stage_file(lm: SleepLM, path: Path, truth: str) -> dict:
     }
 
 
+def plot(rows: list[dict], eeg: Signal, path: Path) -> None:
+    """Left: ``eeg``'s mean spectrum as recorded, at 50 Hz, and at 50 Hz with the band extension (at YASA's
+    100 Hz); right: pooled real epochs staged right per rate, ours and YASA's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epoch = int(30 * 100)
+    native = at_rate(Signal(EEG_C3, eeg.data, eeg.fs, eeg.unit), 100.0).data
+    slow = at_rate(Signal(EEG_C3, eeg.data, eeg.fs, eeg.unit), 50.0).data
+    upsampled = sps.resample_poly(slow, 2, 1)
+    versions = {
+        f"recorded at {eeg.fs:g} Hz": native,
+        "at 50 Hz": upsampled,
+        "at 50 Hz + band extension": extend_band(upsampled, 100.0, 50.0, epoch),
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, x in versions.items():
+        freqs, psd = sps.welch(x[: x.size // epoch * epoch], fs=100.0, nperseg=500)
+        keep = (freqs >= 1) & (freqs <= 45)
+        left.loglog(freqs[keep], psd[keep], label=label)
+    left.axvspan(16, 30, color="0.9", zorder=0, label="YASA's beta band")
+    left.set(xlabel="Hz", ylabel="uV^2/Hz", title="Real awake EEG (Cz-A2): mean spectrum")
+    left.legend(fontsize=8)
+    labels, ours, theirs = [], [], []
+    for rate in dict.fromkeys(r["rate"] for r in rows):
+        chosen = [r for r in rows if r["rate"] == rate]
+        labels.append(f"{rate:g} Hz" if isinstance(rate, float) else str(rate))
+        ours.append(sum(r["model_accuracy"] * r["epochs"] for r in chosen))
+        theirs.append(sum((r["yasa_accuracy"] or 0.0) * r["epochs"] for r in chosen))
+    total = sum(r["epochs"] for r in rows if r["rate"] == rows[0]["rate"])
+    at = np.arange(len(labels))
+    right.bar(at - 0.2, ours, 0.4, label="sleeplm stage")
+    right.bar(at + 0.2, theirs, 0.4, label="YASA 0.8.1")
+    right.set(xticks=at, xticklabels=labels, ylabel=f"epochs right (of {total})", title="Real epochs staged right")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data dir (default $SLEEPLM_DATA)")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 50.0], help="0 = native rate")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--plot", type=Path, default=None, help="write the figure here (PNG)")
     args = parser.parse_args()
     root = (args.data or shared_data_dir()) / "real-signals"
     lm = SleepLM.load()
@@ -117,6 +162,9 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
+    awake = [rec for name, _, rec, _ in snippet_nights(root) if name.startswith("yasa awake")]
+    if args.plot and awake:
+        plot(rows, awake[0].signals[EEG_C3], args.plot)
 
 
 if __name__ == "__main__":
