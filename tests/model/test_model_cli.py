@@ -67,7 +67,9 @@ def test_stage_json(simulated_edf: Path, model_args: list[str]) -> None:
 def test_stage_table(simulated_edf: Path, model_args: list[str]) -> None:
     result = runner.invoke(app, ["stage", str(simulated_edf), *model_args])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1].startswith("60 epochs: W ")
+    lines = result.stdout.splitlines()
+    assert lines[-2].startswith("60 epochs: W ")
+    assert lines[-1] == "staged by: signal encoder"  # the tiny checkpoint has no stage head
 
 
 def test_describe_json_slice_and_modalities(simulated_edf: Path, model_args: list[str]) -> None:
