@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
-from live_window_stage import SIM_VARIANTS, Scores, merge, stage, summarise
+from live_window_stage import SIM_VARIANTS, Scores, finish, merge, stage, summarise
 from real_signals import snippet_nights
 from stage_head_eval import variants
 from tqdm import tqdm
@@ -98,16 +97,7 @@ def growing_scores(
         staged["fixed"] = fixed_head.stage_features(dataclasses.replace(features, origin=fixed_origin))
         for e, lag in wanted[end]:
             for gate, s in staged.items():
-                sc = out[(lag, gate)]
-                sc.truth.append(truth[e])
-                sc.verdict.append(s.verdicts[e])
-                sc.best.append(s.best[e])
-                sc.probs.append(s.probabilities[e])
-                sc.head.append(s.head)
-                sc.off_verdict.append(offline.verdicts[e])
-                sc.off_best.append(offline.best[e])
-                sc.off_probs.append(offline.probabilities[e])
-                sc.off_head.append(offline.head)
+                out[(lag, gate)].add(truth[e], s, e, offline, e)
     return out
 
 
@@ -252,11 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         "cost": sim_cost,
         "real": real(lm.stage_head, args),
     }
-    report["config"]["run_s"] = round(time.perf_counter() - started, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(table(report))
-    print(f"every {args.every}-th epoch of {args.nights} simulated nights scored; run {report['config']['run_s']} s")
+    finish(report, args, started, table)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import argparse
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,18 @@ class Scores:
     off_probs: list[np.ndarray] = field(default_factory=list)
     off_head: list[str] = field(default_factory=list)
 
+    def add(self, truth: str, live: StagedEpochs, i: int, offline: StagedEpochs, j: int) -> None:
+        """Score one epoch: epoch ``i`` of the live run beside epoch ``j`` of the offline run."""
+        self.truth.append(truth)
+        self.verdict.append(live.verdicts[i])
+        self.best.append(live.best[i])
+        self.probs.append(live.probabilities[i])
+        self.head.append(live.head)
+        self.off_verdict.append(offline.verdicts[j])
+        self.off_best.append(offline.best[j])
+        self.off_probs.append(offline.probabilities[j])
+        self.off_head.append(offline.head)
+
 
 def stage(head: StageHead, recording: Recording) -> StagedEpochs:
     """The offline pipeline of ``sleeplm stage``: staging features of the recording, then the stage head."""
@@ -101,15 +114,7 @@ def live_scores(
         timings.append((time.perf_counter() - t0) * 1e3)
         if not truth[end]:
             continue
-        scores.truth.append(truth[end])
-        scores.verdict.append(staged.verdicts[-1])
-        scores.best.append(staged.best[-1])
-        scores.probs.append(staged.probabilities[-1])
-        scores.head.append(staged.head)
-        scores.off_verdict.append(offline.verdicts[end])
-        scores.off_best.append(offline.best[end])
-        scores.off_probs.append(offline.probabilities[end])
-        scores.off_head.append(offline.head)
+        scores.add(truth[end], staged, -1, offline, end)
     return scores
 
 
@@ -291,10 +296,15 @@ def main() -> None:
         "cost_during_scoring": sim_cost,
         "real": real(lm.stage_head, args),
     }
+    finish(report, args, started, table)
+
+
+def finish(report: dict, args: argparse.Namespace, started: float, render_table: Callable[[dict], str]) -> None:
+    """Stamp the run time, write ``report`` to ``--json`` and print its table (both modes end so)."""
     report["config"]["run_s"] = round(time.perf_counter() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
-    print(table(report))
+    print(render_table(report))
     print(f"every {args.every}-th epoch of {args.nights} simulated nights scored; run {report['config']['run_s']} s")
 
 
