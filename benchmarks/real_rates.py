@@ -39,13 +39,17 @@ CLINICAL_LABELS = {EEG_C3: "C3-A1", EEG_C4: "CZ-A1", EOG_L: "LOC", EOG_R: "ROC",
 BRAIN = (EEG_C3, EEG_C4, EOG_L, EOG_R, EMG_CHIN)
 
 
-def at_rate(signal: Signal, fs: float) -> Signal:
-    """``signal`` at ``fs`` when that is below its own rate (anti-aliased), else unchanged."""
+def at_rate(signal: Signal, fs: float, lowpass_hz: float | None = None) -> Signal:
+    """``signal`` at ``fs`` when that is below its own rate (anti-aliased), else unchanged; ``lowpass_hz``: a
+    device's own low-pass first (4th-order Butterworth, zero-phase), as a 50-Hz amplifier may filter below
+    its Nyquist frequency."""
     if signal.label not in BRAIN or signal.fs <= fs:
         return signal
+    data = signal.data
+    if lowpass_hz:
+        data = sps.sosfiltfilt(sps.butter(4, lowpass_hz, fs=signal.fs, output="sos"), data)
     ratio = Fraction(fs / signal.fs).limit_denominator(1000)
-    data = sps.resample_poly(signal.data, ratio.numerator, ratio.denominator)
-    return Signal(signal.label, data, fs, signal.unit)
+    return Signal(signal.label, sps.resample_poly(data, ratio.numerator, ratio.denominator), fs, signal.unit)
 
 
 def for_yasa(recording: Recording) -> Recording:
@@ -60,10 +64,10 @@ def for_yasa(recording: Recording) -> Recording:
     return Recording(recording.record_id, signals)
 
 
-def write_clinical_edf(recording: Recording, fs: float | None, path: Path) -> Path:
+def write_clinical_edf(recording: Recording, fs: float | None, path: Path, lowpass_hz: float | None = None) -> Path:
     """``recording``'s signals, brain channels at ``fs`` (None: native), as a plain EDF+ with clinical labels
     (whole seconds of the shortest signal; signals at a fractional rate left out, as 1-s records need)."""
-    resampled = [at_rate(sig, fs) if fs else sig for sig in recording.signals.values()]
+    resampled = [at_rate(sig, fs, lowpass_hz) if fs else sig for sig in recording.signals.values()]
     resampled = [sig for sig in resampled if float(sig.fs).is_integer() and sig.data.size >= sig.fs]
     seconds = min(int(sig.data.size // sig.fs) for sig in resampled)
     signals = []
@@ -148,6 +152,7 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 50.0], help="0 = native rate")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="write the figure here (PNG)")
+    parser.add_argument("--device-lowpass", type=float, default=None, help="Hz: a device low-pass before resampling")
     args = parser.parse_args()
     root = (args.data or shared_data_dir()) / "real-signals"
     lm = SleepLM.load()
@@ -155,8 +160,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, _night, recording, truth) in enumerate(snippet_nights(root)):
             for fs in args.rates:
-                path = write_clinical_edf(recording, fs or None, Path(tmp) / f"r{k}_{int(fs)}.edf")
-                row = {"recording": name, "truth": truth, "rate": fs or "native", **stage_file(lm, path, truth)}
+                path = write_clinical_edf(recording, fs or None, Path(tmp) / f"r{k}_{int(fs)}.edf", args.device_lowpass)
+                row = {
+                    "recording": name,
+                    "truth": truth,
+                    "rate": fs or "native",
+                    "device_lowpass_hz": args.device_lowpass,
+                }
+                row |= stage_file(lm, path, truth)
                 rows.append(row)
                 print(json.dumps(row))
     if args.json:
