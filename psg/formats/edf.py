@@ -19,7 +19,8 @@ Annotations carry ``Recording.timeline``:
 Onsets and durations are rounded to the microsecond; ``minute_labels`` are not written.
 The start date/time comes from ``Recording.start_time``; without one the file says
 ``Startdate X`` (EDF+'s "unknown" convention) and reads back with ``start_time=None``. The
-``record_id`` travels in the EDF+ recording field (hospital administration code); a simulated
+``record_id`` travels in the EDF+ recording field (hospital administration code, cut to the
+characters that 80-character field leaves); a simulated
 recording (``Recording.metadata[ORIGIN]``) says so in its equipment code, and ``read_edf`` gives every
 recording the origin its header states (``psg.recording.ORIGIN``: simulated, else recorded).
 
@@ -58,6 +59,7 @@ from psg.timeline import Timeline
 log = logging.getLogger(__name__)
 
 _TIME_DECIMALS = 6  # microseconds: far below any sampling interval we store
+_RECORDING_FIELD = 80  # characters of the EDF header's local recording identification
 
 
 def write_edf(recording: Recording, path: str | Path) -> None:
@@ -72,11 +74,7 @@ def write_edf(recording: Recording, path: str | Path) -> None:
     edf = edfio.Edf(
         signals,
         patient=edfio.Patient(),
-        recording=edfio.Recording(
-            startdate=start.date() if start else None,
-            hospital_administration_code=_edf_field(recording.record_id),
-            equipment_code=SIMULATOR_EQUIPMENT if recording.metadata.get(ORIGIN) == SIMULATED else "X",
-        ),
+        recording=_recording_field(recording),
         starttime=start.time().replace(microsecond=0) if start else time(0, 0, 0),
         data_record_duration=record_s,
         annotations=_annotations(recording.timeline) if recording.timeline else None,
@@ -185,6 +183,19 @@ def _data_record_duration(rates: list[float]) -> float:
     """1 s when every rate is whole Hz, else the shortest duration holding whole samples of each."""
     fractions = [Fraction(fs).limit_denominator(1_000_000) for fs in rates]
     return float(math.lcm(*(f.denominator for f in fractions)))
+
+
+def _recording_field(recording: Recording) -> edfio.Recording:
+    """The EDF+ recording field: start date, ``record_id`` as the administration code (cut to what the
+    80-character field leaves, so a long id cannot make the file unwritable) and the simulator mark."""
+    start = recording.start_time
+    equipment = SIMULATOR_EQUIPMENT if recording.metadata.get(ORIGIN) == SIMULATED else "X"
+    room = _RECORDING_FIELD - len("Startdate 01-JAN-2000  X ") - len(equipment)
+    return edfio.Recording(
+        startdate=start.date() if start else None,
+        hospital_administration_code=_edf_field(recording.record_id)[:room],
+        equipment_code=equipment,
+    )
 
 
 def _edf_field(text: str) -> str:

@@ -163,6 +163,11 @@ def test_edf_carries_a_simulated_origin_and_calls_every_other_file_recorded(tmp_
     assert read_edf(tmp_path / "sim.edf").metadata[ORIGIN] == SIMULATED
     write_edf(_recording(60), tmp_path / "unmarked.edf")  # no origin: written like any other file
     assert read_edf(tmp_path / "unmarked.edf").metadata[ORIGIN] == RECORDED
+    long_id = _recording(60)
+    long_id.record_id, long_id.metadata[ORIGIN] = "night " * 20, SIMULATED  # 120 characters
+    write_edf(long_id, tmp_path / "long.edf")  # the 80-character header field once refused it
+    back = read_edf(tmp_path / "long.edf")
+    assert back.metadata[ORIGIN] == SIMULATED and back.record_id.startswith("night_night_")
     other = edfio.Edf([edfio.EdfSignal(np.zeros(3000), 100, label="EEG Fpz-Cz", physical_range=(-1, 1))])
     other.write(tmp_path / "plain.edf")  # plain EDF: no EDF+ recording field at all
     assert read_edf(tmp_path / "plain.edf").metadata[ORIGIN] == RECORDED
