@@ -39,28 +39,31 @@ CLINICAL_LABELS = {EEG_C3: "C3-A1", EEG_C4: "CZ-A1", EOG_L: "LOC", EOG_R: "ROC",
 BRAIN = (EEG_C3, EEG_C4, EOG_L, EOG_R, EMG_CHIN)
 
 
+def resampled(signal: Signal, fs: float) -> Signal:
+    """``signal`` at ``fs``, up or down (``resample_poly``: anti-aliased on the way down)."""
+    ratio = Fraction(fs / signal.fs).limit_denominator(1000)
+    return Signal(signal.label, sps.resample_poly(signal.data, ratio.numerator, ratio.denominator), fs, signal.unit)
+
+
 def at_rate(signal: Signal, fs: float, lowpass_hz: float | None = None) -> Signal:
-    """``signal`` at ``fs`` when that is below its own rate (anti-aliased), else unchanged; ``lowpass_hz``: a
-    device's own low-pass first (4th-order Butterworth, zero-phase), as a 50-Hz amplifier may filter below
-    its Nyquist frequency."""
+    """A brain channel at ``fs`` when that is below its own rate, else unchanged; ``lowpass_hz``: a device's
+    own low-pass first (4th-order Butterworth, zero-phase), as a 50-Hz amplifier may filter below its
+    Nyquist frequency."""
     if signal.label not in BRAIN or signal.fs <= fs:
         return signal
-    data = signal.data
     if lowpass_hz:
-        data = sps.sosfiltfilt(sps.butter(4, lowpass_hz, fs=signal.fs, output="sos"), data)
-    ratio = Fraction(fs / signal.fs).limit_denominator(1000)
-    return Signal(signal.label, sps.resample_poly(data, ratio.numerator, ratio.denominator), fs, signal.unit)
+        data = sps.sosfiltfilt(sps.butter(4, lowpass_hz, fs=signal.fs, output="sos"), signal.data)
+        signal = Signal(signal.label, data, signal.fs, signal.unit)
+    return resampled(signal, fs)
 
 
 def for_yasa(recording: Recording) -> Recording:
     """``recording`` with brain channels below YASA's 80 Hz upsampled to 100 Hz (YASA refuses them otherwise),
     as anyone running YASA on a 50-Hz file has to."""
-    signals = {}
-    for label, sig in recording.signals.items():
-        if label in BRAIN and sig.fs < 80:
-            ratio = Fraction(100.0 / sig.fs).limit_denominator(1000)
-            sig = Signal(label, sps.resample_poly(sig.data, ratio.numerator, ratio.denominator), 100.0, sig.unit)
-        signals[label] = sig
+    signals = {
+        label: resampled(sig, 100.0) if label in BRAIN and sig.fs < 80 else sig
+        for label, sig in recording.signals.items()
+    }
     return Recording(recording.record_id, signals)
 
 
@@ -157,8 +160,9 @@ def main() -> None:
     root = (args.data or shared_data_dir()) / "real-signals"
     lm = SleepLM.load()
     rows = []
+    recordings = snippet_nights(root)
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (name, _night, recording, truth) in enumerate(snippet_nights(root)):
+        for k, (name, _night, recording, truth) in enumerate(recordings):
             for fs in args.rates:
                 path = write_clinical_edf(recording, fs or None, Path(tmp) / f"r{k}_{int(fs)}.edf", args.device_lowpass)
                 row = {
@@ -173,7 +177,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
-    awake = [rec for name, _, rec, _ in snippet_nights(root) if name.startswith("yasa awake")]
+    awake = [rec for name, _, rec, _ in recordings if name.startswith("yasa awake")]
     if args.plot and awake:
         plot(rows, awake[0].signals[EEG_C3], args.plot)
 

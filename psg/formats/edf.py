@@ -116,8 +116,9 @@ def read_edf(path: str | Path) -> Recording:
     )
     signals = _signals(header, edf, onsets if gaps else None, duration_s, warnings_seen)
     start_time = _start_time(edf, header, warnings_seen)
-    admin_code = edf.recording.hospital_administration_code if _is_edfplus(edf) else "X"
-    simulated = _is_edfplus(edf) and edf.recording.equipment_code == SIMULATOR_EQUIPMENT
+    plus = _is_edfplus(edf)
+    admin_code = edf.recording.hospital_administration_code if plus else "X"
+    simulated = plus and edf.recording.equipment_code == SIMULATOR_EQUIPMENT
     recording = Recording(
         record_id=admin_code if admin_code not in ("X", "") else path.stem,
         signals=signals,
