@@ -4,10 +4,11 @@ Discovery never stops: every second the bridge looks at the LSL streams on the n
 ``ContinuousResolver``) and attaches to
 
 * simulated beds and EDF replay: type ``PSG`` with ``sleeplm_bed`` in the description, which also
-  gives the bed, the stream (``group``), the recording id and start, and montage channel labels;
+  gives the bed, the stream (``group``), the recording id and start, montage channel labels and the
+  ``origin`` (``psg.recording.ORIGIN``, simulated or recorded; chunks carry it, None when unknown);
 * real devices listed in the bridge configuration (``bridge_config``), matched by name, type and/or
-  source id and mapped through their channel-map file. A real bed's recording starts with the first
-  sample of its first stream; its id is ``<bed>-<UTC yyyymmddThhmmss>`` of that moment.
+  source id and mapped through their channel-map file (origin: recorded). A real bed's recording starts
+  with the first sample of its first stream; its id is ``<bed>-<UTC yyyymmddThhmmss>`` of that moment.
 
 Each inlet post-processes timestamps with LSL clock synchronisation and dejittering, so chunk times
 are the device's sample clock, smooth and free of network jitter. LSL times become Unix seconds by one
@@ -49,8 +50,17 @@ from device_bridges.simulated import recording_id_for
 from plumbing.logs import device_and_wall
 from plumbing.metrics import metrics
 from plumbing.settings import Settings
-from psg.codecs import MAX_BUNDLE_CHUNKS, DeviceEvent, SampleChunk, encode_bundle, encode_chunk, encode_device_event
+from psg.codecs import (
+    MAX_BUNDLE_CHUNKS,
+    ORIGINS,
+    DeviceEvent,
+    SampleChunk,
+    encode_bundle,
+    encode_chunk,
+    encode_device_event,
+)
 from psg.errors import PSGError
+from psg.recording import RECORDED
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,7 @@ class _Stream:
     buffer: list[np.ndarray] = field(default_factory=list)
     stamps: list[np.ndarray] = field(default_factory=list)
     pull_into: np.ndarray | None = None
+    origin: str | None = None  # psg.recording.ORIGIN of the bed's signals (None: the source did not say)
 
     @property
     def buffered(self) -> int:
@@ -121,6 +132,7 @@ class Bridge:
         self._lock = threading.Lock()
         self._ready: queue.Queue[tuple[Any, Any, DeviceStream | None]] = queue.Queue()
         self._reported: set[str] = set()  # uids whose configuration problem was logged already
+        self._odd_origins: set[str] = set()  # unknown description origins, warned about once each
         self._outbox: dict[str, list[SampleChunk]] = {}  # bed -> completed chunks not yet sent
         self._outbox_since: dict[str, float] = {}  # bed -> when its oldest waiting chunk completed
 
@@ -225,9 +237,15 @@ class Bridge:
             raise PSGError(f"simulated bed {bed_id} stream {stream}: no recording_start in the description") from None
         if not recording_id:
             raise PSGError(f"simulated bed {bed_id} stream {stream}: recording_id missing in the description")
+        origin = desc.child_value("origin") or None
+        if origin is not None and origin not in ORIGINS:
+            if origin not in self._odd_origins:
+                log.warning("bed %s: LSL origin %r is not one of %s; its chunks say None", bed_id, origin, ORIGINS)
+            self._odd_origins.add(origin)
+            origin = None
         labels = _channel_labels(info)
         mapping = ChannelMap.identity(labels, f"bed {bed_id}").resolve(labels, stream)
-        self._attach(inlet, info, bed_id, stream, mapping, recording_id, recording_start)
+        self._attach(inlet, info, bed_id, stream, mapping, recording_id, recording_start, origin)
 
     def _attach_device(self, inlet: Any, info: Any, device: DeviceStream) -> None:
         stream = device.stream or info.name()
@@ -239,8 +257,8 @@ class Bridge:
                 stream,
                 list(mapping.missing),
             )
-        recording = self.real_recordings.get(device.bed_id)
-        self._attach(inlet, info, device.bed_id, stream, mapping, *(recording or (None, None)))
+        recording_id, recording_start = self.real_recordings.get(device.bed_id) or (None, None)
+        self._attach(inlet, info, device.bed_id, stream, mapping, recording_id, recording_start, RECORDED)
 
     def _attach(
         self,
@@ -251,6 +269,7 @@ class Bridge:
         mapping: AppliedMap,
         recording_id: str | None,
         recording_start: float | None,
+        origin: str | None,
     ) -> None:
         key = (bed_id, stream)
         state = self.streams.get(key)
@@ -263,6 +282,7 @@ class Bridge:
                     "bed %s stream %s came back with a different layout; continuing as the same stream", bed_id, stream
                 )
             state.inlet, state.uid, state.mapping, state.fs = inlet, info.uid(), mapping, info.nominal_srate()
+            state.origin = origin or state.origin
             log.info("bed %s stream %s: re-attached (uid %s)", bed_id, stream, state.uid)
         else:
             if state is not None:  # the bed started a new recording on this stream
@@ -280,6 +300,7 @@ class Bridge:
                 inlet=inlet,
                 uid=info.uid(),
                 arrival_s=1.0 / info.nominal_srate(),
+                origin=origin,
             )
             self.streams[key] = state
             log.info(
@@ -380,6 +401,7 @@ class Bridge:
             recording_start=state.recording_start,
             received_at=time.time(),
             data=data,
+            origin=state.origin,
         )
         state.seq += 1
         self._outbox.setdefault(state.bed_id, []).append(chunk)

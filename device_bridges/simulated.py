@@ -42,7 +42,7 @@ from device_bridges.bed_nights import edf_recording, night_for
 from device_bridges.lsl_config import import_pylsl
 from psg.errors import PSGError
 from psg.montage import CHANNELS
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, SIMULATED, Recording, Signal
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ class SimulatedBed:
     """
 
     kind = "simulated"
+    #: The ``psg.recording.ORIGIN`` the outlets announce (``origin`` in the description) when the recording's
+    #: metadata does not say: the simulator's nights are simulated, an EDF file's signals recorded.
+    default_origin = SIMULATED
 
     def __init__(
         self,
@@ -118,6 +121,8 @@ class SimulatedBed:
         self.recording_id = recording_id or recording_id_for(bed_id)
         self.wait_for_consumers_s = wait_for_consumers_s
         self.record_id = getattr(recording, "record_id", "")
+        said = recording.metadata.get(ORIGIN) if isinstance(recording, Recording) else None
+        self.origin: str = said or self.default_origin
         self._pieces: Iterable[Recording] = [recording] if isinstance(recording, Recording) else recording
         self.groups: list[RateGroup] = []
         self.recording_start: float | None = None  # LSL clock time of the first sample
@@ -288,6 +293,7 @@ class SimulatedBed:
         desc.append_child_value("recording_id", self.recording_id)
         desc.append_child_value("recording_start", repr(self.recording_start))
         desc.append_child_value("source", self.kind)
+        desc.append_child_value("origin", self.origin)
         desc.append_child_value("record", self.record_id)
         # Each connected inlet may fall ~6 min of wall time behind at any speed before samples are dropped.
         return pylsl.StreamOutlet(info, max_buffered=int(360 * max(1.0, self.speed)))
@@ -297,6 +303,7 @@ class EdfReplay(SimulatedBed):
     """Replay an EDF/EDF+ file's signals as a bed, timed exactly like a simulated bed (see ``edf_recording``)."""
 
     kind = "edf"
+    default_origin = RECORDED
 
     def __init__(
         self,

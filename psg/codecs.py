@@ -33,6 +33,7 @@ import numpy as np
 from psg.errors import MessageError
 from psg.json_codec import strict_json
 from psg.montage import AUX_CHANNELS, EPOCH_S, MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
+from psg.recording import RECORDED, SIMULATED
 
 VERSION = 1
 MAGIC_SAMPLES = b"PSGS"
@@ -58,6 +59,8 @@ DEVICE_EVENT_TYPES: tuple[str, ...] = ("stream_lost", "stream_resumed", "spool_o
 TEXT_FEATURES = frozenset({"position_name"})
 #: Most chunks one bundle may carry (a bed has a handful of streams; a bridge catching up a few seconds).
 MAX_BUNDLE_CHUNKS = 64
+#: A bed's ``origin`` (``psg.recording.ORIGIN``) as chunks and epochs carry it; absent: the source did not say.
+ORIGINS: tuple[str, ...] = (SIMULATED, RECORDED)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class SampleChunk:
 
     ``stream`` names the device stream (a bed may send several at different rates); ``seq`` counts the
     chunks of that (bed, recording, stream) from 0 so replays and duplicates are recognisable.
+    ``origin`` is one of ``ORIGINS`` (simulated or recorded signals), None where the source did not say.
     """
 
     bed_id: str
@@ -79,6 +83,7 @@ class SampleChunk:
     recording_start: float
     received_at: float
     data: np.ndarray
+    origin: str | None = None
 
     @property
     def n_samples(self) -> int:
@@ -125,7 +130,8 @@ class EpochMessage:
     (NaN where absent). ``quality`` maps every model and aux channel to its flags (empty list = good).
     ``features`` and ``events`` are measured at the device rates (``psg.features``, ``psg.detectors``;
     event times relative to the recording start). ``end_received_at`` is the bridge's arrival time of
-    the sample that completed the epoch: the start of the end-to-end latency clock.
+    the sample that completed the epoch: the start of the end-to-end latency clock. ``origin`` is the
+    bed's (``ORIGINS``, None: not said); ``stage_measurements`` an object its consumer validates, or None.
     """
 
     bed_id: str
@@ -139,6 +145,8 @@ class EpochMessage:
     events: list[dict[str, Any]] = field(default_factory=list)
     end_received_at: float = 0.0
     epoch_s: float = EPOCH_S
+    origin: str | None = None
+    stage_measurements: dict[str, Any] | None = None
 
 
 # --- binary framing -------------------------------------------------------------------------------
@@ -198,6 +206,13 @@ def _time(header: dict[str, Any], name: str) -> float:
     return value
 
 
+def _origin(header: dict[str, Any]) -> str | None:
+    value = header.get("origin")
+    if value is not None and value not in ORIGINS:
+        raise MessageError(f"message header field 'origin': expected one of {ORIGINS} or absent, got {value!r:.80}")
+    return value
+
+
 def _floats(payload: memoryview, shape: tuple[int, int], what: str) -> np.ndarray:
     expected = shape[0] * shape[1] * 4
     if len(payload) != expected:
@@ -243,6 +258,8 @@ def _chunk_header(chunk: SampleChunk) -> tuple[dict[str, Any], np.ndarray]:
         "received_at": chunk.received_at,
         "n": int(data.shape[1]),
     }
+    if chunk.origin is not None:
+        header["origin"] = chunk.origin
     return header, data
 
 
@@ -380,6 +397,7 @@ def _chunk(
         recording_start=_time(header, "recording_start"),
         received_at=_time(header, "received_at"),
         data=_floats(payload, shape, "samples") if data is None else data,
+        origin=_origin(header),
     )
 
 
@@ -408,6 +426,9 @@ def encode_epoch(message: EpochMessage) -> bytes:
         "events": message.events,
         "end_received_at": message.end_received_at,
     }
+    for key in ("origin", "stage_measurements"):
+        if getattr(message, key) is not None:
+            header[key] = getattr(message, key)
     return _frame(MAGIC_EPOCH, header, signals.tobytes() + aux.tobytes())
 
 
@@ -437,6 +458,11 @@ def decode_epoch(raw: bytes) -> EpochMessage:
     if not 0 < aux_n <= 10_000:
         raise MessageError(f"message header field 'aux_n': expected 1..10000, got {aux_n}")
     quality = _field(header, "quality", dict, "an object of channel -> flags")
+    measured = header.get("stage_measurements")
+    if measured is not None and not isinstance(measured, dict):
+        raise MessageError(
+            f"message header field 'stage_measurements': expected an object or null, got {measured!r:.80}"
+        )
     n_signal = len(MODEL_CHANNELS) * MODEL_EPOCH_SAMPLES * 4
     if len(payload) < n_signal:
         raise MessageError(f"epoch: payload is {len(payload)} bytes, expected at least {n_signal}")
@@ -452,4 +478,6 @@ def decode_epoch(raw: bytes) -> EpochMessage:
         events=_field(header, "events", list, "a list of events"),
         end_received_at=_time(header, "end_received_at"),
         epoch_s=epoch_s,
+        origin=_origin(header),
+        stage_measurements=measured,
     )

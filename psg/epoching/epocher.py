@@ -135,6 +135,8 @@ class _Bed:
     held_keys: set[tuple[str, int, int]] = field(default_factory=set)  # (stream, seq, first sample index)
     #: Per stream, a chunk held back as a jump, with its token (see ``MAX_JUMP_S``)
     jumps: dict[str, tuple[SampleChunk, object]] = field(default_factory=dict)
+    #: ``psg.recording.ORIGIN`` of the recording: the first one its chunks carry (None until one does)
+    origin: str | None = None
 
     def newest_s(self) -> float | None:
         """Device seconds from the start to the furthest sample of any stream (None before any data)."""
@@ -272,6 +274,7 @@ class Epocher:
                 finished.append(bed.recording_id)
             bed = _Bed(chunk.bed_id, chunk.recording_id, chunk.recording_start, RunningNormaliser(self.norm_epochs))
             self._beds[chunk.bed_id] = bed
+        bed.origin = bed.origin or chunk.origin
         if (chunk.stream not in bed.jumps and not bed.is_jump(chunk)) or self._gate_jump(bed, chunk, token, out):
             self._place(bed, chunk, token, out)
 
@@ -416,6 +419,7 @@ class Epocher:
             signals=signals,
             normaliser=bed.normaliser,
             end_received_at=received_at,
+            origin=bed.origin,
         )
         bed.first_emitted = epoch if bed.first_emitted is None else bed.first_emitted
         bed.last_emitted = epoch

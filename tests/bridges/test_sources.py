@@ -73,6 +73,7 @@ def test_simulated_bed_streams_on_its_virtual_clock() -> None:
             assert desc.child_value("sleeplm_bed") == "bed-clock"
             assert desc.child_value("recording_id") == bed.recording_id
             assert float(desc.child_value("recording_start")) == bed.recording_start
+            assert desc.child_value("origin") == "simulated"
             inlet.open_stream(timeout=2)
             inlets[desc.child_value("group")] = inlet
         assert sorted(inlets) == ["aux", "exg", "resp"]
@@ -99,7 +100,8 @@ def test_edf_replay_streams_the_files_signals(tmp_path: Path) -> None:
         infos = pylsl.resolve_bypred("starts-with(name,'sleeplm-bed-edf-')", minimum=3, timeout=5)
         inlets = {info.name(): pylsl.StreamInlet(info, recover=False) for info in infos}
         for inlet in inlets.values():
-            assert inlet.info(timeout=2).desc().child_value("source") == "edf"
+            desc = inlet.info(timeout=2).desc()
+            assert desc.child_value("source") == "edf" and desc.child_value("origin") == bed.origin
             inlet.open_stream(timeout=2)
         samples, _ = _pull_all(inlets, 3.0)["sleeplm-bed-edf-resp"]
     finally:

@@ -344,3 +344,21 @@ def test_without_analyse_the_windows_come_out_for_the_caller_to_analyse(chunks: 
     assert [w.epoch for w in windows] == [m.epoch for m in direct] == [0, 1, 2, 3]
     for window, want in zip(windows, direct, strict=True):
         assert_same_epoch(analyse(window), want)
+
+
+def test_the_window_carries_the_origin_of_the_beds_recording(night: Recording, chunks: list[SampleChunk]) -> None:
+    """The first origin a recording's chunks carry goes on every window of it; a new recording starts unknown."""
+    first = until(chunks, 2 * 30 + 5)
+    said = [
+        dataclasses.replace(c, origin=None if i < 3 else "recorded" if i < 40 else "simulated")
+        for i, c in enumerate(first)
+    ]
+    epocher, windows = Epocher(analyse=None), []
+    for i, chunk in enumerate(said):
+        windows += epocher.add(chunk, i).windows
+    assert [(w.epoch, w.origin) for w in windows] == [(0, "recorded"), (1, "recorded")]
+    later = [c for c in chunk_recording(night, recording_id="rec-2", start=START + 7200) if c.t0 < START + 7265]
+    windows = []
+    for i, chunk in enumerate(later):  # an older producer's chunks: no origin
+        windows += epocher.add(chunk, f"r2-{i}").windows
+    assert [(w.recording_id, w.epoch, w.origin) for w in windows] == [("rec-2", 0, None), ("rec-2", 1, None)]
