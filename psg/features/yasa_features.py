@@ -72,7 +72,7 @@ _HAMMING_LENGTH_FACTOR = 3.3  # MNE's _length_factors["hamming"]
 _HIGUCHI_KMAX = 10
 _EPSILON = 1e-9  # antropy's regression guard
 _CENTRED_WINDOW = 15  # YASA's 7.5-min centred smoothing, in epochs
-_PAST_WINDOW = 4  # YASA's 2-min past smoothing, in epochs
+PAST_WINDOW = 4  # YASA's 2-min past smoothing, in epochs
 
 
 def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -80,6 +80,15 @@ def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndar
 
     ``signals`` maps ``"eeg"`` (required), ``"eog"`` and ``"emg"`` to 1-D arrays of one length, at least one
     30-s epoch; a trailing partial epoch is ignored, as YASA does.
+    """
+    return feature_table(*epoch_base_features(signals))
+
+
+def epoch_base_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """YASA's per-epoch features before its recording-relative smoothing: (names, (n_epochs, m) float64).
+
+    Each epoch's row depends only on that epoch's band-passed samples, so a live bed can compute its
+    newest epoch's row once, from a few epochs of context, and keep it (``psg.features.live_stage``).
     """
     if "eeg" not in signals or set(signals) - set(KINDS):
         raise ValueError(f"staging_features needs 'eeg' and only {KINDS}, got {sorted(signals)}")
@@ -97,14 +106,31 @@ def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndar
         ).items():
             names.append(f"{kind}_{name}")
             columns.append(np.asarray(values, dtype=np.float64))
-    features = np.stack(columns, axis=1)
+    return names, np.stack(columns, axis=1)
+
+
+def one_epoch_features(x: np.ndarray, kind: str, epoch: int) -> tuple[list[str], np.ndarray]:
+    """YASA's per-epoch features of epoch ``epoch`` of one 100-Hz channel of ``kind``, band-passed with the
+    rest of ``x`` as its context: the live path's one new row per epoch (names as ``epoch_base_features``)."""
+    filtered = bandpass(np.asarray(x, dtype=np.float64)[None])[0]
+    features = _epoch_features(filtered[epoch * EPOCH_SAMPLES : (epoch + 1) * EPOCH_SAMPLES][None], kind)
+    return [f"{kind}_{name}" for name in features], np.array([float(v[0]) for v in features.values()])
+
+
+def feature_table(
+    names: list[str], features: np.ndarray, past: np.ndarray | None = None
+) -> tuple[list[str], np.ndarray]:
+    """The classifier's table from per-epoch features (``epoch_base_features``): YASA's smoothing added,
+    columns sorted by name. ``past``: the past 4-epoch means when the caller kept them (a live bed computes
+    each once, ``past_mean`` of its last rows); None computes them here."""
+    n_epochs = len(features)
     # YASA's smoothing: a centred triangular 15-epoch (7.5-min) mean and a past 4-epoch (2-min) mean, each
     # scaled to the recording's 5-95 % range
     rollc = robust_scale_5_95(centred_triangular_mean(features))
-    rollp = robust_scale_5_95(past_mean(features))
+    rollp = robust_scale_5_95(past_mean(features) if past is None else past)
     times = np.arange(n_epochs) * 30.0
     time_norm = times / times[-1] if times[-1] > 0 else np.zeros_like(times)
-    names += [f"{n}_c7min_norm" for n in names] + [f"{n}_p2min_norm" for n in names] + ["time_hour", "time_norm"]
+    names = [*names, *(f"{n}_c7min_norm" for n in names), *(f"{n}_p2min_norm" for n in names), "time_hour", "time_norm"]
     table = np.concatenate([features, rollc, rollp, np.stack([times / 3600, time_norm], axis=1)], axis=1)
     order = sorted(range(len(names)), key=names.__getitem__)  # pandas' sort_index(axis=1): by column name
     return [names[j] for j in order], table[:, order].astype(np.float32)
@@ -136,7 +162,7 @@ def centred_triangular_mean(x: np.ndarray, window: int = _CENTRED_WINDOW) -> np.
     return np.asarray(mean[offset:])
 
 
-def past_mean(x: np.ndarray, window: int = _PAST_WINDOW) -> np.ndarray:
+def past_mean(x: np.ndarray, window: int = PAST_WINDOW) -> np.ndarray:
     """``DataFrame.rolling(window, min_periods=1).mean()`` of (n, m) ``x``: the mean of each row and the
     ``window - 1`` before it, NaN skipped.
 
@@ -181,8 +207,12 @@ def robust_scale_5_95(x: np.ndarray) -> np.ndarray:
     """``sklearn.preprocessing.robust_scale(x, quantile_range=(5, 95))`` of (n, m) ``x``: per column, minus
     the median, over the 5-95 percentile range (1 where that range is under 10 machine epsilons), NaN ignored.
     """
-    center = np.nanmedian(x, axis=0)
-    low, high = np.nanpercentile(x, (5, 95), axis=0)
+    if np.isnan(x).any():
+        center = np.nanmedian(x, axis=0)
+        low, high = np.nanpercentile(x, (5, 95), axis=0)
+    else:  # the same numbers, without NaN-aware NumPy's per-column loop (the live path calls this per epoch)
+        center = np.median(x, axis=0)
+        low, high = np.percentile(x, (5, 95), axis=0)
     scale = high - low
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
     return np.asarray((x - center) / scale)

@@ -65,17 +65,17 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     """
     n = recording.n_epochs if n_epochs is None else n_epochs
     out = np.zeros((n, N_PRIOR))
-    eegs = [s for label in (EEG_C4, EEG_C3) if (s := _usable(recording.get(label), "eeg"))]
+    eegs = [s for label in (EEG_C4, EEG_C3) if (s := usable_signal(recording.get(label), "eeg"))]
     if not eegs or n == 0:
         return out
     others = {}
     for group, labels in (("eog", (EOG_L, EOG_R)), ("emg", (EMG_CHIN,))):
-        sig = next((s for label in labels if (s := _usable(recording.get(label), group))), None)
+        sig = next((s for label in labels if (s := usable_signal(recording.get(label), group))), None)
         if sig is not None:
             others[group] = sig
     total, count = np.zeros((n, 5)), np.zeros(n)
     for eeg in eegs:
-        ok = ~_bad_epochs(eeg, n)
+        ok = ~bad_epochs(eeg, n)
         if not ok.any():
             continue
         try:
@@ -83,7 +83,7 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
         except Exception as exc:  # noqa: BLE001 - YASA failing must not stop staging; the head copes without
             _LOG.warning("YASA prior unavailable for one EEG: %s: %s", type(exc).__name__, exc)
             continue
-        total[ok] += probs[ok]  # probs has n rows: _at_yasa_rate pads or cuts the signal to n epochs
+        total[ok] += probs[ok]  # probs has n rows: at_yasa_rate pads or cuts the signal to n epochs
         count += ok
     staged = count > 0
     out[staged, :5] = total[staged] / count[staged, None]
@@ -91,13 +91,13 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     return out
 
 
-def _usable(sig: Signal | None, group: str) -> Signal | None:
+def usable_signal(sig: Signal | None, group: str) -> Signal | None:
     if sig is None or sig.fs < MIN_FS[group] or sig.data.size < EPOCH_S * sig.fs:
         return None
     return sig
 
 
-def _bad_epochs(sig: Signal, n: int) -> np.ndarray:
+def bad_epochs(sig: Signal, n: int) -> np.ndarray:
     """(n,) epochs that are missing, mostly NaN or flat in ``sig``."""
     per = int(round(EPOCH_S * sig.fs))
     bad = np.ones(n, dtype=bool)
@@ -113,7 +113,7 @@ def _bad_epochs(sig: Signal, n: int) -> np.ndarray:
     return bad
 
 
-def _at_yasa_rate(sig: Signal, n: int) -> np.ndarray:
+def at_yasa_rate(sig: Signal, n: int) -> np.ndarray:
     """``sig`` at 100 Hz, ``n`` epochs long; a recording below 60 Hz gets its missing band filled (band_extension)."""
     x = np.nan_to_num(np.asarray(sig.data, dtype=np.float64))
     if sig.fs != YASA_FS:
@@ -129,9 +129,15 @@ def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
     # uV -> V -> uV, the round trip YASA makes through MNE (which stores volts): it moves a sample by ~1e-16
     # relative, and a near-silent channel's zero crossings (a feature) move with it; kept, so the
     # probabilities are YASA's to the last bit
-    signals = {g: (_at_yasa_rate(sig, n) * 1e-6) * 1e6 for g, sig in channels.items()}
+    signals = {g: (at_yasa_rate(sig, n) * 1e-6) * 1e6 for g, sig in channels.items()}
     names, features = staging_features(signals)
-    booster, classes = _classifier("+".join(channels))
+    return classifier_probabilities("+".join(channels), names, features)
+
+
+def classifier_probabilities(channel_set: str, names: list[str], features: np.ndarray) -> np.ndarray:
+    """(n, 5) probabilities, in ``STAGES`` order, of YASA's classifier for ``channel_set`` on a feature
+    table (``staging_features``' names and rows; the live path builds it per epoch, ``psg.features.live_stage``)."""
+    booster, classes = _classifier(channel_set)
     order = [names.index(f) for f in booster.feature_name()]
     proba = booster.predict(features[:, order])
     columns = [classes.index(s) for s in STAGES]

@@ -54,7 +54,7 @@ def test_missing_channels(short: Recording) -> None:
     slow = Signal(EMG_CHIN, short.signals[EMG_CHIN].data[::256], 1.0, "uV")
     with_slow = yasa_prior(Recording("s", {EEG_C3: short.signals[EEG_C3], EMG_CHIN: slow}))
     assert (with_slow[:, -1] == 1).all()
-    assert yp._usable(slow, "emg") is None
+    assert yp.usable_signal(slow, "emg") is None
 
 
 def test_short_files(short: Recording) -> None:

@@ -60,7 +60,7 @@ def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
     classifier (``predict_proba``), columns in ``STAGES`` order."""
     import joblib
 
-    features = _yasa_features({g: yp._at_yasa_rate(sig, n) for g, sig in channels.items()})
+    features = _yasa_features({g: yp.at_yasa_rate(sig, n) for g, sig in channels.items()})
     path = Path(yasa.__file__).parent / "classifiers" / f"clf_{'+'.join(channels)}_lgb_0.5.0.joblib"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,7 +81,7 @@ def _prior_both_ways(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> t
 @pytest.mark.parametrize("kinds", CHANNEL_SETS, ids="+".join)
 def test_features_equal_yasas(night: Recording, kinds: tuple[str, ...]) -> None:
     labels = {"eeg": EEG_C4, "eog": EOG_L, "emg": EMG_CHIN}
-    signals = {k: yp._at_yasa_rate(night.signals[labels[k]], night.n_epochs) for k in kinds}
+    signals = {k: yp.at_yasa_rate(night.signals[labels[k]], night.n_epochs) for k in kinds}
     theirs = _yasa_features(signals)
     # the uV -> V -> uV round trip YASA makes through MNE (yasa_prior makes it too)
     names, ours = staging_features({k: (x * 1e-6) * 1e6 for k, x in signals.items()})
