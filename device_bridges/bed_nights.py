@@ -109,7 +109,14 @@ def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Re
     require_analysable(recording, str(path))
     log.info("%s", report.summary())
     signals = {label: signal for label, signal in recording.signals.items() if label in CHANNELS}
-    return Recording(recording.record_id, signals, recording.start_time, recording.timeline, gaps=recording.gaps)
+    return Recording(
+        recording.record_id,
+        signals,
+        recording.start_time,
+        recording.timeline,
+        gaps=recording.gaps,
+        metadata=recording.metadata,
+    )
 
 
 def night_for(

@@ -46,7 +46,6 @@ def test_an_edf_replay_of_a_real_recording_announces_recorded(tmp_path: Path) ->
     assert EdfReplay("bed-o5", path).origin == RECORDED
 
 
-@pytest.mark.xfail(reason="device_bridges.bed_nights.edf_recording does not keep the file's metadata", strict=False)
 def test_an_edf_replay_of_a_file_our_simulator_wrote_announces_simulated(tmp_path: Path) -> None:
     path = tmp_path / "simulated.edf"
     write_edf(_recording(SIMULATED), path)
