@@ -149,12 +149,20 @@ class StageHead:
         few-shot head, ``model_runtime.model.lab_head``) replaces the zero-shot probabilities when given (and the
         gate is not consulted: a lab head is fitted on the full head's embeddings of that lab's own epochs)."""
         x = features.model_input()
+        head = self.gate(x, features.eeg_ok, features.origin) if lab is None else FULL_HEAD
+        return self.judge(x, features.eeg_ok, head, lab)
+
+    def judge(
+        self, x: np.ndarray, eeg_ok: np.ndarray, head: str = FULL_HEAD, lab: LabHead | None = None
+    ) -> StagedEpochs:
+        """Verdicts of model inputs ``x`` (n, N_INPUT) by ``head`` (what ``gate`` chose): the real-prior head
+        stages the epochs YASA staged, the full head (or ``lab``) the rest. The live runtime calls it for
+        one epoch at a time, its row built from the bed's history (``psg.features.live_stage``)."""
         if not len(x):
             probs = np.zeros((0, len(STAGE_LABELS)))
         else:
             probs = self.probabilities(x) if lab is None else lab.probabilities(self.embed(x))
         novelty = self.novelty(x) if len(x) else np.zeros(0)
-        head = self.gate(x, features.eeg_ok, features.origin) if lab is None else FULL_HEAD
         by_prior = np.zeros(len(x), bool)
         if head == PRIOR_HEAD:
             assert self.prior_head is not None
@@ -165,7 +173,7 @@ class StageHead:
             _reason(
                 bool(ok), float(p.max()), -np.inf if prior else float(n), self.min_probability, self.novelty_threshold
             )
-            for ok, p, n, prior in zip(features.eeg_ok, probs, novelty, by_prior, strict=True)
+            for ok, p, n, prior in zip(eeg_ok, probs, novelty, by_prior, strict=True)
         ]
         verdicts = [UNCERTAIN if r else s for s, r in zip(best, reasons, strict=True)]
         return StagedEpochs(verdicts, best, probs, novelty, reasons, head)

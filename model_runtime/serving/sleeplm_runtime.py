@@ -44,7 +44,9 @@ import numpy as np
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.zero_shot import transition_matrix
+from model_runtime.serving.live_stage_head import LiveStageHead, LiveVerdict
 from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import uncertain_caption
 from model_runtime.serving.rules_runtime import message_events
 from model_runtime.serving.runtimes import RUNTIMES, EpochResult
 from psg.captions import caption_epoch
@@ -93,6 +95,8 @@ class SleepLMRuntime:
     def _start(self, lm: SleepLM) -> None:
         self.lm = lm
         self._chains: dict[str, _Chain] = {}
+        head = lm.stage_head
+        self.live_head = None if head is None else LiveStageHead(head)
         self._transition = lm.transition if lm.transition is not None else transition_matrix(len(STAGE_LABELS))
 
     def infer(self, epochs: Sequence[EpochMessage]) -> list[EpochResult]:
@@ -100,6 +104,7 @@ class SleepLMRuntime:
         messages = list(epochs)
         if not messages:
             return []
+        verdicts = [None if self.live_head is None else self.live_head.stage(m) for m in messages]
         scorable = [i for i, m in enumerate(messages) if is_scorable(m.quality)]
         x = np.stack([_signals(messages[i]) for i in scorable]) if scorable else np.zeros((0, 10, 1920), np.float32)
         embeddings, _ = self.lm.encode(x)
@@ -116,6 +121,11 @@ class SleepLMRuntime:
         results = []
         for i, message in enumerate(messages):
             row = by_index.get(i)
+            verdict = verdicts[i]
+            if verdict is not None:
+                embedding = None if row is None else embeddings[row].astype(np.float32)
+                results.append(_staged_by_head(message, verdict, [] if row is None else advisories[row], embedding))
+                continue
             if row is None:
                 results.append(self._unscorable(message))
                 continue
@@ -194,6 +204,27 @@ class SleepLMRuntime:
             stage_source="model",
             captions=measured_captions(message, Stage.UNSCORED),
         )
+
+
+def _staged_by_head(
+    message: EpochMessage, verdict: LiveVerdict, advisories: list[dict[str, Any]], embedding: np.ndarray | None
+) -> EpochResult:
+    """The result of an epoch the stage head staged (a real bed): its verdict, or '?' with "Stage uncertain:
+    <reason>." leading the stage_event caption; the encoder's embedding and advisories where it could read it."""
+    texts = measured_captions(message, Stage[verdict.best])
+    if verdict.uncertain:
+        texts["stage_event"] = uncertain_caption(texts["stage_event"], verdict.reason)
+    return EpochResult(
+        bed_id=message.bed_id,
+        recording_id=message.recording_id,
+        epoch=message.epoch,
+        stage=Stage.UNSCORED.label if verdict.uncertain else verdict.verdict,
+        stage_source=f"stage head ({verdict.head})",
+        captions=texts,
+        probabilities=[float(p) for p in verdict.probabilities],
+        advisories=advisories,
+        embedding=embedding,
+    )
 
 
 def measured_captions(message: EpochMessage, stage: Stage) -> dict[str, str]:

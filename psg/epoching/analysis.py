@@ -12,6 +12,8 @@ measures the current epoch exactly as the offline pipeline measures a file:
   epoch, with times relative to the recording start (``DetectedEvent.to_dict``);
 * quality flags per channel (``psg.quality.epoch_flags``) on the current epoch's native samples;
 * model signals: 10 x 1920 float32, robust z-scored (``stream_agents.normalise``);
+* stage measurements, for a bed whose origin is recorded (real signals): the stage head's per-epoch
+  measurements (``psg.features.live_stage``), which the runtime turns into the real bed's stage;
 * aux: SpO2 and HR at 1 Hz (30 values, NaN where there is no valid reading). HR is the monitor's HR
   channel where the bed sends one, else the instantaneous rate from ECG R peaks
   (``psg.features.cardiac.detect_r_peaks``), else NaN.
@@ -35,6 +37,8 @@ version produced.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,12 +48,15 @@ from psg.codecs import EpochMessage
 from psg.detectors import detect_events
 from psg.dsp import shared_results
 from psg.features import epoch_features
+from psg.features.live_stage import epoch_measurements
 from psg.json_codec import to_jsonable
 from psg.model_input import RunningNormaliser, fill_hold, fill_linear
 from psg.montage import AUX_CHANNELS, ECG, EPOCH_S, HR, MODEL_CHANNELS, POS
 from psg.quality.epoch_flags import epoch_quality
 from psg.quality.signal_loss import PHYSIOLOGICAL_RANGE, loss_spans_many
-from psg.recording import Recording, Signal
+from psg.recording import RECORDED, Recording, Signal
+
+_LOG = logging.getLogger(__name__)
 
 #: Below this fraction of real samples an epoch of a channel is zeroed for the feature code (see above).
 MIN_FEATURE_FRACTION = 0.5
@@ -62,7 +69,8 @@ class EpochWindow:
     ``signals`` hold native-rate samples from the start of epoch ``first_epoch`` to the end of
     ``epoch`` (NaN where missing), one ``Signal`` per montage label of the bed's streams.
     ``normaliser`` is the bed's running normaliser; ``end_received_at`` the arrival time of the chunk
-    that completed the epoch.
+    that completed the epoch; ``origin`` the bed's ``psg.recording.ORIGIN`` as its chunks carried it
+    (None when the source did not say).
     """
 
     bed_id: str
@@ -73,6 +81,7 @@ class EpochWindow:
     signals: dict[str, Signal]
     normaliser: RunningNormaliser
     end_received_at: float
+    origin: str | None = None
 
     def epoch_slice(self, fs: float, epoch: int) -> slice:
         """Samples of ``epoch`` inside the window's arrays at rate ``fs`` (epoch starts rounded per epoch)."""
@@ -83,6 +92,21 @@ class EpochWindow:
         """The current epoch of channel ``label``."""
         sig = self.signals[label]
         return Signal(label, sig.data[self.epoch_slice(sig.fs, self.epoch)], sig.fs, sig.unit)
+
+
+def recording_windows(
+    recording: Recording, bed_id: str = "bed-1", origin: str | None = None, context_epochs: int = 2
+) -> Iterator[EpochWindow]:
+    """The windows an epocher with ``context_epochs`` assembles from ``recording`` streamed in order, without
+    the streaming: to measure the live analysis and runtime on a file (benchmarks, tests) epoch by epoch."""
+    normaliser = RunningNormaliser()
+    for epoch in range(recording.n_epochs):
+        first = max(0, epoch - context_epochs)
+        signals = {}
+        for label, sig in recording.signals.items():
+            a, b = int(round(first * EPOCH_S * sig.fs)), int(round((epoch + 1) * EPOCH_S * sig.fs))
+            signals[label] = Signal(label, sig.data[a:b], sig.fs, sig.unit)
+        yield EpochWindow(bed_id, recording.record_id, 0.0, epoch, first, signals, normaliser, 0.0, origin)
 
 
 def analyse(window: EpochWindow) -> EpochMessage:
@@ -116,7 +140,20 @@ def analyse(window: EpochWindow) -> EpochMessage:
         features=features,
         events=events,
         end_received_at=window.end_received_at,
+        origin=window.origin,
+        stage_measurements=live_stage_measurements(window, current) if window.origin == RECORDED else None,
     )
+
+
+def live_stage_measurements(window: EpochWindow, current: dict[str, Signal]) -> dict[str, Any] | None:
+    """The stage head's measurements of the current epoch (``psg.features.live_stage``), for a recorded bed
+    only: simulated beds are staged by the signal encoder, and the ~5-20 ms per epoch is spent where it
+    buys something. None (the encoder stages the epoch) if they cannot be taken: the stream goes on."""
+    try:
+        return epoch_measurements(current, window.signals, window.epoch - window.first_epoch)
+    except Exception as exc:  # noqa: BLE001 - one epoch's measurements must not stop the bed's stream
+        _LOG.warning("epoch %s/%s/%s: no stage measurements: %s", window.bed_id, window.recording_id, window.epoch, exc)
+        return None
 
 
 def window_r_peaks(recording: Recording) -> np.ndarray | None:

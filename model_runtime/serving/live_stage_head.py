@@ -1,0 +1,73 @@
+"""The stage head on the live path: a real bed's epochs staged as ``sleeplm stage`` stages a recorded file.
+
+Why: the live path staged every bed with the signal encoder, which was trained on simulated waveforms
+only and got 9 of 24 real epochs right, never saying it was unsure; the stage head stages the same real
+epochs 23 of 24 offline. A bed whose samples are real (``psg.recording.RECORDED``: the bridge's real
+devices, EDF replays of recorded files) reaches the runtime with the stage head's per-epoch measurements
+(``EpochMessage.stage_measurements``, taken by the epocher from microvolts at the device rate,
+``psg.features.live_stage``); this keeps them per bed and stages each new epoch from the bed's history so
+far, at once (lag 0), with the head the bed's origin picks (``StageHead.gate``: YASA's real-data prior for
+a recorded bed, where YASA could stage the epoch). An epoch the head cannot vouch for is ``uncertain``,
+with its reason. Simulated beds carry no measurements and keep the signal encoder's stage.
+
+Cost per epoch: the row (~1-3 ms on a night's history) and YASA's classifier on one row per EEG
+derivation; memory ~0.5 MB per real bed and night (``MeasurementHistory``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from model_runtime.model.stage_head import UNCERTAIN, StageHead
+from psg.codecs import EpochMessage
+from psg.errors import PSGError
+from psg.features.live_stage import MeasurementHistory
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """The stage head's answer for one epoch: ``verdict`` is a stage or ``UNCERTAIN`` (then ``reason`` says
+    why and ``best`` is the most likely stage), ``head`` which head staged it (``StageHead.gate``)."""
+
+    verdict: str
+    best: str
+    probabilities: np.ndarray
+    reason: str
+    head: str
+
+    @property
+    def uncertain(self) -> bool:
+        return self.verdict == UNCERTAIN
+
+
+class LiveStageHead:
+    """Per bed, the measurement history of its current recording and the stage head's verdict per epoch."""
+
+    def __init__(self, head: StageHead) -> None:
+        self.head = head
+        self._beds: dict[str, MeasurementHistory] = {}
+        #: Messages whose measurements could not be read (staged by the signal encoder instead).
+        self.rejected = 0
+
+    def stage(self, message: EpochMessage) -> LiveVerdict | None:
+        """The verdict for ``message``, or None when it carries no (readable) stage measurements."""
+        if message.stage_measurements is None:
+            return None
+        history = self._beds.get(message.bed_id)
+        if history is None or history.recording_id != message.recording_id:
+            history = self._beds[message.bed_id] = MeasurementHistory(message.recording_id)
+        try:
+            x, eeg_ok = history.row(message.epoch, message.stage_measurements)
+        except PSGError as exc:  # one bad message must not stop the bed: the encoder stages it
+            self.rejected += 1
+            _LOG.warning("epoch %s/%s/%s: %s", message.bed_id, message.recording_id, message.epoch, exc)
+            return None
+        ok = np.array([eeg_ok])
+        head = self.head.gate(x[None], ok, message.origin)
+        staged = self.head.judge(x[None], ok, head)
+        return LiveVerdict(staged.verdicts[0], staged.best[0], staged.probabilities[0], staged.reasons[0], head)

@@ -1,0 +1,94 @@
+"""The live runtime stages a recorded bed with the stage head, as ``sleeplm stage`` stages a recorded file."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+from model_runtime.serving.caption_records import caption_records
+from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.sleeplm_runtime import SleepLMRuntime
+from psg.captions.consistency import contradictions
+from psg.codecs import EpochMessage, decode_epoch, encode_epoch
+from psg.epoching.analysis import analyse, recording_windows
+from psg.recording import RECORDED, SIMULATED, Recording
+from psg.simulate import simulate
+from psg.synthetic import synthetic_timeline
+
+pytestmark = pytest.mark.skipif(not SHIPPED_CHECKPOINT.is_file(), reason="the shipped checkpoint is not built")
+
+
+@pytest.fixture(scope="module")
+def lm() -> SleepLM:
+    return SleepLM.load(SHIPPED_CHECKPOINT, backend="torch")
+
+
+@pytest.fixture(scope="module")
+def night() -> Recording:
+    return simulate(synthetic_timeline(hours=0.25, seed=5), seed=5)
+
+
+def epoch_messages(recording: Recording, origin: str | None) -> list[EpochMessage]:
+    """The epocher's analysis of every epoch, as it reaches the runtime (encoded and decoded)."""
+    return [decode_epoch(encode_epoch(analyse(w))) for w in recording_windows(recording, origin=origin)]
+
+
+@pytest.fixture(scope="module")
+def recorded(night: Recording) -> list[EpochMessage]:
+    return epoch_messages(night, RECORDED)
+
+
+def test_a_recorded_bed_is_staged_by_the_stage_head(lm: SleepLM, recorded: list[EpochMessage]) -> None:
+    runtime = SleepLMRuntime.from_model(lm)
+    records = caption_records(runtime, recorded)
+    assert {r["stage_source"] for r in records} == {"stage head (real-prior)"}
+    for record in records:
+        assert record["stage"] in ("W", "N1", "N2", "N3", "R", "?")
+        assert record["probabilities"] is not None and abs(sum(record["probabilities"]) - 1) < 1e-6
+        assert record["embedding"] is not None  # the encoder still embeds the epoch for search and watch rules
+        assert contradictions(record) == []
+    # staged at once from the history so far, each epoch once: the same verdicts batch by batch
+    one_by_one = SleepLMRuntime.from_model(lm)
+    assert [one_by_one.infer([m])[0].stage for m in recorded] == [r["stage"] for r in records]
+
+
+def test_a_simulated_bed_keeps_the_signal_encoder(lm: SleepLM, night: Recording) -> None:
+    messages = epoch_messages(night, SIMULATED)[:3]
+    assert all(m.stage_measurements is None and m.origin == SIMULATED for m in messages)
+    results = SleepLMRuntime.from_model(lm).infer(messages)
+    assert {r.stage_source for r in results} == {"model"}
+
+
+def test_an_epoch_the_head_cannot_vouch_for_is_uncertain_with_its_reason(
+    lm: SleepLM, recorded: list[EpochMessage]
+) -> None:
+    runtime = SleepLMRuntime.from_model(lm)
+    runtime.infer(recorded[:4])
+    measurements = dict(recorded[4].stage_measurements or {}, eeg_ok=False, yasa=None)
+    blind = dataclasses.replace(recorded[4], stage_measurements=measurements)
+    (record,) = caption_records(runtime, [blind])
+    assert record["stage"] == "?" and record["probabilities"] is not None
+    assert record["captions"]["stage_event"].startswith("Stage uncertain: no usable EEG in this epoch.")
+    assert contradictions(record) == []
+
+
+def test_unreadable_measurements_fall_back_to_the_encoder_and_are_counted(
+    lm: SleepLM, recorded: list[EpochMessage]
+) -> None:
+    runtime = SleepLMRuntime.from_model(lm)
+    broken = dataclasses.replace(recorded[0], stage_measurements={"spectral": "none"})
+    (result,) = runtime.infer([broken])
+    assert result.stage_source == "model" and runtime.live_head is not None and runtime.live_head.rejected == 1
+    (after,) = runtime.infer([recorded[1]])  # the bed goes on with the stage head
+    assert after.stage_source == "stage head (real-prior)"
+
+
+def test_a_replayed_epoch_gets_its_first_answer(lm: SleepLM, recorded: list[EpochMessage]) -> None:
+    runtime = SleepLMRuntime.from_model(lm)
+    first = runtime.infer(recorded[:6])
+    again = runtime.infer([recorded[3]])[0]
+    assert again.stage == first[3].stage
+    np.testing.assert_allclose(again.probabilities or [], first[3].probabilities or [])
