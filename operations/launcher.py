@@ -136,6 +136,7 @@ class LiveStack:
                 "SLEEPLM_RUNTIME": s.runtime or "",
                 "SLEEPLM_MODEL_BACKEND": s.model_backend,
                 "SLEEPLM_CHECKPOINT": str(s.checkpoint.resolve()) if s.checkpoint else "",
+                "SLEEPLM_LAB_HEAD": str(s.lab_head.resolve()) if s.lab_head else "",
                 "PROMETHEUS_MULTIPROC_DIR": str(s.metrics_dir.resolve()),
                 "LSLAPICFG": os.environ["LSLAPICFG"],
                 "PYTHONUNBUFFERED": "1",

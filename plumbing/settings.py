@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         default="auto", description="SleepLM backend: onnx on CPU when exported, torch otherwise (auto)"
     )
     checkpoint: Path | None = Field(default=None, description="SleepLM checkpoint; unset: the shipped one")
+    lab_head: Path | None = Field(
+        default=None,
+        description="a lab's few-shot stage head (`sleeplm adapt`): stages the live beds with real signals, "
+        "as `sleeplm stage --lab-head` stages files; unset: the zero-shot stage head",
+    )
     waveform_hz: float = Field(
         default=32.0, ge=0, le=64, description="rate of the last-epoch traces the bed view shows; 0 = none"
     )
@@ -93,7 +98,7 @@ class Settings(BaseSettings):
     def _no_blank(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
-    @field_validator("checkpoint", mode="before")
+    @field_validator("checkpoint", "lab_head", mode="before")
     @classmethod
     def _no_blank_path(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -101,7 +106,7 @@ class Settings(BaseSettings):
     @property
     def runtime_options(self) -> dict[str, object]:
         """Keyword options for ``load_runtime`` (the model runtime takes them, the rules runtime ignores them)."""
-        return {"checkpoint": self.checkpoint, "backend": self.model_backend}
+        return {"checkpoint": self.checkpoint, "backend": self.model_backend, "lab_head": self.lab_head}
 
     @property
     def database_url(self) -> str:

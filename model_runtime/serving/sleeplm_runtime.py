@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from model_runtime.model.lab_head import LabHead
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.zero_shot import transition_matrix
 from model_runtime.serving.live_stage_head import LiveStageHead, LiveVerdict
@@ -81,22 +82,27 @@ class SleepLMRuntime:
 
     name = "sleeplm"
 
-    def __init__(self, checkpoint: str | Path | None = None, backend: str = "auto") -> None:
-        """Load ``checkpoint`` (default: the shipped one) once, on ``backend`` ('auto', 'torch' or 'onnx')."""
-        self._start(load_model(checkpoint, backend))
+    def __init__(
+        self, checkpoint: str | Path | None = None, backend: str = "auto", lab_head: str | Path | None = None
+    ) -> None:
+        """Load ``checkpoint`` (default: the shipped one) once, on ``backend`` ('auto', 'torch' or 'onnx');
+        ``lab_head``: a lab's few-shot head (``sleeplm adapt``) for the beds the stage head stages."""
+        self._start(load_model(checkpoint, backend), None if lab_head is None else LabHead.load(lab_head))
 
     @classmethod
-    def from_model(cls, lm: SleepLM) -> SleepLMRuntime:
+    def from_model(cls, lm: SleepLM, lab: LabHead | None = None) -> SleepLMRuntime:
         """A runtime with fresh per-bed state around an already loaded model (one model, several runtimes)."""
         runtime = cls.__new__(cls)
-        runtime._start(lm)
+        runtime._start(lm, lab)
         return runtime
 
-    def _start(self, lm: SleepLM) -> None:
+    def _start(self, lm: SleepLM, lab: LabHead | None = None) -> None:
         self.lm = lm
         self._chains: dict[str, _Chain] = {}
         head = lm.stage_head
-        self.live_head = None if head is None else LiveStageHead(head)
+        if lab is not None and head is None:
+            raise PSGError("a lab head needs the checkpoint's stage head (it is fitted on the stage head's embeddings)")
+        self.live_head = None if head is None else LiveStageHead(head, lab)
         self._transition = lm.transition if lm.transition is not None else transition_matrix(len(STAGE_LABELS))
 
     def infer(self, epochs: Sequence[EpochMessage]) -> list[EpochResult]:

@@ -7,13 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
+from model_runtime.model.lab_head import LabHead
 from model_runtime.model.shipped import SHIPPED_CHECKPOINT
 from model_runtime.serving.caption_records import caption_records
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.sleeplm_runtime import SleepLMRuntime
+from plumbing.settings import Settings
 from psg.captions.consistency import contradictions
 from psg.codecs import EpochMessage, decode_epoch, encode_epoch
 from psg.epoching.analysis import analyse, recording_windows
+from psg.errors import PSGError
 from psg.recording import RECORDED, SIMULATED, Recording
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
@@ -92,3 +95,20 @@ def test_a_replayed_epoch_gets_its_first_answer(lm: SleepLM, recorded: list[Epoc
     again = runtime.infer([recorded[3]])[0]
     assert again.stage == first[3].stage
     np.testing.assert_allclose(again.probabilities or [], first[3].probabilities or [])
+
+
+def test_a_lab_head_stages_the_real_beds_live(lm: SleepLM, recorded: list[EpochMessage], tmp_path) -> None:
+    """SLEEPLM_LAB_HEAD reaches the runtime through the settings; a head that favours N2 is what stages."""
+    width = lm.stage_classes.shape[1]
+    path = LabHead(np.zeros((5, width)), np.array([0.0, 0.0, 4.0, 0.0, 0.0]), shots=3).save(tmp_path / "lab.npz")
+    options = Settings(lab_head=path).runtime_options
+    assert options["lab_head"] == path
+    runtime = SleepLMRuntime.from_model(lm, LabHead.load(options["lab_head"]))
+    results = runtime.infer(recorded[:4])
+    assert {r.stage_source for r in results} == {"stage head (lab)"}
+    assert {r.stage for r in results} <= {"N2", "?"} and "N2" in {r.stage for r in results}
+
+
+def test_a_missing_lab_head_stops_the_runtime_naming_the_file(tmp_path) -> None:
+    with pytest.raises(PSGError, match="nowhere.npz"):
+        SleepLMRuntime(SHIPPED_CHECKPOINT, backend="torch", lab_head=tmp_path / "nowhere.npz")

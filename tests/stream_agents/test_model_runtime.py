@@ -225,7 +225,7 @@ def test_runtime_resolution_from_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shipped = "sleeplm" if SHIPPED_CHECKPOINT.is_file() else "rules"
-    for name in ("SLEEPLM_RUNTIME", "SLEEPLM_CHECKPOINT", "SLEEPLM_MODEL_BACKEND"):
+    for name in ("SLEEPLM_RUNTIME", "SLEEPLM_CHECKPOINT", "SLEEPLM_MODEL_BACKEND", "SLEEPLM_LAB_HEAD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env file
     assert default_runtime() == shipped and _served(Settings()) == shipped
@@ -235,7 +235,7 @@ def test_runtime_resolution_from_the_settings(
     monkeypatch.setenv("SLEEPLM_MODEL_BACKEND", "torch")
     settings = Settings()
     assert _served(settings) == "rules"
-    assert settings.runtime_options == {"checkpoint": tiny_checkpoint, "backend": "torch"}
+    assert settings.runtime_options == {"checkpoint": tiny_checkpoint, "backend": "torch", "lab_head": None}
     monkeypatch.setenv("SLEEPLM_RUNTIME", "")
     assert _served(Settings()) == "sleeplm"
     monkeypatch.setenv("SLEEPLM_MODEL_BACKEND", "tensorflow")
