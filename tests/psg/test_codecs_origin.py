@@ -26,23 +26,11 @@ from psg.codecs import (
 )
 from psg.errors import MessageError
 from psg.montage import MODEL_CHANNELS, MODEL_EPOCH_SAMPLES
+from tests.psg.test_codecs import _chunk as chunk
 
 
 def _chunk(origin: str | None = None, stream: str = "exg") -> SampleChunk:
-    return SampleChunk(
-        bed_id="bed01",
-        recording_id="bed01-r1",
-        stream=stream,
-        labels=("ECG", "EEG C3-A2"),
-        units=("mV", "uV"),
-        fs=4.0,
-        t0=1_700_000_000.0,
-        seq=3,
-        recording_start=1_699_999_990.0,
-        received_at=1_700_000_001.0,
-        data=np.arange(8, dtype=np.float32).reshape(2, 4),
-        origin=origin,
-    )
+    return chunk(origin=origin, stream=stream)
 
 
 def _epoch(**fields: object) -> EpochMessage:
