@@ -21,7 +21,7 @@ const PRIORITY_RANK = { high: 0, medium: 1, low: 2, advisory: 3 };
 const PRIORITY_MARK = { high: "▲", medium: "◆", low: "●", advisory: "○" };
 const STAGE_TEXT = { W: "Wake", R: "REM", N1: "N1", N2: "N2", N3: "N3", "?": "—" };
 const STAGE_NAME = {
-  W: "awake", R: "REM sleep", N1: "light sleep (N1)", N2: "light sleep (N2)", N3: "deep sleep (N3)", "?": "undetermined",
+  W: "awake", R: "REM sleep", N1: "light sleep (N1)", N2: "light sleep (N2)", N3: "deep sleep (N3)", "?": "stage uncertain",
 };
 const HYPNOGRAM_ROWS = ["W", "R", "N1", "N2", "N3"];
 const ALERT_TYPES = {
