@@ -21,7 +21,7 @@ def test_a_replayed_real_recording_is_staged_by_the_stage_head(stack, real_signa
     stack.spawn("worker", ["worker"], env)
     stack.spawn("bridge", ["bridge"], env)
     edf = real_signals / "sleep-edf-short" / "short_psg.edf"
-    stack.spawn("beds", ["beds", "--beds", "1", "--speed", "20", "--source", str(edf), "--nights", "1"], env)
+    stack.spawn("beds", ["beds", "--beds", "1", "--speed", "40", "--source", str(edf), "--nights", "1"], env)
     wait_until(lambda: complete(stack.settings, 1, EPOCHS), 150, f"{EPOCHS} epochs of the real bed in the store", stack)
     rows = stored_rows(stack.settings)
     assert [r["epoch"] for r in rows] == list(range(EPOCHS))
