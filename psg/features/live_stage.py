@@ -14,7 +14,8 @@ them per bed and builds the head's input for the newest epoch from its history s
 (``model_input_row``): the design measured at 0.919 against 0.933 offline on held-out simulated nights.
 
 What differs from offline: the verdict is given at once (lag 0), so the centred context windows and the
-recording-relative scaling see only the epochs so far, and YASA's ``time_norm`` of the newest epoch is 1;
+recording-relative scaling see only the epochs so far, and YASA's ``time_norm`` (time over the recording's
+length, unknown live) is taken over an assumed 8-h night (``RecordingClock``), with each row's own epoch time;
 YASA's band-pass runs over the window (the current epoch and its context), not the whole night; the past
 4-epoch means are taken per epoch (a plain mean, where YASA's pandas sums carry rounding across the night).
 
@@ -35,7 +36,13 @@ import numpy as np
 
 from psg.errors import PSGError
 from psg.features.stage_spectra import RAW_NAMES, stage_feature_matrix, stage_model_input
-from psg.features.yasa_features import PAST_WINDOW, epoch_base_features, feature_table, one_epoch_features
+from psg.features.yasa_features import (
+    PAST_WINDOW,
+    RecordingClock,
+    epoch_base_features,
+    feature_table,
+    one_epoch_features,
+)
 from psg.features.yasa_prior import (
     N_PRIOR,
     STAGES,
@@ -179,7 +186,9 @@ def _prior(history: Mapping[str, _DerivationHistory], epoch: int, yasa: Any) -> 
         if kept is not None and kept.channels != channels:  # the bed's channel set changed: start afresh
             kept = None
         features, past = (kept or _DerivationHistory(channels)).rows(epoch, entry["features"])
-        names, table = feature_table(list(_base_names(channels)), features, past)
+        epochs = np.array([*(kept.epochs[: len(features) - 1] if kept else []), epoch], dtype=np.float64)
+        clock = RecordingClock(epochs * EPOCH_S)
+        names, table = feature_table(list(_base_names(channels)), features, past, clock)
         probs.append(classifier_probabilities(channels, names, table[-1:])[0])
     if probs:
         out[: len(STAGES)] = np.mean(probs, axis=0)

@@ -47,6 +47,7 @@ any rate to 100 Hz with MNE; here the caller hands 100-Hz signals (``yasa_prior`
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -118,22 +119,45 @@ def one_epoch_features(x: np.ndarray, kind: str, epoch: int) -> tuple[list[str],
 
 
 def feature_table(
-    names: list[str], features: np.ndarray, past: np.ndarray | None = None
+    names: list[str], features: np.ndarray, past: np.ndarray | None = None, clock: RecordingClock | None = None
 ) -> tuple[list[str], np.ndarray]:
     """The classifier's table from per-epoch features (``epoch_base_features``): YASA's smoothing added,
     columns sorted by name. ``past``: the past 4-epoch means when the caller kept them (a live bed computes
-    each once, ``past_mean`` of its last rows); None computes them here."""
+    each once, ``past_mean`` of its last rows); None computes them here. ``clock``: where the rows lie in
+    the night when they are not the whole recording from its start (a live bed's history, below)."""
     n_epochs = len(features)
     # YASA's smoothing: a centred triangular 15-epoch (7.5-min) mean and a past 4-epoch (2-min) mean, each
     # scaled to the recording's 5-95 % range
     rollc = robust_scale_5_95(centred_triangular_mean(features))
     rollp = robust_scale_5_95(past_mean(features) if past is None else past)
-    times = np.arange(n_epochs) * 30.0
-    time_norm = times / times[-1] if times[-1] > 0 else np.zeros_like(times)
+    if clock is None:
+        times = np.arange(n_epochs) * 30.0
+        time_norm = times / times[-1] if times[-1] > 0 else np.zeros_like(times)
+    else:
+        times, time_norm = clock.times_s, clock.time_norm()
     names = [*names, *(f"{n}_c7min_norm" for n in names), *(f"{n}_p2min_norm" for n in names), "time_hour", "time_norm"]
     table = np.concatenate([features, rollc, rollp, np.stack([times / 3600, time_norm], axis=1)], axis=1)
     order = sorted(range(len(names)), key=names.__getitem__)  # pandas' sort_index(axis=1): by column name
     return [names[j] for j in order], table[:, order].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RecordingClock:
+    """The times of a live bed's history rows (their epochs' starts, s), and the night length assumed for
+    YASA's ``time_norm`` (time over the recording's length, which a live bed does not know yet).
+
+    Why: read off the history as if it were the whole recording, the newest epoch's ``time_norm`` is always 1
+    (the night's last epoch) and, after a worker restart, ``time_hour`` starts again at 0 (the night's first).
+    On held-out simulated nights an assumed 8-h night gives YASA at lag 0 nearly what the true length gives
+    (``benchmarks/RESULTS.md``, "How much history the live stage head needs")."""
+
+    times_s: np.ndarray
+    night_s: float = 8 * 3600.0
+
+    def time_norm(self) -> np.ndarray:
+        """Time over the assumed night, or over the time so far once the night has run longer."""
+        length = max(self.night_s, float(self.times_s[-1]) if self.times_s.size else 0.0)
+        return np.asarray(self.times_s / length)
 
 
 def centred_triangular_mean(x: np.ndarray, window: int = _CENTRED_WINDOW) -> np.ndarray:
