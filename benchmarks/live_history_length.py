@@ -9,7 +9,7 @@ as recorded beds (the real-prior head, what a real bed gets):
 
 * from the start: accuracy of the lag-0 verdict by the number of epochs of history (bins);
 * a restart at epoch R (``--restarts``): the next ``--after`` epochs staged from a history that begins at
-  R, against the same epochs staged with the whole history.
+  R, against the same epochs staged with the whole history, by epochs since the restart (bins).
 
 Per-epoch measurements are taken once per night (``recording_windows`` + ``epoch_measurements``, as the
 epocher takes them); ``--every`` > 1 stages every K-th epoch from the start (the history still holds every
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--restarts", type=int, nargs="+", default=[300, 600])
-    parser.add_argument("--after", type=int, default=40, help="epochs staged after each restart")
+    parser.add_argument("--after", type=int, default=80, help="epochs staged after each restart")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     head = SleepLM.load().stage_head
@@ -89,7 +89,10 @@ def main() -> None:
     sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
     rng = np.random.default_rng(args.seed)
     by_bin: dict[str, dict[str, list]] = {v: {f"{lo}-{hi}": [] for lo, hi in BINS} for v in VARIANTS}
-    restart: dict[str, dict[str, list]] = {v: {"whole history": [], "after restart": []} for v in VARIANTS}
+    restart: dict[str, dict[str, list]] = {
+        v: {f"{m} {lo}-{hi}": [] for m in ("whole history", "after restart") for lo, hi in BINS if lo <= args.after}
+        for v in VARIANTS
+    }
     for source in sources:
         recording = render(NightSpec(source, seed=args.seed, artifacts=True))
         assert recording.timeline is not None
@@ -108,8 +111,10 @@ def main() -> None:
                 if r + args.after > n:
                     continue
                 fresh = run(head, ms, truth, r, r + args.after)
-                restart[name]["after restart"] += [(truth[r + i], v, b) for i, (_, v, b) in enumerate(fresh)]
-                restart[name]["whole history"] += [(truth[e], *whole[e][1:]) for e in range(r, r + args.after)]
+                for since, (_, v, b) in enumerate(fresh, start=1):  # epochs since the restart, the new history
+                    key = next(f"{lo}-{hi}" for lo, hi in BINS if lo <= since <= hi)
+                    restart[name][f"after restart {key}"].append((truth[r + since - 1], v, b))
+                    restart[name][f"whole history {key}"].append((truth[r + since - 1], *whole[r + since - 1][1:]))
             print(f"{Path(source).name} {name}: {n} epochs", flush=True)
     result = {
         "by_history_epochs": {v: {k: scores(rows) for k, rows in bins.items()} for v, bins in by_bin.items()},

@@ -112,3 +112,17 @@ def test_a_lab_head_stages_the_real_beds_live(lm: SleepLM, recorded: list[EpochM
 def test_a_missing_lab_head_stops_the_runtime_naming_the_file(tmp_path) -> None:
     with pytest.raises(PSGError, match="nowhere.npz"):
         SleepLMRuntime(SHIPPED_CHECKPOINT, backend="torch", lab_head=tmp_path / "nowhere.npz")
+
+
+def test_a_bed_taken_over_mid_night_is_uncertain_until_its_history_has_grown(
+    lm: SleepLM, recorded: list[EpochMessage]
+) -> None:
+    """A worker restart or a rebalance starts a bed's history again mid-night: its epochs say so."""
+    taken_over = caption_records(SleepLMRuntime.from_model(lm), recorded[10:14])
+    assert {r["stage"] for r in taken_over} == {"?"}
+    first = taken_over[0]["captions"]["stage_event"]
+    assert first.startswith("Stage uncertain: the monitor took this bed over mid-night (a restart) and has 0.5 of")
+    assert all(r["probabilities"] is not None and contradictions(r) == [] for r in taken_over)
+    # a history that began with the recording is the start of a night, not a takeover
+    from_start = SleepLMRuntime.from_model(lm).infer(recorded[:14])
+    assert not any(r.captions["stage_event"].startswith("Stage uncertain: the monitor took") for r in from_start)
