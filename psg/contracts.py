@@ -68,6 +68,7 @@ class CaptionRecord(TypedDict):
     aux: AuxSeries
     embedding: list[float] | None
     waveform: WaveformPreview | None
+    stage_measurements: dict[str, Any] | None
 
 
 #: Fields a consumer of ``sleep.captions`` refuses a record without (older producers may lack the rest).

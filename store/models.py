@@ -241,3 +241,15 @@ class EmbeddingRow(Base):
     recording_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary, doc="float32 little-endian")
+
+
+class StageMeasurementRow(Base):
+    """A real bed's epoch as the live stage head measured it (``EpochMessage.stage_measurements``): the
+    history a worker that takes the bed over mid-night resumes from (``store.stage_history_store``)."""
+
+    __tablename__ = "stage_measurements"
+
+    bed_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    measurements: Mapped[dict[str, Any]] = mapped_column(JSON)

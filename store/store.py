@@ -28,6 +28,7 @@ from store.migrate import upgrade
 from store.models import AlertEventRow, AlertRow, DeviceEventRow, EpochRow, RecordingRow
 from store.night_store import NightStore, embedding_values, waveform_values, write_night_data
 from store.records import caption_row, device_event_row
+from store.stage_history_store import StageHistoryStore, stage_measurement_values, write_stage_measurements
 from store.watch_store import WatchStore
 
 #: Stage label of an epoch the store does not have (a gap in the hypnogram).
@@ -66,12 +67,12 @@ class Cursor:
         return cls(*(int(part) for part in parts))
 
 
-def caption_values(record: Any, what: str = "caption record") -> tuple[dict, dict | None, dict | None]:
-    """A caption record's epoch row, waveform row and embedding row (both optional), validated:
-    ``MessageError`` naming the record and field. The sink calls it per message to dead-letter exactly
-    the bad ones; ``insert_epochs`` calls it again for the batch."""
+def caption_values(record: Any, what: str = "caption record") -> tuple[dict, dict | None, dict | None, dict | None]:
+    """A caption record's epoch row, waveform row, embedding row and stage-measurement row (the last three
+    optional), validated: ``MessageError`` naming the record and field. The sink calls it per message to
+    dead-letter exactly the bad ones; ``insert_epochs`` calls it again for the batch."""
     row = caption_row(record, what=what)
-    return row, waveform_values(record, what), embedding_values(record, what)
+    return row, waveform_values(record, what), embedding_values(record, what), stage_measurement_values(record, what)
 
 
 def _epoch_dict(row: Row) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def _device_dict(row: Row) -> dict[str, Any]:
     }
 
 
-class Store(AlertStore, AccessStore, WatchStore, NightStore):
+class Store(AlertStore, AccessStore, WatchStore, NightStore, StageHistoryStore):
     """The database at ``url``, migrated to this package's schema when opened.
 
     Epochs, device events and the live feed are here; alerts, tokens and audit, watch rules and
@@ -133,18 +134,20 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
 
         Each returned row is the stored values (``id``, ``stored_at``, ``latency_s`` = stored_at -
         end_received_at, ...), in input order. A record repeated within ``records`` counts once (the
-        first wins, as for replays). A record's ``waveform`` and ``embedding`` are kept in the same
-        transaction (``store.night_store``). ``MessageError`` naming the record and field if one is
-        invalid; then nothing is stored.
+        first wins, as for replays). A record's ``waveform``, ``embedding`` and ``stage_measurements`` are
+        kept in the same transaction (``store.night_store``, ``store.stage_history_store``). ``MessageError``
+        naming the record and field if one is invalid; then nothing is stored.
         """
         rows: dict[tuple, dict[str, Any]] = {}
         waveforms: list[dict[str, Any]] = []
         embeddings: list[dict[str, Any]] = []
+        measurements: list[dict[str, Any]] = []
         for index, record in enumerate(records):
-            row, waveform, embedding = caption_values(record, what=f"caption record {index}")
+            row, waveform, embedding, measured = caption_values(record, what=f"caption record {index}")
             rows.setdefault(tuple(row[k] for k in _EPOCH_KEY), row)
             waveforms += [waveform] if waveform else []
             embeddings += [embedding] if embedding else []
+            measurements += [measured] if measured else []
         if not rows:
             return []
         now = time.time()
@@ -172,6 +175,7 @@ class Store(AlertStore, AccessStore, WatchStore, NightStore):
             )
             new = connection.execute(statement, list(rows.values())).all()
             write_night_data(connection, waveforms, embeddings, now)
+            write_stage_measurements(connection, measurements)
         inserted = {(r.bed_id, r.recording_id, r.epoch): r.id for r in new}
         return [{"id": inserted[key], **row} for key, row in rows.items() if key in inserted]
 

@@ -245,6 +245,7 @@ class _LivePipeline:
             messages = await self.decoded(batch, decode_epoch)
             pending: list[Any] = []
             if messages:
+                await self.resume_histories(runtime, messages)
                 started = time.perf_counter()
                 records = await loop.run_in_executor(
                     None, inference_records, runtime, messages, self.settings.waveform_hz
@@ -340,6 +341,16 @@ class _LivePipeline:
             rules=rules,
             alert_states=store.alert_states(self.monitor.active_ids()),
         )
+
+    async def resume_histories(self, runtime: Any, messages: list[EpochMessage]) -> None:
+        """First sight of a real bed mid-night on this worker (a restart, a rebalance): the stage history the
+        runtime keeps in memory resumes from the measurements the sink stored (``store.stage_history_store``)."""
+        wanted = getattr(runtime, "histories_wanted", None)  # the model runtime's; the rules runtime has none
+        for bed_id, recording_id, epoch in wanted(messages) if wanted else []:
+            rows = await self.stored(Store.stage_measurements, bed_id, recording_id, epoch)
+            resume = runtime.resume_history  # in a thread: a night's history takes ~0.1 s to rebuild
+            kept = await asyncio.get_running_loop().run_in_executor(None, resume, bed_id, recording_id, rows)
+            log.info("bed %s/%s: stage history resumed at epoch %d (%d epochs)", bed_id, recording_id, epoch, kept)
 
     async def restore_beds(self, beds: set[str]) -> None:
         """First sight of a bed on this worker: take over its active alerts from the store."""

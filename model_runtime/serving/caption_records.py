@@ -48,8 +48,9 @@ def inference_records(
 
     Besides stage, captions, features, quality and events, a caption record carries what the alert agent
     and the bed view need and nothing else has: ``aux`` (per-second SpO2 and HR), ``embedding`` (the
-    joint-space vector, for watch rules and plain-language search; None without one) and ``waveform``
-    (the epoch's model-montage traces at ``waveform_hz``, float16; None when 0).
+    joint-space vector, for watch rules and plain-language search; None without one), ``waveform``
+    (the epoch's model-montage traces at ``waveform_hz``, float16; None when 0) and ``stage_measurements``
+    (a real bed's, stored so a worker taking the bed over resumes its stage history; None otherwise).
 
     Raises ``PSGError`` if the runtime answers with a different number of results or for other epochs
     than it was given (a runtime bug must not store captions under the wrong bed or epoch).
@@ -86,6 +87,7 @@ def inference_records(
             "aux": aux_record(message.aux),
             "embedding": None if result.embedding is None else rounded_embedding(result.embedding),
             "waveform": waveform_preview(message.signals, waveform_hz) if waveform_hz else None,
+            "stage_measurements": message.stage_measurements,
         }
         records.append(to_jsonable(record))
         if result.embedding is not None:

@@ -67,6 +67,31 @@ class LiveStageHead:
         #: Messages whose measurements could not be read (staged by the signal encoder instead).
         self.rejected = 0
 
+    def wanted(self, messages: list[EpochMessage]) -> list[tuple[str, str, int]]:
+        """(bed, recording, epoch) of each recorded bed this runtime meets mid-night with no history of its
+        recording: a worker that took the bed over, whose history may be in the store (``resume``)."""
+        first: dict[tuple[str, str], int] = {}
+        for m in messages:
+            history = self._beds.get(m.bed_id)
+            if m.stage_measurements is None or (history is not None and history.recording_id == m.recording_id):
+                continue
+            if m.epoch > TAKEOVER_GRACE_EPOCHS:
+                key = (m.bed_id, m.recording_id)
+                first[key] = min(first.get(key, m.epoch), m.epoch)
+        return [(bed, recording, epoch) for (bed, recording), epoch in first.items()]
+
+    def resume(self, bed_id: str, recording_id: str, rows: list[tuple[int, dict]]) -> int:
+        """Start ``bed_id``'s history of ``recording_id`` from stored measurements (epoch order); returns how
+        many epochs were kept (an unreadable one is skipped and counted in ``rejected``)."""
+        history = self._beds[bed_id] = MeasurementHistory(recording_id)
+        for epoch, measurements in rows:
+            try:
+                history.keep(epoch, measurements)
+            except PSGError as exc:
+                self.rejected += 1
+                _LOG.warning("bed %s/%s epoch %s: stored measurements skipped: %s", bed_id, recording_id, epoch, exc)
+        return len(history.epochs)
+
     def stage(self, message: EpochMessage) -> LiveVerdict | None:
         """The verdict for ``message``, or None when it carries no (readable) stage measurements."""
         if message.stage_measurements is None:

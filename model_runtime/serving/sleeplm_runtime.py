@@ -105,6 +105,15 @@ class SleepLMRuntime:
         self.live_head = None if head is None else LiveStageHead(head, lab)
         self._transition = lm.transition if lm.transition is not None else transition_matrix(len(STAGE_LABELS))
 
+    def histories_wanted(self, epochs: Sequence[EpochMessage]) -> list[tuple[str, str, int]]:
+        """(bed, recording, first epoch) of the real beds met mid-night without their stage history, which
+        the caller resumes from the store (``resume_history``) before ``infer``; [] without a stage head."""
+        return [] if self.live_head is None else self.live_head.wanted(list(epochs))
+
+    def resume_history(self, bed_id: str, recording_id: str, rows: list[tuple[int, dict]]) -> int:
+        """A real bed's stage history from its stored measurements (``Store.stage_measurements``)."""
+        return 0 if self.live_head is None else self.live_head.resume(bed_id, recording_id, rows)
+
     def infer(self, epochs: Sequence[EpochMessage]) -> list[EpochResult]:
         """One result per epoch, in order; each bed's epochs are expected in order, replays are tolerated."""
         messages = list(epochs)

@@ -11,7 +11,8 @@ and they are cheap on kept rows. So the epocher measures each epoch once, from m
 rate (``epoch_measurements``: the current epoch, plus its context epochs for YASA's band-pass), the
 measurements travel on the epoch message (``EpochMessage.stage_measurements``), and the runtime keeps
 them per bed and builds the head's input for the newest epoch from its history so far
-(``model_input_row``): the design measured at 0.919 against 0.933 offline on held-out simulated nights.
+(``MeasurementHistory.row``), as measured for the offline head on a growing history (0.919 against 0.933
+offline on held-out simulated nights, ``benchmarks/live_history_stage.py``).
 
 What differs from offline: the verdict is given at once (lag 0), so the centred context windows and the
 recording-relative scaling see only the epochs so far, and YASA's ``time_norm`` (time over the recording's
@@ -125,12 +126,21 @@ class MeasurementHistory:
         prior = _prior(self._yasa, epoch, measurements.get("yasa"))
         x = stage_model_input(values, flags, None)[-1]
         x[-N_PRIOR:] = prior
+        self.keep(epoch, measurements)
+        return x, eeg_ok
+
+    def keep(self, epoch: int, measurements: Mapping[str, Any]) -> None:
+        """Keep ``epoch``'s measurements without staging it (a history resumed from the store); an epoch not
+        after the last kept is ignored. ``PSGError`` naming the field if they cannot be read (nothing kept)."""
+        spectral, available, _ = _spectral(measurements)
+        yasa = measurements.get("yasa")
+        if yasa is not None:
+            _yasa_fields(yasa)  # checked before anything is kept
         if epoch > self.last_epoch:
             self.epochs.append(epoch)
             self._spectral.append(spectral)
             self._available.append(available)
-            _keep_yasa(self._yasa, epoch, measurements.get("yasa"))
-        return x, eeg_ok
+            _keep_yasa(self._yasa, epoch, yasa)
 
 
 class _DerivationHistory:
@@ -145,11 +155,15 @@ class _DerivationHistory:
     def rows(self, epoch: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features and past means of the epochs before ``epoch``, with ``epoch``'s appended."""
         before = int(np.searchsorted(self.epochs, epoch))
-        kept = self.features.with_row(before, features)
+        return self.features.with_row(before, features), self.past.with_row(before, self.past_mean(before, features))
+
+    def past_mean(self, before: int, features: np.ndarray) -> np.ndarray:
+        """The past 4-epoch mean of ``features`` after the first ``before`` kept rows (NaN skipped)."""
+        recent = self.features.with_row(before, features, last=PAST_WINDOW - 1)
         with warnings.catch_warnings():  # an all-NaN column's mean is NaN, as pandas gives it
             warnings.simplefilter("ignore", RuntimeWarning)
-            past = np.nanmean(kept[-PAST_WINDOW:], axis=0)
-        return kept, self.past.with_row(before, past)
+            past: np.ndarray = np.nanmean(recent, axis=0)
+        return past
 
 
 class _Rows:
@@ -167,9 +181,10 @@ class _Rows:
         self._data[self.n] = row
         self.n += 1
 
-    def with_row(self, before: int, row: np.ndarray) -> np.ndarray:
-        """A new (before + 1, width) array: the first ``before`` rows kept and ``row``."""
-        return np.concatenate([self._data[:before].reshape(before, row.size), row[None]])
+    def with_row(self, before: int, row: np.ndarray, last: int | None = None) -> np.ndarray:
+        """A new array: the first ``before`` rows kept (only the ``last`` of them when given) and ``row``."""
+        start = 0 if last is None else max(0, before - last)
+        return np.concatenate([self._data[start:before].reshape(before - start, row.size), row[None]])
 
 
 def _prior(history: Mapping[str, _DerivationHistory], epoch: int, yasa: Any) -> np.ndarray:
@@ -204,10 +219,10 @@ def _keep_yasa(history: dict[str, _DerivationHistory], epoch: int, yasa: Any) ->
         kept = history.get(label)
         if kept is None or kept.channels != channels:
             kept = history[label] = _DerivationHistory(channels)
-        features, past = kept.rows(epoch, entry["features"])
+        before = int(np.searchsorted(kept.epochs, epoch))
+        kept.past.append(kept.past_mean(before, entry["features"]))
         kept.epochs.append(epoch)
-        kept.features.append(features[-1])
-        kept.past.append(past[-1])
+        kept.features.append(entry["features"])
 
 
 def _spectral(measurements: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -126,3 +126,31 @@ def test_a_bed_taken_over_mid_night_is_uncertain_until_its_history_has_grown(
     # a history that began with the recording is the start of a night, not a takeover
     from_start = SleepLMRuntime.from_model(lm).infer(recorded[:14])
     assert not any(r.captions["stage_event"].startswith("Stage uncertain: the monitor took") for r in from_start)
+
+
+def test_a_worker_taking_a_bed_over_resumes_its_history_from_the_stored_measurements(
+    lm: SleepLM, recorded: list[EpochMessage]
+) -> None:
+    """What the sink stored (each record's ``stage_measurements``) rebuilds the history: the new worker's
+    verdicts are the uninterrupted worker's, and none is 'taken over' uncertain."""
+    first = caption_records(SleepLMRuntime.from_model(lm), recorded[:14])
+    taker = SleepLMRuntime.from_model(lm)
+    recording = recorded[0].recording_id
+    assert taker.histories_wanted(recorded[10:14]) == [("bed-1", recording, 10)]
+    stored = [(r["epoch"], r["stage_measurements"]) for r in first[:10]]
+    assert taker.resume_history("bed-1", recording, stored) == 10
+    assert taker.histories_wanted(recorded[10:14]) == []
+    resumed = taker.infer(recorded[10:14])
+    assert [r.stage for r in resumed] == [r["stage"] for r in first[10:14]]
+    expected = [r["probabilities"] for r in first[10:14]]
+    np.testing.assert_allclose([r.probabilities for r in resumed], expected, atol=1e-9)
+
+
+def test_an_unreadable_stored_epoch_is_skipped_when_a_history_resumes(
+    lm: SleepLM, recorded: list[EpochMessage]
+) -> None:
+    taker = SleepLMRuntime.from_model(lm)
+    stored = [(e, m.stage_measurements or {}) for e, m in enumerate(recorded[:6])]
+    stored[2] = (2, {"spectral": "damaged"})
+    assert taker.resume_history("bed-1", recorded[0].recording_id, stored) == 5
+    assert taker.live_head is not None and taker.live_head.rejected == 1

@@ -25,7 +25,7 @@ def test_upgrade_creates_the_schema_of_the_models(db_url: str) -> None:
     upgrade(db_url)
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
         tables = set(inspect(engine).get_table_names())
         assert {
             "recordings",
@@ -39,6 +39,7 @@ def test_upgrade_creates_the_schema_of_the_models(db_url: str) -> None:
             "bed_thresholds",
             "waveforms",
             "embeddings",
+            "stage_measurements",
             "alembic_version",
         } <= tables
         with engine.connect() as connection:
@@ -114,7 +115,7 @@ def test_upgrade_twice_is_a_no_op_and_keeps_data(db_url: str, record) -> None:
     upgrade(db_url)
     with Store(db_url) as store:
         assert store.count_epochs() == 2
-        assert current_revision(store.engine) == "0002"
+        assert current_revision(store.engine) == "0003"
 
 
 def test_processes_opening_a_fresh_database_at_once_migrate_it_once(db_url: str) -> None:
@@ -146,7 +147,7 @@ def test_the_shipped_alembic_ini_works_with_the_alembic_cli(db_url: str) -> None
     assert done.returncode == 0, done.stderr
     engine = make_engine(url)
     try:
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         assert "epochs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
