@@ -37,6 +37,7 @@ CAPTION_FIELDS = {
     "aux",
     "embedding",
     "waveform",
+    "stage_measurements",
 }
 
 
@@ -102,6 +103,7 @@ def test_caption_records_are_strict_json_in_the_contract_shape(baseline: list[Ep
         assert decode_json(encode_json(record), tuple(CAPTION_FIELDS))["captions"] == record["captions"]
     assert records[2]["features"]["hr_bpm"] is None
     assert records[0]["embedding"] is None  # the rules runtime has no joint space
+    assert records[0]["stage_measurements"] is None  # a simulated bed: no stage measurements to keep
     assert len(records[0]["aux"]["spo2"]) == 30 and len(records[0]["aux"]["hr"]) == 30
     assert records[0]["waveform"]["fs"] == 32.0 and len(records[0]["waveform"]["channels"]) == 10
     assert caption_records(RulesRuntime(), []) == []
