@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -45,20 +46,18 @@ from psg.features.yasa_features import (
     one_epoch_features,
 )
 from psg.features.yasa_prior import (
+    EEG_DERIVATIONS,
     N_PRIOR,
     STAGES,
     YASA_FS,
     at_yasa_rate,
     bad_epochs,
     classifier_probabilities,
-    usable_signal,
+    yasa_inputs,
 )
 from psg.json_codec import to_jsonable
-from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
+from psg.montage import EPOCH_S
 from psg.recording import Recording, Signal
-
-#: The EEG derivations YASA stages, in ``yasa_prior``'s order.
-YASA_DERIVATIONS = (EEG_C4, EEG_C3)
 
 
 def epoch_measurements(current: Mapping[str, Signal], window: Mapping[str, Signal], k: int) -> dict[str, Any]:
@@ -82,21 +81,27 @@ def _yasa_rows(current: Mapping[str, Signal], window: Mapping[str, Signal], k: i
     """Per usable EEG derivation, YASA's per-epoch features of the current epoch (with the EOG and EMG
     ``yasa_prior`` would give it) and whether the epoch is usable; None when no EEG can be staged."""
     n = k + 1
-    eegs = [label for label in YASA_DERIVATIONS if usable_signal(window.get(label), "eeg")]
+    eegs, others = yasa_inputs(window)
     if not eegs:
         return None
-    others: dict[str, Signal] = {}
-    for group, labels in (("eog", (EOG_L, EOG_R)), ("emg", (EMG_CHIN,))):
-        sig = next((s for label in labels if (s := usable_signal(window.get(label), group))), None)
-        if sig is not None:
-            others[group] = sig
-    rows = {group: one_epoch_features(at_yasa_rate(sig, n), group, k)[1] for group, sig in others.items()}
+    rows = [one_epoch_features(at_yasa_rate(sig, n), group, k) for group, sig in others.items()]
     derivations = {}
-    for label in eegs:
-        _, eeg = one_epoch_features(at_yasa_rate(window[label], n), "eeg", k)
-        ok = not bool(bad_epochs(current[label], 1)[0])
-        derivations[label] = {"ok": ok, "features": np.concatenate([eeg, *rows.values()])}  # eeg, eog, emg
+    for eeg in eegs:
+        ok = not bool(bad_epochs(current[eeg.label], 1)[0])
+        features = np.concatenate([one_epoch_features(at_yasa_rate(eeg, n), "eeg", k), *rows])  # eeg, eog, emg
+        derivations[eeg.label] = {"ok": ok, "features": features}
     return {"channels": "+".join(["eeg", *others]), "derivations": derivations}
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One epoch's measurements, read and checked once (``_read``): what ``MeasurementHistory`` keeps."""
+
+    spectral: np.ndarray
+    available: np.ndarray
+    eeg_ok: bool
+    channels: str  # YASA's channel set; "" without a YASA block
+    derivations: dict[str, tuple[bool, np.ndarray]]  # label -> (epoch usable, features)
 
 
 class MeasurementHistory:
@@ -119,28 +124,51 @@ class MeasurementHistory:
         """The stage model's input row (N_INPUT,) for ``epoch`` from the epochs before it and
         ``measurements``, and whether its EEG was usable; a new epoch is kept, a replay (an epoch not after
         the last kept) is answered from the history before it, as it was the first time, and not kept."""
-        spectral, available, eeg_ok = _spectral(measurements)
+        m = _read(measurements)
         before = int(np.searchsorted(self.epochs, epoch))  # epochs are kept in increasing order
-        values = self._spectral.with_row(before, spectral)
-        flags = self._available.with_row(before, available)
-        prior = _prior(self._yasa, epoch, measurements.get("yasa"))
+        values = self._spectral.with_row(before, m.spectral)
+        flags = self._available.with_row(before, m.available)
         x = stage_model_input(values, flags, None)[-1]
-        x[-N_PRIOR:] = prior
-        self.keep(epoch, measurements)
-        return x, eeg_ok
+        x[-N_PRIOR:] = self._prior(epoch, m)
+        self._keep(epoch, m)
+        return x, m.eeg_ok
 
     def keep(self, epoch: int, measurements: Mapping[str, Any]) -> None:
         """Keep ``epoch``'s measurements without staging it (a history resumed from the store); an epoch not
         after the last kept is ignored. ``PSGError`` naming the field if they cannot be read (nothing kept)."""
-        spectral, available, _ = _spectral(measurements)
-        yasa = measurements.get("yasa")
-        if yasa is not None:
-            _yasa_fields(yasa)  # checked before anything is kept
-        if epoch > self.last_epoch:
-            self.epochs.append(epoch)
-            self._spectral.append(spectral)
-            self._available.append(available)
-            _keep_yasa(self._yasa, epoch, yasa)
+        self._keep(epoch, _read(measurements))
+
+    def _keep(self, epoch: int, m: _Measured) -> None:
+        if epoch <= self.last_epoch:
+            return
+        self.epochs.append(epoch)
+        self._spectral.append(m.spectral)
+        self._available.append(m.available)
+        for label, (_, features) in m.derivations.items():
+            self._derivation(label, m.channels).keep(epoch, features)
+
+    def _derivation(self, label: str, channels: str) -> _DerivationHistory:
+        """``label``'s YASA history, started afresh when the bed's channel set changed."""
+        kept = self._yasa.get(label)
+        if kept is None or kept.channels != channels:
+            kept = self._yasa[label] = _DerivationHistory(channels)
+        return kept
+
+    def _prior(self, epoch: int, m: _Measured) -> np.ndarray:
+        """(N_PRIOR,): YASA's probabilities for ``epoch`` averaged over its usable derivations, and the flag."""
+        out = np.zeros(N_PRIOR)
+        probs = []
+        for label, (ok, features) in m.derivations.items():
+            if not ok:
+                continue
+            kept = self._yasa.get(label)
+            history = kept if kept is not None and kept.channels == m.channels else _DerivationHistory(m.channels)
+            names, table = history.table(epoch, features)
+            probs.append(classifier_probabilities(history.channels, names, table[-1:])[0])
+        if probs:
+            out[: len(STAGES)] = np.mean(probs, axis=0)
+            out[len(STAGES)] = 1.0
+        return out
 
 
 class _DerivationHistory:
@@ -152,10 +180,20 @@ class _DerivationHistory:
         self.features = _Rows()
         self.past = _Rows()
 
-    def rows(self, epoch: int, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Features and past means of the epochs before ``epoch``, with ``epoch``'s appended."""
+    def table(self, epoch: int, features: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """YASA's classifier table of the epochs before ``epoch`` and ``epoch`` (its last row), each row at its
+        own time in the night (``RecordingClock``)."""
         before = int(np.searchsorted(self.epochs, epoch))
-        return self.features.with_row(before, features), self.past.with_row(before, self.past_mean(before, features))
+        rows = self.features.with_row(before, features)
+        past = self.past.with_row(before, self.past_mean(before, features))
+        clock = RecordingClock(np.array([*self.epochs[:before], epoch], dtype=np.float64) * EPOCH_S)
+        return feature_table(list(_base_names(self.channels)), rows, past, clock)
+
+    def keep(self, epoch: int, features: np.ndarray) -> None:
+        before = int(np.searchsorted(self.epochs, epoch))
+        self.past.append(self.past_mean(before, features))
+        self.epochs.append(epoch)
+        self.features.append(features)
 
     def past_mean(self, before: int, features: np.ndarray) -> np.ndarray:
         """The past 4-epoch mean of ``features`` after the first ``before`` kept rows (NaN skipped)."""
@@ -187,55 +225,20 @@ class _Rows:
         return np.concatenate([self._data[start:before].reshape(before - start, row.size), row[None]])
 
 
-def _prior(history: Mapping[str, _DerivationHistory], epoch: int, yasa: Any) -> np.ndarray:
-    """(N_PRIOR,): YASA's probabilities for ``epoch`` averaged over its usable derivations, and the flag."""
-    out = np.zeros(N_PRIOR)
-    if yasa is None:
-        return out
-    channels, derivations = _yasa_fields(yasa)
-    probs = []
-    for label, entry in derivations.items():
-        if not entry["ok"]:
-            continue
-        kept = history.get(label)
-        if kept is not None and kept.channels != channels:  # the bed's channel set changed: start afresh
-            kept = None
-        features, past = (kept or _DerivationHistory(channels)).rows(epoch, entry["features"])
-        epochs = np.array([*(kept.epochs[: len(features) - 1] if kept else []), epoch], dtype=np.float64)
-        clock = RecordingClock(epochs * EPOCH_S)
-        names, table = feature_table(list(_base_names(channels)), features, past, clock)
-        probs.append(classifier_probabilities(channels, names, table[-1:])[0])
-    if probs:
-        out[: len(STAGES)] = np.mean(probs, axis=0)
-        out[len(STAGES)] = 1.0
-    return out
-
-
-def _keep_yasa(history: dict[str, _DerivationHistory], epoch: int, yasa: Any) -> None:
-    if yasa is None:
-        return
-    channels, derivations = _yasa_fields(yasa)
-    for label, entry in derivations.items():
-        kept = history.get(label)
-        if kept is None or kept.channels != channels:
-            kept = history[label] = _DerivationHistory(channels)
-        before = int(np.searchsorted(kept.epochs, epoch))
-        kept.past.append(kept.past_mean(before, entry["features"]))
-        kept.epochs.append(epoch)
-        kept.features.append(entry["features"])
-
-
-def _spectral(measurements: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, bool]:
+def _read(measurements: Mapping[str, Any]) -> _Measured:
+    """The epoch message's ``stage_measurements`` as numbers; ``PSGError`` naming the field otherwise."""
     spectral = _floats(measurements.get("spectral"), len(RAW_NAMES), "spectral")
     available = _floats(measurements.get("available"), 2, "available")
     eeg_ok = measurements.get("eeg_ok")
     if not isinstance(eeg_ok, bool):
         raise PSGError(f"stage_measurements.eeg_ok: expected true or false, got {eeg_ok!r:.40}")
-    return np.nan_to_num(spectral), np.nan_to_num(available), eeg_ok
+    yasa = measurements.get("yasa")
+    channels, derivations = ("", {}) if yasa is None else _yasa_fields(yasa)
+    return _Measured(np.nan_to_num(spectral), np.nan_to_num(available), eeg_ok, channels, derivations)
 
 
-def _yasa_fields(yasa: Any) -> tuple[str, dict[str, dict[str, Any]]]:
-    """The validated ``yasa`` block: its channel set and, per derivation, ``ok`` and the features as floats."""
+def _yasa_fields(yasa: Any) -> tuple[str, dict[str, tuple[bool, np.ndarray]]]:
+    """The ``yasa`` block: its channel set and, per derivation, whether the epoch is usable and its features."""
     if not isinstance(yasa, dict) or not isinstance(yasa.get("derivations"), dict):
         raise PSGError("stage_measurements.yasa: expected an object with 'channels' and 'derivations'")
     channels = yasa.get("channels")
@@ -244,10 +247,10 @@ def _yasa_fields(yasa: Any) -> tuple[str, dict[str, dict[str, Any]]]:
     names = _base_names(channels)
     derivations = {}
     for label, entry in yasa["derivations"].items():
-        if label not in YASA_DERIVATIONS or not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
-            raise PSGError(f"stage_measurements.yasa.derivations.{label!s:.20}: expected {YASA_DERIVATIONS} with 'ok'")
+        if label not in EEG_DERIVATIONS or not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
+            raise PSGError(f"stage_measurements.yasa.derivations.{label!s:.20}: expected {EEG_DERIVATIONS} with 'ok'")
         what = f"yasa.derivations.{label}.features"
-        derivations[label] = {"ok": entry["ok"], "features": _floats(entry.get("features"), len(names), what)}
+        derivations[label] = (entry["ok"], _floats(entry.get("features"), len(names), what))
     return channels, derivations
 
 

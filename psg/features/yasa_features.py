@@ -110,12 +110,12 @@ def epoch_base_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.n
     return names, np.stack(columns, axis=1)
 
 
-def one_epoch_features(x: np.ndarray, kind: str, epoch: int) -> tuple[list[str], np.ndarray]:
+def one_epoch_features(x: np.ndarray, kind: str, epoch: int) -> np.ndarray:
     """YASA's per-epoch features of epoch ``epoch`` of one 100-Hz channel of ``kind``, band-passed with the
-    rest of ``x`` as its context: the live path's one new row per epoch (names as ``epoch_base_features``)."""
+    rest of ``x`` as its context: the live path's one new row per epoch (in ``epoch_base_features`` order)."""
     filtered = bandpass(np.asarray(x, dtype=np.float64)[None])[0]
     features = _epoch_features(filtered[epoch * EPOCH_SAMPLES : (epoch + 1) * EPOCH_SAMPLES][None], kind)
-    return [f"{kind}_{name}" for name in features], np.array([float(v[0]) for v in features.values()])
+    return np.array([float(v[0]) for v in features.values()])
 
 
 def feature_table(

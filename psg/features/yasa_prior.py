@@ -31,6 +31,7 @@ import gzip
 import json
 import logging
 import warnings
+from collections.abc import Mapping
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -49,6 +50,8 @@ STAGES = ("W", "N1", "N2", "N3", "R")
 PRIOR_NAMES: tuple[str, ...] = (*(f"yasa_p_{s}" for s in STAGES), "yasa_ok")
 N_PRIOR = len(PRIOR_NAMES)
 YASA_FS = 100.0
+#: The EEG derivations YASA stages, each in turn (probabilities averaged).
+EEG_DERIVATIONS = (EEG_C4, EEG_C3)
 #: Lowest native rates YASA's bands survive (EEG/EOG 0.4-30 Hz, with a 50-Hz EEG's upper band empty;
 #: chin EMG is only useful with its high-frequency power).
 MIN_FS = {"eeg": 40.0, "eog": 40.0, "emg": 60.0}
@@ -65,14 +68,9 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     """
     n = recording.n_epochs if n_epochs is None else n_epochs
     out = np.zeros((n, N_PRIOR))
-    eegs = [s for label in (EEG_C4, EEG_C3) if (s := usable_signal(recording.get(label), "eeg"))]
+    eegs, others = yasa_inputs(recording.signals)
     if not eegs or n == 0:
         return out
-    others = {}
-    for group, labels in (("eog", (EOG_L, EOG_R)), ("emg", (EMG_CHIN,))):
-        sig = next((s for label in labels if (s := usable_signal(recording.get(label), group))), None)
-        if sig is not None:
-            others[group] = sig
     total, count = np.zeros((n, 5)), np.zeros(n)
     for eeg in eegs:
         ok = ~bad_epochs(eeg, n)
@@ -89,6 +87,18 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     out[staged, :5] = total[staged] / count[staged, None]
     out[staged, 5] = 1.0
     return out
+
+
+def yasa_inputs(signals: Mapping[str, Signal]) -> tuple[list[Signal], dict[str, Signal]]:
+    """What YASA is given (see the module docstring): the usable EEG derivations, in ``EEG_DERIVATIONS``
+    order, and the EOG and EMG every derivation is staged with (``"eog"``/``"emg"`` where usable)."""
+    eegs = [s for label in EEG_DERIVATIONS if (s := usable_signal(signals.get(label), "eeg"))]
+    others = {}
+    for group, labels in (("eog", (EOG_L, EOG_R)), ("emg", (EMG_CHIN,))):
+        sig = next((s for label in labels if (s := usable_signal(signals.get(label), group))), None)
+        if sig is not None:
+            others[group] = sig
+    return eegs, others
 
 
 def usable_signal(sig: Signal | None, group: str) -> Signal | None:
