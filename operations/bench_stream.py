@@ -35,6 +35,7 @@ import numpy as np
 
 from plumbing.settings import Settings
 from psg.errors import PSGError
+from store.engine import sqlite_file
 
 #: Device seconds after the generator starts whose epochs do not count towards latency (workers join
 #: the consumer group and load the model meanwhile); they still count towards lost epochs.
@@ -170,6 +171,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' documented init kwarg
         data_dir=data_dir,
+        db_url=None,  # its own SQLite file, whatever SLEEPLM_DB_URL says: the bench reads the file directly
         partitions=options.partitions,
         app_id=f"bench-{uuid.uuid4().hex[:8]}",
         session_timeout_s=6.0,
@@ -242,7 +244,7 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
         cpu_after, wall = _cpu_seconds(watched), time.monotonic() - wall_before
         rss = _rss_mb(watched)
         expected = {b.bed_id: (b.recording_id, generator.complete_epochs(b)) for b in beds}
-        db = Path(settings.database_url.removeprefix("sqlite:///"))
+        db = _sqlite_path(settings)
         say("draining ...")
         deadline = time.monotonic() + options.drain_s
         while time.monotonic() < deadline and not _complete(db, expected):
@@ -353,6 +355,14 @@ class _Deliveries:
             )
 
 
+def _sqlite_path(settings: Settings) -> Path:
+    """The bench's own SQLite file (``run_bench`` sets no ``db_url``), which it reads directly."""
+    path = sqlite_file(settings.database_url)
+    if path is None:
+        raise PSGError(f"bench stream needs its SQLite store, got {settings.database_url!r}")
+    return path
+
+
 def _complete(db: Path, expected: dict[str, tuple[str, int]]) -> bool:
     if not db.exists():
         return False
@@ -391,7 +401,7 @@ class Sampler(threading.Thread):
     ):
         super().__init__(name="bench-sampler", daemon=True)
         self.stack, self.generator, self.stop_at, self.every_s, self.say = stack, generator, stop_at, every_s, say
-        self.db = Path(settings.database_url.removeprefix("sqlite:///"))
+        self.db = _sqlite_path(settings)
         self.broker = _process_tree([broker.process.pid]) if broker is not None else []
         self.samples: list[dict[str, Any]] = []
 

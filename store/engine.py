@@ -1,8 +1,9 @@
 """Engines for the store: SQLite tuned for one writer and many readers, PostgreSQL as configured.
 
 SQLite (the embedded default) runs in WAL mode so the API reads while the sink writes, with a busy
-timeout instead of "database is locked" errors. pysqlite's own transaction handling neither wraps DDL
-nor lets us choose the lock mode, so it is switched off and every transaction is begun explicitly:
+timeout instead of "database is locked" errors: 30 s, or the URL's ``timeout`` in seconds
+(``sqlite:///sleeplm.db?timeout=5``, pysqlite's own parameter). pysqlite's own transaction handling
+neither wraps DDL nor lets us choose the lock mode, so it is switched off and every transaction is begun explicitly:
 ``BEGIN`` for reads and ``BEGIN IMMEDIATE`` for writes (``write_connection``), which takes the write
 lock up front; a deferred transaction that upgrades to a writer can fail with SQLITE_BUSY regardless
 of the timeout. On PostgreSQL writers take a transaction-scoped advisory lock instead, so writes
@@ -21,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,8 @@ from sqlalchemy.exc import ArgumentError
 
 from psg.errors import PSGError
 
-#: How long a SQLite writer waits for the lock before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a SQLite writer waits for the lock before giving up, unless the URL says (``?timeout=S``).
+SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Advisory lock key of the store's writers on PostgreSQL (any constant; "SLPLM" in ASCII).
 PG_WRITE_LOCK = 0x534C504C4D
 
@@ -44,12 +46,21 @@ def make_engine(url: str) -> Engine:
         raise PSGError(f"database URL {url!r}: not a SQLAlchemy URL ({exc})") from None
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, json_serializer=json_dumps)
+    busy_timeout_s = _busy_timeout_s(url, parsed.query.get("timeout"))
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"check_same_thread": False}, json_serializer=json_dumps)
-    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "connect", partial(_sqlite_on_connect, busy_timeout_s=busy_timeout_s))
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (its query, such as ``?timeout=5``, left off); None for another backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def json_dumps(value: Any) -> str:
@@ -70,24 +81,37 @@ def _finite_only(value: Any) -> Any:
     return value
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _busy_timeout_s(url: str, value: str | tuple[str, ...] | None) -> float:
+    """The URL's ``timeout`` (seconds, > 0), else ``SQLITE_BUSY_TIMEOUT_S``; ``PSGError`` naming it when malformed."""
+    if value is None:
+        return SQLITE_BUSY_TIMEOUT_S
+    try:
+        seconds = float(value) if isinstance(value, str) else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise PSGError(f"database URL {url!r}: timeout={value!r} is not a positive number of seconds")
+    return seconds
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any, busy_timeout_s: float) -> None:
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see module docstring)
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    _switch_to_wal(cursor)
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
+    _switch_to_wal(cursor, busy_timeout_s)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     cursor.close()
 
 
-def _switch_to_wal(cursor: Any) -> None:
+def _switch_to_wal(cursor: Any, busy_timeout_s: float) -> None:
     """Put the database file in WAL mode (persistent, so a no-op once any connection has done it).
 
     Switching needs an exclusive lock, and SQLite answers "database is locked" at once instead of
     running the busy handler when another connection is opening the same fresh file; so retry for
     as long as the busy timeout would have waited.
     """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + busy_timeout_s
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")

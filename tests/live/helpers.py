@@ -21,11 +21,14 @@ from plumbing.broker import free_port
 from plumbing.settings import Settings
 from psg.captions import MODALITIES
 from psg.codecs import QUALITY_FLAGS
+from store.engine import sqlite_file
 from tests.live.conftest import wait_until
 
 
 def sqlite_path(settings: Settings) -> Path:
-    return Path(settings.database_url.removeprefix("sqlite:///"))
+    path = sqlite_file(settings.database_url)
+    assert path is not None, f"the live tests read a SQLite store, got {settings.database_url}"
+    return path
 
 
 def stored_epochs(settings: Settings) -> dict[str, list[int]]:

@@ -123,7 +123,10 @@ def test_device_unplugged_60_s_raises_a_technical_alert_flags_the_gap_and_resume
 
 
 def test_store_locked_past_its_busy_timeout_loses_nothing(stack) -> None:
+    """The worker's store is given a 5-s busy timeout (the URL's ``timeout``; 30 s by default) and the lock is
+    held for 12 s: its writes fail past the timeout and are retried until the lock is released."""
     env = _env(stack)
+    env["SLEEPLM_DB_URL"] = f"{stack.settings.database_url}?timeout=5"
     stack.spawn("worker", ["worker"], env)
     start_beds(stack, beds=2, speed=10, hours=HOURS)
     wait_until(lambda: complete(stack.settings, 2, 2), 120, "2 epochs per bed before the lock", stack)
@@ -132,12 +135,12 @@ def test_store_locked_past_its_busy_timeout_loses_nothing(stack) -> None:
     def hold_the_write_lock() -> None:
         with sqlite3.connect(sqlite_path(stack.settings), timeout=30, isolation_level=None) as db:
             db.execute("BEGIN EXCLUSIVE")
-            released.wait(40)  # longer than the store's 30-s busy timeout: its writes fail, and are retried
+            released.wait(30)  # longer than the worker's 5-s busy timeout: its writes fail, and are retried
             db.execute("ROLLBACK")
 
     holder = threading.Thread(target=hold_the_write_lock)
     holder.start()
-    time.sleep(40)
+    time.sleep(12)
     released.set()
     holder.join(10)
     wait_until(lambda: complete(stack.settings, 2, EPOCHS), 120, f"{EPOCHS} epochs per bed after the lock", stack)
