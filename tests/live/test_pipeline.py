@@ -35,7 +35,7 @@ def test_beds_end_to_end_exactly_once(stack) -> None:
 def test_worker_sigkill_and_restart_loses_and_duplicates_nothing(stack) -> None:
     env = stack.child_env()
     worker = stack.spawn("worker", ["worker"], env)
-    start_beds(stack, beds=2, speed=10, hours=0.1)
+    start_beds(stack, beds=2, speed=20, hours=0.1)
     wait_until(lambda: complete(stack.settings, 2, 3), 120, "3 epochs per bed before the kill", stack)
     worker.process.send_signal(signal.SIGKILL)
     worker.process.wait()
