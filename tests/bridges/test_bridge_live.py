@@ -27,6 +27,7 @@ from psg.codecs import ChunkBundle, DeviceEvent, SampleChunk, decode_samples_mes
 from psg.montage import CHANNELS
 from psg.synthetic import synthetic_timeline
 
+pytestmark = pytest.mark.live
 SPEED = 20.0
 
 

@@ -16,7 +16,15 @@ from operations.launcher import LiveStack
 from plumbing.broker import free_port
 from plumbing.settings import Settings
 
-pytestmark = pytest.mark.live
+LIVE_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is ``live`` (``pytest -m "not live"`` leaves the real stack out); a
+    ``pytestmark`` here would mark nothing, since a conftest's module marks do not reach test modules."""
+    for item in items:
+        if LIVE_DIR in item.path.parents:
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture

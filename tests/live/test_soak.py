@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from operations.bench_stream import BenchOptions, run_bench
-
-pytestmark = pytest.mark.live
 
 
 def test_twenty_beds_accelerated_lose_nothing_and_hold_their_memory(tmp_path: Path) -> None:
