@@ -10,10 +10,11 @@ It stays zero-shot by text: the MLP's output lives in the model's shared embeddi
 the text prompt ensemble it is nearest to (the checkpoint's projected stage prompts, fixed during
 training), exactly as the signal encoder's embeddings are staged. There is no free classification layer.
 
-Honest uncertainty: probabilities are temperature-calibrated on validation nights perturbed beyond the
-training ranges; an epoch is ``uncertain`` when no stage reaches ``min_probability`` or when its gain-free
-measurements lie farther from the training distribution (Mahalanobis distance) than any but
-``NOVELTY_QUANTILE`` of the perturbed validation epochs, or when it has no usable EEG.
+Honest uncertainty: the full head's probabilities are temperature-calibrated on validation nights perturbed
+beyond the training ranges (the real-prior head's are YASA's, below); an epoch is ``uncertain`` when no stage
+reaches ``min_probability`` or when its gain-free measurements lie farther from the training distribution
+(Mahalanobis distance) than any but ``NOVELTY_QUANTILE`` of the perturbed validation epochs, or when it has no
+usable EEG.
 
 A recording-level domain gate picks between two heads. The full head reads our spectral features and
 YASA's probabilities (``psg.features.yasa_prior``); on simulated nights our features are the better half,
@@ -22,8 +23,9 @@ on real EEG they are what is shifted. So a recording read from a file that our s
 exceeds ``gate_threshold`` (the ``GATE_QUANTILE`` of perturbed validation recordings), is staged by the
 **real-prior head** instead: it reads only YASA's block, and places YASA's log-probabilities in
 the shared space along the dual basis of the stage prompts (``PriorHead``), so its dot product with each
-stage prompt is YASA's log-probability and the nearest prompt is YASA's most likely stage; one temperature,
-calibrated on perturbed validation nights, scales it. It learns nothing from the simulator otherwise: a
+stage prompt is YASA's log-probability and the nearest prompt is YASA's most likely stage; its probabilities
+are YASA's own (scale 1: YASA's classifiers were calibrated on real nights, which our simulator cannot do
+better; ``model_runtime.training.stage_head_training``). It learns nothing from the simulator: a
 head trained there on the YASA block learnt the simulator's YASA biases and called real awake EEG N1/N2
 (benchmarks/RESULTS.md, "Real signals (issue 12)"). Epochs YASA could not stage keep the full head.
 
@@ -64,7 +66,8 @@ class PriorHead:
     """The real-prior head: YASA's stage probabilities -> the shared space, nearest stage prompt.
 
     ``basis`` (5, E) is the dual basis of the stage prompts (``basis @ classes.T`` = identity), so an epoch's
-    point ``log p @ basis`` has dot product log p_k with stage prompt k; ``scale`` is the temperature."""
+    point ``log p @ basis`` has dot product log p_k with stage prompt k; ``scale`` multiplies those logits
+    (1, shipped: the probabilities are YASA's own)."""
 
     basis: np.ndarray
     scale: float
@@ -83,7 +86,7 @@ class PriorHead:
         return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-8)
 
     def probabilities(self, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """(n, 5): softmax of the scaled dot products with the stage prompts (YASA's, tempered)."""
+        """(n, 5): softmax of the scaled dot products with the stage prompts (YASA's probabilities at scale 1)."""
         return softmax(self.scale * self.point(x) @ np.asarray(classes, np.float64).T)
 
 
