@@ -126,11 +126,12 @@ class SleepLMRuntime:
         raw = self.lm.stage_probabilities(embeddings)
         probs: dict[int, np.ndarray] = {}
         for k, i in enumerate(scorable):
-            probs[i] = self._smoothed(messages[i], raw[k])
+            if verdicts[i] is None:  # the stage head staged the rest (a real bed): their chain is never read
+                probs[i] = self._smoothed(messages[i], raw[k])
         for i, message in enumerate(messages):  # unscorable epochs still count as seen (replay detection)
             if i not in probs:
                 self._chain(message).last_epoch = max(self._chain(message).last_epoch, message.epoch)
-        stages = [STAGE_LABELS[int(np.argmax(probs[i]))] for i in scorable]
+        stages = {i: STAGE_LABELS[int(np.argmax(p))] for i, p in probs.items()}
         advisories = self._advisories(embeddings, [messages[i] for i in scorable])
         by_index = {i: row for row, i in enumerate(scorable)}
         results = []
@@ -144,13 +145,13 @@ class SleepLMRuntime:
             if row is None:
                 results.append(self._unscorable(message))
                 continue
-            texts = measured_captions(message, Stage[stages[row]])
+            texts = measured_captions(message, Stage[stages[i]])
             results.append(
                 EpochResult(
                     bed_id=message.bed_id,
                     recording_id=message.recording_id,
                     epoch=message.epoch,
-                    stage=stages[row],
+                    stage=stages[i],
                     stage_source="model",
                     captions=texts,
                     probabilities=[float(p) for p in probs[i]],
