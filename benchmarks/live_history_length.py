@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.stage_head import UNCERTAIN, StageHead
+from model_runtime.serving.live_stage_head import tie_reason
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
 from psg.epoching.analysis import recording_windows
@@ -53,7 +54,8 @@ def verdict(head: StageHead, history: MeasurementHistory, epoch: int, m: dict) -
     x, ok = history.row(epoch, m)
     flags = np.array([ok])
     staged = head.judge(x[None], flags, head.gate(x[None], flags, RECORDED))
-    return staged.verdicts[0], staged.best[0]
+    tie = tie_reason(staged.probabilities[0])  # the live runtime's coin-toss rule (LiveStageHead.stage)
+    return (UNCERTAIN if tie else staged.verdicts[0]), staged.best[0]
 
 
 def run(head: StageHead, ms: list[dict], truth: list[str], first: int, last: int) -> list[tuple[int, str, str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from model_runtime.model.lab_head import LabHead
 from model_runtime.model.shipped import SHIPPED_CHECKPOINT
 from model_runtime.serving.caption_records import caption_records
+from model_runtime.serving.live_stage_head import tie_reason
 from model_runtime.serving.model_api import SleepLM
+from model_runtime.serving.night import load_night_input
 from model_runtime.serving.sleeplm_runtime import SleepLMRuntime
 from plumbing.settings import Settings
 from psg.captions.consistency import contradictions
@@ -154,3 +158,20 @@ def test_an_unreadable_stored_epoch_is_skipped_when_a_history_resumes(
     stored[2] = (2, {"spectral": "damaged"})
     assert taker.resume_history("bed-1", recorded[0].recording_id, stored) == 5
     assert taker.live_head is not None and taker.live_head.rejected == 1
+
+
+def test_a_coin_toss_between_two_stages_is_uncertain_live() -> None:
+    assert tie_reason(np.array([0.45, 0.01, 0.01, 0.46, 0.07])) == ("N3 and W are about equally likely (0.46 and 0.45)")
+    assert tie_reason(np.array([0.60, 0.30, 0.05, 0.03, 0.02])) == ""
+
+
+def test_the_real_sleep_edf_wake_played_live_is_never_called_n3(lm: SleepLM, real_signals: Path) -> None:
+    """Its 4th and 5th epochs, read against four or five epochs of history, are W/N3 ties: shown as ties."""
+    night = load_night_input(real_signals / "sleep-edf-short" / "short_psg.edf")
+    results = SleepLMRuntime.from_model(lm).infer(epoch_messages(night.recording, RECORDED))
+    assert {r.stage_source for r in results} == {"stage head (real-prior)"}
+    stages = [r.stage for r in results]
+    assert "N3" not in stages and stages.count("W") >= 8, stages
+    for r in results:
+        if r.stage == "?":
+            assert re.match(r"Stage uncertain: (W and N3|N3 and W) are about equally likely", r.captions["stage_event"])
