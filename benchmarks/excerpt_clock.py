@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 from real_signals import snippet_nights
+from stage_head_eval import held_out_sources
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
-from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.corpus import NightSpec, render
 from model_runtime.training.stage_head_training import STRONG, crop, perturb
 from psg.features.yasa_features import RecordingClock, epoch_base_features, feature_table
 from psg.features.yasa_prior import at_yasa_rate, classifier_probabilities, yasa_inputs
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
+    sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)
     buckets: dict[str, dict] = {}
     for source in tqdm(sources, desc="held-out nights", unit="night"):

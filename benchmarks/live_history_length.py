@@ -25,17 +25,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-from stage_head_eval import variants
+from stage_head_eval import held_out_sources, variants
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.stage_head import UNCERTAIN, StageHead
 from model_runtime.serving.live_stage_head import tie_reason
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.corpus import NightSpec, render
 from psg.epoching.analysis import recording_windows
 from psg.features.live_stage import MeasurementHistory, epoch_measurements
-from psg.paths import shared_data_dir
 from psg.recording import RECORDED, Recording
 
 BINS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, 80), (81, 10_000))
@@ -88,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     head = SleepLM.load().stage_head
     assert head is not None, "no stage head beside the checkpoint"
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
+    sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)
     by_bin: dict[str, dict[str, list]] = {v: {f"{lo}-{hi}": [] for lo, hi in BINS} for v in VARIANTS}
     restart: dict[str, dict[str, list]] = {

@@ -47,13 +47,13 @@ from pathlib import Path
 import numpy as np
 from live_window_stage import SIM_VARIANTS, Scores, finish, merge, stage, summarise
 from real_signals import snippet_nights
-from stage_head_eval import variants
+from stage_head_eval import held_out_sources, variants
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.stage_head import FULL_HEAD, StagedEpochs, StageHead
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.corpus import NightSpec, render
 from model_runtime.training.stage_head_training import crop
 from psg.features.stage_spectra import stage_feature_matrix
 from psg.paths import shared_data_dir
@@ -136,7 +136,7 @@ def history_cost(timings: list[tuple[int, float]], at: list[int], half: int = 50
 
 
 def simulated(head: StageHead, args: argparse.Namespace) -> tuple[dict, dict]:
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
+    sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)  # drawn as stage_head_eval draws it, so the nights are its nights
     parts: dict[tuple[str, int, str], list[Scores]] = {}
     timings: dict[str, list[tuple[int, float]]] = {}

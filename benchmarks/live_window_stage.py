@@ -41,13 +41,13 @@ from pathlib import Path
 
 import numpy as np
 from real_signals import snippet_nights
-from stage_head_eval import variants
+from stage_head_eval import held_out_sources, variants
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
 from model_runtime.model.stage_head import PRIOR_HEAD, UNCERTAIN, StagedEpochs, StageHead
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.corpus import NightSpec, render
 from model_runtime.training.stage_head_training import crop, expected_calibration_error
 from psg.features.stage_spectra import stage_feature_matrix
 from psg.paths import shared_data_dir
@@ -181,7 +181,7 @@ def interleaved_cost(head: StageHead, named: dict[str, Recording], widths: list[
 def simulated(lm_head: StageHead, args: argparse.Namespace) -> tuple[dict, dict, dict]:
     """Per variant and W: the summary of the held-out nights, the per-call cost during the scoring, and the
     interleaved per-call cost on the first night."""
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
+    sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)  # drawn as stage_head_eval draws it, so the nights are its nights
     parts: dict[tuple[str, int], list[Scores]] = {}
     interleaved: dict = {}

@@ -42,6 +42,12 @@ from psg.recording import Recording
 SHOTS = (1, 2, 5, 10, 20, 50)
 
 
+def held_out_sources(nights: int) -> list[str]:
+    """The first ``nights`` validation timelines of the corpus split (never rendered for training): the
+    held-out nights every stage benchmark plays."""
+    return [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][:nights]
+
+
 def variants(recording: Recording, rng: np.random.Generator) -> dict[str, tuple[Recording, slice]]:
     n = min(recording.n_epochs, len(recording.timeline.stages))
     eeg = Recording("eeg", {EEG_C4: recording.signals[EEG_C4]})
@@ -81,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     lm = SleepLM.load()
     assert lm.stage_head is not None, "no stage head beside the checkpoint"
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][: args.nights]
+    sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)
     pooled: dict[str, dict[str, list]] = {}
     few_shot: list[tuple[np.ndarray, np.ndarray]] = []

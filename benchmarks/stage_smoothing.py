@@ -19,13 +19,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from stage_head_eval import variants
+from stage_head_eval import held_out_sources, variants
 
 from model_runtime.serving.model_api import SleepLM
-from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
+from model_runtime.training.corpus import NightSpec, render
 from model_runtime.training.stage_head_training import expected_calibration_error
 from psg.features.stage_spectra import PRIOR_COLUMNS, StageFeatures, stage_feature_matrix
-from psg.paths import shared_data_dir
 
 #: ``StageFeatures``' fields in constructor order: what the cache keeps of each recording.
 FIELDS = ("values", "available", "eeg_ok", "prior")
@@ -59,7 +58,7 @@ def features(nights: int, seed: int, cache: Path | None) -> dict[str, np.ndarray
     """Per night and variant, the stage head's measurements (``StageFeatures``' fields) and the truth."""
     if cache is not None and cache.exists():
         return dict(np.load(cache))
-    sources = [s for s in timeline_sources(shared_data_dir(), 30) if split_of(s) == "validation"][:nights]
+    sources = held_out_sources(nights)
     rng, out = np.random.default_rng(seed), {}
     for i, source in enumerate(sources):
         recording = render(NightSpec(source, seed=seed, artifacts=True))
