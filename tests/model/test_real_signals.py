@@ -53,9 +53,9 @@ def test_sleep_edf_wake_is_mostly_w(real_signals: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured with the domain gate: the real-prior head (YASA alone) stages "
-    "it, N2 at p = 0.68 (N3 0.13); YASA's own probabilities: N2 0.79, N3 0.09. One epoch, no "
-    "context, slow waves of 91 uV with most power at 1-2 Hz; the full head said N2 at 0.94 too",
+    reason="measured with the domain gate: the real-prior head stages it with YASA's own "
+    "probabilities, N2 0.79, N3 0.09. One epoch, no context, slow waves of 91 uV with most power "
+    "at 1-2 Hz; the full head said N2 at 0.94 too",
 )
 def test_real_n3_eeg_is_staged_n3(real_signals: Path, tmp_path: Path) -> None:
     data = np.loadtxt(real_signals / "yasa" / "data_N3_no-spindles_30sec_100Hz.txt")
