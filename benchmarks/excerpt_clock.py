@@ -4,7 +4,8 @@ YASA's classifier reads two time features, ``time_hour`` (hours since the record
 (time over the recording's length). On a whole night they say where in the night an epoch lies; on a 30-min
 excerpt cut from mid-night (the held-out evaluation's kind of file) they say "the first half hour of a night
 that ends after 30 min". This measures what four clocks give YASA (our port, ``psg.features.yasa_prior``'s
-inputs and classifiers; the EEG derivations averaged as the prior averages them):
+inputs and classifiers; probabilities averaged over the EEG derivations, without the prior's per-epoch
+masking of flat or missing epochs):
 
 * ``yasa``: YASA's own (what ``sleeplm stage`` gives it today);
 * ``start``: the excerpt taken as the start of an 8-h night (``RecordingClock``: what a live bed gets);
@@ -63,7 +64,7 @@ def clocks(n: int, start_s: float | None) -> dict[str, list[RecordingClock | Non
 
 
 def probabilities(recording: Recording, n: int, start_s: float | None) -> dict[str, np.ndarray]:
-    """clock -> (n, 5) YASA probabilities, averaged over the usable EEG derivations (as the prior does)."""
+    """clock -> (n, 5) YASA probabilities, averaged over the usable EEG derivations."""
     eegs, others = yasa_inputs(recording.signals)
     out: dict[str, np.ndarray] = {}
     for eeg in eegs:

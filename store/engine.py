@@ -3,8 +3,8 @@
 SQLite (the embedded default) runs in WAL mode so the API reads while the sink writes, with a busy
 timeout instead of "database is locked" errors: 30 s, or the URL's ``timeout`` in seconds
 (``sqlite:///sleeplm.db?timeout=5``, pysqlite's own parameter). pysqlite's own transaction handling
-neither wraps DDL nor lets us choose the lock mode, so it is switched off and every transaction is begun explicitly:
-``BEGIN`` for reads and ``BEGIN IMMEDIATE`` for writes (``write_connection``), which takes the write
+neither wraps DDL nor lets us choose the lock mode, so it is switched off and every transaction is begun
+explicitly: ``BEGIN`` for reads and ``BEGIN IMMEDIATE`` for writes (``write_connection``), which takes the write
 lock up front; a deferred transaction that upgrades to a writer can fail with SQLITE_BUSY regardless
 of the timeout. On PostgreSQL writers take a transaction-scoped advisory lock instead, so writes
 commit in the order of their ids and the live feed's id cursor never skips a row that commits late.

@@ -77,8 +77,7 @@ class LiveStageHead:
         recording: a worker that took the bed over, whose history may be in the store (``resume``)."""
         first: dict[tuple[str, str], int] = {}
         for m in messages:
-            history = self._beds.get(m.bed_id)
-            if m.stage_measurements is None or (history is not None and history.recording_id == m.recording_id):
+            if m.stage_measurements is None or self._history(m) is not None:
                 continue
             if m.epoch > TAKEOVER_GRACE_EPOCHS:
                 key = (m.bed_id, m.recording_id)
@@ -101,8 +100,8 @@ class LiveStageHead:
         """The verdict for ``message``, or None when it carries no (readable) stage measurements."""
         if message.stage_measurements is None:
             return None
-        history = self._beds.get(message.bed_id)
-        if history is None or history.recording_id != message.recording_id:
+        history = self._history(message)
+        if history is None:
             history = self._beds[message.bed_id] = MeasurementHistory(message.recording_id)
         try:
             x, eeg_ok = history.row(message.epoch, message.stage_measurements)
@@ -117,6 +116,11 @@ class LiveStageHead:
         reason = staged.reasons[0] or takeover_reason(history, message.epoch) or tie_reason(staged.probabilities[0])
         verdict = UNCERTAIN if reason else staged.verdicts[0]
         return LiveVerdict(verdict, staged.best[0], staged.probabilities[0], reason, name)
+
+    def _history(self, message: EpochMessage) -> MeasurementHistory | None:
+        """The bed's kept history when it is of ``message``'s recording, else None."""
+        history = self._beds.get(message.bed_id)
+        return history if history is not None and history.recording_id == message.recording_id else None
 
 
 def takeover_reason(history: MeasurementHistory, epoch: int) -> str:

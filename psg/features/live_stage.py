@@ -145,14 +145,15 @@ class MeasurementHistory:
         self._spectral.append(m.spectral)
         self._available.append(m.available)
         for label, (_, features) in m.derivations.items():
-            self._derivation(label, m.channels).keep(epoch, features)
+            kept = self._derivation(label, m.channels)
+            if kept is None:  # the bed's channel set changed (or the derivation is new): start afresh
+                kept = self._yasa[label] = _DerivationHistory(m.channels)
+            kept.keep(epoch, features)
 
-    def _derivation(self, label: str, channels: str) -> _DerivationHistory:
-        """``label``'s YASA history, started afresh when the bed's channel set changed."""
+    def _derivation(self, label: str, channels: str) -> _DerivationHistory | None:
+        """``label``'s YASA history when it was kept with the same channel set, else None."""
         kept = self._yasa.get(label)
-        if kept is None or kept.channels != channels:
-            kept = self._yasa[label] = _DerivationHistory(channels)
-        return kept
+        return kept if kept is not None and kept.channels == channels else None
 
     def _prior(self, epoch: int, m: _Measured) -> np.ndarray:
         """(N_PRIOR,): YASA's probabilities for ``epoch`` averaged over its usable derivations, and the flag."""
@@ -161,8 +162,7 @@ class MeasurementHistory:
         for label, (ok, features) in m.derivations.items():
             if not ok:
                 continue
-            kept = self._yasa.get(label)
-            history = kept if kept is not None and kept.channels == m.channels else _DerivationHistory(m.channels)
+            history = self._derivation(label, m.channels) or _DerivationHistory(m.channels)
             names, table = history.table(epoch, features)
             probs.append(classifier_probabilities(history.channels, names, table[-1:])[0])
         if probs:
