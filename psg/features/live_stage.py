@@ -19,6 +19,8 @@ recording-relative scaling see only the epochs so far, and YASA's ``time_norm`` 
 length, unknown live) is taken over an assumed 8-h night (``RecordingClock``), with each row's own epoch time;
 YASA's band-pass runs over the window (the current epoch and its context), not the whole night; the past
 4-epoch means are taken per epoch (a plain mean, where YASA's pandas sums carry rounding across the night).
+As offline for a recorded file, a history shorter than a night scales YASA's shape features partly to a
+reference night (``psg.features.night_reference``): a bed's first hour is a piece of a night too.
 
 The measurements are plain JSON (``to_jsonable``: NaN as null) so they travel in the epoch message header:
 
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from psg.errors import PSGError
+from psg.features.night_reference import load_night_reference
 from psg.features.stage_spectra import RAW_NAMES, stage_feature_matrix, stage_model_input
 from psg.features.yasa_features import (
     PAST_WINDOW,
@@ -187,7 +190,7 @@ class _DerivationHistory:
         rows = self.features.with_row(before, features)
         past = self.past.with_row(before, self.past_mean(before, features))
         clock = RecordingClock(np.array([*self.epochs[:before], epoch], dtype=np.float64) * EPOCH_S)
-        return feature_table(list(_base_names(self.channels)), rows, past, clock)
+        return feature_table(list(_base_names(self.channels)), rows, past, clock, load_night_reference())
 
     def keep(self, epoch: int, features: np.ndarray) -> None:
         before = int(np.searchsorted(self.epochs, epoch))

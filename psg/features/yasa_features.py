@@ -54,6 +54,8 @@ from scipy import fft as sp_fft
 from scipy import signal as sps
 from scipy.integrate import simpson, trapezoid
 
+from psg.features.night_reference import NightReference, night_statistics
+
 #: The rate every signal is given at (YASA resamples to it before computing its features).
 FS = 100
 EPOCH_SAMPLES = 30 * FS
@@ -76,13 +78,16 @@ _CENTRED_WINDOW = 15  # YASA's 7.5-min centred smoothing, in epochs
 PAST_WINDOW = 4  # YASA's 2-min past smoothing, in epochs
 
 
-def staging_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+def staging_features(
+    signals: dict[str, np.ndarray], reference: NightReference | None = None
+) -> tuple[list[str], np.ndarray]:
     """YASA's ``SleepStaging`` features of 100-Hz signals in uV: (sorted feature names, (n_epochs, n) float32).
 
     ``signals`` maps ``"eeg"`` (required), ``"eog"`` and ``"emg"`` to 1-D arrays of one length, at least one
-    30-s epoch; a trailing partial epoch is ignored, as YASA does.
+    30-s epoch; a trailing partial epoch is ignored, as YASA does. ``reference``: see ``feature_table``.
     """
-    return feature_table(*epoch_base_features(signals))
+    names, features = epoch_base_features(signals)
+    return feature_table(names, features, reference=reference)
 
 
 def epoch_base_features(signals: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -119,17 +124,31 @@ def one_epoch_features(x: np.ndarray, kind: str, epoch: int) -> np.ndarray:
 
 
 def feature_table(
-    names: list[str], features: np.ndarray, past: np.ndarray | None = None, clock: RecordingClock | None = None
+    names: list[str],
+    features: np.ndarray,
+    past: np.ndarray | None = None,
+    clock: RecordingClock | None = None,
+    reference: NightReference | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """The classifier's table from per-epoch features (``epoch_base_features``): YASA's smoothing added,
     columns sorted by name. ``past``: the past 4-epoch means when the caller kept them (a live bed computes
     each once, ``past_mean`` of its last rows); None computes them here. ``clock``: where the rows lie in
-    the night when they are not the whole recording from its start (a live bed's history, below)."""
+    the night when they are not the whole recording from its start (a live bed's history, below).
+    ``reference``: scale the shape features of a recording shorter than a night partly to a reference night
+    (``psg.features.night_reference``); None scales every feature to the recording alone, as YASA does."""
     n_epochs = len(features)
     # YASA's smoothing: a centred triangular 15-epoch (7.5-min) mean and a past 4-epoch (2-min) mean, each
     # scaled to the recording's 5-95 % range
-    rollc = robust_scale_5_95(centred_triangular_mean(features))
-    rollp = robust_scale_5_95(past_mean(features) if past is None else past)
+    scaled = []
+    for window, rolled in (
+        ("c7min", centred_triangular_mean(features)),
+        ("p2min", past_mean(features) if past is None else past),
+    ):
+        stats = night_statistics(rolled)
+        if reference is not None:
+            stats = reference.blend(window, names, stats, n_epochs)
+        scaled.append(robust_scale_with(rolled, stats))
+    rollc, rollp = scaled
     if clock is None:
         times = np.arange(n_epochs) * 30.0
         time_norm = times / times[-1] if times[-1] > 0 else np.zeros_like(times)
@@ -231,12 +250,12 @@ def robust_scale_5_95(x: np.ndarray) -> np.ndarray:
     """``sklearn.preprocessing.robust_scale(x, quantile_range=(5, 95))`` of (n, m) ``x``: per column, minus
     the median, over the 5-95 percentile range (1 where that range is under 10 machine epsilons), NaN ignored.
     """
-    if np.isnan(x).any():
-        center = np.nanmedian(x, axis=0)
-        low, high = np.nanpercentile(x, (5, 95), axis=0)
-    else:  # the same numbers, without NaN-aware NumPy's per-column loop (the live path calls this per epoch)
-        center = np.median(x, axis=0)
-        low, high = np.percentile(x, (5, 95), axis=0)
+    return robust_scale_with(x, night_statistics(x))
+
+
+def robust_scale_with(x: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """(n, m) ``x`` centred and scaled by (3, m) ``stats`` (median, 5th, 95th percentile), as ``robust_scale``."""
+    center, low, high = stats
     scale = high - low
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
     return np.asarray((x - center) / scale)

@@ -41,9 +41,10 @@ import numpy as np
 from scipy import signal as sps
 
 from psg.features.band_extension import extend_band
+from psg.features.night_reference import NightReference, load_night_reference
 from psg.features.yasa_features import staging_features
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, Recording, Signal
 
 #: Stage order of the probabilities (the model's STAGE_LABELS; psg does not import model_runtime).
 STAGES = ("W", "N1", "N2", "N3", "R")
@@ -64,20 +65,24 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     """(n_epochs, N_PRIOR): YASA's stage probabilities per 30-s epoch and whether YASA staged the epoch.
 
     With two EEG derivations YASA stages each (with the same EOG and EMG) and the probabilities are
-    averaged over the derivations usable in each epoch, as ``stage_spectra`` averages its features.
+    averaged over the derivations usable in each epoch, as ``stage_spectra`` averages its features. A
+    recorded file shorter than a night (``psg.recording.ORIGIN``: real signals, which go to the real-prior
+    head) has its shape features scaled partly to a reference night (``psg.features.night_reference``);
+    simulated and in-memory recordings get YASA's own scaling, the one the full head was trained on.
     """
     n = recording.n_epochs if n_epochs is None else n_epochs
     out = np.zeros((n, N_PRIOR))
     eegs, others = yasa_inputs(recording.signals)
     if not eegs or n == 0:
         return out
+    reference = load_night_reference() if recording.metadata.get(ORIGIN) == RECORDED else None
     total, count = np.zeros((n, 5)), np.zeros(n)
     for eeg in eegs:
         ok = ~bad_epochs(eeg, n)
         if not ok.any():
             continue
         try:
-            probs = _yasa_probabilities({"eeg": eeg, **others}, n)
+            probs = _yasa_probabilities({"eeg": eeg, **others}, n, reference)
         except Exception as exc:  # noqa: BLE001 - YASA failing must not stop staging; the head copes without
             _LOG.warning("YASA prior unavailable for one EEG: %s: %s", type(exc).__name__, exc)
             continue
@@ -134,13 +139,13 @@ def at_yasa_rate(sig: Signal, n: int) -> np.ndarray:
     return extend_band(x, YASA_FS, sig.fs, int(EPOCH_S * YASA_FS))
 
 
-def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
+def _yasa_probabilities(channels: dict[str, Signal], n: int, reference: NightReference | None) -> np.ndarray:
     """(n, 5) probabilities from YASA's classifier for this channel set, in ``STAGES`` order."""
     # uV -> V -> uV, the round trip YASA makes through MNE (which stores volts): it moves a sample by ~1e-16
     # relative, and a near-silent channel's zero crossings (a feature) move with it; kept, so the
     # probabilities are YASA's to the last bit
     signals = {g: (at_yasa_rate(sig, n) * 1e-6) * 1e6 for g, sig in channels.items()}
-    names, features = staging_features(signals)
+    names, features = staging_features(signals, reference)
     return classifier_probabilities("+".join(channels), names, features)
 
 

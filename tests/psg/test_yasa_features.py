@@ -55,10 +55,12 @@ def _yasa_features(signals: dict[str, np.ndarray]) -> object:
         return staging.get_features()
 
 
-def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
+def _yasa_probabilities(channels: dict[str, Signal], n: int, reference: object) -> np.ndarray:
     """What ``yasa_prior`` computed with the yasa package before the port: YASA's features and its pickled
-    classifier (``predict_proba``), columns in ``STAGES`` order."""
+    classifier (``predict_proba``), columns in ``STAGES`` order. YASA knows no night reference."""
     import joblib
+
+    assert reference is None, "compare the port with YASA on recordings scaled to themselves"
 
     features = _yasa_features({g: yp.at_yasa_rate(sig, n) for g, sig in channels.items()})
     path = Path(yasa.__file__).parent / "classifiers" / f"clf_{'+'.join(channels)}_lgb_0.5.0.joblib"
@@ -70,9 +72,12 @@ def _yasa_probabilities(channels: dict[str, Signal], n: int) -> np.ndarray:
 
 
 def _prior_both_ways(recording: Recording, monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndarray]:
+    """Our prior and YASA's on ``recording`` taken as unmarked (a recorded file's short recordings are scaled
+    partly to a night reference, which YASA has not: ``tests/psg/test_night_reference.py``)."""
+    recording = Recording(recording.record_id, recording.signals)
     ours = yp.yasa_prior(recording)
     with monkeypatch.context() as patch:
-        reference: Callable[[dict[str, Signal], int], np.ndarray] = _yasa_probabilities
+        reference: Callable[[dict[str, Signal], int, object], np.ndarray] = _yasa_probabilities
         patch.setattr(yp, "_yasa_probabilities", reference)
         theirs = yp.yasa_prior(recording)
     return ours, theirs
