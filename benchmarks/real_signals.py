@@ -22,7 +22,7 @@ from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import NightInput, load_night_input, stage_night
 from psg.montage import EEG_C3, EEG_C4, EOG_L
 from psg.paths import shared_data_dir
-from psg.recording import Recording, Signal
+from psg.recording import ORIGIN, RECORDED, Recording, Signal
 
 
 def snippet_nights(root: Path) -> list[tuple[str, NightInput | None, Recording, str]]:
@@ -63,7 +63,10 @@ def snippet_nights(root: Path) -> list[tuple[str, NightInput | None, Recording, 
             )
         )
     for name, channels, truth in recordings:
-        rec = Recording(name, {k: Signal(k, v, fs, "uV") for k, (v, fs) in channels.items()})
+        # real signals, as a lab's file of them would be read (psg.recording.ORIGIN)
+        rec = Recording(
+            name, {k: Signal(k, v, fs, "uV") for k, (v, fs) in channels.items()}, metadata={ORIGIN: RECORDED}
+        )
         x = recording_model_epochs(rec)
         feats = epoch_features(rec)
         out.append((name, NightInput(Path(name), rec, x, feats, None), rec, truth))
