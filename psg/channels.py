@@ -43,6 +43,7 @@ import numpy as np
 from psg.channel_labels import DERIVATIONS, EEG_SLOTS, Entry, lookup, normalise
 from psg.channel_map_format import ChannelMapFile
 from psg.errors import PSGError
+from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed_reason
 from psg.montage import (
     ABD,
     AF,
@@ -416,6 +417,8 @@ def _convert(
         if slot == POS:
             data = _position_codes(signal, mapping)
     _rate_flags(slot, signal.fs, mapping)
+    if slot in EEG_SLOTS.values() and mapping.used:
+        _bandwidth_flags(slot, signal, mapping)
     if data is None or not mapping.used:
         mapping.used = False
         return None
@@ -458,3 +461,11 @@ def _rate_flags(slot: str, fs: float, mapping: SlotMapping) -> None:
     elif fs < FULL_FS.get(slot, 0.0):
         mapping.flags.append("band_limited")
         mapping.notes.append(f"{slot}: {fs:g} Hz, under {FULL_FS[slot]:g} Hz; upsampled without its high band.")
+
+
+def _bandwidth_flags(slot: str, signal: Signal, mapping: SlotMapping) -> None:
+    """Flag ``low_passed`` an EEG whose beta band a device filter removed (``psg.features.eeg_bandwidth``)."""
+    slope = beta_slope(signal)
+    if slope is not None and slope < LOW_PASSED_SLOPE:
+        mapping.flags.append("low_passed")
+        mapping.notes.append(f"{slot}: {low_passed_reason(slope)}; staged uncertain where it is the only EEG.")

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model_runtime.model.prompts import STAGE_LABELS
-from model_runtime.model.stage_head import StagedEpochs
+from model_runtime.model.stage_head import UNCERTAIN, StagedEpochs
 from model_runtime.serving.model_api import SleepLM, respiratory_evidence
 from model_runtime.serving.night_gaps import GAP_VERDICT, recorded_epochs, with_gaps
 from psg.captions import MODALITIES
@@ -33,6 +33,8 @@ from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
 from psg.detectors import detect_events
 from psg.errors import PSGError
+from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed_reason
+from psg.features.yasa_prior import yasa_inputs
 from psg.formats import read_psg
 from psg.formats.scoring import SCORING_KEY
 from psg.json_codec import to_jsonable
@@ -292,8 +294,8 @@ def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: 
         from psg.features.stage_spectra import stage_feature_matrix
 
         recording = recorded_epochs(night.recording, gap) if gap.any() else night.recording
-        staged = with_gaps(lm.stage_head.stage_features(stage_feature_matrix(recording), lab=lm.lab_head), gap)
-        return _first(staged, night.n_epochs)
+        staged = lm.stage_head.stage_features(stage_feature_matrix(recording), lab=lm.lab_head)
+        return _first(with_gaps(_uncertain_if_low_passed(staged, recording), gap), night.n_epochs)
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
     x = night.x[:stop]
     recorded = ~gap[: len(x)]
@@ -302,6 +304,17 @@ def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: 
         probs = lm.smooth(probs)
     labels = [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
     return with_gaps(StagedEpochs(labels, labels, probs, np.zeros(len(probs)), [""] * len(probs)), ~recorded)
+
+
+def _uncertain_if_low_passed(staged: StagedEpochs, recording: Recording) -> StagedEpochs:
+    """Every epoch ``uncertain`` when every EEG YASA would read was low-passed below its band by the device
+    (``psg.features.eeg_bandwidth``): missing beta reads as sleep, and no head can vouch for a stage."""
+    slopes = [beta_slope(sig) for sig in yasa_inputs(recording.signals)[0]]
+    if not slopes or any(slope is None or slope >= LOW_PASSED_SLOPE for slope in slopes):
+        return staged
+    reason = low_passed_reason(max(s for s in slopes if s is not None))
+    n = len(staged.verdicts)
+    return StagedEpochs([UNCERTAIN] * n, staged.best, staged.probabilities, staged.novelty, [reason] * n, staged.head)
 
 
 def _stage_source(lm: SleepLM) -> str:

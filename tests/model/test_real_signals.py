@@ -108,3 +108,21 @@ def test_sleep_edf_wake_at_50_hz_is_staged_as_at_100_hz(real_signals: Path, tmp_
     result = _stage(_edf(tmp_path, "sleepedf50", "EEG Fpz-Cz", _at_50_hz(eeg.data, eeg.fs), 50.0))
     counts = Counter(result["stages"])
     assert counts["W"] > len(result["stages"]) / 2 and counts["N3"] == 0, counts
+
+
+def test_real_wake_low_passed_at_15_hz_is_uncertain_not_n3(real_signals: Path, tmp_path: Path) -> None:
+    """A device low-pass at 15 Hz takes the beta band YASA reads; scaled towards the reference night the
+    Sleep-EDF wake then read as N3 (7 of 10 epochs). The file is now staged uncertain, and says why."""
+    from scipy import signal as sps
+
+    from psg.formats.edf import read_mapped_edf
+
+    recording, _ = read_mapped_edf(real_signals / "sleep-edf-short" / "short_psg.edf")
+    eeg = recording.signals["EEG C4-A1"]
+    low_passed = sps.sosfiltfilt(sps.butter(4, 15.0, fs=eeg.fs, output="sos"), eeg.data)
+    result = _stage(_edf(tmp_path, "lp15", "Fpz-Cz", sps.resample_poly(low_passed, 1, 2), eeg.fs / 2))
+    assert set(result["stages"]) == {"uncertain"}, result["stages"]
+    assert all("low-passed below YASA's band" in u["reason"] for u in result["uncertain"])
+    assert "low_passed" in next(iter(result["channels"]["slots"].values()))["flags"]
+    unfiltered = _stage(_edf(tmp_path, "raw", "Fpz-Cz", sps.resample_poly(eeg.data, 1, 2), eeg.fs / 2))
+    assert "uncertain" not in unfiltered["stages"] and "N3" not in unfiltered["stages"], unfiltered["stages"]

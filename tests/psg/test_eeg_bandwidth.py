@@ -1,0 +1,49 @@
+"""A device low-pass below YASA's band is told from EEG's own fall-off (``psg.features.eeg_bandwidth``).
+
+Why: missing beta reads as sleep to YASA; a recording whose EEG was low-passed near 15 Hz is staged
+``uncertain`` rather than N3. The threshold sits between the steepest physiological slopes measured
+(-5.8, real N3 EEG) and a 15-Hz filter's (-10.5 and steeper); these tests pin both sides on synthetic EEG.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed, low_passed_reason
+from psg.recording import Signal
+
+
+def _pink_eeg(fs: float, minutes: float = 5.0, exponent: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Random-phase noise with a 1/f^exponent spectrum: EEG's aperiodic background."""
+    n = int(minutes * 60 * fs)
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    amplitude = np.where(freqs > 0, np.maximum(freqs, 0.5) ** (-exponent / 2), 0.0)
+    phase = np.exp(2j * np.pi * np.random.default_rng(seed).random(freqs.size))
+    return np.fft.irfft(amplitude * phase, n=n) * 1e3
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0, 3.0])
+def test_eeg_backgrounds_are_not_flagged(exponent: float) -> None:
+    sig = Signal("EEG", _pink_eeg(100.0, exponent=exponent), 100.0, "uV")
+    slope = beta_slope(sig)
+    assert slope == pytest.approx(-exponent, abs=0.5)
+    assert not low_passed(sig)
+
+
+@pytest.mark.parametrize("fs", [50.0, 100.0, 256.0])
+def test_a_15_hz_device_low_pass_is_flagged_at_any_rate(fs: float) -> None:
+    x = sps.sosfiltfilt(sps.butter(4, 15.0, fs=fs, output="sos"), _pink_eeg(fs))
+    sig = Signal("EEG", x, fs, "uV")
+    slope = beta_slope(sig)
+    assert slope is not None and slope < LOW_PASSED_SLOPE
+    assert low_passed(sig)
+    assert f"slope {slope:.1f}" in low_passed_reason(slope)
+
+
+def test_what_cannot_carry_the_band_is_not_judged() -> None:
+    assert beta_slope(Signal("EEG", _pink_eeg(40.0), 40.0, "uV")) is None  # rate under 50 Hz
+    assert beta_slope(Signal("EEG", np.zeros(3000), 100.0, "uV")) is None  # flat
+    assert beta_slope(Signal("EEG", _pink_eeg(100.0)[:2000], 100.0, "uV")) is None  # under one epoch
+    assert not low_passed(Signal("EEG", np.full(6000, np.nan), 100.0, "uV"))
