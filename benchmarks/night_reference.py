@@ -47,11 +47,11 @@ SCALINGS = ("own", "reference")
 def probabilities(recording: Recording, n: int, own_scale_epochs: int) -> dict[str, np.ndarray]:
     """scaling -> (n, 5) YASA probabilities, averaged over the usable EEG derivations."""
     eegs, others = yasa_inputs(recording.signals)
+    shipped = replace(load_night_reference(), own_scale_epochs=own_scale_epochs)
     out: dict[str, np.ndarray] = {}
     for eeg in eegs:
         channels = {"eeg": eeg, **others}
         names, features = epoch_base_features({g: at_yasa_rate(sig, n) for g, sig in channels.items()})
-        shipped = replace(load_night_reference(), own_scale_epochs=own_scale_epochs)
         for scaling in SCALINGS:
             reference = shipped if scaling == "reference" else None
             p = classifier_probabilities("+".join(channels), *feature_table(names, features, reference=reference))

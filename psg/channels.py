@@ -43,7 +43,7 @@ import numpy as np
 from psg.channel_labels import DERIVATIONS, EEG_SLOTS, Entry, lookup, normalise
 from psg.channel_map_format import ChannelMapFile
 from psg.errors import PSGError
-from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed_reason
+from psg.features.eeg_bandwidth import low_pass_slope, low_passed_reason
 from psg.montage import (
     ABD,
     AF,
@@ -465,7 +465,7 @@ def _rate_flags(slot: str, fs: float, mapping: SlotMapping) -> None:
 
 def _bandwidth_flags(slot: str, signal: Signal, mapping: SlotMapping) -> None:
     """Flag ``low_passed`` an EEG whose beta band a device filter removed (``psg.features.eeg_bandwidth``)."""
-    slope = beta_slope(signal)
-    if slope is not None and slope < LOW_PASSED_SLOPE:
+    slope = low_pass_slope(signal)
+    if slope is not None:
         mapping.flags.append("low_passed")
         mapping.notes.append(f"{slot}: {low_passed_reason(slope)}; staged uncertain where it is the only EEG.")

@@ -33,7 +33,7 @@ from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
 from psg.detectors import detect_events
 from psg.errors import PSGError
-from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed_reason
+from psg.features.eeg_bandwidth import low_pass_slope, low_passed_reason
 from psg.features.yasa_prior import yasa_inputs
 from psg.formats import read_psg
 from psg.formats.scoring import SCORING_KEY
@@ -309,8 +309,8 @@ def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: 
 def _uncertain_if_low_passed(staged: StagedEpochs, recording: Recording) -> StagedEpochs:
     """Every epoch ``uncertain`` when every EEG YASA would read was low-passed below its band by the device
     (``psg.features.eeg_bandwidth``): missing beta reads as sleep, and no head can vouch for a stage."""
-    slopes = [beta_slope(sig) for sig in yasa_inputs(recording.signals)[0]]
-    if not slopes or any(slope is None or slope >= LOW_PASSED_SLOPE for slope in slopes):
+    slopes = [low_pass_slope(sig) for sig in yasa_inputs(recording.signals)[0]]
+    if not slopes or None in slopes:
         return staged
     reason = low_passed_reason(max(s for s in slopes if s is not None))
     n = len(staged.verdicts)

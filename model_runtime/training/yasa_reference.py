@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from model_runtime.training.corpus import NightSpec, render, split_of, timeline_sources
 from psg.features.night_reference import DEFAULT_PATH, NightReference, build_night_reference, night_statistics
-from psg.features.yasa_features import centred_triangular_mean, epoch_base_features, past_mean
+from psg.features.yasa_features import epoch_base_features, smoothed_blocks
 from psg.features.yasa_prior import at_yasa_rate
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
 from psg.paths import shared_data_dir
@@ -41,13 +41,7 @@ def night_blocks(recording: Recording) -> Iterator[tuple[list[str], dict[str, np
     others = {g: at_yasa_rate(recording.signals[label], n) for g, label in (("eog", EOG_L), ("emg", EMG_CHIN))}
     for label in (EEG_C4, EEG_C3):
         names, features = epoch_base_features({"eeg": at_yasa_rate(recording.signals[label], n), **others})
-        yield (
-            names,
-            {
-                "c7min": night_statistics(centred_triangular_mean(features)),
-                "p2min": night_statistics(past_mean(features)),
-            },
-        )
+        yield names, {window: night_statistics(rolled) for window, rolled in smoothed_blocks(features).items()}
 
 
 def build(sources: list[str], seed: int = SEED) -> NightReference:

@@ -51,10 +51,11 @@ def beta_slope(sig: Signal) -> float | None:
     return float(np.polyfit(np.log10(freqs[band]), np.log10(median[band]), 1)[0])
 
 
-def low_passed(sig: Signal) -> bool:
-    """True when ``sig``'s spectrum falls off above 14 Hz faster than EEG does: a device low-pass."""
+def low_pass_slope(sig: Signal) -> float | None:
+    """``sig``'s beta slope when its spectrum falls off above 14 Hz faster than EEG does (a device
+    low-pass), else None: the one test the channel report and staging both apply."""
     slope = beta_slope(sig)
-    return slope is not None and slope < LOW_PASSED_SLOPE
+    return slope if slope is not None and slope < LOW_PASSED_SLOPE else None
 
 
 def low_passed_reason(slope: float) -> str:

@@ -140,10 +140,7 @@ def feature_table(
     # YASA's smoothing: a centred triangular 15-epoch (7.5-min) mean and a past 4-epoch (2-min) mean, each
     # scaled to the recording's 5-95 % range
     scaled = []
-    for window, rolled in (
-        ("c7min", centred_triangular_mean(features)),
-        ("p2min", past_mean(features) if past is None else past),
-    ):
+    for window, rolled in smoothed_blocks(features, past).items():
         stats = night_statistics(rolled)
         if reference is not None:
             stats = reference.blend(window, names, stats, n_epochs)
@@ -158,6 +155,12 @@ def feature_table(
     table = np.concatenate([features, rollc, rollp, np.stack([times / 3600, time_norm], axis=1)], axis=1)
     order = sorted(range(len(names)), key=names.__getitem__)  # pandas' sort_index(axis=1): by column name
     return [names[j] for j in order], table[:, order].astype(np.float32)
+
+
+def smoothed_blocks(features: np.ndarray, past: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """YASA's two smoothed blocks of per-epoch ``features`` before scaling, by their column suffix: the
+    centred 7.5-min triangular mean and the past 2-min mean (``past`` when the caller kept it)."""
+    return {"c7min": centred_triangular_mean(features), "p2min": past_mean(features) if past is None else past}
 
 
 @dataclass(frozen=True)

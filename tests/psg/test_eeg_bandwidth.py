@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_passed, low_passed_reason
+from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_pass_slope, low_passed_reason
 from psg.recording import Signal
 
 
@@ -29,7 +29,7 @@ def test_eeg_backgrounds_are_not_flagged(exponent: float) -> None:
     sig = Signal("EEG", _pink_eeg(100.0, exponent=exponent), 100.0, "uV")
     slope = beta_slope(sig)
     assert slope == pytest.approx(-exponent, abs=0.5)
-    assert not low_passed(sig)
+    assert low_pass_slope(sig) is None
 
 
 @pytest.mark.parametrize("fs", [50.0, 100.0, 256.0])
@@ -38,7 +38,7 @@ def test_a_15_hz_device_low_pass_is_flagged_at_any_rate(fs: float) -> None:
     sig = Signal("EEG", x, fs, "uV")
     slope = beta_slope(sig)
     assert slope is not None and slope < LOW_PASSED_SLOPE
-    assert low_passed(sig)
+    assert low_pass_slope(sig) == slope
     assert f"slope {slope:.1f}" in low_passed_reason(slope)
 
 
@@ -46,4 +46,4 @@ def test_what_cannot_carry_the_band_is_not_judged() -> None:
     assert beta_slope(Signal("EEG", _pink_eeg(40.0), 40.0, "uV")) is None  # rate under 50 Hz
     assert beta_slope(Signal("EEG", np.zeros(3000), 100.0, "uV")) is None  # flat
     assert beta_slope(Signal("EEG", _pink_eeg(100.0)[:2000], 100.0, "uV")) is None  # under one epoch
-    assert not low_passed(Signal("EEG", np.full(6000, np.nan), 100.0, "uV"))
+    assert low_pass_slope(Signal("EEG", np.full(6000, np.nan), 100.0, "uV")) is None
