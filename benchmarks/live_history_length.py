@@ -50,11 +50,12 @@ def measured(recording: Recording, desc: str) -> list[dict]:
 
 def verdict(head: StageHead, history: MeasurementHistory, epoch: int, m: dict) -> tuple[str, str]:
     """(verdict, best stage) of ``epoch`` from ``history``, as the live runtime gives it for a recorded bed."""
-    x, ok = history.row(epoch, m)
+    x, ok, low_passed = history.row(epoch, m)
     flags = np.array([ok])
     staged = head.judge(x[None], flags, head.gate(x[None], flags, RECORDED))
-    tie = tie_reason(staged.probabilities[0])  # the live runtime's coin-toss rule (LiveStageHead.stage)
-    return (UNCERTAIN if tie else staged.verdicts[0]), staged.best[0]
+    # the live runtime's device low-pass and coin-toss rules (LiveStageHead.stage)
+    unsure = low_passed or tie_reason(staged.probabilities[0])
+    return (UNCERTAIN if unsure else staged.verdicts[0]), staged.best[0]
 
 
 def run(head: StageHead, ms: list[dict], truth: list[str], first: int, last: int) -> list[tuple[int, str, str]]:

@@ -86,7 +86,7 @@ def cost(lm: SleepLM, hours: float, history: list[int], repeats: int) -> dict:
         calls = []
         for r in range(repeats):
             t0 = time.perf_counter()
-            x, ok = kept.row(n + r, measured[(n + r) % len(measured)])  # a new epoch: kept, the history grows
+            x, ok, _ = kept.row(n + r, measured[(n + r) % len(measured)])  # a new epoch: kept, the history grows
             head.head.judge(x[None], np.array([ok]), head.head.gate(x[None], np.array([ok]), RECORDED))
             calls.append((time.perf_counter() - t0) * 1e3)
         by_history[n] = round(float(np.median(calls)), 2)

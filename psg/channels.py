@@ -468,4 +468,6 @@ def _bandwidth_flags(slot: str, signal: Signal, mapping: SlotMapping) -> None:
     slope = low_pass_slope(signal)
     if slope is not None:
         mapping.flags.append("low_passed")
-        mapping.notes.append(f"{slot}: {low_passed_reason(slope)}; staged uncertain where it is the only EEG.")
+        mapping.notes.append(
+            f"{slot}: {low_passed_reason(slope)}; staging reads a full-band EEG if there is one, else says uncertain."
+        )

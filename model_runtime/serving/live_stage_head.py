@@ -104,7 +104,7 @@ class LiveStageHead:
         if history is None:
             history = self._beds[message.bed_id] = MeasurementHistory(message.recording_id)
         try:
-            x, eeg_ok = history.row(message.epoch, message.stage_measurements)
+            x, eeg_ok, low_passed = history.row(message.epoch, message.stage_measurements)
         except PSGError as exc:  # one bad message must not stop the bed: the encoder stages it
             self.rejected += 1
             _LOG.warning("epoch %s/%s/%s: %s", message.bed_id, message.recording_id, message.epoch, exc)
@@ -113,7 +113,12 @@ class LiveStageHead:
         head = self.head.gate(x[None], ok, message.origin) if self.lab is None else FULL_HEAD
         staged = self.head.judge(x[None], ok, head, self.lab)
         name = head if self.lab is None else "lab"
-        reason = staged.reasons[0] or takeover_reason(history, message.epoch) or tie_reason(staged.probabilities[0])
+        reason = (
+            low_passed
+            or staged.reasons[0]
+            or takeover_reason(history, message.epoch)
+            or tie_reason(staged.probabilities[0])
+        )
         verdict = UNCERTAIN if reason else staged.verdicts[0]
         return LiveVerdict(verdict, staged.best[0], staged.probabilities[0], reason, name)
 

@@ -12,6 +12,12 @@ spindle power, below a 50-Hz file's anti-alias edge). Measured (``benchmarks/RES
 night"): real EEG -0.7 to -5.8 (the steepest the real N3 epoch), simulated 30-min excerpts -5.8 to +1.5
 clean or perturbed; a 15-Hz 4th-order low-pass -10.5 to -20.8, a 20-Hz one -2.6 to -10.2 (only partly
 told apart, and harmless there: no wake called N3). A recording steeper than ``LOW_PASSED_SLOPE`` is flagged.
+
+The slope is measured per 30-s epoch (``epoch_beta_slopes``) and a recording's is the median over its
+epochs, so a live bed's history gives the same number as the file of the same night (the median of the
+epochs so far): on the real EEG we hold, the per-epoch median and the slope of the median spectrum differ
+by at most 0.2. Where a recording has a low-passed and a full-band EEG, staging reads the full-band one
+only (``full_band``); where every EEG is low-passed, it says ``uncertain``.
 """
 
 from __future__ import annotations
@@ -31,31 +37,61 @@ MIN_FS = BETA_BAND[1] / 0.42
 _WELCH_S = 4.0
 
 
-def beta_slope(sig: Signal) -> float | None:
-    """The slope of ``sig``'s median 30-s spectrum over ``BETA_BAND`` in log-log units, or None where its
-    rate cannot carry the band or it holds under one epoch of finite samples."""
-    x = np.asarray(sig.data, dtype=np.float64)
-    per = int(round(EPOCH_S * sig.fs))
-    n = x.size // per
-    if sig.fs < MIN_FS or n == 0:
-        return None
-    epochs = x[: n * per].reshape(n, per)
-    epochs = epochs[np.isfinite(epochs).all(axis=1)]
-    if not len(epochs):
-        return None
-    freqs, power = sps.welch(epochs, sig.fs, nperseg=int(_WELCH_S * sig.fs), axis=1)
-    median = np.median(power, axis=0)
+def epoch_beta_slopes(x: np.ndarray, fs: float) -> np.ndarray:
+    """(n,): the slope over ``BETA_BAND`` of each whole 30-s epoch of ``x`` (log power per log frequency),
+    NaN for an epoch with a non-finite sample or no power in the band (flat: the quality flags say so), and
+    none at all where ``fs`` cannot carry the band."""
+    per = int(round(EPOCH_S * fs))
+    n = np.asarray(x).size // per
+    if fs < MIN_FS or n == 0:
+        return np.empty(0)
+    epochs = np.asarray(x, dtype=np.float64)[: n * per].reshape(n, per)
+    slopes = np.full(n, np.nan)
+    finite = np.isfinite(epochs).all(axis=1)
+    if not finite.any():
+        return slopes
+    freqs, power = sps.welch(epochs[finite], fs, nperseg=int(_WELCH_S * fs), axis=1)
     band = (freqs >= BETA_BAND[0]) & (freqs <= BETA_BAND[1])
-    if not np.all(median[band] > 0):
-        return None  # a flat channel: the quality flags say so
-    return float(np.polyfit(np.log10(freqs[band]), np.log10(median[band]), 1)[0])
+    power = power[:, band]
+    measurable = (power > 0).all(axis=1)
+    fitted = np.full(len(power), np.nan)
+    if measurable.any():
+        fitted[measurable] = np.polyfit(np.log10(freqs[band]), np.log10(power[measurable]).T, 1)[0]
+    slopes[finite] = fitted
+    return slopes
+
+
+def median_slope(slopes: np.ndarray) -> float | None:
+    """A recording's beta slope: the median of its epochs' (NaN skipped), None where none was measured."""
+    measured = np.asarray(slopes, dtype=np.float64)
+    measured = measured[np.isfinite(measured)]
+    return float(np.median(measured)) if measured.size else None
+
+
+def beta_slope(sig: Signal) -> float | None:
+    """``sig``'s beta slope (the median over its epochs), or None where its rate cannot carry the band or no
+    epoch of finite, non-flat samples was measured."""
+    return median_slope(epoch_beta_slopes(sig.data, sig.fs))
+
+
+def is_low_passed(slope: float | None) -> bool:
+    """Whether a recording with this beta slope lost its beta band to a device filter."""
+    return slope is not None and slope < LOW_PASSED_SLOPE
+
+
+def full_band(eegs: list[Signal]) -> list[Signal]:
+    """The EEG derivations staging should read: those not low-passed, or all of them when every one is
+    (then staging says ``uncertain``): YASA averages its derivations, and a low-passed one pulls the
+    average towards sleep."""
+    kept = [sig for sig in eegs if not is_low_passed(beta_slope(sig))]
+    return kept or eegs
 
 
 def low_pass_slope(sig: Signal) -> float | None:
     """``sig``'s beta slope when its spectrum falls off above 14 Hz faster than EEG does (a device
     low-pass), else None: the one test the channel report and staging both apply."""
     slope = beta_slope(sig)
-    return slope if slope is not None and slope < LOW_PASSED_SLOPE else None
+    return slope if is_low_passed(slope) else None
 
 
 def low_passed_reason(slope: float) -> str:

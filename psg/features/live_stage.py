@@ -25,7 +25,13 @@ reference night (``psg.features.night_reference``): a bed's first hour is a piec
 The measurements are plain JSON (``to_jsonable``: NaN as null) so they travel in the epoch message header:
 
     {"spectral": [...RAW_NAMES], "available": [eog, emg], "eeg_ok": bool,
-     "yasa": {"channels": "eeg+eog+emg", "derivations": {"C4": {"ok": bool, "features": [...]}, ...}}}
+     "yasa": {"channels": "eeg+eog+emg",
+              "derivations": {"C4": {"ok": bool, "features": [...], "beta_slope": float}, ...}}}
+
+``beta_slope`` (``psg.features.eeg_bandwidth``; absent in measurements stored before it, read as unknown) is
+the epoch's spectral slope over 14-21 Hz: the median over a derivation's history tells a device low-pass,
+as offline, so a low-passed derivation is left out beside a full-band one and a bed whose every EEG is
+low-passed is ``uncertain`` (``HeadRow.reason``).
 """
 
 from __future__ import annotations
@@ -34,11 +40,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from psg.errors import PSGError
+from psg.features.eeg_bandwidth import epoch_beta_slopes, is_low_passed, low_passed_reason, median_slope
 from psg.features.night_reference import load_night_reference
 from psg.features.stage_spectra import RAW_NAMES, stage_feature_matrix, stage_model_input
 from psg.features.yasa_features import (
@@ -92,8 +99,26 @@ def _yasa_rows(current: Mapping[str, Signal], window: Mapping[str, Signal], k: i
     for eeg in eegs:
         ok = not bool(bad_epochs(current[eeg.label], 1)[0])
         features = np.concatenate([one_epoch_features(at_yasa_rate(eeg, n), "eeg", k), *rows])  # eeg, eog, emg
-        derivations[eeg.label] = {"ok": ok, "features": features}
+        slope = epoch_beta_slopes(current[eeg.label].data, eeg.fs)
+        derivations[eeg.label] = {"ok": ok, "features": features, "beta_slope": slope[0] if slope.size else None}
     return {"channels": "+".join(["eeg", *others]), "derivations": derivations}
+
+
+class _Derivation(NamedTuple):
+    """One EEG derivation's measurements of one epoch."""
+
+    ok: bool  # the epoch is usable
+    features: np.ndarray  # YASA's per-epoch features
+    beta_slope: float  # NaN where not measured
+
+
+class HeadRow(NamedTuple):
+    """The stage model's input row for one epoch, whether its EEG was usable, and why no stage can be vouched
+    for from the bed's EEG ('' when one can): every derivation low-passed by its device."""
+
+    x: np.ndarray
+    eeg_ok: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +129,7 @@ class _Measured:
     available: np.ndarray
     eeg_ok: bool
     channels: str  # YASA's channel set; "" without a YASA block
-    derivations: dict[str, tuple[bool, np.ndarray]]  # label -> (epoch usable, features)
+    derivations: dict[str, _Derivation]
 
 
 class MeasurementHistory:
@@ -123,18 +148,18 @@ class MeasurementHistory:
     def last_epoch(self) -> int:
         return self.epochs[-1] if self.epochs else -1
 
-    def row(self, epoch: int, measurements: Mapping[str, Any]) -> tuple[np.ndarray, bool]:
+    def row(self, epoch: int, measurements: Mapping[str, Any]) -> HeadRow:
         """The stage model's input row (N_INPUT,) for ``epoch`` from the epochs before it and
-        ``measurements``, and whether its EEG was usable; a new epoch is kept, a replay (an epoch not after
-        the last kept) is answered from the history before it, as it was the first time, and not kept."""
+        ``measurements`` (``HeadRow``); a new epoch is kept, a replay (an epoch not after the last kept) is
+        answered from the history before it, as it was the first time, and not kept."""
         m = _read(measurements)
         before = int(np.searchsorted(self.epochs, epoch))  # epochs are kept in increasing order
         values = self._spectral.with_row(before, m.spectral)
         flags = self._available.with_row(before, m.available)
         x = stage_model_input(values, flags, None)[-1]
-        x[-N_PRIOR:] = self._prior(epoch, m)
+        x[-N_PRIOR:], reason = self._prior(epoch, m)
         self._keep(epoch, m)
-        return x, m.eeg_ok
+        return HeadRow(x, m.eeg_ok, reason)
 
     def keep(self, epoch: int, measurements: Mapping[str, Any]) -> None:
         """Keep ``epoch``'s measurements without staging it (a history resumed from the store); an epoch not
@@ -147,31 +172,39 @@ class MeasurementHistory:
         self.epochs.append(epoch)
         self._spectral.append(m.spectral)
         self._available.append(m.available)
-        for label, (_, features) in m.derivations.items():
+        for label, measured in m.derivations.items():
             kept = self._derivation(label, m.channels)
             if kept is None:  # the bed's channel set changed (or the derivation is new): start afresh
                 kept = self._yasa[label] = _DerivationHistory(m.channels)
-            kept.keep(epoch, features)
+            kept.keep(epoch, measured)
 
     def _derivation(self, label: str, channels: str) -> _DerivationHistory | None:
         """``label``'s YASA history when it was kept with the same channel set, else None."""
         kept = self._yasa.get(label)
         return kept if kept is not None and kept.channels == channels else None
 
-    def _prior(self, epoch: int, m: _Measured) -> np.ndarray:
-        """(N_PRIOR,): YASA's probabilities for ``epoch`` averaged over its usable derivations, and the flag."""
+    def _prior(self, epoch: int, m: _Measured) -> tuple[np.ndarray, str]:
+        """(N_PRIOR,): YASA's probabilities for ``epoch`` averaged over its usable derivations that their device
+        did not low-pass (all of them when every one is), and the flag; and the ``uncertain`` reason when
+        every usable derivation is low-passed (``psg.features.eeg_bandwidth``, as offline)."""
         out = np.zeros(N_PRIOR)
+        usable = {}
+        for label, measured in m.derivations.items():
+            if measured.ok:
+                history = self._derivation(label, m.channels) or _DerivationHistory(m.channels)
+                usable[label] = (history, measured, history.beta_slope(epoch, measured.beta_slope))
+        full_band = [label for label, (_, _, slope) in usable.items() if not is_low_passed(slope)]
         probs = []
-        for label, (ok, features) in m.derivations.items():
-            if not ok:
-                continue
-            history = self._derivation(label, m.channels) or _DerivationHistory(m.channels)
-            names, table = history.table(epoch, features)
+        for label in full_band or usable:
+            history, measured, _ = usable[label]
+            names, table = history.table(epoch, measured.features)
             probs.append(classifier_probabilities(history.channels, names, table[-1:])[0])
         if probs:
             out[: len(STAGES)] = np.mean(probs, axis=0)
             out[len(STAGES)] = 1.0
-        return out
+        if full_band or not usable:
+            return out, ""
+        return out, low_passed_reason(max(slope for _, _, slope in usable.values() if slope is not None))
 
 
 class _DerivationHistory:
@@ -182,6 +215,7 @@ class _DerivationHistory:
         self.epochs: list[int] = []
         self.features = _Rows()
         self.past = _Rows()
+        self.slopes: list[float] = []
 
     def table(self, epoch: int, features: np.ndarray) -> tuple[list[str], np.ndarray]:
         """YASA's classifier table of the epochs before ``epoch`` and ``epoch`` (its last row), each row at its
@@ -192,11 +226,17 @@ class _DerivationHistory:
         clock = RecordingClock(np.array([*self.epochs[:before], epoch], dtype=np.float64) * EPOCH_S)
         return feature_table(list(_base_names(self.channels)), rows, past, clock, load_night_reference())
 
-    def keep(self, epoch: int, features: np.ndarray) -> None:
+    def keep(self, epoch: int, measured: _Derivation) -> None:
         before = int(np.searchsorted(self.epochs, epoch))
-        self.past.append(self.past_mean(before, features))
+        self.past.append(self.past_mean(before, measured.features))
         self.epochs.append(epoch)
-        self.features.append(features)
+        self.features.append(measured.features)
+        self.slopes.append(measured.beta_slope)
+
+    def beta_slope(self, epoch: int, slope: float) -> float | None:
+        """The derivation's beta slope over the epochs before ``epoch`` and ``slope`` (its median)."""
+        before = int(np.searchsorted(self.epochs, epoch))
+        return median_slope(np.array([*self.slopes[:before], slope]))
 
     def past_mean(self, before: int, features: np.ndarray) -> np.ndarray:
         """The past 4-epoch mean of ``features`` after the first ``before`` kept rows (NaN skipped)."""
@@ -240,7 +280,7 @@ def _read(measurements: Mapping[str, Any]) -> _Measured:
     return _Measured(np.nan_to_num(spectral), np.nan_to_num(available), eeg_ok, channels, derivations)
 
 
-def _yasa_fields(yasa: Any) -> tuple[str, dict[str, tuple[bool, np.ndarray]]]:
+def _yasa_fields(yasa: Any) -> tuple[str, dict[str, _Derivation]]:
     """The ``yasa`` block: its channel set and, per derivation, whether the epoch is usable and its features."""
     if not isinstance(yasa, dict) or not isinstance(yasa.get("derivations"), dict):
         raise PSGError("stage_measurements.yasa: expected an object with 'channels' and 'derivations'")
@@ -252,8 +292,10 @@ def _yasa_fields(yasa: Any) -> tuple[str, dict[str, tuple[bool, np.ndarray]]]:
     for label, entry in yasa["derivations"].items():
         if label not in EEG_DERIVATIONS or not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
             raise PSGError(f"stage_measurements.yasa.derivations.{label!s:.20}: expected {EEG_DERIVATIONS} with 'ok'")
-        what = f"yasa.derivations.{label}.features"
-        derivations[label] = (entry["ok"], _floats(entry.get("features"), len(names), what))
+        what = f"yasa.derivations.{label}"
+        slope = _floats([entry.get("beta_slope")], 1, f"{what}.beta_slope")[0]  # absent: stored before it
+        features = _floats(entry.get("features"), len(names), f"{what}.features")
+        derivations[label] = _Derivation(entry["ok"], features, slope)
     return channels, derivations
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import signal as sps
 
 from psg.features.band_extension import extend_band
+from psg.features.eeg_bandwidth import full_band
 from psg.features.night_reference import NightReference, load_night_reference
 from psg.features.yasa_features import staging_features
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, EPOCH_S
@@ -67,15 +68,20 @@ def yasa_prior(recording: Recording, n_epochs: int | None = None) -> np.ndarray:
     With two EEG derivations YASA stages each (with the same EOG and EMG) and the probabilities are
     averaged over the derivations usable in each epoch, as ``stage_spectra`` averages its features. A
     recorded file shorter than a night (``psg.recording.ORIGIN``: real signals, which go to the real-prior
-    head) has its shape features scaled partly to a reference night (``psg.features.night_reference``);
-    simulated and in-memory recordings get YASA's own scaling, the one the full head was trained on.
+    head) has its shape features scaled partly to a reference night (``psg.features.night_reference``), and
+    an EEG of it that its device low-passed below YASA's band is left out where another is full-band
+    (``psg.features.eeg_bandwidth.full_band``); simulated and in-memory recordings get YASA's own scaling
+    and every derivation, what the full head was trained on.
     """
     n = recording.n_epochs if n_epochs is None else n_epochs
     out = np.zeros((n, N_PRIOR))
     eegs, others = yasa_inputs(recording.signals)
     if not eegs or n == 0:
         return out
-    reference = load_night_reference() if recording.metadata.get(ORIGIN) == RECORDED else None
+    reference = None
+    if recording.metadata.get(ORIGIN) == RECORDED:
+        reference = load_night_reference()
+        eegs = full_band(eegs)  # a device-low-passed EEG beside a full-band one is left out (eeg_bandwidth)
     total, count = np.zeros((n, 5)), np.zeros(n)
     for eeg in eegs:
         ok = ~bad_epochs(eeg, n)

@@ -177,3 +177,21 @@ def test_the_real_sleep_edf_wake_played_live_is_never_called_n3(lm: SleepLM, rea
     for r in results:
         if r.stage == "?":
             assert re.match(r"Stage uncertain: (W and N3|N3 and W) are about equally likely", r.captions["stage_event"])
+
+
+def test_a_real_bed_whose_eeg_was_low_passed_at_15_hz_is_uncertain_live(lm: SleepLM, real_signals: Path) -> None:
+    """As offline: the bed's beta slope so far tells a device low-pass and every epoch is '?' with the reason.
+    Before, live went on staging such beds: the real awake EEG so filtered came out W 3, N3 4, N2 1 and 4
+    ties, this Sleep-EDF wake W 10 (``benchmarks/low_passed_eeg.py``); offline both were already uncertain."""
+    from scipy import signal as sps
+
+    night = load_night_input(real_signals / "sleep-edf-short" / "short_psg.edf")
+    signals = dict(night.recording.signals)
+    for label in ("EEG C3-A2", "EEG C4-A1"):
+        sig = signals[label]
+        data = sps.sosfiltfilt(sps.butter(4, 15.0, fs=sig.fs, output="sos"), sig.data)
+        signals[label] = dataclasses.replace(sig, data=data)
+    filtered = Recording("lp15", signals)
+    results = SleepLMRuntime.from_model(lm).infer(epoch_messages(filtered, RECORDED))
+    assert [r.stage for r in results] == ["?"] * len(results)
+    assert all("low-passed below YASA's band" in r.captions["stage_event"] for r in results)

@@ -126,3 +126,30 @@ def test_real_wake_low_passed_at_15_hz_is_uncertain_not_n3(real_signals: Path, t
     assert "low_passed" in next(iter(result["channels"]["slots"].values()))["flags"]
     unfiltered = _stage(_edf(tmp_path, "raw", "Fpz-Cz", sps.resample_poly(eeg.data, 1, 2), eeg.fs / 2))
     assert "uncertain" not in unfiltered["stages"] and "N3" not in unfiltered["stages"], unfiltered["stages"]
+
+
+def test_real_wake_with_one_of_two_eegs_low_passed_is_staged_from_the_other(real_signals: Path, tmp_path: Path) -> None:
+    """The frontal EEG low-passed at 15 Hz beside a full-band Pz-Oz: staging reads Pz-Oz alone
+    (``eeg_bandwidth.full_band``), says which one it flagged, and stages the wake. YASA's average over both
+    called this file N3 6, W 4 before (and W 8, N2 2 with the EOG, ``benchmarks/low_passed_eeg.py``)."""
+    from scipy import signal as sps
+
+    from psg.formats.edf import read_edf
+
+    recording = read_edf(real_signals / "sleep-edf-short" / "short_psg.edf")
+    frontal, parietal = recording.signals["EEG Fpz-Cz"], recording.signals["EEG Pz-Oz"]
+    low_passed = sps.sosfiltfilt(sps.butter(4, 15.0, fs=frontal.fs, output="sos"), frontal.data)
+    mixed = Recording(
+        "mixed",
+        {
+            "Fpz-Cz": Signal("Fpz-Cz", low_passed, frontal.fs, "uV"),
+            "Pz-Oz": Signal("Pz-Oz", parietal.data, parietal.fs, "uV"),
+        },
+    )
+    path = tmp_path / "mixed.edf"
+    write_edf(mixed, path)
+    result = _stage(path)
+    flags = {m["file_label"]: m["flags"] for m in result["channels"]["slots"].values()}
+    assert "low_passed" in flags["Fpz-Cz"] and "low_passed" not in flags["Pz-Oz"], flags
+    counts = Counter(result["stages"])
+    assert counts["uncertain"] == 0 and counts["N3"] == 0 and counts["W"] >= 9, counts

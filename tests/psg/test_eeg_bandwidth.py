@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from psg.features.eeg_bandwidth import LOW_PASSED_SLOPE, beta_slope, low_pass_slope, low_passed_reason
+from psg.features.eeg_bandwidth import (
+    LOW_PASSED_SLOPE,
+    beta_slope,
+    epoch_beta_slopes,
+    full_band,
+    is_low_passed,
+    low_pass_slope,
+    low_passed_reason,
+)
 from psg.recording import Signal
 
 
@@ -47,3 +55,23 @@ def test_what_cannot_carry_the_band_is_not_judged() -> None:
     assert beta_slope(Signal("EEG", np.zeros(3000), 100.0, "uV")) is None  # flat
     assert beta_slope(Signal("EEG", _pink_eeg(100.0)[:2000], 100.0, "uV")) is None  # under one epoch
     assert low_pass_slope(Signal("EEG", np.full(6000, np.nan), 100.0, "uV")) is None
+
+
+def test_the_recording_slope_is_the_median_of_its_epochs() -> None:
+    """One measure for a file and a live bed: a bed's slope so far is the median of its epochs' slopes."""
+    x = _pink_eeg(100.0, minutes=3.0)
+    slopes = epoch_beta_slopes(x, 100.0)
+    assert slopes.shape == (6,) and np.isfinite(slopes).all()
+    assert beta_slope(Signal("EEG", x, 100.0, "uV")) == pytest.approx(float(np.median(slopes)))
+    x[3000:3010] = np.nan  # an epoch with a gap is not measured, the rest are
+    assert np.isnan(epoch_beta_slopes(x, 100.0)[1]) and np.isfinite(np.delete(epoch_beta_slopes(x, 100.0), 1)).all()
+    assert epoch_beta_slopes(x, 40.0).size == 0
+
+
+def test_a_low_passed_derivation_is_left_out_beside_a_full_band_one() -> None:
+    full = Signal("C3", _pink_eeg(100.0), 100.0, "uV")
+    filtered = sps.sosfiltfilt(sps.butter(4, 15.0, fs=100.0, output="sos"), _pink_eeg(100.0, seed=1))
+    cut = Signal("C4", filtered, 100.0, "uV")
+    assert not is_low_passed(beta_slope(full)) and is_low_passed(beta_slope(cut))
+    assert full_band([cut, full]) == [full]
+    assert full_band([cut]) == [cut]  # every EEG low-passed: all kept, and staging says uncertain

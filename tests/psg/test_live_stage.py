@@ -12,7 +12,8 @@ from psg.errors import PSGError
 from psg.features.live_stage import MeasurementHistory, epoch_measurements
 from psg.features.stage_spectra import PRIOR_COLUMNS, stage_feature_matrix
 from psg.json_codec import strict_json
-from psg.recording import Recording
+from psg.montage import EEG_C3, EEG_C4
+from psg.recording import Recording, Signal
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
 
@@ -63,7 +64,7 @@ def test_a_replay_is_answered_as_the_first_time_and_not_kept(measured: list[dict
     history = MeasurementHistory("rec")
     first = [history.row(e, m)[0] for e, m in enumerate(measured[:8])]
     kept = list(history.epochs)
-    again, _ = history.row(4, measured[4])
+    again = history.row(4, measured[4]).x
     np.testing.assert_array_equal(again, first[4])
     assert history.epochs == kept
 
@@ -96,5 +97,49 @@ def test_an_epoch_without_eeg_has_no_yasa_block_and_no_prior(night: Recording) -
     eegless = Recording("no-eeg", {k: s for k, s in night.signals.items() if not k.startswith("EEG")})
     m = measurements(eegless)[0]
     assert m["yasa"] is None and m["eeg_ok"] is False
-    x, eeg_ok = MeasurementHistory("rec").row(0, m)
+    x, eeg_ok, _ = MeasurementHistory("rec").row(0, m)
     assert not eeg_ok and not x[PRIOR_COLUMNS].any()
+
+
+def _low_passed(recording: Recording, labels: tuple[str, ...]) -> Recording:
+    """``recording`` with the EEG derivations ``labels`` low-passed at 15 Hz, as a device filter would."""
+    from scipy import signal as sps
+
+    signals = dict(recording.signals)
+    for label in labels:
+        sig = signals[label]
+        data = sps.sosfiltfilt(sps.butter(4, 15.0, fs=sig.fs, output="sos"), sig.data)
+        signals[label] = Signal(label, data, sig.fs, sig.unit)
+    return Recording(recording.record_id, signals)
+
+
+def test_a_low_passed_derivation_beside_a_full_band_one_is_left_out_live(night: Recording) -> None:
+    """As offline (``eeg_bandwidth.full_band``): YASA's prior is the full-band derivation's alone."""
+    mixed = measurements(_low_passed(night, (EEG_C4,)))[:6]
+    alone = copy.deepcopy(mixed)
+    for m in alone:
+        del m["yasa"]["derivations"][EEG_C4]
+    history, reference = MeasurementHistory("rec"), MeasurementHistory("ref")
+    for e, (m, a) in enumerate(zip(mixed, alone, strict=True)):
+        row = history.row(e, m)
+        assert row.reason == ""
+        np.testing.assert_allclose(row.x[PRIOR_COLUMNS], reference.row(e, a).x[PRIOR_COLUMNS])
+
+
+def test_a_bed_whose_every_eeg_is_low_passed_is_uncertain_from_its_first_epoch(night: Recording) -> None:
+    history = MeasurementHistory("rec")
+    reasons = [history.row(e, m).reason for e, m in enumerate(measurements(_low_passed(night, (EEG_C3, EEG_C4)))[:4])]
+    assert all("low-passed below YASA's band" in r for r in reasons), reasons
+
+
+def test_measurements_stored_before_the_beta_slope_are_read_as_unmeasured(measured: list[dict]) -> None:
+    old = copy.deepcopy(measured[:3])
+    for m in old:
+        for derivation in m["yasa"]["derivations"].values():
+            del derivation["beta_slope"]
+    history = MeasurementHistory("rec")
+    assert [history.row(e, m).reason for e, m in enumerate(old)] == ["", "", ""]
+    bad = copy.deepcopy(measured[3])
+    bad["yasa"]["derivations"][EEG_C3]["beta_slope"] = "steep"
+    with pytest.raises(PSGError, match="beta_slope"):
+        history.row(3, bad)
