@@ -11,6 +11,7 @@ another writer's EDF with clinical labels and staged through ``load_night_input`
 (``recording_windows`` -> ``analyse`` -> the epoch message -> ``SleepLMRuntime.infer``).
 
     .venv/bin/python benchmarks/low_passed_eeg.py --json benchmarks/results/low_passed_eeg.json
+    .venv/bin/python benchmarks/low_passed_eeg.py --eeg-only --json benchmarks/results/low_passed_eeg_only.json
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from psg.recording import ORIGIN, RECORDED, Recording, Signal
 WHICH = {"first": EEG_DERIVATIONS[:1], "all": EEG_DERIVATIONS}
 
 
-def low_passed(recording: Recording, labels: tuple[str, ...], hz: float | None) -> Recording:
-    """``recording`` with the EEG channels ``labels`` low-passed at ``hz`` (None: unchanged)."""
+def low_passed(recording: Recording, labels: tuple[str, ...], hz: float | None, eeg_only: bool) -> Recording:
+    """``recording`` with the EEG channels ``labels`` low-passed at ``hz`` (None: unchanged); ``eeg_only``: its
+    EEG derivations alone, as the held-out EEG-only excerpts are."""
     signals = dict(recording.signals)
+    if eeg_only:
+        signals = {label: sig for label, sig in signals.items() if label in EEG_DERIVATIONS}
     for label in labels:
         sig = signals.get(label)
         if hz and sig is not None:
@@ -66,6 +70,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="shared data dir (default $SLEEPLM_DATA)")
     parser.add_argument("--lowpass", type=float, nargs="+", default=[0.0, 20.0, 15.0], help="Hz; 0 = none")
     parser.add_argument("--which", nargs="+", choices=sorted(WHICH), default=["first", "all"])
+    parser.add_argument("--eeg-only", action="store_true", help="drop every channel but the EEG")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     lm = SleepLM.load()
@@ -78,8 +83,9 @@ def main() -> None:
                     eegs = [label for label in WHICH.get(which, ()) if label in recording.signals]
                     if which == "first" and len(set(EEG_DERIVATIONS) & set(recording.signals)) < 2:
                         continue  # one EEG: "first" is "all"
-                    filtered = low_passed(recording, tuple(eegs), hz)
+                    filtered = low_passed(recording, tuple(eegs), hz, args.eeg_only)
                     row = {"recording": name, "truth": truth, "lowpass_hz": hz or None, "low_passed": which}
+                    row["eeg_only"] = args.eeg_only
                     for way, stages in (
                         ("offline", offline_stages(lm, filtered, Path(tmp) / f"r{k}.edf")),
                         ("live", live_stages(lm, filtered)),
