@@ -22,15 +22,13 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from live_stage_head import live_stages
 from real_rates import write_clinical_edf
-from real_signals import snippet_nights
+from real_signals import snippet_nights, write_rows
 from scipy import signal as sps
 
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import load_night_input, stage_night
-from model_runtime.serving.sleeplm_runtime import SleepLMRuntime
-from psg.codecs import decode_epoch, encode_epoch
-from psg.epoching.analysis import analyse, recording_windows
 from psg.features.yasa_prior import EEG_DERIVATIONS
 from psg.paths import shared_data_dir
 from psg.recording import ORIGIN, RECORDED, Recording, Signal
@@ -57,14 +55,6 @@ def offline_stages(lm: SleepLM, recording: Recording, path: Path) -> list[str]:
     return list(stage_night(lm, load_night_input(write_clinical_edf(recording, None, path)))["stages"])
 
 
-def live_stages(lm: SleepLM, recording: Recording) -> list[str]:
-    runtime = SleepLMRuntime.from_model(lm)
-    return [
-        runtime.infer([decode_epoch(encode_epoch(analyse(w)))])[0].stage
-        for w in recording_windows(recording, origin=RECORDED)
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="shared data dir (default $SLEEPLM_DATA)")
@@ -88,16 +78,14 @@ def main() -> None:
                     row["eeg_only"] = args.eeg_only
                     for way, stages in (
                         ("offline", offline_stages(lm, filtered, Path(tmp) / f"r{k}.edf")),
-                        ("live", live_stages(lm, filtered)),
+                        ("live", live_stages(lm, filtered, RECORDED)),
                     ):
                         row[way] = dict(Counter(stages))
                         row[f"{way}_right"] = sum(s == truth for s in stages)
                     row["epochs"] = len(stages)
                     rows.append(row)
                     print(json.dumps(row))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

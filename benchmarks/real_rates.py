@@ -23,7 +23,7 @@ from pathlib import Path
 
 import edfio
 import numpy as np
-from real_signals import snippet_nights, yasa_stages
+from real_signals import snippet_nights, write_rows, yasa_stages
 from scipy import signal as sps
 
 from model_runtime.serving.model_api import SleepLM
@@ -174,9 +174,7 @@ def main() -> None:
                 row |= stage_file(lm, path, truth)
                 rows.append(row)
                 print(json.dumps(row))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(rows, args.json)
     awake = [rec for name, _, rec, _ in recordings if name.startswith("yasa awake")]
     if args.plot and awake:
         plot(rows, awake[0].signals[EEG_C3], args.plot)

@@ -73,6 +73,13 @@ def snippet_nights(root: Path) -> list[tuple[str, NightInput | None, Recording, 
     return out
 
 
+def write_rows(rows: list[dict], path: Path | None) -> None:
+    """A benchmark's result rows as indented JSON at ``path`` (nothing when None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=2))
+
+
 def yasa_stages(recording: Recording) -> list[str] | None:
     """YASA's stages of the recording's first EEG (+ EOG-L), or None where YASA cannot run."""
     import mne
@@ -128,9 +135,7 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":
