@@ -9,9 +9,10 @@ devices, EDF replays of recorded files) reaches the runtime with the stage head'
 far, at once (lag 0), with the head the bed's origin picks (``StageHead.gate``: YASA's real-data prior for
 a recorded bed, where YASA could stage the epoch), or a lab's own few-shot head (``SLEEPLM_LAB_HEAD``,
 ``sleeplm adapt``) in its place. An epoch the head cannot vouch for is ``uncertain``, with its reason,
-and so is every epoch of the first 20 min after this worker took a bed over mid-night (``takeover_reason``:
-the history is in memory, so a restart or a rebalance starts it again) and, live only, an epoch whose two
-most likely stages are a coin toss (``tie_reason``).
+and so is every epoch of a bed whose every EEG its device low-passed below YASA's band (its beta slope so
+far, ``psg.features.eeg_bandwidth``, as offline), every epoch of the first 20 min after this worker took a
+bed over mid-night (``takeover_reason``: the history is in memory, so a restart or a rebalance starts it
+again) and, live only, an epoch whose two most likely stages are a coin toss (``tie_reason``).
 Simulated beds carry no measurements and keep the signal encoder's stage.
 
 Cost per epoch: 3.5 ms with one epoch of history, 11 ms with a 7.5-h night's (the row, YASA's classifier on
