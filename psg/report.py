@@ -53,6 +53,7 @@ _EVENT_COLOURS = {
     "obstructive_apnea": "#d62728",
     "central_apnea": "#1f77b4",
     "mixed_apnea": "#9467bd",
+    "apnea": "#8c564b",
     "hypopnea": "#ff7f0e",
     "desaturation": "#2ca02c",
 }

@@ -75,8 +75,9 @@ _STAGE_ALIASES: dict[str, Stage] = {
     "INDETERMINATE": Stage.UNSCORED,
 }
 
-#: Canonical event types. Respiratory: the apnea flavours and ``hypopnea`` (with ``subtype``).
-RESPIRATORY_EVENT_TYPES = ("obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea")
+#: Canonical event types. Respiratory: the apnea flavours, ``apnea`` (unclassified: no effort sensor could
+#: tell its type, as scorers mark it on a recording without usable belts) and ``hypopnea`` (with ``subtype``).
+RESPIRATORY_EVENT_TYPES = ("obstructive_apnea", "central_apnea", "mixed_apnea", "apnea", "hypopnea")
 EVENT_TYPES = RESPIRATORY_EVENT_TYPES + (
     "arousal",
     "desaturation",

@@ -1146,7 +1146,7 @@ function drawHypnogram() {
   canvas.setAttribute("aria-label", `hypnogram: ${drawn} scored epochs, latest ${STAGE_NAME[stages[stages.length - 1]] || "—"}`);
 }
 
-const EVENT_ORDER = ["obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea", "desaturation", "arousal"];
+const EVENT_ORDER = ["obstructive_apnea", "central_apnea", "mixed_apnea", "apnea", "hypopnea", "desaturation", "arousal"];
 
 function eventColour(type) {
   if (/apnea|hypopnea|respiratory/.test(type)) return cssVar("--ev-resp");

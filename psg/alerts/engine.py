@@ -45,6 +45,7 @@ from psg.alerts.catalog import (
 )
 from psg.alerts.facts import EpochFacts
 from psg.montage import ABD, AF, ECG, HR, SPO2, THX
+from psg.timeline import RESPIRATORY_EVENT_TYPES
 
 #: Quality flags that make a channel unusable for alerts ("clipped"/"noisy" traces still carry the
 #: rhythm and the oximeter number, so they do not suppress).
@@ -60,7 +61,7 @@ DEPENDS: dict[str, str] = {
     APNEA_CLUSTER: "respiratory",
     RESPIRATORY_EVENT: "respiratory",
 }
-RESPIRATORY_TYPES = frozenset({"obstructive_apnea", "central_apnea", "mixed_apnea", "hypopnea"})
+RESPIRATORY_TYPES = frozenset(RESPIRATORY_EVENT_TYPES)
 #: The technical alert of a bed whose device stream(s) stopped arriving.
 STREAM_ALERT = f"{TECHNICAL_PREFIX}stream"
 #: Two detector events of one type overlapping within this tolerance are the same event seen from two

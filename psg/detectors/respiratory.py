@@ -2,7 +2,10 @@
 
 * Apnea (rule 1A): peak airflow excursion drops >= 90% from the pre-event baseline for >= 10 s.
   Type from respiratory effort over the event: obstructive if effort continues, central if it is
-  absent throughout, mixed if it is absent in the initial portion and resumes in the later portion.
+  absent throughout, mixed if it is absent in the initial portion and resumes in the later portion;
+  ``apnea`` (unclassified) where no effort belt was recorded or usable over it (lead off, flat): a
+  disconnected belt's silence is not a central apnea, nor its noise an obstructive one. The real Nox
+  A1 recording we hold has both belts flagged lead-off throughout.
 * Hypopnea (rule 1B, "recommended"): peak excursion drops >= 30% for >= 10 s with a >= 3% oxygen
   desaturation or an EEG arousal (``psg.detectors.arousal``) starting between ``AROUSAL_BEFORE_END_S``
   before and ``AROUSAL_AFTER_END_S`` after the event's end (arousals terminate the event). The
@@ -129,6 +132,16 @@ class _Excursion:
     def seconds(self, i: int) -> float:
         return i / self.fs
 
+    def index(self, seconds: float) -> int:
+        """The sample at ``seconds`` (clipped to the signal)."""
+        return int(np.clip(round(seconds * self.fs), 0, max(self.env.size - 1, 0)))
+
+    def ratio_at(self, times_s: np.ndarray, base_s: float) -> np.ndarray:
+        """Excursion at ``times_s`` relative to the baseline at ``base_s``: another channel's time grid."""
+        at = np.clip(np.round(np.asarray(times_s) * self.fs).astype(int), 0, self.env.size - 1)
+        ratio: np.ndarray = self.env[at] / max(self.baseline[self.index(base_s)], 1e-12)
+        return ratio
+
     def ratio_from(self, start: int, stop: int, base_index: int | None = None) -> np.ndarray:
         """Excursion over [start, stop) relative to the baseline at ``base_index`` (default ``start``)."""
         b = self.baseline[start if base_index is None else base_index]
@@ -162,17 +175,22 @@ class _Excursion:
 
 
 def _apnea_type(efforts: list[_Excursion], flow: _Excursion, start: int, stop: int) -> tuple[str, float | None]:
-    """Obstructive / central / mixed from the belts over the apnea (AASM rules 1A.b-d).
+    """Obstructive / central / mixed from the belts over the apnea (AASM rules 1A.b-d), or ``apnea``
+    (unclassified) with no belt usable over the whole event.
 
     Effort is judged on the apnea's interior (half a window in from each end, where neighbouring
     normal or recovery breaths no longer leak into the running windows); it is "present" where either
-    belt moves more than ``EFFORT_ABSENT`` of its own pre-event baseline.
+    usable belt moves more than ``EFFORT_ABSENT`` of its own pre-event baseline.
     """
-    if not efforts:
-        return "obstructive_apnea", None
     half = int(round(flow.window_s / 2.0 * flow.fs))
-    s, e = start + half, max(start + half + 1, stop - half)
-    ratio = np.max([eff.ratio_from(s, e, base_index=start) for eff in efforts], axis=0)
+    interior = np.arange(start + half, max(start + half + 1, stop - half)) / flow.fs  # seconds
+    onset_s, end_s = flow.seconds(start), flow.seconds(stop)
+    usable = [eff for eff in efforts if eff.usable[eff.index(onset_s) : eff.index(end_s)].all()]
+    if not usable:
+        return "apnea", None
+    # on the flow's time grid: a belt may be sampled at another rate (Nox A1: flow 200 Hz, belts 25 Hz),
+    # and its analysis rate then differs (25 / 6 Hz against 200 / 50 Hz)
+    ratio = np.max([eff.ratio_at(interior, onset_s) for eff in usable], axis=0)
     absent = ratio < EFFORT_ABSENT
     third = max(1, absent.size // 3)
     if absent.mean() >= 0.6:

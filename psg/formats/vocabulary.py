@@ -51,6 +51,7 @@ TERMS: dict[str, EventTerm] = {
         EventTerm("obstructive_apnea", "Obstructive Apnea", "Obstructive apnea", "Respiratory|Respiratory"),
         EventTerm("central_apnea", "Central Apnea", "Central apnea", "Respiratory|Respiratory"),
         EventTerm("mixed_apnea", "Mixed Apnea", "Mixed apnea", "Respiratory|Respiratory"),
+        EventTerm("apnea", "Apnea", "Apnea", "Respiratory|Respiratory"),
         EventTerm("hypopnea", "Hypopnea", "Hypopnea", "Respiratory|Respiratory"),
         EventTerm("desaturation", "SpO2 desaturation", "SpO2 desaturation", "Respiratory|Respiratory"),
         EventTerm("arousal", "Arousal", "Arousal", "Arousals|Arousals", "Arousal ()"),
