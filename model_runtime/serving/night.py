@@ -26,8 +26,9 @@ from model_runtime.model.stage_head import UNCERTAIN, StagedEpochs
 from model_runtime.serving.model_api import SleepLM, respiratory_evidence
 from model_runtime.serving.night_gaps import GAP_VERDICT, recorded_epochs, with_gaps
 from psg.captions import MODALITIES
-from psg.captions.availability import channel_groups
+from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.gaps import gap_sentence
+from psg.captions.grounding import grounded_stage_event
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
@@ -163,8 +164,10 @@ def describe_night(
 
     Numbers in the text are the epoch's measured features (``psg.features.epoch_features``), never model
     output; the respiratory event the AASM rule detectors measured in each epoch is the decoder's
-    evidence prefix (the file's own annotations are never read for it). The decoder's stage prefix is
-    the model's own smoothed zero-shot stage of the whole night, so a caption never contradicts
+    evidence prefix (the file's own annotations are never read for it), and the stage_event caption's
+    event sentences are the detectors' events, whatever the decoder wrote (``psg.captions.grounding``). The
+    decoder's stage prefix is the model's own smoothed zero-shot stage of the whole night, and a stage
+    sentence that states another stage gives way to the template's, so a caption never contradicts
     ``stage_night``; smoothing is causal, so staging up to the slice's end gives exactly the whole
     night's stages for the slice. ``modality='all'`` writes every level per epoch.
     """
@@ -172,8 +175,11 @@ def describe_night(
     start, stop = _resolve(epochs, night.n_epochs)
     staged = _staged(lm, night, smooth=True, progress=progress, stop=stop)
     stages = staged.verdicts
-    # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations.
-    evidence = respiratory_evidence([e.to_dict() for e in detect_events(night.recording)], night.n_epochs)
+    # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations;
+    # and the only events a stage_event caption names (psg.captions.grounding)
+    detected = detect_events(night.recording)
+    evidence = respiratory_evidence([e.to_dict() for e in detected], night.n_epochs)
+    events = recorded_events([e.to_event() for e in detected], night.recording)
     groups = channel_groups(night.recording)  # no sentence about a channel group the file does not have
     captions = []
     chunks = list(_chunks(start, stop))
@@ -189,8 +195,10 @@ def describe_night(
                 text = texts[m][i]
                 if staged.verdicts[a + i] == GAP_VERDICT:  # nothing recorded: no generated text about it
                     text = gap_sentence(night.recording.gaps, (a + i) * EPOCH_S)
-                elif m == "stage_event" and staged.reasons[a + i]:
-                    text = uncertain_caption(text, staged.reasons[a + i])
+                elif m == "stage_event":
+                    text = grounded_stage_event(text, stages, a + i, events)
+                    if staged.reasons[a + i]:
+                        text = uncertain_caption(text, staged.reasons[a + i])
                 captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": text})
         bar.update(b - a)
     bar.close()

@@ -153,3 +153,24 @@ def test_real_wake_with_one_of_two_eegs_low_passed_is_staged_from_the_other(real
     assert "low_passed" in flags["Fpz-Cz"] and "low_passed" not in flags["Pz-Oz"], flags
     counts = Counter(result["stages"])
     assert counts["uncertain"] == 0 and counts["N3"] == 0 and counts["W"] >= 9, counts
+
+
+def test_describe_of_the_real_nox_psg_names_the_detected_events_only(real_signals: Path) -> None:
+    """The decoder wrote an obstructive apnea, a desaturation and an arousal into each of its 4 epochs, where
+    no detector found one, and N1 for an epoch staged W (``benchmarks/describe_grounding.py``)."""
+    from psg.captions.consistency import contradictions
+
+    path = real_signals / "nox-a1-2min" / "subject1.edf"
+    stages = _stage(path)["stages"]
+    detected = runner.invoke(app, ["detect", str(path), "--json"])
+    described = runner.invoke(app, ["describe", str(path), "--json"])
+    assert detected.exit_code == 0 and described.exit_code == 0, detected.output + described.output
+    events = json.loads(detected.stdout)["events"]
+    captions = json.loads(described.stdout)["captions"]
+    assert len(captions) == len(stages) == 4
+    for caption in captions:
+        start = caption["start_s"]
+        here = [e for e in events if e["onset_s"] < start + 30 and e["onset_s"] + e["duration_s"] > start]
+        record = {"start_s": start, "stage": stages[caption["epoch"]], "events": here}
+        assert contradictions(record, {"stage_event": caption["text"]}) == [], caption["text"]
+        assert not any(word in caption["text"] for word in ("apnea", "Desaturation", "Arousal")), caption["text"]
