@@ -4,7 +4,9 @@ Why: on the real Nox A1 recording the caption decoder wrote an obstructive apnea
 arousal into every epoch, where no detector found one (``psg.captions.grounding``). This counts, per
 epoch, the contradictions ``psg.captions.consistency`` finds between a stage_event caption and its
 record (the epoch's stage and its detected events, on the channel groups the recording has): for the
-decoder's caption as generated (what ``describe`` printed before) and as ``describe`` prints it now. Real
+decoder's caption as generated (what ``describe`` printed before) and as ``describe`` prints it now; and on
+the other levels, the decoder's qualitative words that the number of their own sentence contradicts
+(``psg.captions.grounding.consistent_words``, which ``describe`` now applies). Real
 recordings: the Nox A1 PSG and the Sleep-EDF wake of ``$SLEEPLM_DATA/real-signals``; simulated: full-montage
 apnea nights (``psg.synthetic``, AHI 30) as EDF files written by ``sleeplm simulate``.
 
@@ -22,8 +24,10 @@ from real_signals import write_rows
 
 from model_runtime.serving.model_api import SleepLM, respiratory_evidence
 from model_runtime.serving.night import describe_night, load_night_input, stage_night
+from psg.captions import MODALITIES
 from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.consistency import contradictions
+from psg.captions.grounding import consistent_words
 from psg.captions.stage_event import in_epoch
 from psg.detectors import detect_events
 from psg.formats.edf import write_edf
@@ -52,15 +56,18 @@ def measure(lm: SleepLM, name: str, path: Path, origin: str) -> dict:
     detected = detect_events(night.recording)
     events = recorded_events([e.to_event() for e in detected], night.recording)
     groups = channel_groups(night.recording)
-    raw = lm.describe(
-        night.x,
-        night.features,
-        stages=stages,
-        evidence=respiratory_evidence([e.to_dict() for e in detected], night.n_epochs),
-        groups=groups,
-    )
+    evidence = respiratory_evidence([e.to_dict() for e in detected], night.n_epochs)
+    generated = {  # what describe_night gives the decoder
+        m: lm.describe(night.x, night.features, modality=m, stages=stages, evidence=evidence, groups=groups)
+        for m in MODALITIES
+    }
+    raw = generated["stage_event"]
     printed = [c["text"] for c in describe_night(lm, night)["captions"]]
+    words = {m: [consistent_words(t)[1] for t in texts] for m, texts in generated.items() if m != "stage_event"}
     row: dict = {"recording": name, "origin": origin, "epochs": night.n_epochs, "detected": len(events)}
+    # modality levels: qualitative words of the decoder's that the numbers of their own sentence contradict
+    row["decoder_words_contradicted"] = {m: sum(n) for m, n in words.items()}
+    row["decoder_captions_with_such_a_word"] = {m: sum(bool(k) for k in n) for m, n in words.items()}
     for way, texts in (("decoder", raw), ("describe", printed)):
         per_epoch = []
         for i, text in enumerate(texts):

@@ -28,7 +28,7 @@ from model_runtime.serving.night_gaps import GAP_VERDICT, recorded_epochs, with_
 from psg.captions import MODALITIES
 from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.gaps import gap_sentence
-from psg.captions.grounding import grounded_stage_event
+from psg.captions.grounding import consistent_words, grounded_stage_event
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
@@ -167,7 +167,8 @@ def describe_night(
     evidence prefix (the file's own annotations are never read for it), and the stage_event caption's
     event sentences are the detectors' events, whatever the decoder wrote (``psg.captions.grounding``). The
     decoder's stage prefix is the model's own smoothed zero-shot stage of the whole night, and a stage
-    sentence that states another stage gives way to the template's, so a caption never contradicts
+    sentence that states another stage gives way to the template's (and the other levels' qualitative words
+    follow the numbers their sentences state, ``consistent_words``), so a caption never contradicts
     ``stage_night``; smoothing is causal, so staging up to the slice's end gives exactly the whole
     night's stages for the slice. ``modality='all'`` writes every level per epoch.
     """
@@ -199,6 +200,8 @@ def describe_night(
                     text = grounded_stage_event(text, stages, a + i, events)
                     if staged.reasons[a + i]:
                         text = uncertain_caption(text, staged.reasons[a + i])
+                else:
+                    text, _ = consistent_words(text)
                 captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": text})
         bar.update(b - a)
     bar.close()

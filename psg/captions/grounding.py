@@ -9,22 +9,44 @@ captions of ``psg.captions`` (one record, one truth); offline, the decoder's wor
 the model's (the stage sentence, where it states the stage it was given and the context of its
 neighbours; on the Nox file it also wrote "Light sleep (N1)" for an epoch staged W) and every event
 sentence is the detectors' (``stage_event.event_sentences``, the training captions' wording), or "No events.".
-``benchmarks/describe_grounding.py`` measures the decoder's event claims against the detectors' on real
-and simulated recordings.
+The other levels' numbers are the measured features (the decoder writes feature slots), but their few
+qualitative words are the decoder's own: on the Nox file it wrote "left-right correlation 0.02 (conjugate
+eye movements)". ``consistent_words`` rewrites each such word as the template derives it from the number the
+same sentence states (the dominant band from its band powers, the eye-movement coupling from the E1-E2
+correlation, the airflow level from its amplitude). ``benchmarks/describe_grounding.py`` measures both on
+real and simulated recordings.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from psg.captions.availability import sentences
+from psg.captions.modality import CONJUGATE_CORRELATION, FLOW_ABSENT, FLOW_REDUCED
 from psg.captions.phrasing import Phraser
 from psg.captions.stage_event import StageContext, event_sentences, stage_descriptor, stage_sentence
 from psg.errors import PSGError
+from psg.features.neuro import BANDS
 from psg.timeline import EPOCH_S, Event, Stage
 
 _CANONICAL = Phraser()
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+_BAND = "|".join(BANDS)
+_BAND_POWER = re.compile(rf"{_NUMBER}% ({_BAND})\b|\b({_BAND}) {_NUMBER}%")
+_DOMINANT = re.compile(rf"(?:dominated by |is |; )(?P<word>{_BAND})(?: activity|-dominant| leads)")
+_COUPLINGS = (
+    "conjugate eye movements",
+    "no clear conjugate eye movement",
+    "in-phase deflections, likely frontal brain activity",
+)
+_VALUE = r"(?P<number>-?\d+(?:\.\d+)?)"
+_COUPLING = re.compile(
+    rf"(?:correlation|correlate at|correlation of) {_VALUE} \((?P<word>{'|'.join(map(re.escape, _COUPLINGS))})\)"
+)
+_FLOW = re.compile(
+    rf"{_VALUE} (?:of the night baseline|times its baseline amplitude) \((?P<word>absent|reduced|normal)\)"
+)
 
 
 def grounded_stage_event(
@@ -51,3 +73,56 @@ def _stage(label: str) -> Stage:
         return Stage.from_label(label)
     except PSGError:  # 'uncertain', 'gap': no stage to state
         return Stage.UNSCORED
+
+
+def consistent_words(text: str) -> tuple[str, int]:
+    """``text`` (a generated modality caption) with each qualitative word the template derives from a number
+    rewritten from the number its sentence states, and how many words changed."""
+    out, changed = [], 0
+    for sentence in sentences(text):
+        for fix in (_fix_dominant, _fix_coupling, _fix_flow):
+            sentence, n = fix(sentence)
+            changed += n
+        out.append(sentence)
+    return " ".join(out), changed
+
+
+def _fix_dominant(sentence: str) -> tuple[str, int]:
+    powers = {}
+    for m in _BAND_POWER.finditer(sentence):
+        value, band = (m[1], m[2]) if m[1] is not None else (m[4], m[3])
+        powers[band] = float(value)
+    if set(powers) != set(BANDS):
+        return sentence, 0
+    dominant = max(BANDS, key=lambda band: powers[band])
+    return _replaced(_DOMINANT, sentence, lambda _: dominant)
+
+
+def _fix_coupling(sentence: str) -> tuple[str, int]:
+    def coupling(number: float) -> str:
+        if number <= CONJUGATE_CORRELATION:
+            return _COUPLINGS[0]
+        return _COUPLINGS[2] if number >= -CONJUGATE_CORRELATION else _COUPLINGS[1]
+
+    return _replaced(_COUPLING, sentence, coupling)
+
+
+def _fix_flow(sentence: str) -> tuple[str, int]:
+    return _replaced(
+        _FLOW, sentence, lambda a: "absent" if a < FLOW_ABSENT else "reduced" if a < FLOW_REDUCED else "normal"
+    )
+
+
+def _replaced(pattern: re.Pattern[str], sentence: str, word_for: Callable[[float], str]) -> tuple[str, int]:
+    """``sentence`` with the word group ``word`` of each ``pattern`` match set to ``word_for(number)`` (the
+    match's ``number`` group; the dominant band passes none) and how many changed."""
+    changed = 0
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal changed
+        number = float(m["number"]) if "number" in m.groupdict() and m["number"] is not None else float("nan")
+        word = word_for(number)
+        changed += word != m["word"]
+        return m[0][: m.start("word") - m.start()] + word + m[0][m.end("word") - m.start() :]
+
+    return pattern.sub(one, sentence), changed

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from psg.captions.consistency import contradictions
-from psg.captions.grounding import grounded_stage_event
+from psg.captions.grounding import consistent_words, grounded_stage_event
 from psg.timeline import Event
 
 HALLUCINATED = (
@@ -42,3 +42,20 @@ def test_a_stage_or_context_the_record_does_not_hold_gives_way_to_the_template()
         "Wake (W), awakening from R. No events."
     )
     assert grounded_stage_event("", ["uncertain"], 0, []) == "Stage uncertain. No events."
+
+
+def test_qualitative_words_follow_the_numbers_of_their_sentence() -> None:
+    """The decoder writes the numbers from the measured features but picks the words itself: on the Nox file
+    "left-right correlation 0.02 (conjugate eye movements)"."""
+    generated = (
+        "C3-A2 band powers: 81.7% delta, 8.0% theta, 6.1% alpha, 1.8% sigma and 2.5% beta; theta leads, and slow "
+        "waves fill 0.0% of the 30 seconds. EOG: slow eye-movement power 2540.5 µV², rapid eye-movement power "
+        "412.4 µV², left-right correlation 0.02 (conjugate eye movements)."
+    )
+    fixed, changed = consistent_words(generated)
+    assert changed == 2
+    assert "; delta leads," in fixed and "correlation 0.02 (no clear conjugate eye movement)." in fixed
+    flow = "Airflow runs at 0.05 times its baseline amplitude (reduced), flattening index 0.52."
+    assert consistent_words(flow) == (flow.replace("(reduced)", "(absent)"), 1)
+    right = "On C4-A1 the EEG is alpha-dominant (delta 5.2%, theta 16.0%, alpha 54.2%, sigma 6.4%, beta 8.2%), with x."
+    assert consistent_words(right) == (right, 0)
