@@ -23,7 +23,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import matplotlib
 
@@ -46,6 +46,9 @@ from psg.summary import (  # noqa: E402
     summary_not_recorded,
 )
 from psg.timeline import EPOCH_S, RESPIRATORY_EVENT_TYPES, Event, Stage  # noqa: E402
+
+if TYPE_CHECKING:  # the captions load scipy.signal, which a report of a bed from the store never needs
+    from psg.captions.night import StageEstimate
 
 #: Hypnogram rows top to bottom, as sleep labs draw them (REM just under wake, deep sleep at the bottom).
 _HYPNO_ROWS = {Stage.W: 4, Stage.R: 3, Stage.N1: 2, Stage.N2: 1, Stage.N3: 0}
@@ -78,15 +81,17 @@ def write_report(
     fmt: ReportFormat = "png",
     channels: dict[str, Any] | None = None,
     scoring: str | None = None,
+    estimate: StageEstimate | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``recording`` into ``out_dir`` (see ``write_night_files``); return the paths.
 
     ``channels``: the channel report's JSON (``psg.channels.ChannelReport.to_json``), kept in summary.json;
-    ``scoring``: the separate scoring file the truth came from, if any. An annotation-only recording is
-    reported as the scored night (``scored_night_report``).
+    ``scoring``: the separate scoring file the truth came from, if any; ``estimate``: the stages of a night
+    without scored stages (``psg.captions.night.StageEstimate``; None: the rule stager's). An
+    annotation-only recording is reported as the scored night (``scored_night_report``).
     """
     fmt = check_format(fmt)
-    report = scored_night_report(recording) if recording.is_annotation_only else night_report(recording)
+    report = scored_night_report(recording) if recording.is_annotation_only else night_report(recording, estimate)
     return write_night_files(report, out_dir, fmt, channels=channels, scoring=scoring)
 
 
@@ -148,8 +153,9 @@ def scored_summary(stages: np.ndarray, events: list[Event], epoch_s: float) -> S
     return summary
 
 
-def night_report(recording: Recording) -> NightReport:
-    """Caption, detect and summarise a recorded night into the report's plain values."""
+def night_report(recording: Recording, estimate: StageEstimate | None = None) -> NightReport:
+    """Caption, detect and summarise a recorded night into the report's plain values (``estimate``: see
+    ``write_report``)."""
     # imported here: captions and detectors load scipy.signal (seconds), which a report
     # of a bed from the store (``sleeplm.bed_report``) never needs
     from psg.captions import caption_night
@@ -158,7 +164,7 @@ def night_report(recording: Recording) -> NightReport:
     from psg.detectors.base import to_events
 
     detected = detect_events(recording)
-    epochs, summary = caption_night(recording, style="canonical", progress=True, detected=detected)
+    epochs, summary = caption_night(recording, style="canonical", progress=True, detected=detected, estimate=estimate)
     timeline = recording.timeline
     return NightReport(
         record_id=recording.record_id,

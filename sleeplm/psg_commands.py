@@ -93,13 +93,16 @@ def caption_cmd(
 
     The last line holds the summary and the channel report (which file channel feeds each slot); a
     channel group the file does not have is captioned "not recorded", never described. Stages and events
-    are the scoring's where the night has one (``--scoring``, or a file beside it).
+    are the scoring's where the night has one (``--scoring``, or a file beside it); else the stages are the
+    shipped model's, as ``sleeplm stage`` gives them (``sleeplm.stage_estimate``), and the events the detectors'.
     """
     from psg.captions import caption_night
+    from sleeplm.stage_estimate import model_stage_estimate
 
     checked_style = _check_style(style)
     recording, report = read_night_channels(night, channel, channel_map, scoring)
-    records, summary = caption_night(recording, style=checked_style, seed=seed, progress=True)
+    estimate = model_stage_estimate(recording)
+    records, summary = caption_night(recording, style=checked_style, seed=seed, progress=True, estimate=estimate)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for record in records:
@@ -225,8 +228,15 @@ def report_cmd(
             typer.echo(f"{night}: annotation-only file: reporting the scored night", err=True)
             paths = write_report(mapped, out, report_format, scoring=str(night))
         else:
+            from sleeplm.stage_estimate import model_stage_estimate
+
             paths = write_report(
-                mapped, out, report_format, channels=channels.to_json(), scoring=mapped.metadata.get(SCORING_KEY)
+                mapped,
+                out,
+                report_format,
+                channels=channels.to_json(),
+                scoring=mapped.metadata.get(SCORING_KEY),
+                estimate=model_stage_estimate(mapped),
             )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

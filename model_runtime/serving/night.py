@@ -300,13 +300,9 @@ def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: 
     """Verdicts, stages and probabilities of the night's epochs (at least those before ``stop``): the stage
     head reads the whole recording (its context features look both ways); the signal encoder's causal
     staging needs only the epochs up to ``stop``. Gap epochs are left out and answered "gap" (``night_gaps``)."""
-    gap = night.recording.gap_epochs()
     if lm.stage_head is not None:
-        from psg.features.stage_spectra import stage_feature_matrix
-
-        recording = recorded_epochs(night.recording, gap) if gap.any() else night.recording
-        staged = lm.stage_head.stage_features(stage_feature_matrix(recording), lab=lm.lab_head)
-        return _first(with_gaps(_uncertain_if_low_passed(staged, recording), gap), night.n_epochs)
+        return head_staged(lm, night.recording, night.n_epochs)
+    gap = night.recording.gap_epochs()
     # Same as SleepLM.stage, but embedded chunk by chunk so a long night shows progress.
     x = night.x[:stop]
     recorded = ~gap[: len(x)]
@@ -315,6 +311,19 @@ def _staged(lm: SleepLM, night: NightInput, smooth: bool, progress: bool, stop: 
         probs = lm.smooth(probs)
     labels = [STAGE_LABELS[i] for i in probs.argmax(axis=1)]
     return with_gaps(StagedEpochs(labels, labels, probs, np.zeros(len(probs)), [""] * len(probs)), ~recorded)
+
+
+def head_staged(lm: SleepLM, recording: Recording, n_epochs: int) -> StagedEpochs:
+    """The stage head's verdicts of ``recording``'s first ``n_epochs`` epochs (it reads the whole recording:
+    its context features look both ways); gap epochs answered "gap". The checkpoint must have a head."""
+    from psg.features.stage_spectra import stage_feature_matrix
+
+    if lm.stage_head is None:
+        raise PSGError("this checkpoint has no stage head beside it; build one with `sleeplm train-stage`")
+    gap = recording.gap_epochs()
+    recorded = recorded_epochs(recording, gap) if gap.any() else recording
+    staged = lm.stage_head.stage_features(stage_feature_matrix(recorded), lab=lm.lab_head)
+    return _first(with_gaps(_uncertain_if_low_passed(staged, recorded), gap), n_epochs)
 
 
 def _uncertain_if_low_passed(staged: StagedEpochs, recording: Recording) -> StagedEpochs:

@@ -1,10 +1,11 @@
 """Caption a whole night: per-epoch records (features, stage, events, captions) plus the night summary.
 
 Stages and events are the recording's own annotations (``recording.timeline``: the simulator's truth
-or a scorer's EDF+/XML annotations) when it has them. A file without stage annotations is staged by
-the transparent rule stager (``psg.staging``) and its events come from the AASM rule detectors
-(``psg.detectors``); the records then say ``stage_source: "rules"`` and the stage sentence calls the
-stage an estimate, so nobody mistakes it for a scorer's.
+or a scorer's EDF+/XML annotations) when it has them. A file without stage annotations is staged by the
+caller's ``StageEstimate`` (the CLI's: the shipped model's stage head, what ``sleeplm stage`` says), else
+by the transparent rule stager (``psg.staging``; the records then say ``stage_source: "rules"`` and the
+stage sentence calls the stage an estimate, so nobody mistakes it for a scorer's); its events come from
+the AASM rule detectors (``psg.detectors``).
 
 Nothing is claimed about a channel group the recording does not have (``psg.captions.availability``,
 read from the signals after channel recognition): its caption level says so plainly ("No SpO2
@@ -19,6 +20,7 @@ the summary counts it as gap time, not as time in bed (``psg.summary``).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,16 @@ from psg.summary import night_summary, summary_caption
 from psg.timeline import EPOCH_S, Event, Stage
 
 
+@dataclass(frozen=True)
+class StageEstimate:
+    """Stages of a recording without scored stages from a stager outside ``psg`` (the model's stage head,
+    ``sleeplm.stage_estimate``): ``stages`` (n,) ``Stage`` values, UNSCORED where it could not vouch for
+    one; ``source`` what the records and the summary say staged them (e.g. "model")."""
+
+    stages: np.ndarray
+    source: str
+
+
 def caption_night(
     recording: Recording,
     *,
@@ -46,6 +58,7 @@ def caption_night(
     seed: int = 0,
     progress: bool = False,
     detected: list[DetectedEvent] | None = None,
+    estimate: StageEstimate | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One record per whole 30-s epoch and the night summary.
 
@@ -56,7 +69,8 @@ def caption_night(
     phrasing when ``style='varied'``. The summary is ``psg.summary.night_summary`` plus ``caption``,
     ``stage_source`` and ``event_source`` (and ``not_recorded``, see the module docstring). Callers that
     already ran ``detect_events`` on this recording pass the result as ``detected`` so a file without
-    annotations is not analysed twice.
+    annotations is not analysed twice. ``estimate``: the stages of a recording without scored stages (else
+    the rule stager's).
     """
     features = epoch_features(recording)
     n = len(features)
@@ -67,6 +81,12 @@ def caption_night(
         k = min(n, timeline.n_epochs)
         stages[:k] = timeline.stages[:k]
         stage_source = "annotation"
+    elif estimate is not None:
+        stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
+        k = min(n, len(estimate.stages))
+        stages[:k] = estimate.stages[:k]
+        stages[gap] = int(Stage.UNSCORED)
+        stage_source = estimate.source
     else:
         stages = rule_stages(features).astype(np.int64)
         stages[gap] = int(Stage.UNSCORED)  # nothing was recorded: no estimate

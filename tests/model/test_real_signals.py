@@ -174,3 +174,21 @@ def test_describe_of_the_real_nox_psg_names_the_detected_events_only(real_signal
         record = {"start_s": start, "stage": stages[caption["epoch"]], "events": here}
         assert contradictions(record, {"stage_event": caption["text"]}) == [], caption["text"]
         assert not any(word in caption["text"] for word in ("apnea", "Desaturation", "Arousal")), caption["text"]
+
+
+def test_report_and_caption_of_a_real_file_state_the_models_stages(real_signals: Path, tmp_path: Path) -> None:
+    """They staged a file without scoring with the rule stager: the Sleep-EDF wake (experts: W) was N2 in 7
+    of 10 epochs, and its report said "total sleep time 3.5 min". Now they state what `sleeplm stage` does."""
+    path = real_signals / "sleep-edf-short" / "short_psg.edf"
+    stages = _stage(path)["stages"]
+    reported = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "report")])
+    assert reported.exit_code == 0, reported.output
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["stage_source"] == "model" and summary["summary"]["tst_min"] == 0.0
+    assert "No sleep during the recording." in summary["summary"]["caption"]
+    captioned = runner.invoke(app, ["caption", str(path), "--out", str(tmp_path / "captions.jsonl")])
+    assert captioned.exit_code == 0, captioned.output
+    records = [json.loads(line) for line in (tmp_path / "captions.jsonl").read_text().splitlines()[:-1]]
+    assert [r["stage"] for r in records] == stages == ["W"] * 10
+    assert {r["stage_source"] for r in records} == {"model"}
+    assert not any("rule-based estimate" in r["captions"]["stage_event"] for r in records)

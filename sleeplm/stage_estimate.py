@@ -1,0 +1,46 @@
+"""The stages `sleeplm caption` and `sleeplm report` give a file without scored stages: the model's.
+
+Why: these commands staged such a file with the rule stager of ``psg.staging`` (band-power thresholds),
+while ``sleeplm stage`` reads it with the shipped model's stage head. On the real recordings they disagreed:
+the Sleep-EDF wake (experts: 10 epochs W) was N2 in 7 epochs by the rules, so its report said "total sleep
+time 3.5 min, N2 100 % of sleep", where ``sleeplm stage`` says W 10 / 10; the awake Nox A1 PSG was N1 3,
+N2 1 (sleep efficiency 100 %). Now both commands state what ``sleeplm stage`` states, ``uncertain`` epochs
+as unscored ("Stage uncertain"), with ``stage_source: "model"``; the rule stager stays for a checkout
+without the shipped checkpoint or its stage head (it says "rule-based estimate").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from psg.captions.night import StageEstimate
+from psg.recording import Recording
+from psg.timeline import Stage
+
+STAGE_SOURCE = "model"
+
+
+def model_stage_estimate(recording: Recording) -> StageEstimate | None:
+    """The shipped stage head's stages of ``recording`` (UNSCORED where it says uncertain or gap); None where
+    the recording has scored stages (they win) or no checkpoint with a stage head ships."""
+    from model_runtime.model.shipped import SHIPPED_CHECKPOINT
+
+    timeline = recording.timeline
+    if timeline is not None and np.any(timeline.stages != Stage.UNSCORED):
+        return None
+    if not SHIPPED_CHECKPOINT.is_file():
+        return None
+    from model_runtime.serving.model_api import SleepLM
+    from model_runtime.serving.night import head_staged
+
+    lm = SleepLM.load()
+    if lm.stage_head is None:
+        return None
+    verdicts = head_staged(lm, recording, recording.n_epochs).verdicts
+    stages = np.array([_stage(v) for v in verdicts], dtype=np.int64)
+    return StageEstimate(stages, STAGE_SOURCE)
+
+
+def _stage(verdict: str) -> int:
+    """A verdict ('W'..'R', 'uncertain', 'gap') as a ``Stage`` value; anything but a stage is unscored."""
+    return int(Stage.from_label(verdict)) if verdict in ("W", "N1", "N2", "N3", "R") else int(Stage.UNSCORED)
