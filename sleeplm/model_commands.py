@@ -190,7 +190,8 @@ def query_cmd(
         typer.echo(dumps(result))
         return
     if not result["matches"]:
-        typer.echo(f"no epoch matches {text!r} (score threshold {result['threshold']:.3f}, {result['method']})")
+        why = "none is staged as it names" if result["threshold"] is None else f"score threshold {result['threshold']:.3f}"
+        typer.echo(f"no epoch matches {text!r} ({why}, {result['method']})")
         return
     typer.echo(f"{'epoch':>5} {'start_s':>8} {'score':>6}  spans (s)")
     for m in result["matches"]:

@@ -97,6 +97,12 @@ def _stated_types(night: list[dict[str, Any]], epochs: np.ndarray) -> list[set[s
     return [named.get(int(epoch), set()) for epoch in epochs.tolist()]
 
 
+def _shown_stages(night: list[dict[str, Any]], epochs: np.ndarray) -> list[str]:
+    """Per embedded epoch, the stage its record shows ('?' where none): the one beside it in the bed view."""
+    stage = {e["epoch"]: str(e.get("stage") or "?") for e in night}
+    return [stage.get(int(epoch), "?") for epoch in epochs.tolist()]
+
+
 class NightSearch:
     """One per API process: the text tower, loaded on first use (see the module docstring)."""
 
@@ -154,8 +160,8 @@ class NightSearch:
         elif lm is not None:
             from model_runtime.serving.night_search import matching_epochs
 
-            stated = _stated_types(night, epochs)
-            rows, found, _ = matching_epochs(lm, text, vectors, self._bank, top, stated)
+            stated, shown = _stated_types(night, epochs), _shown_stages(night, epochs)
+            rows, found, _ = matching_epochs(lm, text, vectors, self._bank, top, stated, shown)
             scores_by_epoch = dict(zip(epochs[rows].tolist(), found.tolist(), strict=True))
             scores = np.array([scores_by_epoch.get(e["epoch"], -np.inf) for e in night])
             method = "model"

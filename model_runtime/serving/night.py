@@ -222,8 +222,10 @@ def query_night(
     "threshold", "method"}``, best first, at most ``top``; spans are recording seconds inside the matched
     epoch (language-guided localisation). With the checkpoint's reference ``bank`` only epochs at or above
     the query's calibrated threshold are returned (``model_runtime.serving.night_search``; none: "no epoch
-    matches"), and a query naming event types only returns epochs where the AASM detectors found one (the
-    events a caption of the epoch names); without a bank the ``top`` nearest are ranked and ``method`` says
+    matches"), a query naming event types only returns epochs where the AASM detectors found one (the
+    events a caption of the epoch names), and one naming stages only epochs staged so (``stage_night``'s
+    verdicts; a query naming stages and no event is answered by them, best score first, ``method`` 'shown
+    stage'); without a bank the ``top`` nearest are ranked and ``method`` says
     'ranked (uncalibrated)'."""
     if not isinstance(text, str) or not text.strip():
         raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
@@ -236,9 +238,12 @@ def query_night(
         threshold, method = None, "ranked (uncalibrated: no reference bank)"
     else:
         from model_runtime.serving.night_search import detector_types, matching_epochs
+        from model_runtime.serving.watch_rules import rule_concepts
 
         stated = detector_types([d.to_dict() for d in detect_events(night.recording)], night.n_epochs)
-        order, scores, calibration = matching_epochs(lm, text, embeddings, bank, top, stated)
+        # the stages the epochs are shown with, where the query names one (staging reads the whole night)
+        shown = _staged(lm, night, True, False).verdicts if rule_concepts(text).stages else None
+        order, scores, calibration = matching_epochs(lm, text, embeddings, bank, top, stated, shown)
         spans = lm.localise(night.x[order], lm.embed_text(text)) if len(order) else []
         found = [
             (int(i), float(score), [(i * EPOCH_S + a, i * EPOCH_S + b) for a, b in span])

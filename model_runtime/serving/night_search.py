@@ -17,6 +17,12 @@ on nights that hold none (the bank's hypopnea precision never reaches 0.9 at any
 event-free nights score like desaturations). So a query naming event types also needs the epoch's own
 record to hold one (``stated``: the detectors' events, what its caption and chips show): one truth per
 epoch, and a match never contradicts the caption beside it.
+
+Stages likewise (``shown``: the stage each epoch's record shows, the stage head's on a real recording): a
+query naming stages keeps only epochs shown with one of them, and one naming stages and no event is answered
+by those epochs, best score first, without the encoder's threshold (``method`` 'shown stage'). Why: the
+encoder learnt from simulated signals only, and on the real Sleep-EDF wake, which the stage head and the
+experts call W in all 10 epochs, "wake" matched 1 of them.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class SearchThreshold:
     bank precision ``precision`` reached ``SEARCH_PRECISION``), 'bank-f1' (it never did: the F1-optimal
     threshold) or 'bank-quantile' (no known concept); ``recall`` on the bank where known."""
 
-    threshold: float
+    threshold: float | None  # None: not applied ('shown stage')
     method: str
     precision: float | None
     recall: float | None
@@ -81,18 +87,26 @@ def matching_epochs(
     bank: ReferenceBank,
     top: int,
     stated: Sequence[Collection[str]] | None = None,
+    shown: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SearchThreshold]:
     """Indices of the (at most ``top``) epochs of ``embeddings`` at or above the query's threshold, best
     first, their scores, and the threshold; no index when nothing matches. ``stated``: per epoch, the event
-    types its record holds; when given, a query naming event types keeps only epochs holding one of them."""
+    types its record holds; when given, a query naming event types keeps only epochs holding one of them.
+    ``shown``: per epoch, the stage its record shows; when given, a query naming stages keeps only epochs
+    shown with one of them, and one naming no event is answered by those (see the module docstring)."""
     vector = lm.embed_text(text)
-    calibration = search_threshold(lm, text, bank, vector)
+    concepts = rule_concepts(text)
     scores = rule_scores(lm, vector, np.asarray(embeddings, dtype=np.float32))
     order = np.argsort(-scores, kind="stable")
-    order = order[scores[order] >= calibration.threshold]
-    wanted = rule_concepts(text).events
-    if stated is not None and wanted:
-        order = order[[bool(wanted.intersection(stated[i])) for i in order]] if len(order) else order
+    if shown is not None and concepts.stages and not concepts.events:
+        calibration = SearchThreshold(None, "shown stage", None, None)
+    else:
+        calibration = search_threshold(lm, text, bank, vector)
+        order = order[scores[order] >= calibration.threshold]
+    if stated is not None and concepts.events:
+        order = order[[bool(concepts.events.intersection(stated[i])) for i in order]] if len(order) else order
+    if shown is not None and concepts.stages:
+        order = order[[shown[i] in concepts.stages for i in order]] if len(order) else order
     order = order[:top]
     return order, scores[order], calibration
 

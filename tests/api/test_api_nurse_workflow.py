@@ -128,6 +128,8 @@ def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, 
     lm = SleepLM.load()
     texts = ["Wake with eyes open.", "An obstructive apnea with oxygen desaturation.", "Deep N3 sleep, slow waves."]
     shown = ["Wake (W). No events.", "Light sleep (N2). Obstructive apnea 3.0-15.0 s.", "Deep sleep (N3). No events."]
+    # an epoch the encoder reads as deep sleep and the bed view shows as wake (the stage head's verdict)
+    texts, shown = [*texts, texts[2]], [*shown, shown[0]]
     store.insert_epochs(
         [
             record(
@@ -136,12 +138,15 @@ def test_night_search_ranks_by_the_model_when_embeddings_are_stored(api, store, 
                 embedding=lm.embed_text(t).tolist(),
                 captions={"stage_event": caption, "brain": "x", "cardiac": "x", "respiratory": "x", "somatic": "x"},
             )
-            for i, (t, caption, stage) in enumerate(zip(texts, shown, ("W", "N2", "N3"), strict=True))
+            for i, (t, caption, stage) in enumerate(zip(texts, shown, ("W", "N2", "N3", "W"), strict=True))
         ]
     )
     with api.client("viewer") as viewer:
         found = viewer.get("/api/beds/bed-1/query", params={"q": "obstructive apnea", "top": 3}, timeout=120).json()
         none = viewer.get("/api/beds/bed-1/query", params={"q": "hypopnea"}, timeout=120).json()
+        deep = viewer.get("/api/beds/bed-1/query", params={"q": "deep sleep"}, timeout=120).json()
     # only the epoch above the calibrated threshold whose own caption names the event: not three answers
     assert found["method"] == "model" and [m["epoch"] for m in found["matches"]] == [1]
     assert none["method"] == "model" and none["matches"] == []
+    # a stage query answers the epochs shown with that stage: never one whose tile says otherwise
+    assert [(m["epoch"], m["stage"]) for m in deep["matches"]] == [(2, "N3")]

@@ -192,3 +192,13 @@ def test_report_and_caption_of_a_real_file_state_the_models_stages(real_signals:
     assert [r["stage"] for r in records] == stages == ["W"] * 10
     assert {r["stage_source"] for r in records} == {"model"}
     assert not any("rule-based estimate" in r["captions"]["stage_event"] for r in records)
+
+
+def test_a_stage_query_on_a_real_file_answers_the_epochs_staged_so(real_signals: Path) -> None:
+    """The encoder, trained on simulated signals, matched "wake" to 1 of the Sleep-EDF wake's 10 W epochs;
+    a stage query now answers the epochs `sleeplm stage` stages so (``night_search``, 'shown stage')."""
+    path = real_signals / "sleep-edf-short" / "short_psg.edf"
+    query = lambda text: json.loads(runner.invoke(app, ["query", str(path), text, "--json"]).stdout)  # noqa: E731
+    wake, deep = query("wake"), query("deep sleep")
+    assert sorted(m["epoch"] for m in wake["matches"]) == list(range(10)) and wake["method"] == "shown stage"
+    assert deep["matches"] == [] and deep["threshold"] is None
