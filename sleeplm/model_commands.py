@@ -190,7 +190,8 @@ def query_cmd(
         typer.echo(dumps(result))
         return
     if not result["matches"]:
-        why = "none is staged as it names" if result["threshold"] is None else f"score threshold {result['threshold']:.3f}"
+        threshold = result["threshold"]
+        why = "none is staged as it names" if threshold is None else f"score threshold {threshold:.3f}"
         typer.echo(f"no epoch matches {text!r} ({why}, {result['method']})")
         return
     typer.echo(f"{'epoch':>5} {'start_s':>8} {'score':>6}  spans (s)")
