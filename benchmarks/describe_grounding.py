@@ -63,7 +63,11 @@ def measure(lm: SleepLM, name: str, path: Path, origin: str) -> dict:
     }
     raw = generated["stage_event"]
     printed = [c["text"] for c in describe_night(lm, night)["captions"]]
-    words = {m: [consistent_words(t)[1] for t in texts] for m, texts in generated.items() if m != "stage_event"}
+    words = {
+        m: [consistent_words(t, f)[1] for t, f in zip(texts, night.features, strict=True)]
+        for m, texts in generated.items()
+        if m != "stage_event"
+    }
     row: dict = {"recording": name, "origin": origin, "epochs": night.n_epochs, "detected": len(events)}
     # modality levels: qualitative words of the decoder's that the numbers of their own sentence contradict
     row["decoder_words_contradicted"] = {m: sum(n) for m, n in words.items()}

@@ -201,7 +201,7 @@ def describe_night(
                     if staged.reasons[a + i]:
                         text = uncertain_caption(text, staged.reasons[a + i])
                 else:
-                    text, _ = consistent_words(text)
+                    text, _ = consistent_words(text, features[i])
                 captions.append({"epoch": a + i, "start_s": (a + i) * EPOCH_S, "modality": m, "text": text})
         bar.update(b - a)
     bar.close()

@@ -13,14 +13,15 @@ The other levels' numbers are the measured features (the decoder writes feature 
 qualitative words are the decoder's own: on the Nox file it wrote "left-right correlation 0.02 (conjugate
 eye movements)". ``consistent_words`` rewrites each such word as the template derives it from the number the
 same sentence states (the dominant band from its band powers, the eye-movement coupling from the E1-E2
-correlation, the airflow level from its amplitude). ``benchmarks/describe_grounding.py`` measures both on
-real and simulated recordings.
+correlation, the airflow level from its amplitude), and the body position from the epoch's measured one
+(it wrote "left" where the sensor read right). ``benchmarks/describe_grounding.py`` measures both on real
+and simulated recordings.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from psg.captions.availability import sentences
 from psg.captions.modality import CONJUGATE_CORRELATION, FLOW_ABSENT, FLOW_REDUCED
@@ -28,6 +29,7 @@ from psg.captions.phrasing import Phraser
 from psg.captions.stage_event import StageContext, event_sentences, stage_descriptor, stage_sentence
 from psg.errors import PSGError
 from psg.features.neuro import BANDS
+from psg.montage import POSITIONS
 from psg.timeline import EPOCH_S, Event, Stage
 
 _CANONICAL = Phraser()
@@ -43,6 +45,9 @@ _COUPLINGS = (
 _VALUE = r"(?P<number>-?\d+(?:\.\d+)?)"
 _COUPLING = re.compile(
     rf"(?:correlation|correlate at|correlation of) {_VALUE} \((?P<word>{'|'.join(map(re.escape, _COUPLINGS))})\)"
+)
+_POSITION = re.compile(
+    rf"(?:Body position: |Position sensor reads |Recorded body position is )(?P<word>{'|'.join(POSITIONS.values())})\."
 )
 _FLOW = re.compile(
     rf"{_VALUE} (?:of the night baseline|times its baseline amplitude) \((?P<word>absent|reduced|normal)\)"
@@ -75,13 +80,19 @@ def _stage(label: str) -> Stage:
         return Stage.UNSCORED
 
 
-def consistent_words(text: str) -> tuple[str, int]:
+def consistent_words(text: str, features: Mapping[str, object] | None = None) -> tuple[str, int]:
     """``text`` (a generated modality caption) with each qualitative word the template derives from a number
-    rewritten from the number its sentence states, and how many words changed."""
+    rewritten from the number its sentence states, and the body position from the epoch's measured
+    ``position_name`` (``features``, when given: the decoder picks the name; on the Nox file "left" for an
+    epoch measured right); and how many words changed."""
+    position = (features or {}).get("position_name")
     out, changed = [], 0
     for sentence in sentences(text):
         for fix in (_fix_dominant, _fix_coupling, _fix_flow):
             sentence, n = fix(sentence)
+            changed += n
+        if isinstance(position, str):
+            sentence, n = _replaced(_POSITION, sentence, lambda _: position)
             changed += n
         out.append(sentence)
     return " ".join(out), changed

@@ -59,3 +59,9 @@ def test_qualitative_words_follow_the_numbers_of_their_sentence() -> None:
     assert consistent_words(flow) == (flow.replace("(reduced)", "(absent)"), 1)
     right = "On C4-A1 the EEG is alpha-dominant (delta 5.2%, theta 16.0%, alpha 54.2%, sigma 6.4%, beta 8.2%), with x."
     assert consistent_words(right) == (right, 0)
+
+
+def test_the_body_position_is_the_measured_one() -> None:
+    generated = "Chin EMG: tone 1.20 µV RMS with median frequency 20.0 Hz. Recorded body position is left."
+    assert consistent_words(generated, {"position_name": "right"}) == (generated.replace("left.", "right."), 1)
+    assert consistent_words(generated) == (generated, 0)  # no features: nothing to compare with
