@@ -227,6 +227,16 @@ def test_apnea_cluster_after_three_events_in_five_minutes() -> None:
     assert kinds(engine.process(epoch(13))) == [("resolved", "apnea_cluster")]  # T0+420 >= 400
 
 
+def test_unclassified_apneas_count_in_the_cluster() -> None:
+    """An apnea no usable belt could type (``apnea``, e.g. a real montage with its belts off) is a respiratory
+    event like the others."""
+    engine = AlertEngine()
+    run(engine, [epoch(0, events=[resp(5.0, "apnea")]), epoch(1, events=[resp(40.0, "apnea")])])
+    events = engine.process(epoch(2, events=[resp(70.0, "apnea")]))
+    assert kinds(events) == [("raised", "apnea_cluster")]
+    assert events[0].alert.evidence["values"] == {"events": 3, "types": ["apnea"]}
+
+
 def test_flat_airflow_suppresses_respiratory_events() -> None:
     engine = AlertEngine()
     events = [resp(0.0), resp(10.0, "hypopnea"), resp(20.0, "central_apnea")]
