@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from psg.captions.grounding import stage_of
 from psg.captions.night import StageEstimate
 from psg.recording import Recording
 from psg.timeline import Stage
@@ -37,10 +38,5 @@ def model_stage_estimate(recording: Recording) -> StageEstimate | None:
     if lm.stage_head is None:
         return None
     verdicts = head_staged(lm, recording, recording.n_epochs).verdicts
-    stages = np.array([_stage(v) for v in verdicts], dtype=np.int64)
+    stages = np.array([int(stage_of(v)) for v in verdicts], dtype=np.int64)
     return StageEstimate(stages, STAGE_SOURCE)
-
-
-def _stage(verdict: str) -> int:
-    """A verdict ('W'..'R', 'uncertain', 'gap') as a ``Stage`` value; anything but a stage is unscored."""
-    return int(Stage.from_label(verdict)) if verdict in ("W", "N1", "N2", "N3", "R") else int(Stage.UNSCORED)

@@ -28,7 +28,7 @@ from model_runtime.serving.night_gaps import GAP_VERDICT, recorded_epochs, with_
 from psg.captions import MODALITIES
 from psg.captions.availability import channel_groups, recorded_events
 from psg.captions.gaps import gap_sentence
-from psg.captions.grounding import consistent_words, grounded_stage_event
+from psg.captions.grounding import consistent_words, grounded_stage_event, stage_of
 from psg.channel_map_format import ChannelMapFile
 from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
@@ -176,6 +176,7 @@ def describe_night(
     start, stop = _resolve(epochs, night.n_epochs)
     staged = _staged(lm, night, smooth=True, progress=progress, stop=stop)
     stages = staged.verdicts
+    hypnogram = [stage_of(verdict) for verdict in stages]
     # The decoder's evidence prefix: what the AASM rule detectors measured, never the file's annotations;
     # and the only events a stage_event caption names (psg.captions.grounding)
     detected = detect_events(night.recording)
@@ -197,7 +198,7 @@ def describe_night(
                 if staged.verdicts[a + i] == GAP_VERDICT:  # nothing recorded: no generated text about it
                     text = gap_sentence(night.recording.gaps, (a + i) * EPOCH_S)
                 elif m == "stage_event":
-                    text = grounded_stage_event(text, stages, a + i, events)
+                    text = grounded_stage_event(text, hypnogram, a + i, events)
                     if staged.reasons[a + i]:
                         text = uncertain_caption(text, staged.reasons[a + i])
                 else:

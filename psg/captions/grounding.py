@@ -55,14 +55,13 @@ _FLOW = re.compile(
 
 
 def grounded_stage_event(
-    text: str, stages: Sequence[str], i: int, events: Iterable[Event], epoch_s: float = EPOCH_S
+    text: str, hypnogram: Sequence[Stage], i: int, events: Iterable[Event], epoch_s: float = EPOCH_S
 ) -> str:
-    """``text`` (a generated stage_event caption of epoch ``i`` of a night staged ``stages``: 'W'..'R', anything
-    else unscored) with its stage sentence kept where it states the stage and its neighbours' context as
+    """``text`` (a generated stage_event caption of epoch ``i`` of a night staged ``hypnogram``, see
+    ``stage_of``) with its stage sentence kept where it states the stage and its neighbours' context as
     the template does ("REM sleep (R), transition from N2"; else the template's sentence), and its other
     sentences replaced by one per detected event overlapping the epoch, or "No events."."""
-    hypnogram = [_stage(label) for label in stages]
-    stage, context = hypnogram[i], StageContext.around(hypnogram, i)
+    stage, context = hypnogram[i], StageContext.around(list(hypnogram), i)
     said = sentences(text)
     descriptor = stage_descriptor(stage, context)
     if said and re.search(rf"(?:^|: ){re.escape(descriptor)}(?: in this epoch)?\.$", said[0]):
@@ -73,9 +72,10 @@ def grounded_stage_event(
     return " ".join([opening, *(named or ["No events."])])
 
 
-def _stage(label: str) -> Stage:
+def stage_of(verdict: str) -> Stage:
+    """A staging verdict ('W'..'R', 'uncertain', 'gap', '?') as a ``Stage``: anything but a stage is unscored."""
     try:
-        return Stage.from_label(label)
+        return Stage.from_label(verdict)
     except PSGError:  # 'uncertain', 'gap': no stage to state
         return Stage.UNSCORED
 
