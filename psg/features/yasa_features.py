@@ -54,7 +54,7 @@ from scipy import fft as sp_fft
 from scipy import signal as sps
 from scipy.integrate import simpson, trapezoid
 
-from psg.features.night_reference import NightReference, night_statistics
+from psg.features.night_reference import WINDOWS, NightReference, night_statistics
 
 #: The rate every signal is given at (YASA resamples to it before computing its features).
 FS = 100
@@ -160,7 +160,8 @@ def feature_table(
 def smoothed_blocks(features: np.ndarray, past: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """YASA's two smoothed blocks of per-epoch ``features`` before scaling, by their column suffix: the
     centred 7.5-min triangular mean and the past 2-min mean (``past`` when the caller kept it)."""
-    return {"c7min": centred_triangular_mean(features), "p2min": past_mean(features) if past is None else past}
+    blocks = (centred_triangular_mean(features), past_mean(features) if past is None else past)
+    return dict(zip(WINDOWS, blocks, strict=True))
 
 
 @dataclass(frozen=True)
@@ -249,15 +250,10 @@ def past_mean(x: np.ndarray, window: int = PAST_WINDOW) -> np.ndarray:
     return out
 
 
-def robust_scale_5_95(x: np.ndarray) -> np.ndarray:
-    """``sklearn.preprocessing.robust_scale(x, quantile_range=(5, 95))`` of (n, m) ``x``: per column, minus
-    the median, over the 5-95 percentile range (1 where that range is under 10 machine epsilons), NaN ignored.
-    """
-    return robust_scale_with(x, night_statistics(x))
-
-
 def robust_scale_with(x: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """(n, m) ``x`` centred and scaled by (3, m) ``stats`` (median, 5th, 95th percentile), as ``robust_scale``."""
+    """(n, m) ``x`` centred and scaled by (3, m) ``stats`` (median, 5th, 95th percentile): with ``x``'s own
+    ``night_statistics`` this is ``sklearn.preprocessing.robust_scale(x, quantile_range=(5, 95))`` (1 where
+    the 5-95 range is under 10 machine epsilons, NaN ignored)."""
     center, low, high = stats
     scale = high - low
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0

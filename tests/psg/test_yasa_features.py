@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import psg.features.yasa_prior as yp
-from psg.features.yasa_features import centred_triangular_mean, past_mean, robust_scale_5_95, staging_features
+from psg.features.night_reference import night_statistics
+from psg.features.yasa_features import centred_triangular_mean, past_mean, robust_scale_with, staging_features
 from psg.formats.edf import read_mapped_edf
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L
 from psg.recording import Recording, Signal
@@ -168,4 +169,5 @@ def test_smoothing_equals_pandas_and_sklearn_bit_for_bit() -> None:
             ):
                 np.testing.assert_array_equal(ours, theirs.to_numpy(), err_msg=str(n))
                 reference = preprocessing.robust_scale(theirs, quantile_range=(5, 95))
-                np.testing.assert_array_equal(robust_scale_5_95(ours), reference, err_msg=str(n))
+                scaled = robust_scale_with(ours, night_statistics(ours))
+                np.testing.assert_array_equal(scaled, reference, err_msg=str(n))
