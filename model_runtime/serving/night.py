@@ -34,7 +34,7 @@ from psg.channels import ChannelReport
 from psg.channels import require_eeg as check_eeg
 from psg.detectors import detect_events
 from psg.errors import PSGError
-from psg.features.eeg_bandwidth import low_pass_slope, low_passed_reason
+from psg.features.eeg_bandwidth import beta_slope, low_passed_everywhere
 from psg.features.yasa_prior import yasa_inputs
 from psg.formats import read_psg
 from psg.formats.scoring import SCORING_KEY
@@ -335,10 +335,9 @@ def head_staged(lm: SleepLM, recording: Recording, n_epochs: int) -> StagedEpoch
 def _uncertain_if_low_passed(staged: StagedEpochs, recording: Recording) -> StagedEpochs:
     """Every epoch ``uncertain`` when every EEG YASA would read was low-passed below its band by the device
     (``psg.features.eeg_bandwidth``): missing beta reads as sleep, and no head can vouch for a stage."""
-    slopes = [low_pass_slope(sig) for sig in yasa_inputs(recording.signals)[0]]
-    if not slopes or None in slopes:
+    reason = low_passed_everywhere([beta_slope(sig) for sig in yasa_inputs(recording.signals)[0]])
+    if not reason:
         return staged
-    reason = low_passed_reason(max(s for s in slopes if s is not None))
     n = len(staged.verdicts)
     return StagedEpochs([UNCERTAIN] * n, staged.best, staged.probabilities, staged.novelty, [reason] * n, staged.head)
 

@@ -22,6 +22,8 @@ only (``full_band``); where every EEG is low-passed, it says ``uncertain``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import signal as sps
 
@@ -79,12 +81,25 @@ def is_low_passed(slope: float | None) -> bool:
     return slope is not None and slope < LOW_PASSED_SLOPE
 
 
+def readable(slopes: Sequence[float | None]) -> list[int]:
+    """Indices of the EEG derivations (by their beta ``slopes``) staging should read: those not low-passed,
+    or all of them when every one is (then staging says ``uncertain``, ``low_passed_everywhere``): YASA
+    averages its derivations, and a low-passed one pulls the average towards sleep. One rule for a file
+    (``full_band``) and a live bed's history (``psg.features.live_stage``)."""
+    kept = [i for i, slope in enumerate(slopes) if not is_low_passed(slope)]
+    return kept or list(range(len(slopes)))
+
+
 def full_band(eegs: list[Signal]) -> list[Signal]:
-    """The EEG derivations staging should read: those not low-passed, or all of them when every one is
-    (then staging says ``uncertain``): YASA averages its derivations, and a low-passed one pulls the
-    average towards sleep."""
-    kept = [sig for sig in eegs if not is_low_passed(beta_slope(sig))]
-    return kept or eegs
+    """The EEG derivations of a recording staging should read (``readable``)."""
+    return [eegs[i] for i in readable([beta_slope(sig) for sig in eegs])]
+
+
+def low_passed_everywhere(slopes: Sequence[float | None]) -> str:
+    """The ``uncertain`` reason when every EEG derivation (by its beta ``slopes``) is low-passed, else ''."""
+    if not slopes or not all(is_low_passed(slope) for slope in slopes):
+        return ""
+    return low_passed_reason(max(slope for slope in slopes if slope is not None))
 
 
 def low_pass_slope(sig: Signal) -> float | None:

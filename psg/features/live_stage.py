@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from psg.errors import PSGError
-from psg.features.eeg_bandwidth import epoch_beta_slopes, is_low_passed, low_passed_reason, median_slope
+from psg.features.eeg_bandwidth import epoch_beta_slopes, low_passed_everywhere, median_slope, readable
 from psg.features.night_reference import load_night_reference
 from psg.features.stage_spectra import RAW_NAMES, stage_feature_matrix, stage_model_input
 from psg.features.yasa_features import (
@@ -188,23 +188,21 @@ class MeasurementHistory:
         did not low-pass (all of them when every one is), and the flag; and the ``uncertain`` reason when
         every usable derivation is low-passed (``psg.features.eeg_bandwidth``, as offline)."""
         out = np.zeros(N_PRIOR)
-        usable = {}
-        for label, measured in m.derivations.items():
-            if measured.ok:
-                history = self._derivation(label, m.channels) or _DerivationHistory(m.channels)
-                usable[label] = (history, measured, history.beta_slope(epoch, measured.beta_slope))
-        full_band = [label for label, (_, _, slope) in usable.items() if not is_low_passed(slope)]
+        usable = [
+            (self._derivation(label, m.channels) or _DerivationHistory(m.channels), measured)
+            for label, measured in m.derivations.items()
+            if measured.ok
+        ]
+        slopes = [history.beta_slope(epoch, measured.beta_slope) for history, measured in usable]
         probs = []
-        for label in full_band or usable:
-            history, measured, _ = usable[label]
+        for i in readable(slopes):
+            history, measured = usable[i]
             names, table = history.table(epoch, measured.features)
             probs.append(classifier_probabilities(history.channels, names, table[-1:])[0])
         if probs:
             out[: len(STAGES)] = np.mean(probs, axis=0)
             out[len(STAGES)] = 1.0
-        if full_band or not usable:
-            return out, ""
-        return out, low_passed_reason(max(slope for _, _, slope in usable.values() if slope is not None))
+        return out, low_passed_everywhere(slopes)
 
 
 class _DerivationHistory:
