@@ -170,6 +170,11 @@ class Timeline:
     def duration_s(self) -> float:
         return self.n_epochs * self.epoch_s
 
+    @property
+    def is_scored(self) -> bool:
+        """True when a scorer staged at least one epoch (an events-only timeline is not)."""
+        return bool(np.any(self.stages != Stage.UNSCORED))
+
     def stage_at(self, t_s: float) -> Stage:
         """Stage of the epoch containing time ``t_s`` (UNSCORED outside the night)."""
         i = int(t_s // self.epoch_s)

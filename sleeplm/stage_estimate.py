@@ -16,7 +16,6 @@ import numpy as np
 from psg.captions.grounding import stage_of
 from psg.captions.night import StageEstimate
 from psg.recording import Recording
-from psg.timeline import Stage
 
 STAGE_SOURCE = "model"
 
@@ -26,10 +25,7 @@ def model_stage_estimate(recording: Recording) -> StageEstimate | None:
     the recording has scored stages (they win) or no checkpoint with a stage head ships."""
     from model_runtime.model.shipped import SHIPPED_CHECKPOINT
 
-    timeline = recording.timeline
-    if timeline is not None and np.any(timeline.stages != Stage.UNSCORED):
-        return None
-    if not SHIPPED_CHECKPOINT.is_file():
+    if (recording.timeline is not None and recording.timeline.is_scored) or not SHIPPED_CHECKPOINT.is_file():
         return None
     from model_runtime.serving.model_api import SleepLM
     from model_runtime.serving.night import head_staged

@@ -394,7 +394,7 @@ def _modalities(modality: str) -> tuple[str, ...]:
 
 def _truth(recording: Recording, n: int) -> list[str] | None:
     timeline = recording.timeline
-    if timeline is None or not np.any(timeline.stages != Stage.UNSCORED):
+    if timeline is None or not timeline.is_scored:
         return None
     stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
     k = min(n, timeline.n_epochs)

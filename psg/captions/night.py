@@ -76,17 +76,11 @@ def caption_night(
     n = len(features)
     gap = recording.gap_epochs()[:n]
     timeline = recording.timeline
-    if timeline is not None and np.any(timeline.stages != Stage.UNSCORED):
-        stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
-        k = min(n, timeline.n_epochs)
-        stages[:k] = timeline.stages[:k]
-        stage_source = "annotation"
+    if timeline is not None and timeline.is_scored:
+        stages, stage_source = _first_epochs(timeline.stages, n), "annotation"
     elif estimate is not None:
-        stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
-        k = min(n, len(estimate.stages))
-        stages[:k] = estimate.stages[:k]
+        stages, stage_source = _first_epochs(estimate.stages, n), estimate.source
         stages[gap] = int(Stage.UNSCORED)
-        stage_source = estimate.source
     else:
         stages = rule_stages(features).astype(np.int64)
         stages[gap] = int(Stage.UNSCORED)  # nothing was recorded: no estimate
@@ -167,3 +161,11 @@ def _event_record(event: Event, epoch_start_s: float) -> dict[str, Any]:
         "start_in_epoch_s": round(start, 3),
         "end_in_epoch_s": round(end, 3),
     }
+
+
+def _first_epochs(stages: np.ndarray, n: int) -> np.ndarray:
+    """``stages`` as ``n`` epochs: cut, or padded with UNSCORED where they end first."""
+    out = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
+    k = min(n, len(stages))
+    out[:k] = stages[:k]
+    return out
