@@ -16,13 +16,13 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from real_rates import resampled
 from real_signals import write_rows
-from scipy import signal as sps
 
 from psg.detectors.agreement import match_events
 from psg.detectors.respiratory import detect_respiratory_events
 from psg.montage import ABD, AF, THX
-from psg.recording import Recording, Signal
+from psg.recording import Recording
 from psg.simulate import simulate
 from psg.synthetic import synthetic_timeline
 
@@ -33,8 +33,7 @@ def at_rates(recording: Recording, rates: dict[str, int]) -> Recording:
     """``recording`` with the channels of ``rates`` resampled to those rates (Hz)."""
     signals = dict(recording.signals)
     for label, fs in rates.items():
-        sig = signals[label]
-        signals[label] = Signal(label, sps.resample_poly(sig.data, fs, int(sig.fs)), float(fs), sig.unit)
+        signals[label] = resampled(signals[label], fs)
     return Recording(recording.record_id, signals)
 
 

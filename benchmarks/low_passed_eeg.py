@@ -23,15 +23,14 @@ from collections import Counter
 from pathlib import Path
 
 from live_stage_head import live_stages
-from real_rates import write_clinical_edf
+from real_rates import device_lowpass, write_clinical_edf
 from real_signals import snippet_nights, write_rows
-from scipy import signal as sps
 
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import load_night_input, stage_night
 from psg.features.yasa_prior import EEG_DERIVATIONS
 from psg.paths import shared_data_dir
-from psg.recording import ORIGIN, RECORDED, Recording, Signal
+from psg.recording import ORIGIN, RECORDED, Recording
 
 #: Which EEG derivations a variant low-passes: the first YASA reads (C4's slot), or every one.
 WHICH = {"first": EEG_DERIVATIONS[:1], "all": EEG_DERIVATIONS}
@@ -44,10 +43,8 @@ def low_passed(recording: Recording, labels: tuple[str, ...], hz: float | None, 
     if eeg_only:
         signals = {label: sig for label, sig in signals.items() if label in EEG_DERIVATIONS}
     for label in labels:
-        sig = signals.get(label)
-        if hz and sig is not None:
-            data = sps.sosfiltfilt(sps.butter(4, hz, fs=sig.fs, output="sos"), sig.data)
-            signals[label] = Signal(label, data, sig.fs, sig.unit)
+        if hz and label in signals:
+            signals[label] = device_lowpass(signals[label], hz)
     return Recording(recording.record_id, signals, metadata={ORIGIN: RECORDED})
 
 

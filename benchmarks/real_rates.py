@@ -51,10 +51,13 @@ def at_rate(signal: Signal, fs: float, lowpass_hz: float | None = None) -> Signa
     Nyquist frequency."""
     if signal.label not in BRAIN or signal.fs <= fs:
         return signal
-    if lowpass_hz:
-        data = sps.sosfiltfilt(sps.butter(4, lowpass_hz, fs=signal.fs, output="sos"), signal.data)
-        signal = Signal(signal.label, data, signal.fs, signal.unit)
-    return resampled(signal, fs)
+    return resampled(device_lowpass(signal, lowpass_hz) if lowpass_hz else signal, fs)
+
+
+def device_lowpass(signal: Signal, hz: float) -> Signal:
+    """``signal`` through a device's low-pass at ``hz`` (4th-order Butterworth, zero-phase)."""
+    data = sps.sosfiltfilt(sps.butter(4, hz, fs=signal.fs, output="sos"), signal.data)
+    return Signal(signal.label, data, signal.fs, signal.unit)
 
 
 def for_yasa(recording: Recording) -> Recording:
