@@ -26,14 +26,26 @@ from sleeplm.channel_options import (
     report_scoring,
 )
 from sleeplm.jsonio import dumps
-from sleeplm.model_options import BackendOpt, CheckpointOpt, JsonOpt, NightArg, check_backend, needs_train_extra
+from sleeplm.model_options import (
+    BackendOpt,
+    CheckpointOpt,
+    JsonOpt,
+    LabHeadOpt,
+    NightArg,
+    check_backend,
+    needs_train_extra,
+)
 
 
-def _load(checkpoint: Path | None, backend: str) -> Any:
+def _load(checkpoint: Path | None, backend: str, lab_head: Path | None = None) -> Any:
+    """The checkpoint on ``backend``, staging with ``lab_head`` (``sleeplm adapt``) where one is given."""
     check_backend(backend)
     from model_runtime.serving.model_api import SleepLM
 
-    return SleepLM.load(checkpoint, backend=backend)
+    lm = SleepLM.load(checkpoint, backend=backend)
+    if lab_head is not None:
+        lm.use_lab_head(lab_head)
+    return lm
 
 
 def _bank(checkpoint: Path | None) -> Any:
@@ -75,10 +87,7 @@ def stage_cmd(
     as_json: JsonOpt = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
-    lab_head: Annotated[
-        Path | None,
-        typer.Option(envvar="SLEEPLM_LAB_HEAD", help="A lab's few-shot head from `sleeplm adapt` (default: none)."),
-    ] = None,
+    lab_head: LabHeadOpt = None,
     scoring: ScoringOpt = None,
 ) -> None:
     """Zero-shot sleep stages of every epoch with W/N1/N2/N3/R probabilities, or 'uncertain' with the reason.
@@ -86,15 +95,10 @@ def stage_cmd(
     With scoring (``--scoring``, a file beside the EDF or its own annotations) the JSON also carries the
     scored ``truth`` per epoch and the ``accuracy`` over scored epochs (null without scoring).
     """
-    from model_runtime.model.lab_head import LabHead
     from model_runtime.model.prompts import STAGE_LABELS
     from model_runtime.serving.night import stage_night
 
-    lm = _load(checkpoint, backend)
-    if lab_head is not None:
-        if lm.stage_head is None:
-            raise PSGError("--lab-head needs a checkpoint with a stage head beside it (`sleeplm train-stage`)")
-        lm.lab_head = LabHead.load(lab_head)
+    lm = _load(checkpoint, backend, lab_head)
     night_input = _night_input(night, channel, channel_map, require_eeg=True, scoring=scoring)
     result = {**stage_night(lm, night_input, smooth=smooth, progress=True), "channels": night_input.channels.to_json()}
     result.update(truth=night_input.truth, accuracy=night_input.accuracy(result["stages"]), scoring=night_input.scoring)
@@ -136,6 +140,7 @@ def describe_cmd(
     as_json: JsonOpt = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    lab_head: LabHeadOpt = None,
     scoring: ScoringOpt = None,
 ) -> None:
     """Generated captions of epochs; every number in them is a measured feature of that epoch.
@@ -147,7 +152,7 @@ def describe_cmd(
 
     check_modality(modality)
     window = parse_epochs(epochs)
-    lm = _load(checkpoint, backend)
+    lm = _load(checkpoint, backend, lab_head)
     night_input = _night_input(night, channel, channel_map, scoring=scoring)
     result = {
         **describe_night(lm, night_input, window, modality, progress=True),
@@ -172,6 +177,7 @@ def query_cmd(
     as_json: JsonOpt = False,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    lab_head: LabHeadOpt = None,
 ) -> None:
     """Find the epochs that best match a sentence, with the seconds inside each where it happens."""
     from model_runtime.serving.night import query_night
@@ -180,7 +186,7 @@ def query_cmd(
         raise PSGError("query text is empty; write what to look for, e.g. 'obstructive apnea during REM'")
     if top < 1:
         raise PSGError(f"--top must be >= 1, got {top}")
-    lm = _load(checkpoint, backend)
+    lm = _load(checkpoint, backend, lab_head)
     night_input = _night_input(night, channel, channel_map)
     result = {
         **query_night(lm, night_input, text, top=top, progress=True, bank=_bank(checkpoint)),

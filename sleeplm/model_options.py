@@ -35,6 +35,14 @@ BackendOpt = Annotated[
     ),
 ]
 
+LabHeadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SLEEPLM_LAB_HEAD",
+        help="A lab's few-shot stage head from `sleeplm adapt` (default: none, the shipped stage head).",
+    ),
+]
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
 
 

@@ -18,6 +18,7 @@ from psg.paths import shared_data_dir
 from psg.recording import Recording
 from sleeplm.channel_options import ChannelMapOpt, ChannelOpt, ScoringOpt, read_night_channels
 from sleeplm.jsonio import dumps
+from sleeplm.model_options import LabHeadOpt
 
 if TYPE_CHECKING:  # psg.captions loads the caption pipeline (seconds): only the commands that caption import it
     from psg.captions.phrasing import Style
@@ -87,6 +88,7 @@ def caption_cmd(
     seed: Annotated[int, typer.Option(help="Seed for the varied style.")] = 0,
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    lab_head: LabHeadOpt = None,
     scoring: ScoringOpt = None,
 ) -> None:
     """Caption every 30-s epoch of a night (features, stage, five captions) and summarise the night.
@@ -94,14 +96,15 @@ def caption_cmd(
     The last line holds the summary and the channel report (which file channel feeds each slot); a
     channel group the file does not have is captioned "not recorded", never described. Stages and events
     are the scoring's where the night has one (``--scoring``, or a file beside it); else the stages are the
-    shipped model's, as ``sleeplm stage`` gives them (``sleeplm.stage_estimate``), and the events the detectors'.
+    shipped model's (through ``--lab-head`` where given), as ``sleeplm stage`` gives them
+    (``sleeplm.stage_estimate``), and the events the detectors'.
     """
     from psg.captions import caption_night
     from sleeplm.stage_estimate import model_stage_estimate
 
     checked_style = _check_style(style)
     recording, report = read_night_channels(night, channel, channel_map, scoring)
-    estimate = model_stage_estimate(recording)
+    estimate = model_stage_estimate(recording, lab_head)
     records, summary = caption_night(recording, style=checked_style, seed=seed, progress=True, estimate=estimate)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
@@ -197,6 +200,7 @@ def report_cmd(
     ] = "png",
     channel: ChannelOpt = None,
     channel_map: ChannelMapOpt = None,
+    lab_head: LabHeadOpt = None,
     scoring: ScoringOpt = None,
 ) -> None:
     """Write a night report of a file or of a bed of the live store: summary JSON, overview PNG, HTML or PDF.
@@ -236,7 +240,7 @@ def report_cmd(
                 report_format,
                 channels=channels.to_json(),
                 scoring=mapped.metadata.get(SCORING_KEY),
-                estimate=model_stage_estimate(mapped),
+                estimate=model_stage_estimate(mapped, lab_head),
             )
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

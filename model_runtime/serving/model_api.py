@@ -124,6 +124,13 @@ class SleepLM:
         self._stage_head_file = None
         self._stage_head = head
 
+    def use_lab_head(self, path: str | Path) -> None:
+        """Stage with a lab's few-shot head (``sleeplm adapt``) over this checkpoint's stage head; every command
+        that states stages (stage, describe, query, caption, report) loads it the same way, so they agree."""
+        if self.stage_head is None:
+            raise PSGError(f"{path}: a lab head needs a checkpoint with a stage head beside it (`sleeplm train-stage`)")
+        self.lab_head = LabHead.load(path)
+
     @classmethod
     def load(
         cls, path: str | Path | None = None, backend: str = "auto", device: str | None = None, stage_head: bool = True

@@ -202,3 +202,31 @@ def test_a_stage_query_on_a_real_file_answers_the_epochs_staged_so(real_signals:
     wake, deep = query("wake"), query("deep sleep")
     assert sorted(m["epoch"] for m in wake["matches"]) == list(range(10)) and wake["method"] == "shown stage"
     assert deep["matches"] == [] and deep["threshold"] is None
+
+
+def test_a_lab_head_stages_every_command_as_it_stages_sleeplm_stage(real_signals: Path, tmp_path: Path) -> None:
+    """With SLEEPLM_LAB_HEAD set, `stage` used the lab's head while `caption` and `report` kept the shipped
+    one, so one file got two hypnograms. A head that favours N2 must now stage every command the same."""
+    from model_runtime.model.lab_head import LabHead
+    from model_runtime.serving.model_api import SleepLM
+
+    width = SleepLM.load().stage_classes.shape[1]
+    lab = LabHead(np.zeros((5, width)), np.array([0.0, 0.0, 4.0, 0.0, 0.0]), shots=3).save(tmp_path / "lab.npz")
+    env = {"SLEEPLM_LAB_HEAD": str(lab)}
+    path = real_signals / "sleep-edf-short" / "short_psg.edf"  # experts and the shipped head: W throughout
+    staged = json.loads(runner.invoke(app, ["stage", str(path), "--json"], env=env).stdout)
+    assert staged["stage_source"] == "lab head (3 shots per stage)"
+    stages = staged["stages"]
+    assert set(stages) <= {"N2", "uncertain"} and stages.count("N2") >= 5, stages
+    captioned = runner.invoke(app, ["caption", str(path), "--out", str(tmp_path / "c.jsonl")], env=env)
+    assert captioned.exit_code == 0, captioned.output
+    records = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()[:-1]]
+    assert [r["stage"] for r in records] == [{"uncertain": "?"}.get(s, s) for s in stages]
+    reported = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "report")], env=env)
+    assert reported.exit_code == 0, reported.output
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())["summary"]
+    assert summary["tst_min"] == stages.count("N2") / 2
+    described = json.loads(runner.invoke(app, ["describe", str(path), "--json"], env=env).stdout)["captions"]
+    assert all("(N2)" in c["text"] for c in described if stages[c["epoch"]] == "N2")
+    query = json.loads(runner.invoke(app, ["query", str(path), "light sleep", "--json"], env=env).stdout)
+    assert {m["epoch"] for m in query["matches"]} == {i for i, s in enumerate(stages) if s == "N2"}
