@@ -75,3 +75,21 @@ def test_a_low_passed_derivation_is_left_out_beside_a_full_band_one() -> None:
     assert not is_low_passed(beta_slope(full)) and is_low_passed(beta_slope(cut))
     assert full_band([cut, full]) == [full]
     assert full_band([cut]) == [cut]  # every EEG low-passed: all kept, and staging says uncertain
+
+
+def test_a_recordings_slope_is_measured_once_and_again_when_its_samples_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The channel report, the YASA prior and the uncertain check each ask for a file's slope; it is measured
+    once. Remembered by content, so samples changed in place are measured afresh, never answered stale."""
+    import psg.features.eeg_bandwidth as eeg_bandwidth
+
+    measured = []
+    real = eeg_bandwidth.epoch_beta_slopes
+    monkeypatch.setattr(eeg_bandwidth, "epoch_beta_slopes", lambda x, fs: measured.append(fs) or real(x, fs))
+    x = _pink_eeg(100.0, minutes=2.0, seed=7)
+    first = beta_slope(Signal("EEG", x, 100.0, "uV"))
+    assert beta_slope(Signal("EEG", x.copy(), 100.0, "uV")) == first and len(measured) == 1
+    x[:] = sps.sosfiltfilt(sps.butter(4, 15.0, fs=100.0, output="sos"), x)  # the same array, low-passed
+    changed = beta_slope(Signal("EEG", x, 100.0, "uV"))
+    assert len(measured) == 2 and changed is not None and first is not None and changed < LOW_PASSED_SLOPE < first
