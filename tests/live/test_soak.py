@@ -11,7 +11,7 @@ from pathlib import Path
 from operations.bench_stream import BenchOptions, run_bench
 
 
-def test_twenty_beds_accelerated_lose_nothing_and_hold_their_memory(tmp_path: Path) -> None:
+def test_ten_beds_at_four_times_speed_lose_nothing_and_hold_their_memory(tmp_path: Path) -> None:
     options = BenchOptions(
         beds=10,
         seconds=100.0,
