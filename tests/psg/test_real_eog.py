@@ -49,7 +49,7 @@ def test_real_rem_sleep_reads_as_conjugate_eye_movements(rem_eog: Path) -> None:
     correlations = [f["eog_lr_correlation"] for f in neuro_epoch_features(recording, recording.n_epochs)]
     assert len(correlations) == 28 and all(c is not None for c in correlations)
     conjugate = sum(c <= CONJUGATE_CORRELATION for c in correlations)
-    assert conjugate >= 20, correlations  # 21: the rest are quiet stretches between bursts (tonic REM)
+    assert conjugate >= 20, correlations  # 21: six of the rest are quiet stretches, one in-phase
 
 
 def test_the_live_analysis_measures_the_real_eog_as_the_file_path_does(rem_eog: Path) -> None:
