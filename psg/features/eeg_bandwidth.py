@@ -82,7 +82,7 @@ def beta_slope(sig: Signal) -> float | None:
     callers may change in place), so the layers that each ask for it measure it once per recording."""
     data = np.ascontiguousarray(sig.data)
     key = (
-        hashlib.sha1(memoryview(data).cast("B"), usedforsecurity=False).hexdigest(),
+        hashlib.sha1(data.data.cast("B"), usedforsecurity=False).hexdigest(),
         data.dtype.str,
         data.shape,
         sig.fs,
