@@ -12,6 +12,10 @@ another writer's EDF with clinical labels and staged through ``load_night_input`
 
     .venv/bin/python benchmarks/low_passed_eeg.py --json benchmarks/results/low_passed_eeg.json
     .venv/bin/python benchmarks/low_passed_eeg.py --eeg-only --json benchmarks/results/low_passed_eeg_only.json
+    .venv/bin/python benchmarks/low_passed_eeg.py --lowpass 0 35 30 25 --which all \
+        --json benchmarks/results/low_passed_eeg_35_25.json
+
+Each row also gives YASA's own stages of the same filtered recording (``real_signals.yasa_stages``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from live_stage_head import live_stages
 from real_rates import device_lowpass, write_clinical_edf
-from real_signals import snippet_nights, write_rows
+from real_signals import snippet_nights, write_rows, yasa_stages
 
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import load_night_input, stage_night
@@ -80,6 +84,8 @@ def main() -> None:
                         row[way] = dict(Counter(stages))
                         row[f"{way}_right"] = sum(s == truth for s in stages)
                     row["epochs"] = len(stages)
+                    yasa = yasa_stages(filtered) or []  # YASA 0.8 itself on the same EEG, the issue's yardstick
+                    row["yasa"], row["yasa_right"] = dict(Counter(yasa)), sum(s == truth for s in yasa)
                     rows.append(row)
                     print(json.dumps(row))
     write_rows(rows, args.json)
