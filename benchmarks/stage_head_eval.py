@@ -12,9 +12,10 @@ Which of the stage head's two heads the domain gate chose is counted per variant
 YASA (EEG only, same epochs) is run beside the model where it can stage (>= 5 min). Accuracy, Cohen's
 kappa and the expected calibration error of the reported probabilities; ``uncertain`` counts as wrong.
 The few-shot curve fits ``sleeplm adapt``'s lab head on K epochs per stage of the foreign excerpts of half
-the nights and tests on the other half.
+the nights and tests on the other half, beside the zero-shot stages of the same test epochs (5 draws each).
 
-    .venv/bin/python benchmarks/stage_head_eval.py --nights 10 --json benchmarks/results/stage_head_eval.json
+    .venv/bin/python benchmarks/stage_head_eval.py --nights 10 --json benchmarks/results/stage_head_eval.json \\
+        --plot benchmarks/plots/lab_head_few_shot.png
 """
 
 from __future__ import annotations
@@ -84,13 +85,14 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the few-shot curve")
     args = parser.parse_args()
     lm = SleepLM.load()
     assert lm.stage_head is not None, "no stage head beside the checkpoint"
     sources = held_out_sources(args.nights)
     rng = np.random.default_rng(args.seed)
     pooled: dict[str, dict[str, list]] = {}
-    few_shot: list[tuple[np.ndarray, np.ndarray]] = []
+    few_shot: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for source in sources:
         recording = render(NightSpec(source, seed=args.seed, artifacts=True))
         truth = np.array(recording.timeline.stages)
@@ -112,7 +114,8 @@ def main() -> None:
                 bucket["yasa_y"] += [STAGE_LABELS[k] for k in y[:m][scored[:m]]]
             if name == "eeg_only_foreign":
                 x = features.model_input()
-                few_shot.append((lm.stage_head.embed(x)[scored], y[scored]))
+                zero_shot = np.asarray(staged.probabilities).argmax(axis=1)
+                few_shot.append((lm.stage_head.embed(x)[scored], y[scored], zero_shot[scored]))
         print(f"{Path(source).name}: done", flush=True)
     report = {name: summarise(b) for name, b in pooled.items()}
     report["few_shot_eeg_only_foreign"] = few_shot_curve(few_shot, args.seed)
@@ -120,6 +123,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot_few_shot(report["few_shot_eeg_only_foreign"], args.plot)
 
 
 def summarise(bucket: dict[str, list]) -> dict:
@@ -140,18 +145,41 @@ def summarise(bucket: dict[str, list]) -> dict:
     return out
 
 
-def few_shot_curve(parts: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, float]:
+def few_shot_curve(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], seed: int, draws: int = 5) -> dict:
+    """Lab heads fitted on K epochs per stage of the first half of the nights, tested on the other half beside
+    the zero-shot stages of the same test epochs (what the lab had before adapting); mean over ``draws`` draws."""
     half = len(parts) // 2
-    fit_x = np.concatenate([p[0] for p in parts[:half]])
-    fit_y = np.concatenate([p[1] for p in parts[:half]])
-    test_x = np.concatenate([p[0] for p in parts[half:]])
-    test_y = np.concatenate([p[1] for p in parts[half:]])
-    curve = {}
+    fit_x, fit_y = (np.concatenate([p[i] for p in parts[:half]]) for i in (0, 1))
+    test_x, test_y, zero_shot = (np.concatenate([p[i] for p in parts[half:]]) for i in (0, 1, 2))
+    curve: dict = {"test_epochs": int(len(test_y)), "zero_shot": float((zero_shot == test_y).mean())}
     for k in SHOTS:
-        idx = pick_shots(fit_y, k, np.random.default_rng(seed))
-        head = fit_lab_head(fit_x[idx], fit_y[idx], k)
-        curve[f"K={k}"] = float((head.probabilities(test_x).argmax(axis=1) == test_y).mean())
+        right = []
+        for draw in range(draws):
+            idx = pick_shots(fit_y, k, np.random.default_rng([seed, draw]))
+            head = fit_lab_head(fit_x[idx], fit_y[idx], k)
+            right.append(float((head.probabilities(test_x).argmax(axis=1) == test_y).mean()))
+        curve[f"K={k}"] = float(np.mean(right))
     return curve
+
+
+def plot_few_shot(curve: dict, path: Path) -> None:
+    """Accuracy of the lab head by K beside the zero-shot line, on the same test epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(SHOTS, [curve[f"K={k}"] for k in SHOTS], "o-", label="lab head (`sleeplm adapt`), mean of 5 draws")
+    ax.axhline(curve["zero_shot"], color="0.4", linestyle="--", label="zero-shot stage head, same epochs")
+    ax.set(xscale="log", xlabel="scored epochs per stage (K)", ylabel="accuracy", ylim=(0.5, 0.9))
+    ax.set_xticks(SHOTS, [str(k) for k in SHOTS])
+    ax.set_title(f"Foreign 30-min EEG excerpts, {curve['test_epochs']} held-out test epochs", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
