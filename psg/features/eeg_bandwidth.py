@@ -23,6 +23,7 @@ only (``full_band``); where every EEG is low-passed, it says ``uncertain``.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ _WELCH_S = 4.0
 #: YASA prior and the ``uncertain`` check (up to ~1 s each for 8 h at 512 Hz; the fingerprint ~0.06 s).
 _MEASURED: OrderedDict[tuple[str, str, tuple[int, ...], float], float | None] = OrderedDict()
 _MEASURED_MAX = 64
+_MEASURED_LOCK = threading.Lock()
 
 
 def epoch_beta_slopes(x: np.ndarray, fs: float) -> np.ndarray:
@@ -87,12 +89,15 @@ def beta_slope(sig: Signal) -> float | None:
         data.shape,
         sig.fs,
     )
-    if key in _MEASURED:
-        _MEASURED.move_to_end(key)
-        return _MEASURED[key]
-    slope = _MEASURED[key] = median_slope(epoch_beta_slopes(data, sig.fs))
-    if len(_MEASURED) > _MEASURED_MAX:
-        _MEASURED.popitem(last=False)
+    with _MEASURED_LOCK:  # a server may read files from several threads
+        if key in _MEASURED:
+            _MEASURED.move_to_end(key)
+            return _MEASURED[key]
+    slope = median_slope(epoch_beta_slopes(data, sig.fs))
+    with _MEASURED_LOCK:
+        _MEASURED[key] = slope
+        while len(_MEASURED) > _MEASURED_MAX:
+            _MEASURED.popitem(last=False)
     return slope
 
 
