@@ -61,7 +61,7 @@ def grounded_stage_event(
     ``stage_of``) with its stage sentence kept where it states the stage and its neighbours' context as
     the template does ("REM sleep (R), transition from N2"; else the template's sentence), and its other
     sentences replaced by one per detected event overlapping the epoch, or "No events."."""
-    stage, context = hypnogram[i], StageContext.around(list(hypnogram), i)
+    stage, context = hypnogram[i], StageContext.around(hypnogram, i)
     said = sentences(text)
     descriptor = stage_descriptor(stage, context)
     if said and re.search(rf"(?:^|: ){re.escape(descriptor)}(?: in this epoch)?\.$", said[0]):

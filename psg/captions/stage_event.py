@@ -11,7 +11,7 @@ nadir, are the respiratory level's). ``psg.captions.consistency`` reads these se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from psg.captions.phrasing import Phraser, capitalise, with_article
@@ -37,7 +37,7 @@ class StageContext:
     next: Stage | None = None
 
     @classmethod
-    def around(cls, stages: list[Stage], i: int) -> StageContext:
+    def around(cls, stages: Sequence[Stage], i: int) -> StageContext:
         """Context of epoch ``i`` in a hypnogram."""
 
         def known(j: int) -> Stage | None:
