@@ -190,3 +190,12 @@ class Timeline:
         """(first, last) epoch index scored as sleep (N1-N3, R), or None for a night without sleep."""
         asleep = np.flatnonzero(np.isin(self.stages, (Stage.N1, Stage.N2, Stage.N3, Stage.R)))
         return (int(asleep[0]), int(asleep[-1])) if asleep.size else None
+
+
+def first_epochs(stages: np.ndarray, n: int) -> np.ndarray:
+    """``stages`` as ``n`` epochs (int64 ``Stage`` codes): cut, or padded with UNSCORED where they end first, so
+    a hypnogram lines up with a recording's epochs whichever is longer."""
+    out = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
+    k = min(n, len(stages))
+    out[:k] = stages[:k]
+    return out

@@ -41,7 +41,7 @@ from psg.formats.scoring import SCORING_KEY
 from psg.json_codec import to_jsonable
 from psg.montage import EPOCH_S
 from psg.recording import ORIGIN, Recording
-from psg.timeline import Stage
+from psg.timeline import Stage, first_epochs
 
 #: Epochs per model call when progress is shown: small enough for a live bar, large enough to batch well.
 CHUNK_EPOCHS = 128
@@ -396,7 +396,4 @@ def _truth(recording: Recording, n: int) -> list[str] | None:
     timeline = recording.timeline
     if timeline is None or not timeline.is_scored:
         return None
-    stages = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
-    k = min(n, timeline.n_epochs)
-    stages[:k] = timeline.stages[:k]
-    return [Stage(int(s)).label for s in stages]
+    return [Stage(int(s)).label for s in first_epochs(timeline.stages, n)]

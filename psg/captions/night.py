@@ -38,7 +38,7 @@ from psg.montage import SPO2
 from psg.recording import Recording
 from psg.staging import rule_stages
 from psg.summary import night_summary, summary_caption
-from psg.timeline import EPOCH_S, Event, Stage
+from psg.timeline import EPOCH_S, Event, Stage, first_epochs
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ def caption_night(
     gap = recording.gap_epochs()[:n]
     timeline = recording.timeline
     if timeline is not None and timeline.is_scored:
-        stages, stage_source = _first_epochs(timeline.stages, n), "annotation"
+        stages, stage_source = first_epochs(timeline.stages, n), "annotation"
     elif estimate is not None:
-        stages, stage_source = _first_epochs(estimate.stages, n), estimate.source
+        stages, stage_source = first_epochs(estimate.stages, n), estimate.source
         stages[gap] = int(Stage.UNSCORED)
     else:
         stages = rule_stages(features).astype(np.int64)
@@ -161,11 +161,3 @@ def _event_record(event: Event, epoch_start_s: float) -> dict[str, Any]:
         "start_in_epoch_s": round(start, 3),
         "end_in_epoch_s": round(end, 3),
     }
-
-
-def _first_epochs(stages: np.ndarray, n: int) -> np.ndarray:
-    """``stages`` as ``n`` epochs: cut, or padded with UNSCORED where they end first."""
-    out = np.full(n, int(Stage.UNSCORED), dtype=np.int64)
-    k = min(n, len(stages))
-    out[:k] = stages[:k]
-    return out
