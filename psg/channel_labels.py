@@ -3,7 +3,7 @@
 ``psg.channels`` maps a recording's channels with it (and derives unreferenced electrodes with
 ``DERIVATIONS``); kept apart because it is data a lab's engineer reads and extends, while the mapping
 rules around it rarely change. Labels are compared after ``normalise`` (case, spaces and the separators
-``- _ : . / ( )`` forgiven); rank 0 is the best label for a slot.
+``- _ : . / ( ) %`` forgiven); rank 0 is the best label for a slot.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from psg.montage import (
 #: Slots the EEG table fills, by side (L: C3-side, R: C4-side).
 EEG_SLOTS = {"L": EEG_C3, "R": EEG_C4}
 
-_SEPARATORS = re.compile(r"[\s\-_:./()]+")
+_SEPARATORS = re.compile(r"[\s\-_:./()%]+")
 
 
 def normalise(label: str) -> str:
@@ -64,13 +64,95 @@ def _plain(slot: str, rank: float, *labels: str) -> dict[str, Entry]:
 _LEFT_10_20 = "Fp1 F3 F7 T3 T7 T5 P7 P3 O1"
 _RIGHT_10_20 = "Fp2 F4 F8 T4 T8 T6 P8 P4 O2"
 _MIDLINE_10_20 = "Fpz Fz Pz Oz"
-_COMMON_REFS = "Ref Avg AV LE A1A2 M1M2"
+_MASTOIDS = "M1 M2 A1 A2"
+#: An amplifier's common reference, average, linked ears or mastoids (``CLE``/``LER``: MASS's linked ears).
+_COMMON_REFS = "Ref Avg AV LE A1A2 M1M2 LM CLE LER"
+
+#: Labels that start with ``EEG`` but carry no EEG: ear to ear, lead-off flags, impedances.
+_NOT_EEG = re.compile(r"^eeg(a1a2|a2a1|m1m2|m2m1)$|off$|imp")
 
 #: Rank of a label the table lacks that says it is EEG (``EEG Channel-1``, ``EEG F1-Ref``): the last resort.
 GENERIC_EEG_RANK = 7.0
 
-#: Normalised clinical label -> slot, rank, side. Montage labels map onto themselves (rank 0).
+
+def _decorated(slot: str, rank: float, names: str, patterns: tuple[str, ...]) -> dict[str, Entry]:
+    """Each of ``names`` (space-separated) in each pattern (``"Effort {}"``): how systems dress one sensor."""
+    return {normalise(p.format(n)): Entry(slot, rank) for n in names.split() for p in patterns}
+
+
+def _prefixed(prefixes: str, table: dict[str, Entry]) -> dict[str, Entry]:
+    """``table`` again under each modality prefix (``EOG LOC-A2``, ``EMG Chin``): systems prepend the type."""
+    return {normalise(p) + key: entry for p in prefixes.split() for key, entry in table.items()}
+
+
+_EOG: dict[str, Entry] = {
+    # contralateral or ipsilateral mastoid, or Fpz (the NSRR cohorts' reference): all show the eyes
+    **{normalise(f"{e}-{r}"): Entry(EOG_L, 0) for e in ("E1", "LOC", "EOG1") for r in _MASTOIDS.split() + ["Fpz"]},
+    **{normalise(f"{e}-{r}"): Entry(EOG_R, 0) for e in ("E2", "ROC", "EOG2") for r in _MASTOIDS.split() + ["Fpz"]},
+    **_plain(EOG_L, 0, "EOG-L", "LOC", "EOG1", "EOG(L)", "EOG horizontal", "EOG Left", "Left Horiz", "L-EOG"),
+    **_plain(EOG_L, 0, "LEOG", "Lefteye", "Left Eye"),
+    **_plain(EOG_R, 0, "EOG-R", "ROC", "EOG2", "EOG(R)", "EOG Right", "Right Horiz", "R-EOG", "REOG"),
+    **_plain(EOG_R, 0, "RightEye", "Right Eye", "EOG (right)"),
+    # one bipolar horizontal EOG (Sleep-EDF's ``EOG horizontal``, CAP's ``ROC-LOC``) reads like the left eye
+    **_plain(EOG_L, 0.5, "ROC-LOC", "LOC-ROC", "E2-E1", "E1-E2"),
+    # an electrode against the amplifier's reference, or one EOG of unknown side
+    **_plain(EOG_L, 1, "E1", "EOG"),
+    **_plain(EOG_R, 1, "E2"),
+}
+
+_CHIN: dict[str, Entry] = {
+    **_plain(EMG_CHIN, 0, "EMG Chin", "Chin1-Chin2", "Chin1-Chin3", "Chin2-Chin3", "1-2", "Chin", "Chin EMG"),
+    **_plain(EMG_CHIN, 0, "EMG1", "EMG submental", "Submental", "EMG chin1-chin2", "LChin-CChin", "EMG1-EMG2"),
+    **_plain(EMG_CHIN, 0, "Chin L-R", "L Chin-R Chin", "Lchin-Rchin", "Ment", "Mentalis"),
+    **_plain(EMG_CHIN, 1, "EMG"),
+    # one chin electrode against the amplifier's reference: derived into a pair when its partner is there
+    **_plain(EMG_CHIN, 2, "Chin1", "Chin2", "Chin3", "LChin", "RChin", "CChin", "L Chin", "R Chin", "Chin L", "Chin R"),
+}
+
+_HEART: dict[str, Entry] = {
+    **_plain(ECG, 0, "ECG", "ECG II", "EKG", "ECG1", "ECG L-R", "EKG II", "ECG I", "EKG I", "Lead I", "Lead II"),
+    **_plain(ECG, 0, "ECG1-ECG2", "ECG1-ECG3", "ECG2-ECG1", "ECG3-ECG1", "EKG1", "ECG LA-RA", "ECGI", "ECGII"),
+    **_plain(ECG, 1, "ECG2", "EKG2", "ECG3"),
+    # one limb electrode against the amplifier's reference (MrOS's ``ECG L`` / ``ECG R``): derived when paired
+    **_plain(ECG, 2, "ECG L", "ECG R", "ECG LA", "ECG RA"),
+}
+
+_BREATHING: dict[str, Entry] = {
+    **_plain(AF, 0, "AF", "Nasal Pressure", "NAF1", "Pressure", "Cannula", "Flow", "Nasal Flow", "PFlow", "Pres"),
+    **_plain(AF, 0, "Cannula Flow", "Nasal Pres", "NasalP", "Nasal Cannula", "Nasal", "CFlow", "Flow Patient"),
+    **_plain(AF, 1, "Airflow", "New Air", "Resp (nasal)"),
+    **_plain(AF, 2, "Thermistor", "Resp oro-nasal", "Oral Thermistor", "Oronasal Thermistor", "Therm", "Thermocouple"),
+    **_decorated(
+        THX,
+        0,
+        "Chest Thor Thorax Thoracic THO THX Ribcage Torace VTH",
+        ("{}", "Effort {}", "{} Effort", "RIP {}", "Resp {}", "{} RES", "{} Belt", "Resp Belt {}"),
+    ),
+    **_plain(THX, 0, "RIP Thora"),
+    **_decorated(
+        ABD,
+        0,
+        "Abdomen Abdo Abdominal ABD Addome VAB",
+        ("{}", "Effort {}", "{} Effort", "RIP {}", "Resp {}", "{} RES", "{} Belt", "Resp Belt {}"),
+    ),
+    **_plain(ABD, 0, "RIP Abdom"),
+}
+
+_OXIMETRY_AND_POSITION: dict[str, Entry] = {
+    **_plain(SPO2, 0, "SpO2", "SaO2", "Saturation", "SpO2.1s", "OSAT", "Sat", "SO2", "Oxygen Saturation", "Sp02"),
+    **_plain(POS, 0, "POS", "Position", "Body position", "Body", "BodyPos", "BPos", "Pos Sensor", "Position Sensor"),
+    **_plain(POS, 1, "PosAngle"),
+    **_plain(HR, 0, "HR", "Heart Rate", "Pulse Rate", "PR"),
+    **_plain(HR, 1, "Pulse", "DHR"),
+}
+
+#: Normalised clinical label -> slot, rank, side. Montage labels map onto themselves (rank 0). Later
+#: entries win over earlier ones, so the generic 10-20 ranks come first and the clinical ones after them.
 LABELS: dict[str, Entry] = {
+    # any 10-20 electrode against a mastoid, ear or another electrode of its side: after the sleep derivations
+    **_eeg(_LEFT_10_20, _MASTOIDS, 4.5, "L"),
+    **_eeg(_RIGHT_10_20, _MASTOIDS, 4.5, "R"),
+    **_eeg(_MIDLINE_10_20, _MASTOIDS, 4.6, ""),
     **_eeg("C3", "M2 A2", 0, "L"),
     **_eeg("C4", "M1 A1", 0, "R"),
     **_eeg("C3", "M1 A1", 1, "L"),
@@ -85,6 +167,8 @@ LABELS: dict[str, Entry] = {
     **_eeg("Pz", "Oz", 4, ""),
     **_eeg("O1", "M2 A2", 4, "L"),
     **_eeg("O2", "M1 A1", 4, "R"),
+    **_eeg("C3", "O1", 4, "L"),  # slpdb's long bipolar derivation
+    **_eeg("C4", "O2", 4, "R"),
     **_plain("EEG", 5, "EEG", "EEG(sec)", "EEG2", "EEG1", "EEG 2"),
     # against the amplifier's common reference, average or linked ears (EEG systems, Nihon Kohden, MNE):
     # central first, then the rest of 10-20; bare electrodes with no reference last
@@ -97,78 +181,46 @@ LABELS: dict[str, Entry] = {
     **_eeg(f"C3 {_LEFT_10_20}", "", 6, "L"),
     **_eeg(f"C4 {_RIGHT_10_20}", "", 6, "R"),
     **_eeg(_MIDLINE_10_20, "", 6.1, ""),
-    **_plain(
-        EOG_L,
-        0,
-        "EOG-L",
-        "E1-M2",
-        "E1-A2",
-        "LOC",
-        "LOC-A2",
-        "LOC-M2",
-        "EOG1-A1",
-        "EOG1-A2",
-        "EOG(L)",
-        "EOG horizontal",
-        "EOG Left",
-        "EOG E1",
-        "EOG E1-M2",
-        "EOG1",
-    ),
-    **_plain(EOG_L, 1, "E1"),
-    **_plain(
-        EOG_R,
-        0,
-        "EOG-R",
-        "E2-M1",
-        "E2-A1",
-        "ROC",
-        "ROC-A1",
-        "ROC-M1",
-        "EOG2-A2",
-        "EOG2-A1",
-        "EOG(R)",
-        "EOG Right",
-        "EOG E2",
-        "EOG E2-M1",
-        "EOG2",
-    ),
-    **_plain(EOG_R, 1, "E2"),
-    **_plain(
-        EMG_CHIN,
-        0,
-        "EMG Chin",
-        "Chin1-Chin2",
-        "Chin1-Chin3",
-        "Chin2-Chin3",
-        "1-2",
-        "Chin",
-        "Chin EMG",
-        "EMG1",
-        "EMG submental",
-        "EMG chin1-chin2",
-    ),
-    **_plain(EMG_CHIN, 1, "EMG"),
-    **_plain(ECG, 0, "ECG", "ECG II", "EKG", "ECG1", "ECG L-R", "EKG II"),
-    **_plain(ECG, 1, "ECG2", "EKG2"),
-    **_plain(
-        AF, 0, "AF", "Nasal Pressure", "NAF1", "Pressure", "Cannula", "Flow", "Nasal Flow", "PFlow", "Cannula Flow"
-    ),
-    **_plain(AF, 1, "Airflow"),
-    **_plain(AF, 2, "Thermistor", "Resp oro-nasal", "Oral Thermistor", "Oronasal Thermistor", "Therm"),
-    **_plain(THX, 0, "THX", "Chest", "Thor", "Thorax", "Thoracic", "VTH", "THOR RES", "RIP Thora", "Effort THO", "THO"),
-    **_plain(ABD, 0, "ABD", "Abdomen", "Abdo", "Abdominal", "VAB", "ABDO RES", "RIP Abdom", "Effort ABD"),
-    **_plain(SPO2, 0, "SpO2", "SaO2", "Saturation", "SpO2.1s", "OSAT", "Sat"),
-    **_plain(POS, 0, "POS", "Position", "Body position", "Body"),
-    **_plain(POS, 1, "PosAngle"),
-    **_plain(HR, 0, "HR", "Heart Rate", "Pulse Rate", "PR"),
-    **_plain(HR, 1, "Pulse"),
+    **_EOG,
+    **_prefixed("EOG", _EOG),
+    **_plain(EOG_L, 0, "EOG E1"),  # a system that says EOG of E1 has referenced it
+    **_plain(EOG_R, 0, "EOG E2"),
+    **_CHIN,
+    **_prefixed("EMG", _CHIN),
+    **_HEART,
+    **_prefixed("ECG EKG", _HEART),
+    **_BREATHING,
+    **_OXIMETRY_AND_POSITION,
 }
 
-#: Derivations built from unreferenced electrodes: (electrode, references, label, entry).
-DERIVATIONS: tuple[tuple[str, tuple[str, ...], Entry], ...] = (
-    ("C3", ("M2", "A2"), Entry("EEG", 0.5, "L")),
-    ("C4", ("M1", "A1"), Entry("EEG", 0.5, "R")),
+
+@dataclass(frozen=True)
+class Derivation:
+    """A slot built from two electrodes recorded against the amplifier's reference (C3 and M2 -> C3-M2).
+
+    ``electrodes`` and ``refs`` are the spellings systems use, preferred first; the derivation is skipped
+    when the file already has a candidate for the slot (and EEG side) ranked ``unless_rank`` or better.
+    """
+
+    electrodes: tuple[str, ...]
+    refs: tuple[str, ...]
+    entry: Entry
+    unless_rank: float
+
+
+#: Derivations built from unreferenced electrodes, in the order they are tried.
+DERIVATIONS: tuple[Derivation, ...] = (
+    Derivation(("C3",), ("M2", "A2"), Entry("EEG", 0.5, "L"), unless_rank=1),
+    Derivation(("C4",), ("M1", "A1"), Entry("EEG", 0.5, "R"), unless_rank=1),
+    Derivation(("E1",), ("M2", "A2", "M1", "A1"), Entry(EOG_L, 0.5), unless_rank=0),
+    Derivation(("E2",), ("M1", "A1", "M2", "A2"), Entry(EOG_R, 0.5), unless_rank=0),
+    Derivation(
+        ("Chin1", "LChin", "L Chin", "Chin L", "EMG Chin1"),
+        ("Chin2", "CChin", "RChin", "R Chin", "Chin R", "Chin3", "EMG Chin2"),
+        Entry(EMG_CHIN, 0.5),
+        unless_rank=0,
+    ),
+    Derivation(("ECG L", "ECG LA"), ("ECG R", "ECG RA"), Entry(ECG, 0.5), unless_rank=0),
 )
 
 
@@ -176,9 +228,11 @@ def lookup(label: str) -> Entry | None:
     """The table's entry for ``label`` (forgiving case and separators), None when not recognised.
 
     A label the table lacks that starts with ``EEG`` is still EEG (an EEG system's ``EEG Channel-1``),
-    ranked after every known derivation.
+    ranked after every known derivation; one between the two ears or mastoids (Stanford's ``EEG A1-A2``)
+    or a lead-off or impedance flag (MESA's ``EEG1_Off``) is not.
     """
     key = normalise(label)
     if key in LABELS:
         return LABELS[key]
-    return Entry("EEG", GENERIC_EEG_RANK) if key.startswith("eeg") and len(key) > 3 else None
+    generic = key.startswith("eeg") and len(key) > 3 and not _NOT_EEG.search(key)
+    return Entry("EEG", GENERIC_EEG_RANK) if generic else None

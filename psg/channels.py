@@ -19,8 +19,9 @@ How a slot is chosen:
 * Airflow prefers nasal pressure/flow over the ambiguous ``Airflow`` and over a thermistor; a recognised
   channel that loses its slot to a better one is kept under its own label as an *extra* (downstream code
   ignores labels outside the montage), never dropped silently.
-* Unreferenced electrodes (``C3`` with ``M2``/``A2``) are derived (C3-M2 = C3 - M2) when the file has no
-  referenced central derivation of that side; rates and lengths must match.
+* Electrodes recorded against the amplifier's reference (``C3`` with ``M2``, ``E1`` with ``M2``, ``Chin1``
+  with ``Chin2``, ``ECG L`` with ``ECG R``: ``channel_labels.DERIVATIONS``) are derived (C3-M2 = C3 - M2)
+  when the file has no referenced channel for that slot (and side); rates, lengths and units must match.
 * A lab map (``psg.channel_map_format``) and ``--channel LABEL=SLOT`` overrides win over the table.
 
 Units are converted to the slot's unit (``convert_unit``); a wrong kind of unit is refused for that
@@ -320,14 +321,17 @@ def _derived(
     candidates: list[tuple[str, Entry, int]],
     report: ChannelReport,
 ) -> list[tuple[str, Entry, int]]:
-    """Referential derivations (C3 - M2) where a side has no referenced central derivation."""
+    """Derivations from unreferenced electrodes (C3 - M2, E1 - M2, Chin1 - Chin2) where no referenced one exists."""
     by_norm = {normalise(label): label for label in signals}
     out = []
-    for electrode, refs, entry in DERIVATIONS:
-        if any(e.side == entry.side and e.rank <= 1 for _, e, _ in candidates):
+    for derivation in DERIVATIONS:
+        entry = derivation.entry
+        if any(
+            e.slot == entry.slot and e.side == entry.side and e.rank <= derivation.unless_rank for _, e, _ in candidates
+        ):
             continue
-        ref = next((by_norm[normalise(r)] for r in refs if normalise(r) in by_norm), None)
-        source = by_norm.get(normalise(electrode))
+        ref = next((by_norm[normalise(r)] for r in derivation.refs if normalise(r) in by_norm), None)
+        source = next((by_norm[normalise(e)] for e in derivation.electrodes if normalise(e) in by_norm), None)
         if ref is None or source is None:
             continue
         a, b = signals[source], signals[ref]

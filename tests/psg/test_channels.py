@@ -81,6 +81,13 @@ def test_every_listed_label_goes_to_its_slot(slot: str, label: str) -> None:
         "Temp rectal",
         "foo",
         "C3 Imp\ufffd\ufffddance",
+        "EEG A1-A2",
+        "EEG1_Off",
+        "EEG C3 Impedance",
+        "SUM",
+        "Leg 1",
+        "STAT",
+        "Pleth",
     ],
 )
 def test_non_montage_labels_are_not_recognised(label: str) -> None:
