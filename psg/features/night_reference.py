@@ -13,7 +13,8 @@ powers and their ratios, entropy, fractal dimensions, zero crossings, Hjorth par
 none of them moves with a lab's gain) are scaled with statistics blended from the recording's own and a
 reference night's, the reference weighing ``1 - epochs / OWN_SCALE_EPOCHS``; from 2 h on they are the
 recording's own, as YASA computes them. The amplitude features (``std``, ``iqr``, ``abspow``) always keep the
-recording's own scale: a lab's gain, electrodes and subject set their level, and no reference knows it.
+recording's own scale: a lab's gain, electrodes and subject set their level, and no reference knows it; so
+do the chin EMG's shape features (``UNREFERENCED_KINDS``: the simulator's EMG is unlike any real one).
 Why 2 h and not a whole night: on held-out simulated nights perturbed the way labs differ, 2-h excerpts
 were staged 4-11 points worse with the blend reaching to 6 h than with their own scale, while 5-min and
 30-min excerpts gained the same either way (``benchmarks/RESULTS.md``).
@@ -45,9 +46,21 @@ FORMAT = "sleeplm-night-reference/1"
 DEFAULT_PATH = Path(__file__).resolve().parent / "yasa_classifiers" / "night_reference.json"
 
 
+#: Channel kinds the reference has no statistics for: our simulated chin EMG is white noise in YASA's band,
+#: unlike real chin EMG in every shape feature (YASA's training nights, ``benchmarks/yasa_training_quantiles.py``),
+#: so a reference built from it put a real chin EMG's shape features 17-40 robust units outside anything YASA
+#: was trained on (the Nox A1 file). A recording's own EMG statistics stand instead, as YASA scales them.
+UNREFERENCED_KINDS = frozenset({"emg"})
+
+
 def is_shape_feature(name: str) -> bool:
     """True for a YASA base feature (``eeg_beta``) whose level does not follow the recording's gain."""
     return name.split("_", 1)[-1] not in AMPLITUDE_FEATURES
+
+
+def has_reference(name: str) -> bool:
+    """True for a base feature the reference night gives statistics for: a shape feature of EEG or EOG."""
+    return is_shape_feature(name) and name.split("_", 1)[0] not in UNREFERENCED_KINDS
 
 
 @dataclass(frozen=True)
@@ -67,10 +80,10 @@ class NightReference:
             return own
         missing = (np.nan, np.nan, np.nan)
         reference = np.array([self.stats[window].get(name, missing) for name in names]).T  # (3, m)
-        has_reference = np.isfinite(reference).all(axis=0)
+        referenced = np.isfinite(reference).all(axis=0)
         # a recording with no statistic of its own for a feature (all NaN) takes the reference's
         blended = np.where(np.isfinite(own).all(axis=0), weight * own + (1.0 - weight) * reference, reference)
-        return np.where(has_reference, blended, own)
+        return np.where(referenced, blended, own)
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "entries": self.entries, "stats": self.stats}, indent=1, sort_keys=True)
@@ -96,7 +109,7 @@ def build_night_reference(nights: Iterable[tuple[list[str], dict[str, np.ndarray
         for window in WINDOWS:
             stats = by_window[window]
             for j, name in enumerate(names):
-                if is_shape_feature(name) and np.all(np.isfinite(stats[:, j])):
+                if has_reference(name) and np.all(np.isfinite(stats[:, j])):
                     collected[window].setdefault(name, []).append(stats[:, j])
     if count == 0:
         raise ValueError("build_night_reference needs at least one night")
