@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from psg.channel_choice import derivation_parts, recognise_labels
 from psg.channel_map_format import ChannelMapFile, ChannelMapping, load_map_file, parse_map, read_toml
-from psg.channels import recognise_labels
 from psg.errors import PSGError
 from psg.montage import CHANNELS
 
@@ -51,10 +51,16 @@ class AppliedMap:
     scale: np.ndarray  # (channels, 1) float32
     offset: np.ndarray  # (channels, 1) float32
     missing: tuple[str, ...]  # device labels the map names that the stream does not have
+    #: device channel subtracted from each output channel (a derivation such as C3 - M2), -1 for none
+    references: np.ndarray | None = None
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """(samples, device channels) as pulled from LSL -> (montage channels, samples) float32."""
-        picked = np.asarray(samples, dtype=np.float32)[:, self.indices].T
+        block = np.asarray(samples, dtype=np.float32)
+        picked = block[:, self.indices].T
+        if self.references is not None:
+            derived = self.references >= 0
+            picked[derived] -= block[:, self.references[derived]].T
         return picked * self.scale + self.offset
 
 
@@ -86,7 +92,7 @@ class ChannelMap:
         return [
             (label, ChannelMapping(slot, CHANNELS[slot].unit))
             for label, slot in recognise_labels(unnamed, taken).items()
-        ]
+        ]  # a derived slot's label is "C3 - M2": resolve splits it into its two device channels
 
     def resolve(self, device_labels: tuple[str, ...] | list[str], stream: str = "") -> AppliedMap:
         """Match the map against a stream's channel labels; ``PSGError`` if no mapped channel is present."""
@@ -98,13 +104,15 @@ class ChannelMap:
                 f"{self.source}: none of the mapped device channels {sorted(self.channels)} is in stream "
                 f"{stream!r}, which has {list(device_labels)}"[:500]
             )
+        parts = {label: derivation_parts(label, list(device_labels)) for label, _ in present}
         return AppliedMap(
-            indices=np.array([position[label] for label, _ in present], dtype=np.intp),
+            indices=np.array([position[p[0]] if (p := parts[label]) else position[label] for label, _ in present]),
             labels=tuple(m.montage for _, m in present),
             units=tuple(m.unit for _, m in present),
             scale=np.array([[m.scale] for _, m in present], dtype=np.float32),
             offset=np.array([[m.offset] for _, m in present], dtype=np.float32),
             missing=tuple(label for label in self.channels if label not in position),
+            references=np.array([position[p[1]] if (p := parts[label]) else -1 for label, _ in present]),
         )
 
 

@@ -4,9 +4,9 @@ Why: clinical EDF files and amplifiers name channels their own way (``C3-M2``, `
 ``Nasal Pressure``, ``Saturation``) and scale them their own way (volts, microvolts, 0-1 fractions).
 Everything downstream (features, detectors, the model input) looks channels up by ``psg.montage`` label
 and expects montage units, so a file whose labels are not recognised looks like an all-missing montage.
-This module is the one place that turns labels into slots, for files (``map_recording``) and for live
-device streams (``recognise_labels``, used by ``device_bridges.channel_map`` for labels its TOML map
-does not name).
+This module turns a file's channels into slots (``map_recording``); the choice by label alone lives in
+``psg.channel_choice``, which live device streams share (``recognise_labels``, used by
+``device_bridges.channel_map`` for labels its TOML map does not name, derivations included).
 
 How a slot is chosen:
 
@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from psg.channel_labels import DERIVATIONS, EEG_SLOTS, Entry, lookup, normalise
+from psg.channel_choice import DERIVED, assign_slots, plan_derivations, without_parts
+from psg.channel_labels import EEG_SLOTS, Entry, lookup, normalise
 from psg.channel_map_format import ChannelMapFile
 from psg.errors import PSGError
 from psg.features.eeg_bandwidth import low_pass_slope, low_passed_reason
@@ -197,17 +198,6 @@ class ChannelReport:
         return text + (" File: " + "; ".join(self.file_warnings) + "." if self.file_warnings else "")
 
 
-def recognise_labels(
-    labels: list[str] | tuple[str, ...], taken: set[str] | frozenset[str] = frozenset()
-) -> dict[str, str]:
-    """Label -> montage slot for the best label of each slot not in ``taken`` (no units or rates known).
-
-    The live bridge uses this for device labels its TOML map does not name.
-    """
-    candidates = [(label, entry, i) for i, label in enumerate(labels) if (entry := lookup(label)) is not None]
-    return {label: slot for slot, label in _assign(candidates, set(taken)).items()}
-
-
 def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
     """``--channel LABEL=SLOT`` pairs -> {label: montage slot}; ``PSGError`` naming a malformed pair."""
     out: dict[str, str] = {}
@@ -240,7 +230,7 @@ def map_recording(
     signals = dict(recording.signals)
     forced = _forced(signals, overrides or {}, lab_map, report)
     candidates = _candidates(signals, forced, report)
-    chosen = {**{slot: label for slot, (label, _) in forced.items()}, **_assign(candidates, set(forced))}
+    chosen = {**{slot: label for slot, (label, _) in forced.items()}, **assign_slots(candidates, set(forced))}
     out: dict[str, Signal] = {}
     for slot, label in chosen.items():
         mapped = _convert(slot, signals[label], forced.get(slot, (label, None))[1], report)
@@ -273,7 +263,7 @@ def require_eeg(report: ChannelReport, path: str) -> None:
 
 def _parts(mapping: SlotMapping) -> list[str]:
     """The file labels a derived slot was built from ("C3 - M2")."""
-    return mapping.file_label.split(" - ") if " - " in mapping.file_label else []
+    return mapping.file_label.split(DERIVED) if DERIVED in mapping.file_label else []
 
 
 def _forced(
@@ -312,7 +302,8 @@ def _candidates(
         for i, label in enumerate(signals)
         if label not in taken and (entry := lookup(label)) is not None
     ]
-    out += _derived(signals, out, report)
+    derived = _derived(signals, out, report)
+    out = without_parts(out, derived) + derived
     return [(label, entry, i) for label, entry, i in out if _unit_ok(label, entry, signals[label], report)]
 
 
@@ -322,18 +313,8 @@ def _derived(
     report: ChannelReport,
 ) -> list[tuple[str, Entry, int]]:
     """Derivations from unreferenced electrodes (C3 - M2, E1 - M2, Chin1 - Chin2) where no referenced one exists."""
-    by_norm = {normalise(label): label for label in signals}
     out = []
-    for derivation in DERIVATIONS:
-        entry = derivation.entry
-        if any(
-            e.slot == entry.slot and e.side == entry.side and e.rank <= derivation.unless_rank for _, e, _ in candidates
-        ):
-            continue
-        ref = next((by_norm[normalise(r)] for r in derivation.refs if normalise(r) in by_norm), None)
-        source = next((by_norm[normalise(e)] for e in derivation.electrodes if normalise(e) in by_norm), None)
-        if ref is None or source is None:
-            continue
+    for source, ref, entry in plan_derivations(list(signals), candidates):
         a, b = signals[source], signals[ref]
         if a.fs != b.fs or a.data.size != b.data.size or a.unit != b.unit:
             report.notes.append(
@@ -341,27 +322,10 @@ def _derived(
                 f"{ref} is {b.fs:g} Hz x {b.data.size} {b.unit!r}."
             )
             continue
-        label = f"{source} - {ref}"
+        label = f"{source}{DERIVED}{ref}"
         signals[label] = Signal(label, a.data - b.data, a.fs, a.unit)
         out.append((label, entry, len(signals)))
     return out
-
-
-def _assign(candidates: list[tuple[str, Entry, int]], taken: set[str]) -> dict[str, str]:
-    """Slot -> label: the best-ranked candidate of each free slot; EEG by side, then the free EEG slot."""
-    chosen: dict[str, str] = {}
-    for label, entry, _ in sorted(candidates, key=lambda c: (c[1].rank, c[2])):
-        free = next((s for s in _slots_of(entry) if s not in taken and s not in chosen), None)
-        if free is not None:
-            chosen[free] = label
-    return chosen
-
-
-def _slots_of(entry: Entry) -> list[str]:
-    """The slots ``entry`` may feed, preferred first: an EEG side's own slot, then either EEG slot."""
-    if entry.slot != "EEG":
-        return [entry.slot]
-    return ([EEG_SLOTS[entry.side]] if entry.side else []) + [EEG_C3, EEG_C4]
 
 
 def _unit_key(unit: str) -> str:

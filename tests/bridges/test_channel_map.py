@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_bridges.channel_map import DEFAULT_MAP, MAPS_DIR, ChannelMap, load_channel_map
+from device_bridges.channel_map import DEFAULT_MAP, MAPS_DIR, ChannelMap, ChannelMapping, load_channel_map
 from psg.errors import PSGError
 from psg.montage import CHANNELS
 
@@ -86,3 +86,27 @@ def test_missing_file_and_no_matching_channel(tmp_path: Path) -> None:
         cyton.resolve(["AUX1", "AUX2"], stream="eeg")
     # 10-20 electrodes the map does not name still reach an EEG slot through the table (last resort)
     assert cyton.resolve(["Fp1", "Fp2"], stream="eeg")
+
+
+def test_an_amplifier_streaming_electrodes_gets_the_derivations_a_file_would() -> None:
+    """A device streaming every electrode against its own reference (as the NSRR cohorts record them) is
+    derived as a file with the same labels is (``psg.channel_choice``): C3-M2, E1-M2, chin and ECG pairs; a
+    mapped channel keeps its map, and the electrodes fed into a derivation feed no other slot."""
+    device = ["C3", "C4", "M1", "M2", "E1", "E2", "Chin1", "Chin2", "ECG L", "ECG R", "SpO2"]
+    lab = ChannelMap({"SpO2": ChannelMapping("SpO2", "%", scale=100.0)}, "lab.toml")
+    applied = lab.resolve(device, stream="amp")
+    samples = np.arange(2 * len(device), dtype=np.float32).reshape(2, -1) ** 2  # every channel different
+    out = dict(zip(applied.labels, applied.apply(samples), strict=True))
+    col = {label: samples[:, i] for i, label in enumerate(device)}
+    expected = {
+        "EEG C3-A2": col["C3"] - col["M2"],
+        "EEG C4-A1": col["C4"] - col["M1"],
+        "EOG-L": col["E1"] - col["M2"],
+        "EOG-R": col["E2"] - col["M1"],
+        "EMG Chin": col["Chin1"] - col["Chin2"],
+        "ECG": (col["ECG L"] - col["ECG R"]),
+        "SpO2": col["SpO2"] * 100.0,
+    }
+    assert set(out) == set(expected)
+    for slot, values in expected.items():
+        np.testing.assert_allclose(out[slot], values, err_msg=slot)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from psg.channel_choice import recognise_labels
 from psg.channel_map_format import load_map_file
-from psg.channels import lookup, map_recording, parse_overrides, position_from_angle, recognise_labels
+from psg.channels import lookup, map_recording, parse_overrides, position_from_angle
 from psg.errors import PSGError
 from psg.formats import read_mapped_edf, write_edf
 from psg.montage import ABD, AF, ECG, EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R, POS, SPO2, THX
