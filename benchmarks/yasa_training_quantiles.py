@@ -17,7 +17,8 @@ Three things, in order:
 3. **A real-anchored reference** (``--anchored-out FILE``): each statistic of the shipped night reference
    moved to the same quantile level of the real distribution (quantile mapping), in the shipped file's format.
 
-    .venv/bin/python benchmarks/yasa_training_quantiles.py --json benchmarks/results/yasa_training_quantiles.json
+    .venv/bin/python benchmarks/yasa_training_quantiles.py --json benchmarks/results/yasa_training_quantiles.json \
+        --plot benchmarks/plots/yasa_training_quantiles.png
 """
 
 from __future__ import annotations
@@ -128,11 +129,43 @@ def anchored(reference: NightReference, names: list[str], sim: np.ndarray, real:
     return {"format": "sleeplm-night-reference/1", "entries": reference.entries, "stats": stats}
 
 
+def plot(comparison: dict[str, dict], path: Path) -> None:
+    """Each feature's simulated q5..q95 (and median) placed on the real distribution's quantile scale: a real
+    feature would span 0.05..0.95 around 0.5; the simulator's shows where it sits instead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    real = real_quantiles()
+    names = [n for n in comparison if is_shape_feature(n)]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(names) + 1.4))
+    for y, name in enumerate(names):
+        edges = real[name]
+        low, median, high = (np.searchsorted(edges, v) / edges.size for v in comparison[name]["simulated"])
+        off = abs(comparison[name]["sim_median_level"] - 0.5) > 0.25 + comparison[name]["level_bound"]
+        colour = "tab:red" if off else "tab:blue"
+        ax.plot([low, high], [y, y], color=colour, lw=3, alpha=0.6)
+        ax.plot([median], [y], "o", color=colour)
+    ax.axvspan(0.25, 0.75, color="0.9", zorder=0, label="real interquartile range")
+    ax.axvline(0.5, color="0.5", lw=0.8)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("quantile level in YASA's real training nights (simulated q5..q95, dot: median; red: off)")
+    ax.set_title("Simulated training nights against real ones, per YASA feature")
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nights", type=int, default=16, help="simulated training nights (the reference's 16)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--anchored-out", type=Path, default=None, help="write the real-anchored reference here")
+    parser.add_argument("--plot", type=Path, default=None, help="write the figure here (PNG)")
     args = parser.parse_args()
     real = real_quantiles()
     names, sim, stages = simulated_features(args.nights)
@@ -168,6 +201,8 @@ def main() -> None:
         out = anchored(load_night_reference(DEFAULT_PATH), names, sim, real)
         args.anchored_out.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.anchored_out}")
+    if args.plot:
+        plot(comparison, args.plot)
     if args.json:
         result = {"nights": args.nights, "epochs": int(sim.shape[0]), "method_check": check, "comparison": comparison}
         args.json.write_text(json.dumps(result, indent=1) + "\n")
