@@ -51,16 +51,14 @@ class AppliedMap:
     scale: np.ndarray  # (channels, 1) float32
     offset: np.ndarray  # (channels, 1) float32
     missing: tuple[str, ...]  # device labels the map names that the stream does not have
-    #: device channel subtracted from each output channel (a derivation such as C3 - M2), -1 for none
-    references: np.ndarray | None = None
+    references: np.ndarray  # device channel subtracted from each output channel (C3 - M2), -1 for none
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """(samples, device channels) as pulled from LSL -> (montage channels, samples) float32."""
         block = np.asarray(samples, dtype=np.float32)
         picked = block[:, self.indices].T
-        if self.references is not None:
-            derived = self.references >= 0
-            picked[derived] -= block[:, self.references[derived]].T
+        derived = self.references >= 0
+        picked[derived] -= block[:, self.references[derived]].T
         return picked * self.scale + self.offset
 
 
@@ -86,13 +84,14 @@ class ChannelMap:
         """Labels the map does not name, recognised by ``psg.channels`` onto slots nothing feeds yet.
 
         The device is assumed to send them in montage units (an LSL stream carries no unit the bridge trusts);
-        a lab whose device does not names the channel in its map with a scale.
+        a lab whose device does not names the channel in its map with a scale. A slot derived from two
+        device channels comes back under ``"C3 - M2"``; ``resolve`` splits it (``derivation_parts``).
         """
         unnamed = [label for label in device_labels if label not in self.channels]
         return [
             (label, ChannelMapping(slot, CHANNELS[slot].unit))
             for label, slot in recognise_labels(unnamed, taken).items()
-        ]  # a derived slot's label is "C3 - M2": resolve splits it into its two device channels
+        ]
 
     def resolve(self, device_labels: tuple[str, ...] | list[str], stream: str = "") -> AppliedMap:
         """Match the map against a stream's channel labels; ``PSGError`` if no mapped channel is present."""
@@ -106,13 +105,15 @@ class ChannelMap:
             )
         parts = {label: derivation_parts(label, list(device_labels)) for label, _ in present}
         return AppliedMap(
-            indices=np.array([position[p[0]] if (p := parts[label]) else position[label] for label, _ in present]),
+            indices=np.array(
+                [position[p[0]] if (p := parts[label]) else position[label] for label, _ in present], dtype=np.intp
+            ),
             labels=tuple(m.montage for _, m in present),
             units=tuple(m.unit for _, m in present),
             scale=np.array([[m.scale] for _, m in present], dtype=np.float32),
             offset=np.array([[m.offset] for _, m in present], dtype=np.float32),
             missing=tuple(label for label in self.channels if label not in position),
-            references=np.array([position[p[1]] if (p := parts[label]) else -1 for label, _ in present]),
+            references=np.array([position[p[1]] if (p := parts[label]) else -1 for label, _ in present], dtype=np.intp),
         )
 
 

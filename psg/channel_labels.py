@@ -90,9 +90,9 @@ _EOG: dict[str, Entry] = {
     **{normalise(f"{e}-{r}"): Entry(EOG_L, 0) for e in ("E1", "LOC", "EOG1") for r in _MASTOIDS.split() + ["Fpz"]},
     **{normalise(f"{e}-{r}"): Entry(EOG_R, 0) for e in ("E2", "ROC", "EOG2") for r in _MASTOIDS.split() + ["Fpz"]},
     **_plain(EOG_L, 0, "EOG-L", "LOC", "EOG1", "EOG(L)", "EOG horizontal", "EOG Left", "Left Horiz", "L-EOG"),
-    **_plain(EOG_L, 0, "LEOG", "Lefteye", "Left Eye"),
+    **_plain(EOG_L, 0, "LEOG", "Left Eye"),
     **_plain(EOG_R, 0, "EOG-R", "ROC", "EOG2", "EOG(R)", "EOG Right", "Right Horiz", "R-EOG", "REOG"),
-    **_plain(EOG_R, 0, "RightEye", "Right Eye", "EOG (right)"),
+    **_plain(EOG_R, 0, "Right Eye", "EOG (right)"),
     # one bipolar horizontal EOG (Sleep-EDF's ``EOG horizontal``, CAP's ``ROC-LOC``) reads like the left eye
     **_plain(EOG_L, 0.5, "ROC-LOC", "LOC-ROC", "E2-E1", "E1-E2"),
     # an electrode against the amplifier's reference, or one EOG of unknown side
@@ -103,10 +103,10 @@ _EOG: dict[str, Entry] = {
 _CHIN: dict[str, Entry] = {
     **_plain(EMG_CHIN, 0, "EMG Chin", "Chin1-Chin2", "Chin1-Chin3", "Chin2-Chin3", "1-2", "Chin", "Chin EMG"),
     **_plain(EMG_CHIN, 0, "EMG1", "EMG submental", "Submental", "EMG chin1-chin2", "LChin-CChin", "EMG1-EMG2"),
-    **_plain(EMG_CHIN, 0, "Chin L-R", "L Chin-R Chin", "Lchin-Rchin", "Ment", "Mentalis"),
+    **_plain(EMG_CHIN, 0, "Chin L-R", "L Chin-R Chin", "Ment", "Mentalis"),
     **_plain(EMG_CHIN, 1, "EMG"),
     # one chin electrode against the amplifier's reference: derived into a pair when its partner is there
-    **_plain(EMG_CHIN, 2, "Chin1", "Chin2", "Chin3", "LChin", "RChin", "CChin", "L Chin", "R Chin", "Chin L", "Chin R"),
+    **_plain(EMG_CHIN, 2, "Chin1", "Chin2", "Chin3", "L Chin", "R Chin", "C Chin", "Chin L", "Chin R"),
 }
 
 _HEART: dict[str, Entry] = {
@@ -198,7 +198,8 @@ LABELS: dict[str, Entry] = {
 class Derivation:
     """A slot built from two electrodes recorded against the amplifier's reference (C3 and M2 -> C3-M2).
 
-    ``electrodes`` and ``refs`` are the spellings systems use, preferred first; the derivation is skipped
+    ``electrodes`` and ``refs`` are the spellings systems use (compared after ``normalise``, so ``L Chin``
+    is also ``LChin``), preferred first; the derivation is skipped
     when the file already has a candidate for the slot (and EEG side) ranked ``unless_rank`` or better.
     """
 
@@ -215,8 +216,8 @@ DERIVATIONS: tuple[Derivation, ...] = (
     Derivation(("E1",), ("M2", "A2", "M1", "A1"), Entry(EOG_L, 0.5), unless_rank=0),
     Derivation(("E2",), ("M1", "A1", "M2", "A2"), Entry(EOG_R, 0.5), unless_rank=0),
     Derivation(
-        ("Chin1", "LChin", "L Chin", "Chin L", "EMG Chin1"),
-        ("Chin2", "CChin", "RChin", "R Chin", "Chin R", "Chin3", "EMG Chin2"),
+        ("Chin1", "L Chin", "Chin L", "EMG Chin1"),
+        ("Chin2", "C Chin", "R Chin", "Chin R", "Chin3", "EMG Chin2"),
         Entry(EMG_CHIN, 0.5),
         unless_rank=0,
     ),
