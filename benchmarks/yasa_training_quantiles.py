@@ -59,6 +59,11 @@ def split_thresholds(model_text: str) -> dict[str, np.ndarray]:
     return {n: np.unique(v) for n, v in found.items() if v}
 
 
+def quantile_level(sorted_values: np.ndarray, values: np.ndarray | float) -> np.ndarray:
+    """Where ``values`` fall in a sorted sample, as a quantile level (the fraction of it below them)."""
+    return np.searchsorted(sorted_values, values) / sorted_values.size
+
+
 def real_quantiles() -> dict[str, np.ndarray]:
     """Raw feature -> its distinct thresholds over YASA's four classifiers. They were trained on the same
     nights, so they share each feature's bin edges: the union covers more of them than any one file."""
@@ -104,10 +109,7 @@ def method_check(names: list[str], features: np.ndarray, stages: np.ndarray) -> 
         data = np.sort(x[:, j])
         edges = bins.feature_num_bin(j) - 1
         out[name] = {
-            **{
-                f"q{round(u * 100)}": round(float(np.searchsorted(data, np.quantile(thresholds, u)) / data.size), 3)
-                for u in LEVELS
-            },
+            **{f"q{round(u * 100)}": round(float(quantile_level(data, np.quantile(thresholds, u))), 3) for u in LEVELS},
             "edges_used": int(thresholds.size),
             "bound": round(max(0, edges - thresholds.size) / edges, 3),
         }
@@ -121,15 +123,14 @@ def anchored(reference: NightReference, names: list[str], sim: np.ndarray, real:
         stats[window] = {}
         for name, triple in by_name.items():
             if name in real and name in names and is_shape_feature(name):
-                column = np.sort(sim[:, names.index(name)])
-                levels = np.clip(np.searchsorted(column, triple) / column.size, 0.0, 1.0)
+                levels = np.clip(quantile_level(np.sort(sim[:, names.index(name)]), np.array(triple)), 0.0, 1.0)
                 stats[window][name] = [float(v) for v in np.quantile(real[name], levels)]
             else:
                 stats[window][name] = list(triple)
     return {"format": "sleeplm-night-reference/1", "entries": reference.entries, "stats": stats}
 
 
-def plot(comparison: dict[str, dict], path: Path) -> None:
+def plot(comparison: dict[str, dict], real: dict[str, np.ndarray], path: Path) -> None:
     """Each feature's simulated q5..q95 (and median) placed on the real distribution's quantile scale: a real
     feature would span 0.05..0.95 around 0.5; the simulator's shows where it sits instead."""
     import matplotlib
@@ -137,12 +138,10 @@ def plot(comparison: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    real = real_quantiles()
     names = [n for n in comparison if is_shape_feature(n)]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(names) + 1.4))
     for y, name in enumerate(names):
-        edges = real[name]
-        low, median, high = (np.searchsorted(edges, v) / edges.size for v in comparison[name]["simulated"])
+        low, median, high = quantile_level(real[name], np.array(comparison[name]["simulated"]))
         off = abs(comparison[name]["sim_median_level"] - 0.5) > 0.25 + comparison[name]["level_bound"]
         colour = "tab:red" if off else "tab:blue"
         ax.plot([low, high], [y, y], color=colour, lw=3, alpha=0.6)
@@ -183,7 +182,7 @@ def main() -> None:
             continue
         r = np.quantile(real[name], (0.05, 0.5, 0.95))
         s = np.quantile(sim[:, j], (0.05, 0.5, 0.95))
-        level = float(np.searchsorted(real[name], s[1]) / real[name].size)
+        level = float(quantile_level(real[name], s[1]))
         # the i-th present edge is one of the bin edges i .. i + missing: the level is off by at most that
         bound = max(0, MAX_BIN - 1 - real[name].size) / (MAX_BIN - 1)
         comparison[name] = {
@@ -202,7 +201,7 @@ def main() -> None:
         args.anchored_out.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.anchored_out}")
     if args.plot:
-        plot(comparison, args.plot)
+        plot(comparison, real, args.plot)
     if args.json:
         result = {"nights": args.nights, "epochs": int(sim.shape[0]), "method_check": check, "comparison": comparison}
         args.json.write_text(json.dumps(result, indent=1) + "\n")
