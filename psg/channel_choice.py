@@ -14,6 +14,17 @@ from psg.montage import EEG_C3, EEG_C4
 DERIVED = " - "
 
 
+def derived_label(source: str, reference: str) -> str:
+    """The name of ``source`` against ``reference`` ("C3 - M2"): the one spelling ``derived_from`` undoes."""
+    return f"{source}{DERIVED}{reference}"
+
+
+def derived_from(label: str) -> tuple[str, str] | None:
+    """(electrode, reference) of a ``derived_label``, None for any other label."""
+    source, separator, reference = label.partition(DERIVED)
+    return (source, reference) if separator else None
+
+
 def recognise_labels(
     labels: list[str] | tuple[str, ...], taken: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, str]:
@@ -25,7 +36,7 @@ def recognise_labels(
     """
     candidates = [(label, entry, i) for i, label in enumerate(labels) if (entry := lookup(label)) is not None]
     derived = [
-        (f"{source}{DERIVED}{ref}", entry, len(labels) + k)
+        (derived_label(source, ref), entry, len(labels) + k)
         for k, (source, ref, entry) in enumerate(plan_derivations(labels, candidates))
     ]
     chosen = assign_slots(without_parts(candidates, derived) + derived, set(taken))
@@ -37,16 +48,14 @@ def without_parts(
 ) -> list[tuple[str, Entry, int]]:
     """``candidates`` less the electrodes a derivation is built from: ``C3`` feeds C3-M2, not also the other
     EEG slot (an electrode against the amplifier's reference is the same signal again)."""
-    parts = {part for label, _, _ in derived for part in label.split(DERIVED)}
+    parts = {part for label, _, _ in derived for part in derived_from(label) or ()}
     return [c for c in candidates if c[0] not in parts]
 
 
 def derivation_parts(label: str, labels: list[str] | tuple[str, ...]) -> tuple[str, str] | None:
     """(electrode, reference) when ``label`` is a derivation of two of ``labels`` (``"C3 - M2"``), else None."""
-    if label in labels or DERIVED not in label:
-        return None
-    source, _, ref = label.partition(DERIVED)
-    return (source, ref) if source in labels and ref in labels else None
+    parts = None if label in labels else derived_from(label)
+    return parts if parts and parts[0] in labels and parts[1] in labels else None
 
 
 def plan_derivations(

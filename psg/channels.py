@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from psg.channel_choice import DERIVED, assign_slots, plan_derivations, without_parts
+from psg.channel_choice import assign_slots, derived_from, derived_label, plan_derivations, without_parts
 from psg.channel_labels import EEG_SLOTS, Entry, lookup, normalise
 from psg.channel_map_format import ChannelMapFile
 from psg.errors import PSGError
@@ -240,7 +240,8 @@ def map_recording(
         if label not in chosen.values() and label in recording.signals and label not in CHANNELS:
             out[label] = recording.signals[label]
             report.extras.append(label)
-    used = set(chosen.values()) | set(report.extras) | {d for m in report.slots.values() for d in _parts(m)}
+    parts = {part for m in report.slots.values() for part in derived_from(m.file_label) or ()}
+    used = set(chosen.values()) | set(report.extras) | parts
     report.unused = [label for label in recording.signals if label not in used]
     report.slots = {slot: report.slots[slot] for slot in CHANNELS if slot in report.slots}
     return replace(recording, signals=out), report
@@ -259,11 +260,6 @@ def require_eeg(report: ChannelReport, path: str) -> None:
             f"{path}: no EEG channel recognised (staging needs one); the file has labels "
             f"{report.labels} (map one with --channel LABEL='EEG C3-A2')"[:600]
         )
-
-
-def _parts(mapping: SlotMapping) -> list[str]:
-    """The file labels a derived slot was built from ("C3 - M2")."""
-    return mapping.file_label.split(DERIVED) if DERIVED in mapping.file_label else []
 
 
 def _forced(
@@ -322,7 +318,7 @@ def _derived(
                 f"{ref} is {b.fs:g} Hz x {b.data.size} {b.unit!r}."
             )
             continue
-        label = f"{source}{DERIVED}{ref}"
+        label = derived_label(source, ref)
         signals[label] = Signal(label, a.data - b.data, a.fs, a.unit)
         out.append((label, entry, len(signals)))
     return out
