@@ -93,6 +93,9 @@ _EOG: dict[str, Entry] = {
     **_plain(EOG_L, 0, "LEOG", "Left Eye"),
     **_plain(EOG_R, 0, "EOG-R", "ROC", "EOG2", "EOG(R)", "EOG Right", "Right Horiz", "R-EOG", "REOG"),
     **_plain(EOG_R, 0, "Right Eye", "EOG (right)"),
+    # French systems: EOG gauche / droit
+    **_plain(EOG_L, 0, "EOG G"),
+    **_plain(EOG_R, 0, "EOG D"),
     # one bipolar horizontal EOG (Sleep-EDF's ``EOG horizontal``, CAP's ``ROC-LOC``) reads like the left eye
     **_plain(EOG_L, 0.5, "ROC-LOC", "LOC-ROC", "E2-E1", "E1-E2"),
     # an electrode against the amplifier's reference, or one EOG of unknown side
@@ -120,8 +123,12 @@ _HEART: dict[str, Entry] = {
 _BREATHING: dict[str, Entry] = {
     **_plain(AF, 0, "AF", "Nasal Pressure", "NAF1", "Pressure", "Cannula", "Flow", "Nasal Flow", "PFlow", "Pres"),
     **_plain(AF, 0, "Cannula Flow", "Nasal Pres", "NasalP", "Nasal Cannula", "Nasal", "CFlow", "Flow Patient"),
+    # PTAF: a pressure-transducer airflow (Pro-Tech's, common in US labs); NAF: nasal airflow
+    **_plain(AF, 0, "PTAF", "NAF", "NAF2", "Nasal Airflow"),
     **_plain(AF, 1, "Airflow", "New Air", "Resp (nasal)"),
     **_plain(AF, 2, "Thermistor", "Resp oro-nasal", "Oral Thermistor", "Oronasal Thermistor", "Therm", "Thermocouple"),
+    # CAP's Italian ``TERMISTORE``, and thermal sensors named by their flow
+    **_plain(AF, 2, "Termistore", "Oronasal", "Oro-nasal Flow", "Flow Th", "Therm Flow", "Nasal Therm", "Thermal Flow"),
     **_decorated(
         THX,
         0,
@@ -165,6 +172,8 @@ LABELS: dict[str, Entry] = {
     **_eeg("F3", "M2 A2", 3, "L"),
     **_eeg("F4", "M1 A1", 3, "R"),
     **_eeg("Pz", "Oz", 4, ""),
+    **_eeg("Fz", "Cz", 4, ""),  # bipolar midline derivations beside Sleep-EDF's Fpz-Cz and Pz-Oz
+    **_eeg("Cz", "Oz Pz", 4, ""),
     **_eeg("O1", "M2 A2", 4, "L"),
     **_eeg("O2", "M1 A1", 4, "R"),
     **_eeg("C3", "O1", 4, "L"),  # slpdb's long bipolar derivation
