@@ -10,7 +10,11 @@ Reasons, checked on 1-s blocks of each channel:
 * ``flat``: the trace does not move at all (peak-to-peak below 1e-5 of the channel's range) for at
   least ``FLAT_MIN_S`` - real biosignals always carry noise, even an apnea's flow;
 * ``clipped``: at least ``CLIP_FRACTION`` of a second's samples sit on the amplifier rail (the EDF
-  physical range), for at least ``CLIP_MIN_S``.
+  physical range), for at least ``CLIP_MIN_S``. A breathing trace in arbitrary units (airflow, effort belts)
+  that goes beyond our +-5 a.u. was recorded on a range of its own (a lab's file or device, in its own units)
+  and is not checked against ours: a real nasal-pressure trace written x100 was "clipped" from end to end, so
+  no apnea could be scored on it. The voltage channels keep our ranges, an amplifier's typical ones (our
+  simulator's movement artifacts pass them and are flagged; a real EEG at 707 uV on a wider amplifier is too).
 
 Flatness is not checked on slow, legitimately constant channels (SpO2, HR, body position).
 """
@@ -31,6 +35,8 @@ CLIP_MIN_S = 1.0
 #: Plausible ranges; readings outside mean the probe is off (SpO2 < 50% is not measured reliably).
 PHYSIOLOGICAL_RANGE = {SPO2: (50.0, 100.0), HR: (20.0, 250.0)}
 LEAD_OFF_MIN_S = 5.0
+#: The unit of the breathing traces, whose scale is each lab's own (``clipped`` in the module docstring).
+ARBITRARY_UNIT = "a.u."
 _NOT_FLAT_CHECKED = frozenset({SPO2, HR, POS})
 
 
@@ -118,14 +124,18 @@ def _railed(
     EDF physical range; never for a signal without one). ``top`` / ``bottom``: the block extremes.
 
     Only blocks that reach a rail at all (NaN-skipping extremes) are counted sample by sample: a live
-    trace rarely touches the rails, so this is usually no work.
+    trace rarely touches the rails, so this is usually no work. A trace in arbitrary units with any sample
+    beyond the range (by more than ``tol``) was not recorded on it and is never railed (module docstring).
     """
-    high = np.array([spec.physical_max if spec else np.inf for spec in specs])[:, None] - tol
-    low = np.array([spec.physical_min if spec else -np.inf for spec in specs])[:, None] + tol
+    physical_max = np.array([spec.physical_max if spec else np.inf for spec in specs])[:, None]
+    physical_min = np.array([spec.physical_min if spec else -np.inf for spec in specs])[:, None]
+    high, low = physical_max - tol, physical_min + tol
     railed = np.zeros(x.shape[:2], dtype=bool)
     if np.isnan(top).any():  # a block with a missing sample: its extremes without the NaN
         top, bottom = np.fmax.reduce(x, axis=2), np.fmin.reduce(x, axis=2)
-    near = (top >= high) | (bottom <= low)
+    arbitrary = np.array([spec is not None and spec.unit == ARBITRARY_UNIT for spec in specs])[:, None]
+    beyond = arbitrary & ((top > physical_max + tol) | (bottom < physical_min - tol)).any(axis=1, keepdims=True)
+    near = ((top >= high) | (bottom <= low)) & ~beyond
     if near.any():
         rows, blocks = np.nonzero(near)
         samples = x[rows, blocks]

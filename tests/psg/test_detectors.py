@@ -120,6 +120,22 @@ def test_signal_loss_reasons():
     assert found[("ECG", "lead_off")].to_dict()["reason"] == "lead_off"
 
 
+def test_a_trace_beyond_our_range_is_not_clipped_against_it():
+    """A lab's flow in its own units (x100: +-100) passes our +-5 a.u.: ours is not its rail, and nothing is lost;
+    the same trace pinned at our rail while inside our range is clipped, as before."""
+    t = np.arange(32 * 60) / 32
+    flow = np.sin(2 * np.pi * 0.25 * t) + 0.01 * np.random.default_rng(2).standard_normal(t.size)
+    foreign = Recording("lab", {"AF": Signal("AF", 100.0 * flow, 32.0, "a.u.")})
+    assert [e for e in detect_signal_loss(foreign) if e.channel == "AF"] == []
+    assert len(detect_respiratory_events(foreign)) == 0  # steady breathing: no event, and the flow was read
+    pinned = np.clip(4.0 * flow, -5.0, 5.0)
+    pinned[32 * 30 : 32 * 35] = 5.0
+    ours = {
+        (e.channel, e.reason) for e in detect_signal_loss(Recording("ours", {"AF": Signal("AF", pinned, 32.0, "a.u.")}))
+    }
+    assert ("AF", "clipped") in ours
+
+
 def test_detect_events_and_conversion_on_a_clean_simulated_night():
     plan = make_plan(synthetic_timeline(hours=0.5, seed=2, ahi=0.0), seed=1)
     rec = Recording("clean", render_cardiorespiratory(plan).signals)

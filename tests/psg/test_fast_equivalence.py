@@ -125,7 +125,9 @@ def _reference_loss_spans(sig: Signal) -> list[tuple[str, float, float]]:
         railed = np.zeros(n_blocks, dtype=bool)
         if spec is not None:
             tol = 1e-3 * span
-            railed = np.mean((x >= spec.physical_max - tol) | (x <= spec.physical_min + tol), axis=1) >= 0.2
+            beyond = np.nanmax(x) > spec.physical_max + tol or np.nanmin(x) < spec.physical_min - tol
+            if not (spec.unit == "a.u." and beyond):  # a breathing trace beyond our range has a range of its own
+                railed = np.mean((x >= spec.physical_max - tol) | (x <= spec.physical_min + tol), axis=1) >= 0.2
             add("clipped", railed, 1.0)
         add("lead_off", flat & at_zero, 5.0)
         add("flat", flat & ~at_zero & ~railed, 5.0)
