@@ -11,7 +11,8 @@ simulator renders them as scored; a rule-following detector cannot find them, so
 
 ``--eeg`` renders the central EEG too, so hypopneas can be confirmed by arousals as well as by
 desaturations; ``--no-spo2`` drops the oximeter (arousals are then the only confirmation); ``--rate HZ``
-records every channel faster than HZ at HZ (``real_rates.resampled``), as a 50-Hz clinical montage does.
+records every channel faster than HZ at HZ (``real_rates.resampled``), as a 50-Hz clinical montage does;
+``--flow-scale K`` multiplies the airflow and both belts by K, as a lab writing them in its own units does.
 ``recall_arousal_ended`` is the recall over the scored events the simulator ended with an arousal (the
 held-out montage of issue 12 has an arousal after each of its events), ``false_per_10min`` the detections
 that match no scored event per 10 min of recording (its limit there: 1).
@@ -33,17 +34,25 @@ from tqdm import tqdm
 from psg.detectors.agreement import match_events
 from psg.detectors.respiratory import MIN_EVENT_S, detect_respiratory_events
 from psg.formats import read_timeline
-from psg.montage import EEG_C3, EEG_C4, SPO2
+from psg.montage import ABD, AF, EEG_C3, EEG_C4, SPO2, THX
 from psg.paths import shared_data_dir
-from psg.recording import Recording
+from psg.recording import Recording, Signal
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
 from psg.simulate.neuro import render_neuro
 from psg.simulate.plan import make_plan
 from psg.timeline import RESPIRATORY_EVENT_TYPES
 
+#: What ``--flow-scale`` multiplies: the airflow sensor and the effort belts (arbitrary units).
+BREATHING_TRACES = (AF, THX, ABD)
+
 
 def evaluate_night(
-    stage_file: Path, seed: int, eeg: bool = False, spo2: bool = True, rate: float | None = None
+    stage_file: Path,
+    seed: int,
+    eeg: bool = False,
+    spo2: bool = True,
+    rate: float | None = None,
+    flow_scale: float = 1.0,
 ) -> dict[str, object]:
     """Render one night, detect, and compare; returns the per-night numbers."""
     timeline = read_timeline(stage_file)
@@ -55,6 +64,10 @@ def evaluate_night(
         signals.pop(SPO2, None)
     if rate is not None:
         signals = {label: resampled(sig, rate) if sig.fs > rate else sig for label, sig in signals.items()}
+    for label in BREATHING_TRACES:
+        if flow_scale != 1.0 and label in signals:
+            sig = signals[label]
+            signals[label] = Signal(label, sig.data * flow_scale, sig.fs, sig.unit)
     recording = Recording(timeline.record_id, signals)
     detected = [d.to_event() for d in detect_respiratory_events(recording)]
     truth = timeline.events_of(*RESPIRATORY_EVENT_TYPES)
@@ -89,13 +102,14 @@ def main() -> None:
     parser.add_argument("--eeg", action="store_true", help="render the central EEG too (arousal confirmation)")
     parser.add_argument("--no-spo2", action="store_true", help="leave the oximeter out")
     parser.add_argument("--rate", type=float, help="record every faster channel at this rate (Hz), e.g. 50")
+    parser.add_argument("--flow-scale", type=float, default=1.0, help="multiply the airflow and belts (a lab's units)")
     args = parser.parse_args()
     files = sorted((args.data / "ucddb").glob("ucddb*_stage.txt"))
     if args.records:
         files = [f for f in files if f.name.removesuffix("_stage.txt") in args.records]
     t0 = time.perf_counter()
     nights = [
-        evaluate_night(f, args.seed, args.eeg, not args.no_spo2, args.rate)
+        evaluate_night(f, args.seed, args.eeg, not args.no_spo2, args.rate, args.flow_scale)
         for f in tqdm(files, desc="ucddb nights", unit="night")
     ]
     totals = {key: [sum(n[key][k] for n in nights) for k in range(3)] for key in ("counts_any", "counts_typed")}
@@ -111,6 +125,7 @@ def main() -> None:
     report = {
         "seed": args.seed,
         "rate_hz": args.rate,
+        "flow_scale": args.flow_scale,
         "n_nights": len(nights),
         "overall": {
             "f1_any": f1(totals["counts_any"]),
