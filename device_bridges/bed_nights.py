@@ -28,7 +28,8 @@ from psg.channel_map_format import load_map_file
 from psg.errors import PSGError
 from psg.montage import CHANNELS, EPOCH_S
 from psg.paths import shared_data_dir
-from psg.recording import Recording, require_analysable
+from psg.quality.signal_loss import ARBITRARY_UNIT
+from psg.recording import Recording, Signal, require_analysable
 from psg.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Re
     recording, report = read_mapped_edf(path, lab_map=load_map_file(channel_map) if channel_map else None)
     require_analysable(recording, str(path))
     log.info("%s", report.summary())
-    signals = {label: signal for label, signal in recording.signals.items() if label in CHANNELS}
+    signals = {label: on_montage_range(signal) for label, signal in recording.signals.items() if label in CHANNELS}
     return Recording(
         recording.record_id,
         signals,
@@ -117,6 +118,19 @@ def edf_recording(path: str | Path, channel_map: str | Path | None = None) -> Re
         gaps=recording.gaps,
         metadata=recording.metadata,
     )
+
+
+def on_montage_range(signal: Signal) -> Signal:
+    """``signal`` to stream: a trace in arbitrary units (airflow, belts) moved from the file's range onto our
+    montage's, since on the wire a.u. means ours (a stream carries no range; a device's map scales into it).
+    Offline the file's range travels with the samples (``Signal.rails``); live, a Nox belt in volts (~50 uV
+    on +-0.5 mV) would otherwise read as lead-off against +-5 a.u. Voltage channels stream as they are."""
+    spec = CHANNELS[signal.label]
+    if signal.rails is None or spec.unit != ARBITRARY_UNIT or signal.rails == (spec.physical_min, spec.physical_max):
+        return signal
+    (low, high), ours = signal.rails, (spec.physical_min, spec.physical_max)
+    gain = (ours[1] - ours[0]) / (high - low)
+    return Signal(signal.label, ours[0] + (signal.data - low) * gain, signal.fs, signal.unit, ours)
 
 
 def night_for(

@@ -62,7 +62,7 @@ from psg.montage import (
     SPO2,
     THX,
 )
-from psg.recording import Recording, Signal
+from psg.recording import Recording, Signal, combined_rails
 
 #: Lowest usable rate per slot (below: ``rate_too_low``, kept out of the recording) and the rate under
 #: which the slot is flagged ``band_limited`` (the features' high band or the model's 64 Hz is not there).
@@ -319,7 +319,7 @@ def _derived(
             )
             continue
         label = derived_label(source, ref)
-        signals[label] = Signal(label, a.data - b.data, a.fs, a.unit)
+        signals[label] = Signal(label, a.data - b.data, a.fs, a.unit, combined_rails(a, b, -1.0))
         out.append((label, entry, len(signals)))
     return out
 
@@ -375,7 +375,7 @@ def _convert(
         data = signal.data * factor + offset
         mapping.notes.append(f"{slot}: scaled by the lab map (x{factor:g} + {offset:g}).")
     else:
-        factor, mapping.converted_from, note = convert_unit(slot, signal)
+        (factor, mapping.converted_from, note), offset = convert_unit(slot, signal), 0.0
         mapping.notes += [note] if note else []
         data = signal.data * factor if factor != 1.0 else signal.data
         if slot == POS:
@@ -388,7 +388,15 @@ def _convert(
         return None
     if signal.label == slot and data is signal.data and signal.unit == mapping.unit:
         return signal
-    return Signal(slot, data, signal.fs, mapping.unit)
+    return Signal(slot, data, signal.fs, mapping.unit, _slot_rails(slot, signal, factor, offset))
+
+
+def _slot_rails(slot: str, signal: Signal, factor: float, offset: float) -> tuple[float, float] | None:
+    """``signal``'s rails in the slot's unit (scaled as its samples were); None for position codes."""
+    if signal.rails is None or slot == POS:
+        return None
+    low, high = (r * factor + offset for r in signal.rails)
+    return low, high
 
 
 def _position_codes(signal: Signal, mapping: SlotMapping) -> np.ndarray | None:

@@ -29,12 +29,19 @@ SIMULATOR_EQUIPMENT = "sleeplm-simulator"
 
 @dataclass
 class Signal:
-    """One channel: samples (float64, physical unit) at ``fs`` Hz."""
+    """One channel: samples (float64, physical unit) at ``fs`` Hz.
+
+    ``rails``: the (low, high) physical range the recording declares for this channel, in ``unit``: the
+    amplifier's rails, as an EDF/BDF header states them. None where nobody said (simulated and streamed
+    signals); the quality checks then assume our montage's typical range (``psg.montage.CHANNELS``). A real
+    file's range is its own: belts in volts whose breathing swings 50 uV, an EEG amplifier of +-3.3 mV.
+    """
 
     label: str
     data: np.ndarray
     fs: float
     unit: str
+    rails: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data, dtype=np.float64)
@@ -42,6 +49,13 @@ class Signal:
             raise PSGError(f"signal {self.label!r}: expected 1-D samples, got shape {self.data.shape}")
         if not self.fs > 0:
             raise PSGError(f"signal {self.label!r}: sampling rate must be > 0 Hz, got {self.fs!r}")
+        if self.rails is not None:
+            low, high = sorted(float(r) for r in self.rails)  # an EDF range may be inverted (min > max)
+            self.rails = (low, high) if np.isfinite([low, high]).all() and high > low else None
+
+    def with_data(self, data: np.ndarray, label: str | None = None) -> Signal:
+        """This channel (rate, unit, rails) with other samples of it: a slice, a window, a filled copy."""
+        return Signal(self.label if label is None else label, data, self.fs, self.unit, self.rails)
 
     @property
     def duration_s(self) -> float:
@@ -52,6 +66,15 @@ class Signal:
         i0 = max(0, int(round(start_s * self.fs)))
         i1 = min(self.data.size, int(round(end_s * self.fs)))
         return self.data[i0:i1]
+
+
+def combined_rails(a: Signal, b: Signal, sign: float = 1.0) -> tuple[float, float] | None:
+    """The range ``a + sign * b`` can take (None unless both say theirs): a derivation (``sign`` -1) or a belt
+    sum is railed only where its inputs are, and its scale is theirs, not our montage's."""
+    if a.rails is None or b.rails is None:
+        return None
+    ends = [x + sign * y for x in a.rails for y in b.rails]
+    return min(ends), max(ends)
 
 
 @dataclass

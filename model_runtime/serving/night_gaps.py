@@ -17,7 +17,7 @@ import numpy as np
 
 from model_runtime.model.stage_head import StagedEpochs
 from psg.montage import EPOCH_S
-from psg.recording import Recording, Signal
+from psg.recording import Recording
 
 #: The verdict of an epoch in a recording gap (not a stage: nothing was recorded).
 GAP_VERDICT = "gap"
@@ -29,9 +29,7 @@ def recorded_epochs(recording: Recording, gap: np.ndarray) -> Recording:
     runs = np.split(keep, np.flatnonzero(np.diff(keep) != 1) + 1) if keep.size else []
     spans = [(int(r[0]) * EPOCH_S, (int(r[-1]) + 1) * EPOCH_S) for r in runs]
     signals = {
-        label: Signal(
-            label, np.concatenate([sig.window(a, b) for a, b in spans]) if spans else sig.data[:0], sig.fs, sig.unit
-        )
+        label: sig.with_data(np.concatenate([sig.window(a, b) for a, b in spans]) if spans else sig.data[:0])
         for label, sig in recording.signals.items()
     }
     return Recording(recording.record_id, signals, recording.start_time, None, dict(recording.metadata))

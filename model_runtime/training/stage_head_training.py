@@ -129,7 +129,7 @@ def crop(recording: Recording, start_epoch: int, n_epochs: int) -> Recording:
         if sig is not None:
             per = int(round(EPOCH_S * sig.fs))
             part = sig.data[start_epoch * per : (start_epoch + n_epochs) * per]
-            signals[label] = Signal(label, part, sig.fs, sig.unit)
+            signals[label] = sig.with_data(part)
     return Recording(recording.record_id, signals)
 
 

@@ -39,7 +39,7 @@ from psg.detectors.oximetry import desaturation_drop
 from psg.dsp import breathing_band, dominant_period_s, median, peak_to_peak, runs
 from psg.montage import ABD, AF, SPO2, THX
 from psg.quality.signal_loss import usable_mask
-from psg.recording import Recording, Signal
+from psg.recording import Recording, Signal, combined_rails
 
 APNEA_DROP = 0.90
 HYPOPNEA_DROP = 0.30
@@ -102,7 +102,7 @@ def _flow_source(recording: Recording) -> tuple[Signal | None, str | None]:
         return flow, AF
     thx, abd = recording.get(THX), recording.get(ABD)
     if thx is not None and abd is not None and thx.fs == abd.fs and thx.data.size == abd.data.size:
-        return Signal("RIPsum", thx.data + abd.data, thx.fs, thx.unit), "RIPsum"
+        return Signal("RIPsum", thx.data + abd.data, thx.fs, thx.unit, combined_rails(thx, abd)), "RIPsum"
     return None, None
 
 

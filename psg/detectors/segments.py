@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from psg.detectors.base import DetectedEvent
-from psg.recording import Recording, Signal
+from psg.recording import Recording
 
 #: ``signal_loss`` reason of a stretch the recording has no data for (an EDF+D gap).
 GAP_REASON = "gap"
@@ -27,9 +27,7 @@ GAP_REASON = "gap"
 
 def segment_recording(recording: Recording, start_s: float, end_s: float) -> Recording:
     """The recorded stretch ``[start_s, end_s)`` as a recording of its own (no truth, no gaps): views only."""
-    signals = {
-        label: Signal(label, sig.window(start_s, end_s), sig.fs, sig.unit) for label, sig in recording.signals.items()
-    }
+    signals = {label: sig.with_data(sig.window(start_s, end_s)) for label, sig in recording.signals.items()}
     return Recording(
         f"{recording.record_id}@{start_s:g}s", signals, recording.start_time, None, dict(recording.metadata)
     )

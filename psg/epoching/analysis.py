@@ -91,7 +91,7 @@ class EpochWindow:
     def current(self, label: str) -> Signal:
         """The current epoch of channel ``label``."""
         sig = self.signals[label]
-        return Signal(label, sig.data[self.epoch_slice(sig.fs, self.epoch)], sig.fs, sig.unit)
+        return sig.with_data(sig.data[self.epoch_slice(sig.fs, self.epoch)])
 
 
 def recording_windows(
@@ -105,7 +105,7 @@ def recording_windows(
         signals = {}
         for label, sig in recording.signals.items():
             a, b = int(round(first * EPOCH_S * sig.fs)), int(round((epoch + 1) * EPOCH_S * sig.fs))
-            signals[label] = Signal(label, sig.data[a:b], sig.fs, sig.unit)
+            signals[label] = sig.with_data(sig.data[a:b])
         yield EpochWindow(bed_id, recording.record_id, 0.0, epoch, first, signals, normaliser, 0.0, origin)
 
 
@@ -178,12 +178,12 @@ def feature_recording(window: EpochWindow) -> Recording:
         if finite.all():
             view = data.view()
             view.flags.writeable = False
-            signals[label] = Signal(label, view, sig.fs, sig.unit)
+            signals[label] = sig.with_data(view)
             continue
         if not finite.any():
             continue
         if label == POS:
-            signals[label] = Signal(label, fill_hold(data), sig.fs, sig.unit)
+            signals[label] = sig.with_data(fill_hold(data))
             continue
         data = data.copy()
         for epoch in range(window.first_epoch, window.epoch + 1):
@@ -191,7 +191,7 @@ def feature_recording(window: EpochWindow) -> Recording:
             segment = finite[part]
             if segment.size and segment.mean() < MIN_FEATURE_FRACTION:
                 data[part] = 0.0
-        signals[label] = Signal(label, fill_linear(data), sig.fs, sig.unit)
+        signals[label] = sig.with_data(fill_linear(data))
     return Recording(record_id=f"{window.bed_id}/{window.recording_id}/{window.epoch}", signals=signals)
 
 

@@ -281,7 +281,7 @@ def _signals(
         data = np.asarray(signal.data, dtype=np.float64)
         if onsets is not None:
             data = place_records(data, spec.samples, onsets, signal.sampling_frequency, duration_s)
-        out[label] = Signal(label, data, signal.sampling_frequency, spec.dimension)
+        out[label] = Signal(label, data, signal.sampling_frequency, spec.dimension, signal.physical_range)
     return out
 
 

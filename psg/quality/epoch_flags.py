@@ -32,16 +32,18 @@ import numpy as np
 from psg.channels import FULL_FS
 from psg.dsp import runs, welch
 from psg.montage import ABD, AF, AUX_CHANNELS, EEG_C3, EEG_C4, EOG_L, EOG_R, HR, MODEL_CHANNELS, POS, SPO2, THX
-from psg.quality.signal_loss import PHYSIOLOGICAL_RANGE, loss_spans, loss_spans_many
+from psg.quality.signal_loss import ARBITRARY_UNIT, PHYSIOLOGICAL_RANGE, channel_range, loss_spans, loss_spans_many
 from psg.recording import Signal
 
 #: Channels every epoch carries flags for: the model montage then the aux channels.
 QUALITY_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + AUX_CHANNELS
 #: Flat-trace thresholds (standard deviation over the epoch) by unit. Amplifier noise alone is above
 #: ~0.5 uV RMS on EEG/EOG/EMG inputs (so 0.1 uV, as ``psg.features.neuro.FLAT_STD_UV``, is a dead
-#: input); 1 uV on an ECG in mV and 1/10000 of the +-5 range of effort/flow sensors are likewise far
-#: below anything a sensor on a breathing person produces.
-FLAT_STD: dict[str, float] = {"uV": 0.1, "mV": 1e-3, "a.u.": 1e-3}
+#: input); 1 uV on an ECG in mV is likewise far below anything a sensor produces.
+FLAT_STD: dict[str, float] = {"uV": 0.1, "mV": 1e-3}
+#: Effort/flow sensors are in each lab's own units: flat below this fraction of the channel's range
+#: (``psg.quality.signal_loss.channel_range``; 1e-3 a.u. on our +-5 a.u.), far below any breathing.
+FLAT_STD_OF_RANGE = 1e-4
 #: Channels that may legitimately hold one value for a whole epoch.
 NOT_FLAT_CHECKED = frozenset({POS, SPO2, HR})
 #: Clipping: at least 5 % of the epoch pinned within 0.1 % of the epoch's range from its max or min.
@@ -125,7 +127,7 @@ def _complete_flags(signals: list[Signal]) -> list[list[str]]:
     out = []
     for i, sig in enumerate(signals):
         reasons = {reason for reason, _, _ in spans.get(i, [])}
-        threshold = FLAT_STD.get(sig.unit)
+        threshold = flat_std(sig)
         flat = checked[i] and (
             (threshold is not None and n > 1 and float(std[i]) < threshold)
             or bool(noise_only[i])
@@ -248,12 +250,20 @@ def is_flat(sig: Signal, finite: np.ndarray | None = None, spans: _LossSpans | N
     if sig.label in NOT_FLAT_CHECKED:
         return False
     finite = _finite(sig, finite)
-    threshold = FLAT_STD.get(sig.unit)
+    threshold = flat_std(sig)
     if threshold is not None and finite.size > 1 and float(np.std(finite)) < threshold:
         return True
     if sig.label in NOISE_CHANNELS and is_noise_only(sig):
         return True
     return not (spans or _LossSpans(sig)).reasons().isdisjoint(("flat", "lead_off"))
+
+
+def flat_std(sig: Signal) -> float | None:
+    """The standard deviation under which ``sig``'s epoch is flat (``FLAT_STD``, ``FLAT_STD_OF_RANGE``)."""
+    if sig.unit != ARBITRARY_UNIT:
+        return FLAT_STD.get(sig.unit)
+    bounds = channel_range(sig)
+    return None if bounds is None else FLAT_STD_OF_RANGE * (bounds[1] - bounds[0])
 
 
 def is_noise_only(sig: Signal) -> bool:

@@ -9,12 +9,18 @@ Reasons, checked on 1-s blocks of each channel:
   0 / invalid when off the finger);
 * ``flat``: the trace does not move at all (peak-to-peak below 1e-5 of the channel's range) for at
   least ``FLAT_MIN_S`` - real biosignals always carry noise, even an apnea's flow;
-* ``clipped``: at least ``CLIP_FRACTION`` of a second's samples sit on the amplifier rail (the EDF
-  physical range), for at least ``CLIP_MIN_S``. A breathing trace in arbitrary units (airflow, effort belts)
-  that goes beyond our +-5 a.u. was recorded on a range of its own (a lab's file or device, in its own units)
-  and is not checked against ours: a real nasal-pressure trace written x100 was "clipped" from end to end, so
-  no apnea could be scored on it. The voltage channels keep our ranges, an amplifier's typical ones (our
-  simulator's movement artifacts pass them and are flagged; a real EEG at 707 uV on a wider amplifier is too).
+* ``clipped``: at least ``CLIP_FRACTION`` of a second's samples sit on the amplifier rail, for at least
+  ``CLIP_MIN_S``.
+
+"The channel's range" (rails, and the scale of the flat and at-zero tests) is the one the recording declares
+(``Signal.rails``: a file's EDF/BDF physical range) and our montage's typical one only where none is known
+(``channel_range``). A real file's range is its own: the Nox A1 writes its belts in volts, swinging ~50 uV on
+a +-0.5 mV range, which against our +-5 a.u. read "at zero" for the whole recording, and its C4-M1 reached
+707 uV on a +-3.3 mV amplifier, which against our +-500 uV read "clipped". Where the range is assumed, a
+breathing trace in arbitrary units (airflow, effort belts) that goes beyond our +-5 a.u. was recorded on a
+range of its own (a lab's device in its own units) and is not checked against ours (a nasal-pressure trace
+written x100 was otherwise "clipped" from end to end); the voltage channels keep our ranges (our simulator's
+movement artifacts pass them and are flagged).
 
 Flatness is not checked on slow, legitimately constant channels (SpO2, HR, body position).
 """
@@ -26,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from psg.dsp import runs, shared_get, shared_put
-from psg.montage import CHANNELS, HR, POS, SPO2, ChannelSpec
+from psg.montage import CHANNELS, HR, POS, SPO2
 from psg.recording import Signal
 
 FLAT_MIN_S = 5.0
@@ -92,24 +98,30 @@ def _range_masks(label: str, x: np.ndarray) -> _Masks:
     return [("lead_off", bad, LEAD_OFF_MIN_S)]
 
 
+def channel_range(signal: Signal) -> tuple[float, float] | None:
+    """The range ``signal`` was recorded on: its own rails where the recording says them, else our montage's
+    for its label (None for a channel outside the montage: such a trace is never railed)."""
+    if signal.rails is not None:
+        return signal.rails
+    spec = CHANNELS.get(signal.label)
+    return None if spec is None else (spec.physical_min, spec.physical_max)
+
+
 def _trace_masks(signals: list[Signal], x: np.ndarray) -> _Masks:
     """Railed, at-zero and flat blocks of signals (``x``: (signals, blocks, samples)).
 
     From the block extremes (NaN propagates: a block with a missing sample is neither flat nor at
-    zero): peak-to-peak is max - min, and every |x| <= t exactly when max <= t and min >= -t. A
-    signal without an EDF physical range (not a montage channel) is never railed.
+    zero): peak-to-peak is max - min, and every |x| <= t exactly when max <= t and min >= -t.
     """
-    specs = [CHANNELS.get(sig.label) for sig in signals]
+    ranges = [channel_range(sig) for sig in signals]
     span = np.array(
-        [
-            (spec.physical_max - spec.physical_min) if spec else max(float(np.ptp(sig.data)), 1.0)
-            for sig, spec in zip(signals, specs, strict=True)
-        ]
+        [(r[1] - r[0]) if r else max(float(np.ptp(sig.data)), 1.0) for sig, r in zip(signals, ranges, strict=True)]
     )[:, None]
     top, bottom = x.max(axis=2), x.min(axis=2)
     flat = top - bottom <= 1e-5 * span
     at_zero = (top <= 1e-5 * span) & (bottom >= -1e-5 * span)
-    railed = _railed(x, specs, 1e-3 * span, top, bottom)
+    assumed_arbitrary = [sig.rails is None and _unit(sig) == ARBITRARY_UNIT for sig in signals]
+    railed = _railed(x, ranges, assumed_arbitrary, 1e-3 * span, top, bottom)
     return [
         ("clipped", railed, CLIP_MIN_S),
         ("lead_off", flat & at_zero, FLAT_MIN_S),
@@ -117,23 +129,34 @@ def _trace_masks(signals: list[Signal], x: np.ndarray) -> _Masks:
     ]
 
 
+def _unit(signal: Signal) -> str | None:
+    spec = CHANNELS.get(signal.label)
+    return None if spec is None else spec.unit
+
+
 def _railed(
-    x: np.ndarray, specs: list[ChannelSpec | None], tol: np.ndarray, top: np.ndarray, bottom: np.ndarray
+    x: np.ndarray,
+    ranges: list[tuple[float, float] | None],
+    assumed_arbitrary: list[bool],
+    tol: np.ndarray,
+    top: np.ndarray,
+    bottom: np.ndarray,
 ) -> np.ndarray:
     """Per signal and block: at least ``CLIP_FRACTION`` of the samples within ``tol`` of a rail (the
-    EDF physical range; never for a signal without one). ``top`` / ``bottom``: the block extremes.
+    channel's range; never for a signal without one). ``top`` / ``bottom``: the block extremes.
 
     Only blocks that reach a rail at all (NaN-skipping extremes) are counted sample by sample: a live
-    trace rarely touches the rails, so this is usually no work. A trace in arbitrary units with any sample
-    beyond the range (by more than ``tol``) was not recorded on it and is never railed (module docstring).
+    trace rarely touches the rails, so this is usually no work. A trace in arbitrary units on an assumed
+    range (``assumed_arbitrary``) with any sample beyond it (by more than ``tol``) was not recorded on it and
+    is never railed (module docstring).
     """
-    physical_max = np.array([spec.physical_max if spec else np.inf for spec in specs])[:, None]
-    physical_min = np.array([spec.physical_min if spec else -np.inf for spec in specs])[:, None]
+    physical_max = np.array([r[1] if r else np.inf for r in ranges])[:, None]
+    physical_min = np.array([r[0] if r else -np.inf for r in ranges])[:, None]
     high, low = physical_max - tol, physical_min + tol
     railed = np.zeros(x.shape[:2], dtype=bool)
     if np.isnan(top).any():  # a block with a missing sample: its extremes without the NaN
         top, bottom = np.fmax.reduce(x, axis=2), np.fmin.reduce(x, axis=2)
-    arbitrary = np.array([spec is not None and spec.unit == ARBITRARY_UNIT for spec in specs])[:, None]
+    arbitrary = np.array(assumed_arbitrary)[:, None]
     beyond = arbitrary & ((top > physical_max + tol) | (bottom < physical_min - tol)).any(axis=1, keepdims=True)
     near = ((top >= high) | (bottom <= low)) & ~beyond
     if near.any():
@@ -141,7 +164,7 @@ def _railed(
         samples = x[rows, blocks]
         hi, lo = high[rows], low[rows]
         railed[rows, blocks] = np.mean((samples >= hi) | (samples <= lo), axis=1) >= CLIP_FRACTION
-    railed[[spec is None for spec in specs]] = False
+    railed[[r is None for r in ranges]] = False
     return railed
 
 

@@ -55,3 +55,30 @@ def test_sleep_edf_short_replays_its_eeg_and_eog_not_its_1_hz_channels(shared_da
     (group,) = rate_groups(recording.signals)
     assert group.fs == 100.0 and set(group.labels) == {EEG_C3, EEG_C4, EOG_L}
     _check_rate(group.name, "bed-edf", group.labels, group.fs)
+
+
+def test_a_lab_s_belts_in_volts_stream_on_our_range_and_still_breathe(tmp_path: Path) -> None:
+    """A stream carries no range, so a file's belts in volts (50 uV swings on +-0.5 mV) are replayed on our
+    +-5 a.u. (x10000): live, judged on our range, they breathe instead of reading lead-off; EEG stays in uV."""
+    import edfio
+
+    from psg.quality.epoch_flags import epoch_quality
+
+    fs, t = 32.0, np.arange(32 * 90) / 32.0
+    belt = 5e-5 * np.sin(2 * np.pi * 0.25 * t) + 1e-6 * np.random.default_rng(5).standard_normal(t.size)
+    eeg = 30e-6 * np.sin(2 * np.pi * 10 * np.arange(128 * 90) / 128)
+    path = tmp_path / "lab.edf"
+    edfio.Edf(
+        [
+            edfio.EdfSignal(belt, fs, label="Chest", physical_dimension="V", physical_range=(-5e-4, 5e-4)),
+            edfio.EdfSignal(eeg, 128, label="C3-M2", physical_dimension="V", physical_range=(-3.2e-3, 3.2e-3)),
+        ]
+    ).write(path)
+    recording = edf_recording(path)
+    thx = recording.signals["THX"]
+    np.testing.assert_allclose(thx.data, belt * 1e4, atol=2e-4)  # the file's 16-bit steps, rescaled
+    assert abs(recording.signals[EEG_C3].data).max() == pytest.approx(30, rel=0.01)
+    streamed = {
+        label: Signal(label, sig.data[: int(30 * sig.fs)], sig.fs, sig.unit) for label, sig in recording.signals.items()
+    }
+    assert epoch_quality(streamed)["THX"] == []  # no range on the wire: judged on ours, and breathing

@@ -159,6 +159,27 @@ def test_voltage_units_convert_to_microvolts(unit: str, factor: float) -> None:
     assert report.slots[EEG_C3].converted_from == (unit if factor != 1.0 else None)
 
 
+def test_the_file_s_ranges_follow_its_channels_into_their_slots(tmp_path: Path) -> None:
+    """An EDF's physical ranges come through the reader, the unit conversion (V -> uV), a lab map's scale and a
+    derivation (C3 - M2 can span the difference of both ranges); samples and ranges scale alike."""
+    import edfio
+
+    rng = np.random.default_rng(3)
+    signals = [
+        edfio.EdfSignal(rng.normal(0, 1e-5, 128 * 30), 128, label=label, physical_dimension="V", physical_range=rails)
+        for label, rails in (("C3", (-3.2e-3, 3.2e-3)), ("M2", (-3.2e-3, 3.2e-3)), ("Chest", (-5e-4, 5e-4)))
+    ]
+    path = tmp_path / "lab.edf"
+    edfio.Edf(signals).write(path)
+    mapped, _ = read_mapped_edf(path)
+    assert mapped.signals[EEG_C3].rails == pytest.approx((-6400.0, 6400.0))  # uV, derived
+    assert mapped.signals[THX].rails == pytest.approx((-5e-4, 5e-4))  # a.u.: the file's own scale
+    lab = tmp_path / "lab.toml"
+    lab.write_text('[channels."Chest"]\nmontage = "THX"\nscale = 1000.0\n')
+    mapped, _ = read_mapped_edf(path, lab_map=load_map_file(lab))
+    assert mapped.signals[THX].rails == pytest.approx((-0.5, 0.5))
+
+
 def test_unknown_unit_assumed_wrong_kind_refused_and_spo2_fraction() -> None:
     mapped, report = map_recording(_rec(("C3-M2", 128, ""), ("C4-M1", 128, "degC")))
     assert report.slots[EEG_C3].notes == ["EEG C3-A2: unit '' unknown, assumed uV."]

@@ -146,17 +146,29 @@ def test_an_apnea_without_usable_belts_is_unclassified(apnea_night) -> None:
 
 @pytest.mark.skipif(not NOX.is_file(), reason=f"real PSG not available ({NOX}; set SLEEPLM_DATA)")
 @pytest.mark.parametrize("fs", [None, 50.0])
-def test_an_apnea_in_real_nasal_pressure_with_lead_off_belts(fs: float | None) -> None:
-    """The real Nox A1 recording (both belts lead-off, awake breathing): nothing respiratory as recorded; with
-    its nasal pressure cut to 5 % for 17 s (edges smoothed over 1 s), one apnea there, unclassified, at the
-    recorded 200 Hz and at 50 Hz."""
+def test_an_apnea_in_real_nasal_pressure_is_typed_by_the_real_belts(fs: float | None) -> None:
+    """The real Nox A1 recording (awake breathing; belts in volts, ~50 uV swings): nothing respiratory as
+    recorded; with its nasal pressure cut to 5 % for 17 s (edges smoothed over 1 s), one apnea there, at the
+    recorded 200 Hz and at 50 Hz, obstructive: the belts go on breathing through it. (Read against our +-5 a.u.
+    range instead of the file's +-0.5 mV, both belts were "lead-off" and the apnea could not be typed.)"""
     rec, _ = read_mapped_edf(NOX)
     flow = rec.signals[AF]
     cut = np.ones(flow.data.size)
     cut[int(70 * flow.fs) : int(87 * flow.fs)] = 0.05
     cut = np.convolve(cut, np.ones(int(flow.fs)) / flow.fs, mode="same")
-    for data, expected in ((flow.data, []), (flow.data * cut, ["apnea"])):
+    for data, expected in ((flow.data, []), (flow.data * cut, ["obstructive_apnea"])):
         x, rate = (data, flow.fs) if fs is None else (sps.resample_poly(data, int(fs), int(flow.fs)), fs)
         events = detect_respiratory_events(Recording("nox", dict(rec.signals, **{AF: Signal(AF, x, rate, flow.unit)})))
         assert [e.type for e in events] == expected, events
         assert all(65 <= e.onset_s <= 72 and 15 <= e.duration_s <= 27 for e in events), events
+
+
+@pytest.mark.skipif(not NOX.is_file(), reason=f"real PSG not available ({NOX}; set SLEEPLM_DATA)")
+def test_real_belts_and_eeg_are_judged_on_the_file_s_own_ranges() -> None:
+    """The Nox A1 writes its belts in volts (+-0.5 mV range) and its EEG on +-3.3 mV: read on those ranges
+    nothing is lost over its 2 min (on our +-5 a.u. the belts read "lead-off" throughout, and its C4-M1
+    at 707 uV "clipped" against our +-500 uV); the mapped slots keep the ranges, converted to their units."""
+    rec, _ = read_mapped_edf(NOX)
+    assert rec.signals[THX].rails == pytest.approx((-0.00050001, 0.0005), rel=1e-3)
+    assert rec.signals[EEG_C4].rails == pytest.approx((-3270.0, 3276.0), rel=1e-3)  # V -> uV
+    assert [e for e in detect_events(rec) if e.type == "signal_loss"] == []
