@@ -20,7 +20,8 @@ a +-0.5 mV range, which against our +-5 a.u. read "at zero" for the whole record
 breathing trace in arbitrary units (airflow, effort belts) that goes beyond our +-5 a.u. was recorded on a
 range of its own (a lab's device in its own units) and is not checked against ours (a nasal-pressure trace
 written x100 was otherwise "clipped" from end to end); the voltage channels keep our ranges (our simulator's
-movement artifacts pass them and are flagged).
+movement artifacts pass them and are flagged). Likewise a file whose samples pass the range its header
+declares did not record on that range (a malformed header), and is not railed against it.
 
 Flatness is not checked on slow, legitimately constant channels (SpO2, HR, body position).
 """
@@ -120,8 +121,8 @@ def _trace_masks(signals: list[Signal], x: np.ndarray) -> _Masks:
     top, bottom = x.max(axis=2), x.min(axis=2)
     flat = top - bottom <= 1e-5 * span
     at_zero = (top <= 1e-5 * span) & (bottom >= -1e-5 * span)
-    assumed_arbitrary = [sig.rails is None and _unit(sig) == ARBITRARY_UNIT for sig in signals]
-    railed = _railed(x, ranges, assumed_arbitrary, 1e-3 * span, top, bottom)
+    not_a_rail_if_passed = [sig.rails is not None or _unit(sig) == ARBITRARY_UNIT for sig in signals]
+    railed = _railed(x, ranges, not_a_rail_if_passed, 1e-3 * span, top, bottom)
     return [
         ("clipped", railed, CLIP_MIN_S),
         ("lead_off", flat & at_zero, FLAT_MIN_S),
@@ -137,7 +138,7 @@ def _unit(signal: Signal) -> str | None:
 def _railed(
     x: np.ndarray,
     ranges: list[tuple[float, float] | None],
-    assumed_arbitrary: list[bool],
+    not_a_rail_if_passed: list[bool],
     tol: np.ndarray,
     top: np.ndarray,
     bottom: np.ndarray,
@@ -146,9 +147,9 @@ def _railed(
     channel's range; never for a signal without one). ``top`` / ``bottom``: the block extremes.
 
     Only blocks that reach a rail at all (NaN-skipping extremes) are counted sample by sample: a live
-    trace rarely touches the rails, so this is usually no work. A trace in arbitrary units on an assumed
-    range (``assumed_arbitrary``) with any sample beyond it (by more than ``tol``) was not recorded on it and
-    is never railed (module docstring).
+    trace rarely touches the rails, so this is usually no work. Where a range is a file's own or one of
+    arbitrary units (``not_a_rail_if_passed``), a trace with any sample beyond it (by more than ``tol``) was not
+    recorded on it and is never railed (module docstring).
     """
     physical_max = np.array([r[1] if r else np.inf for r in ranges])[:, None]
     physical_min = np.array([r[0] if r else -np.inf for r in ranges])[:, None]
@@ -156,8 +157,8 @@ def _railed(
     railed = np.zeros(x.shape[:2], dtype=bool)
     if np.isnan(top).any():  # a block with a missing sample: its extremes without the NaN
         top, bottom = np.fmax.reduce(x, axis=2), np.fmin.reduce(x, axis=2)
-    arbitrary = np.array(assumed_arbitrary)[:, None]
-    beyond = arbitrary & ((top > physical_max + tol) | (bottom < physical_min - tol)).any(axis=1, keepdims=True)
+    passable = np.array(not_a_rail_if_passed)[:, None]
+    beyond = passable & ((top > physical_max + tol) | (bottom < physical_min - tol)).any(axis=1, keepdims=True)
     near = ((top >= high) | (bottom <= low)) & ~beyond
     if near.any():
         rows, blocks = np.nonzero(near)

@@ -139,7 +139,8 @@ def test_a_trace_beyond_our_range_is_not_clipped_against_it():
 def test_a_recording_s_own_range_decides_what_is_lost():
     """A belt in volts (50 uV swings) on its file's +-0.5 mV range breathes; with no range known it is judged
     on our +-5 a.u. and reads at zero (lead-off). An EEG at 700 uV on a +-3.3 mV amplifier is not clipped;
-    pinned at a +-700 uV file's rail, it is."""
+    pinned at a +-700 uV file's rail, it is; passing a range its header declares (0..100 uV, as a malformed
+    test file does), that range was no rail."""
     t = np.arange(32 * 60) / 32
     belt = 5e-5 * np.sin(2 * np.pi * 0.25 * t) + 1e-6 * np.random.default_rng(4).standard_normal(t.size)
     own = Recording("lab", {"THX": Signal("THX", belt, 32.0, "a.u.", (-5e-4, 5e-4))})
@@ -148,7 +149,7 @@ def test_a_recording_s_own_range_decides_what_is_lost():
     assert {e.reason for e in detect_signal_loss(assumed) if e.channel == "THX"} == {"lead_off"}
     eeg = 50.0 * np.sin(2 * np.pi * 10 * np.arange(256 * 60) / 256)
     eeg[256 * 20 : 256 * 24] = 700.0  # 4 s: under the 5 s a stuck trace needs to be "flat"
-    for rails, lost in (((-3276.0, 3276.0), set()), ((-700.0, 700.0), {"clipped"})):
+    for rails, lost in (((-3276.0, 3276.0), set()), ((-700.0, 700.0), {"clipped"}), ((0.0, 100.0), set())):
         rec = Recording("lab", {"EEG C3-A2": Signal("EEG C3-A2", eeg, 256.0, "uV", rails)})
         assert {e.reason for e in detect_signal_loss(rec) if e.channel == "EEG C3-A2"} == lost
 
