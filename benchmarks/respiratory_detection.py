@@ -12,7 +12,8 @@ simulator renders them as scored; a rule-following detector cannot find them, so
 ``--eeg`` renders the central EEG too, so hypopneas can be confirmed by arousals as well as by
 desaturations; ``--no-spo2`` drops the oximeter (arousals are then the only confirmation); ``--rate HZ``
 records every channel faster than HZ at HZ (``real_rates.resampled``), as a 50-Hz clinical montage does;
-``--flow-scale K`` multiplies the airflow and both belts by K, as a lab writing them in its own units does.
+``--flow-scale K`` multiplies the airflow and both belts by K, as a lab writing them in its own units does;
+``--breathing-rate HZ`` records the airflow and both belts at HZ (Sleep-EDF's oro-nasal flow is 1 Hz).
 ``recall_arousal_ended`` is the recall over the scored events the simulator ended with an arousal (the
 held-out montage of issue 12 has an arousal after each of its events), ``false_per_10min`` the detections
 that match no scored event per 10 min of recording (its limit there: 1).
@@ -53,6 +54,7 @@ def evaluate_night(
     spo2: bool = True,
     rate: float | None = None,
     flow_scale: float = 1.0,
+    breathing_rate: float | None = None,
 ) -> dict[str, object]:
     """Render one night, detect, and compare; returns the per-night numbers."""
     timeline = read_timeline(stage_file)
@@ -68,6 +70,8 @@ def evaluate_night(
         if flow_scale != 1.0 and label in signals:
             sig = signals[label]
             signals[label] = Signal(label, sig.data * flow_scale, sig.fs, sig.unit)
+        if breathing_rate is not None and label in signals:
+            signals[label] = resampled(signals[label], breathing_rate)
     recording = Recording(timeline.record_id, signals)
     detected = [d.to_event() for d in detect_respiratory_events(recording)]
     truth = timeline.events_of(*RESPIRATORY_EVENT_TYPES)
@@ -103,13 +107,14 @@ def main() -> None:
     parser.add_argument("--no-spo2", action="store_true", help="leave the oximeter out")
     parser.add_argument("--rate", type=float, help="record every faster channel at this rate (Hz), e.g. 50")
     parser.add_argument("--flow-scale", type=float, default=1.0, help="multiply the airflow and belts (a lab's units)")
+    parser.add_argument("--breathing-rate", type=float, help="record the airflow and belts at this rate (Hz), e.g. 1")
     args = parser.parse_args()
     files = sorted((args.data / "ucddb").glob("ucddb*_stage.txt"))
     if args.records:
         files = [f for f in files if f.name.removesuffix("_stage.txt") in args.records]
     t0 = time.perf_counter()
     nights = [
-        evaluate_night(f, args.seed, args.eeg, not args.no_spo2, args.rate, args.flow_scale)
+        evaluate_night(f, args.seed, args.eeg, not args.no_spo2, args.rate, args.flow_scale, args.breathing_rate)
         for f in tqdm(files, desc="ucddb nights", unit="night")
     ]
     totals = {key: [sum(n[key][k] for n in nights) for k in range(3)] for key in ("counts_any", "counts_typed")}
@@ -126,6 +131,7 @@ def main() -> None:
         "seed": args.seed,
         "rate_hz": args.rate,
         "flow_scale": args.flow_scale,
+        "breathing_rate_hz": args.breathing_rate,
         "n_nights": len(nights),
         "overall": {
             "f1_any": f1(totals["counts_any"]),

@@ -4,8 +4,7 @@
   Type from respiratory effort over the event: obstructive if effort continues, central if it is
   absent throughout, mixed if it is absent in the initial portion and resumes in the later portion;
   ``apnea`` (unclassified) where no effort belt was recorded or usable over it (lead off, flat): a
-  disconnected belt's silence is not a central apnea, nor its noise an obstructive one. The real Nox
-  A1 recording we hold has both belts flagged lead-off throughout.
+  disconnected belt's silence is not a central apnea, nor its noise an obstructive one.
 * Hypopnea (rule 1B, "recommended"): peak excursion drops >= 30% for >= 10 s with a >= 3% oxygen
   desaturation or an EEG arousal (``psg.detectors.arousal``) starting between ``AROUSAL_BEFORE_END_S``
   before and ``AROUSAL_AFTER_END_S`` after the event's end (arousals terminate the event). The
@@ -25,7 +24,8 @@ normal breath to the first recovery breath, as the manual measures event duratio
 Airflow source, at whatever rate the sensor has (1-Hz oro-nasal to 100-Hz pressure; the band-pass
 stays below Nyquist, ``psg.dsp.breathing_band``): the AF channel (the nasal pressure / thermal sensor);
 without it, the sum of the belts (RIPsum, the AASM's alternative apnea sensor). Spans where the sensor
-has lost signal are not scored (a disconnected cannula is not an apnea).
+has lost signal are not scored (a disconnected cannula is not an apnea). Nor is a flow that stays down for
+longer than ``MAX_EVENT_S`` without a desaturation: that is a technical ``signal_loss`` (``no_breathing``).
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ BASELINE_PERCENTILE = 80.0
 #: Effort below this fraction of its own baseline counts as "no inspiratory effort".
 EFFORT_ABSENT = 0.2
 ANALYSIS_FS = 4.0
+#: The longest reduced-flow span scored as an event without a desaturation. The 2,319 events expert-scored on
+#: the 20 ucddb nights last at most 65 s (apneas at most 45 s); a flow that stays down longer without SpO2
+#: falling is a sensor that stopped reading (a thermistor off the face, an amplifier settling after a step),
+#: as the real Sleep-EDF oro-nasal trace does for its last 95 s: without this, one 151-s "apnea" in 5 min of
+#: wake. (The 2-min baseline itself sinks to a lost flow after ~100 s, so a longer limit would rarely bite.)
+MAX_EVENT_S = 90.0
+#: ``signal_loss`` reason of such a span.
+NO_BREATHING = "no_breathing"
 AROUSAL_BEFORE_END_S = 10.0
 AROUSAL_AFTER_END_S = 5.0
 _DEFAULT_BREATH_S = 4.0
@@ -73,6 +81,9 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
         onset_s, end_s = analysis.seconds(start), analysis.seconds(stop)
         if end_s - onset_s < MIN_EVENT_S:
             continue
+        if end_s - onset_s > MAX_EVENT_S and not _desaturates(spo2, onset_s, end_s):
+            out.append(DetectedEvent("signal_loss", onset_s, end_s - onset_s, channel, reason=NO_BREATHING))
+            continue
         ratio = analysis.ratio_from(start, stop)
         values: dict[str, float | str] = {"flow_drop_pct": 100.0 * (1.0 - median(ratio))}
         apnea = analysis.longest_span_below(start, stop, 1.0 - APNEA_DROP, base_index=start)
@@ -94,6 +105,11 @@ def detect_respiratory_events(recording: Recording) -> list[DetectedEvent]:
             values.update({"arousal_lag_s": float(arousal_onsets[near][0]) - end_s, "confirmed_by": "arousal"})
         out.append(DetectedEvent("hypopnea", onset_s, end_s - onset_s, channel, values))
     return out
+
+
+def _desaturates(spo2: Signal | None, onset_s: float, end_s: float) -> bool:
+    """SpO2 falls by ``HYPOPNEA_DESAT_PCT`` over [onset_s, end_s) (False without an oximeter)."""
+    return spo2 is not None and desaturation_drop(spo2, onset_s, end_s)[0] >= HYPOPNEA_DESAT_PCT
 
 
 def _flow_source(recording: Recording) -> tuple[Signal | None, str | None]:

@@ -89,7 +89,7 @@ JUMP_CONTINUITY_S = 2.0
 Analyse = Callable[[EpochWindow], EpochMessage]
 
 #: Lowest rate (Hz) the epoch analysis can take per channel: the offline reader's cut-off
-#: (``psg.channels.MIN_FS``: EEG/EOG/chin EMG 25 Hz, ECG 50 Hz, airflow and effort 4 Hz), one constant for
+#: (``psg.channels.MIN_FS``: EEG/EOG/chin EMG 25 Hz, ECG 50 Hz, airflow and effort 1 Hz), one constant for
 #: files and streams. Between it and ``psg.channels.FULL_FS`` (64 Hz; 8 Hz for breathing) a channel is
 #: analysed and flagged ``band_limited`` (``psg.quality.epoch_flags``). A slower stream is a misconfigured
 #: device or channel map: refused, not analysed into an exception. Position, oximeter and monitor HR are

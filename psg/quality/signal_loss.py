@@ -1,7 +1,7 @@
 """Where a channel carries no physiology, with the reason (``psg.detectors.signal_loss`` turns the spans into
 the ``signal_loss`` technical events; the other detectors use ``usable_mask`` to skip them).
 
-Reasons, checked on 1-s blocks of each channel:
+Reasons, checked on 1-s blocks of each channel (traces under 2 Hz: 2-sample blocks, ``MIN_BLOCK_SAMPLES``):
 
 * ``missing``: a channel of the standard montage (``psg.montage.CHANNELS``) is not in the recording;
 * ``lead_off``: the trace is flat at zero (a disconnected electrode behind a high-pass amplifier reads
@@ -37,6 +37,10 @@ from psg.montage import CHANNELS, HR, POS, SPO2
 from psg.recording import Signal
 
 FLAT_MIN_S = 5.0
+#: Samples per checked block of a trace at least: one sample has no peak-to-peak, so a 1-Hz trace (Sleep-EDF's
+#: oro-nasal flow) read in 1-sample blocks was "flat" from end to end; it is checked in 2-s blocks. (The
+#: range checks of SpO2 and HR judge each sample: 1-s blocks at 1 Hz.)
+MIN_BLOCK_SAMPLES = 2
 CLIP_FRACTION = 0.2
 CLIP_MIN_S = 1.0
 #: Plausible ranges; readings outside mean the probe is off (SpO2 < 50% is not measured reliably).
@@ -72,7 +76,7 @@ def loss_spans_many(signals: Sequence[Signal]) -> list[Spans]:
         kind = sig.label if sig.label in PHYSIOLOGICAL_RANGE else ("none" if sig.label in _NOT_FLAT_CHECKED else "")
         groups.setdefault((sig.fs, sig.data.size, kind), []).append(i)
     for (fs, size, kind), rows in groups.items():
-        block = max(1, int(round(fs)))
+        block = max(1 if kind else MIN_BLOCK_SAMPLES, int(round(fs)))  # a range check needs one sample
         n_blocks = size // block
         if n_blocks == 0 or kind == "none":
             continue

@@ -46,15 +46,17 @@ def test_a_50_hz_clinical_edf_replays_as_montage_labelled_outlets(tmp_path: Path
     assert night_for(tmp_path / "clinical.edf", 0, hours=1.0, seed=0).signals.keys() == recording.signals.keys()
 
 
-def test_sleep_edf_short_replays_its_eeg_and_eog_not_its_1_hz_channels(shared_data: Path) -> None:
+def test_sleep_edf_short_replays_its_eeg_eog_and_1_hz_flow_not_its_1_hz_emg(shared_data: Path) -> None:
     path = shared_data / "real-signals" / "sleep-edf-short" / "short_psg.edf"
     if not path.is_file():
         pytest.skip(f"{path} not in the shared data")
     recording = edf_recording(path)
-    assert set(recording.signals) == {EEG_C3, EEG_C4, EOG_L}  # respiration and EMG at 1 Hz: not analysable
-    (group,) = rate_groups(recording.signals)
-    assert group.fs == 100.0 and set(group.labels) == {EEG_C3, EEG_C4, EOG_L}
-    _check_rate(group.name, "bed-edf", group.labels, group.fs)
+    assert set(recording.signals) == {EEG_C3, EEG_C4, EOG_L, AF}  # a chin EMG at 1 Hz: not analysable
+    assert abs(recording.signals[AF].data).max() <= 5.0  # its +-2048 units on our +-5 a.u.
+    groups = {g.fs: g for g in rate_groups(recording.signals)}
+    assert set(groups) == {100.0, 1.0} and set(groups[1.0].labels) == {AF}
+    for group in groups.values():
+        _check_rate(group.name, "bed-edf", group.labels, group.fs)
 
 
 def test_a_lab_s_belts_in_volts_stream_on_our_range_and_still_breathe(tmp_path: Path) -> None:

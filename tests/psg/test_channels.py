@@ -227,6 +227,7 @@ def test_sleep_edf_short(real_signals: Path) -> None:
         AF: "Resp oro-nasal",
     }
     assert "rate_too_low" in report.slots[EMG_CHIN].flags and EMG_CHIN not in mapped.signals
+    assert report.slots[AF].flags == ["band_limited"] and mapped.signals[AF].fs == 1.0  # breathing fits in 1 Hz
     assert set(report.unused) == {"Temp rectal", "Event marker"}
     assert report.to_json()["missing"][:3] == [ECG, ABD, THX]
 

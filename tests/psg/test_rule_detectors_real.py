@@ -172,3 +172,50 @@ def test_real_belts_and_eeg_are_judged_on_the_file_s_own_ranges() -> None:
     assert rec.signals[THX].rails == pytest.approx((-0.00050001, 0.0005), rel=1e-3)
     assert rec.signals[EEG_C4].rails == pytest.approx((-3270.0, 3276.0), rel=1e-3)  # V -> uV
     assert [e for e in detect_events(rec) if e.type == "signal_loss"] == []
+
+
+def test_breathing_recorded_at_1_hz_still_gives_its_events(apnea_night) -> None:
+    """Airflow and belts at 1 Hz (Sleep-EDF's oro-nasal rate): the apneas and hypopneas are still found, and
+    none of the traces is "flat" (a 1-Hz trace was read in 1-sample blocks, which have no peak-to-peak)."""
+    timeline, rec = apnea_night
+    signals = dict(rec.signals)
+    for label in (AF, THX, ABD):
+        sig = signals[label]
+        signals[label] = Signal(label, sps.resample_poly(sig.data, 1, int(sig.fs)), 1.0, sig.unit)
+    slow = Recording("n", signals)
+    assert not [e for e in detect_events(slow) if e.type == "signal_loss" and e.channel in (AF, THX, ABD)]
+    found = [e.to_event() for e in detect_respiratory_events(slow)]
+    assert match_events(found, timeline.events_of(*RESPIRATORY_EVENT_TYPES)).recall >= 0.85  # all 20 nights: RESULTS
+
+
+def test_flow_that_stays_down_for_minutes_is_a_sensor_not_an_apnea() -> None:
+    """A flow gone for 150 s: without a desaturation a technical ``no_breathing`` loss (a sensor that stopped
+    reading: scorers' events last at most 65 s on 20 ucddb nights); with SpO2 falling 8 % over it, an apnea.
+    (Either lasts ~110 s: the 2-min baseline sinks to the lost flow by then.)"""
+    fs, t = 8.0, np.arange(8 * 400) / 8.0
+    flow = np.sin(2 * np.pi * 0.25 * t) + 0.01 * np.random.default_rng(6).standard_normal(t.size)
+    flow[(t >= 200) & (t < 350)] *= 0.02
+    spo2 = np.full(400, 96.0)
+    spo2[230:360] = 88.0
+    for oximeter, expected in ((None, [("signal_loss", "no_breathing")]), (spo2, [("apnea", None)])):
+        signals = {AF: Signal(AF, flow, fs, "a.u.")}
+        if oximeter is not None:
+            signals[SPO2] = Signal(SPO2, oximeter, 1.0, "%")
+        found = detect_respiratory_events(Recording("n", signals))
+        assert [(e.type, e.reason) for e in found] == expected, found
+        assert 190 <= found[0].onset_s <= 202 and found[0].duration_s > 100
+
+
+SLEEP_EDF = shared_data_dir() / "real-signals" / "sleep-edf-short" / "short_psg.edf"
+
+
+@pytest.mark.skipif(not SLEEP_EDF.is_file(), reason=f"real PSG not available ({SLEEP_EDF}; set SLEEPLM_DATA)")
+def test_real_1_hz_oro_nasal_flow_in_wake_gives_no_respiratory_event() -> None:
+    """Sleep-EDF's 5 min of wake: its 1-Hz oro-nasal flow is read (band-limited) and breathes for 205 s, then
+    jumps and decays without a breath to the end (a sensor settling after a step). That is a technical loss
+    of the flow, not the 151-s apnea it read as, and nothing respiratory is reported."""
+    rec, report = read_mapped_edf(SLEEP_EDF)
+    assert rec.signals[AF].fs == 1.0 and "band_limited" in report.slots[AF].flags
+    found = [(e.type, e.reason) for e in detect_events(rec) if e.channel == AF]
+    assert found == [("signal_loss", "no_breathing")]
+    assert not {e.type for e in detect_events(rec)} & set(RESPIRATORY_EVENT_TYPES)
