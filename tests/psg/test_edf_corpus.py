@@ -29,7 +29,10 @@ def _eeg(first: str, second: str | None = None) -> dict[str, str]:
 OUTCOMES: dict[str, tuple[dict[str, str], float] | tuple[str, int] | str] = {
     "edfio__SC4001EC-Hypnogram.bdf": ("scoring", 2880),
     "edfio__mne_test.bdf": ({"EOG-L": "E1 - A2", "EOG-R": "E2 - A1", **_eeg("C3 - A2", "C4 - A1")}, 6),
-    "edfio__short_psg.bdf": ({"EOG-L": "EOG horizontal", "AF": "Resp oro-nasal", **_eeg("EEG Fpz-Cz", "EEG Pz-Oz")}, 300),
+    "edfio__short_psg.bdf": (
+        {"EOG-L": "EOG horizontal", "AF": "Resp oro-nasal", **_eeg("EEG Fpz-Cz", "EEG Pz-Oz")},
+        300,
+    ),
     "edfio__test_subsecond.bdf": (_eeg("Fp1"), 698),
     "edfio__test_subsecond.edf": (_eeg("Fp1"), 698),
     "edfjl__bdf_test.bdf": (_eeg("EEG Channel-1", "EEG Channel-2"), 73),
