@@ -12,8 +12,8 @@ noise, a technical alert is not) and tell the caption reader which numbers to di
   at least 5 s (``FLAT_MIN_S``) of perfectly flat or zero signal as ``psg.quality.signal_loss``
   finds it, or, on airflow and effort channels, a 10-s stretch that is only sensor noise:
   ``is_noise_only``);
-* ``clipped``: the amplifier saturated (``CLIP_FRACTION`` of the samples pinned at the epoch's
-  extreme, or a rail span as ``psg.quality.signal_loss`` finds it);
+* ``clipped``: the amplifier saturated (``CLIP_FRACTION`` of the samples, ``CLIP_MIN_SAMPLES`` at least,
+  pinned at the epoch's extreme, or a rail span as ``psg.quality.signal_loss`` finds it);
 * ``noisy``: the amplitude is far beyond physiology (EEG/EOG) or mains hum dominates the spectrum;
 * ``band_limited``: the channel streams under its full rate (``psg.channels.FULL_FS``: EEG/EOG/EMG/ECG
   under the model's 64 Hz, airflow/effort under 8 Hz), so it is upsampled without its high band, as the
@@ -50,6 +50,9 @@ NOT_FLAT_CHECKED = frozenset({POS, SPO2, HR})
 #: A live trace touches its extreme for a sample or two (simulated nights: < 1 %); a saturated
 #: amplifier sits on the rail for whole runs.
 CLIP_FRACTION = 0.05
+#: ...and at least this many samples: on a 1-Hz trace (30 per epoch) 5 % is 2 samples, and two breaths
+#: peaking at the same value of a coarse integer trace are a coincidence (the real Sleep-EDF flow), not a rail.
+CLIP_MIN_SAMPLES = 3
 CLIP_TOLERANCE = 1e-3
 #: EEG/EOG amplitude (1st-99th percentile range) beyond physiology: the largest N3 slow waves of young
 #: adults reach 300-400 uV peak to peak (AASM Manual v2.6 defines slow waves from 75 uV; simulated N3
@@ -120,8 +123,9 @@ def _complete_flags(signals: list[Signal]) -> list[list[str]]:
     std = np.std(x, axis=1)
     hi, lo = x.max(axis=1), x.min(axis=1)
     tol = CLIP_TOLERANCE * (hi - lo)
-    at_hi = np.mean(x >= (hi - tol)[:, None], axis=1) >= CLIP_FRACTION
-    at_lo = np.mean(x <= (lo + tol)[:, None], axis=1) >= CLIP_FRACTION
+    pinned = max(CLIP_FRACTION * n, CLIP_MIN_SAMPLES)
+    at_hi = np.sum(x >= (hi - tol)[:, None], axis=1) >= pinned
+    at_lo = np.sum(x <= (lo + tol)[:, None], axis=1) >= pinned
     noise_only = _noise_only_rows(x, fs, [sig.label in NOISE_CHANNELS for sig in signals])
     line = _line_noise_rows(x, fs)
     out = []
@@ -293,7 +297,8 @@ def is_clipped(sig: Signal, finite: np.ndarray | None = None, spans: _LossSpans 
     hi, lo = float(finite.max()), float(finite.min())
     tol = CLIP_TOLERANCE * (hi - lo)
     if hi > lo:
-        if np.mean(finite >= hi - tol) >= CLIP_FRACTION or np.mean(finite <= lo + tol) >= CLIP_FRACTION:
+        pinned = max(CLIP_FRACTION * finite.size, CLIP_MIN_SAMPLES)
+        if np.sum(finite >= hi - tol) >= pinned or np.sum(finite <= lo + tol) >= pinned:
             return True
     return "clipped" in (spans or _LossSpans(sig)).reasons()
 

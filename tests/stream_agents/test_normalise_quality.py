@@ -118,3 +118,17 @@ def test_an_airflow_sensor_reading_only_noise_is_flat_but_an_apnea_is_not() -> N
     assert channel_flags(Signal("AF", lead_off, fs, "a.u.")) == ["flat"]
     assert channel_flags(Signal("THX", lead_off, fs, "a.u.")) == ["flat"]
     assert channel_flags(Signal("ECG", lead_off, 32.0, "mV")) != ["flat"]  # only airflow and effort
+
+
+def test_a_1_hz_flow_with_two_breaths_at_the_same_peak_is_not_clipped() -> None:
+    """A coarse 1-Hz trace (30 samples an epoch; 5 % is 2) whose two breaths peak at the same integer value
+    is breathing, as the real Sleep-EDF flow; five samples on one value are a rail, batched or not."""
+    t = np.arange(30.0)
+    flow = np.round(600 * np.sin(2 * np.pi * 0.27 * t + 0.3)) + np.random.default_rng(7).permutation(30)
+    flow[[5, 20]] = flow.max() + 5  # two breaths share the top value
+    pinned = flow.copy()
+    pinned[10:15] = flow.max()
+    for data, expected in ((flow, []), (pinned, ["clipped"])):
+        sig = Signal("AF", data, 1.0, "a.u.", (-2048.0, 2047.0))
+        assert channel_flags(sig) == expected
+        assert epoch_quality({"AF": sig})["AF"] == [*expected, "band_limited"]
