@@ -180,8 +180,12 @@ def fill_slots(
 ) -> str:
     """Pieces -> text with measured values in the feature slots and ``spans`` in the ``<num>`` slots.
 
-    A sentence whose slot has no value (a missing feature, or an event span nobody localised) keeps
-    its words but loses the number phrase, so no number is ever made up.
+    A slot with no value (a feature not measured in this epoch, or an event span nobody localised) is never
+    filled with a made-up number nor with a placeholder: its item of a parenthesised list goes ("(abdomen _,
+    thorax _, airflow 20.0)" becomes "(airflow 20.0)"), or its trailing clause (", flattening index _"), else
+    its whole sentence. On real recordings the decoder,
+    trained on simulated nights where every channel breathes, wrote "The respiratory rate is n/a/min" for a flow
+    that had stopped reading.
     """
     numbers = [f"{v:.1f}" for span in (spans or []) for v in span]
     words: list[str] = []
@@ -194,13 +198,44 @@ def fill_slots(
             text = (
                 format_feature(slot.group(2), value, slot.group(1) == "fs")
                 if isinstance(value, (int, float))
-                else "n/a"
+                else _UNFILLED
             )
         elif word == NUM:
-            text = numbers.pop(0) if numbers else "?"
+            text = numbers.pop(0) if numbers else _UNFILLED
         elif word in (PAD, UNK):
             continue
         else:
             text = word
         words.append(space + text)
-    return "".join(words).strip()
+    return _without_unfilled("".join(words).strip())
+
+
+#: Marks a slot without a value until its list item or sentence is dropped (never in a caption's words).
+_UNFILLED = "\x00"
+_PARENTHESISED = re.compile(r" ?\(([^()]*)\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _without_unfilled(text: str) -> str:
+    """``text`` without the list items, clauses and then sentences that hold an unfilled slot (``fill_slots``)."""
+    if _UNFILLED not in text:
+        return text
+
+    def keep_filled(match: re.Match[str]) -> str:
+        items = [item for item in match.group(1).split(", ") if _UNFILLED not in item]
+        return f" ({', '.join(items)})" if items else ""
+
+    text = _PARENTHESISED.sub(keep_filled, text)
+    kept = (_filled_clauses(sentence) for sentence in _SENTENCE_END.split(text) if sentence)
+    return " ".join(sentence for sentence in kept if sentence)
+
+
+def _filled_clauses(sentence: str) -> str:
+    """``sentence`` without its trailing ", ..." clauses that hold an unfilled slot; "" if its main clause does."""
+    if _UNFILLED not in sentence:
+        return sentence
+    end = sentence[-1] if sentence[-1] in ".!?" else ""
+    main, *rest = (sentence[:-1] if end else sentence).split(", ")
+    if _UNFILLED in main:
+        return ""
+    return ", ".join([main, *(clause for clause in rest if _UNFILLED not in clause)]) + end

@@ -77,7 +77,25 @@ def test_event_spans_are_filled_from_the_given_spans_or_marked_unknown() -> None
     pieces = slot_pieces("A Central Apnea occurs between 3.5 and 20.0 seconds of the epoch.", "stage_event", {})
     assert [p.lstrip("▁") for p in pieces].count(NUM) == 2
     assert fill_slots(pieces, {}, [(4.0, 18.0)]) == "A Central Apnea occurs between 4.0 and 18.0 seconds of the epoch."
-    assert "?" in fill_slots(pieces, {}, [])
+    assert fill_slots(pieces, {}, []) == ""  # nobody localised it: the sentence goes, no "?" in its place
+
+
+def test_a_slot_without_a_value_takes_its_list_item_clause_or_sentence_with_it() -> None:
+    """A decoder sentence about a channel that measured nothing (the real Sleep-EDF flow after it stopped
+    reading) loses that part, never shows "n/a"; with every value present the caption is as written."""
+    text = (
+        "The respiratory rate is 20.0/min (abdomen 20.0, thorax 20.0, airflow 20.0). "
+        "Airflow runs at 0.15 times its baseline amplitude (reduced), flattening index 0.68."
+    )
+    full = {f"resp_rate{k}_bpm": 20.0 for k in ("", "_abd", "_thx", "_af")} | {"flow_amplitude": 0.15}
+    pieces = slot_pieces(text, "respiratory", full | {"flow_flatness": 0.68})
+    assert fill_slots(pieces, full | {"flow_flatness": 0.68}) == text
+    assert fill_slots(pieces, {"resp_rate_bpm": 20.0, "resp_rate_af_bpm": 20.0, "flow_amplitude": 0.15}) == (
+        "The respiratory rate is 20.0/min (airflow 20.0). Airflow runs at 0.15 times its baseline amplitude (reduced)."
+    )
+    assert (
+        fill_slots(pieces, {"flow_amplitude": 0.15}) == "Airflow runs at 0.15 times its baseline amplitude (reduced)."
+    )
 
 
 def test_training_arrays_prefix_each_caption_with_modality_and_stage(real_psg_night) -> None:
