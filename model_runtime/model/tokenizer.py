@@ -183,9 +183,8 @@ def fill_slots(
     A slot with no value (a feature not measured in this epoch, or an event span nobody localised) is never
     filled with a made-up number nor with a placeholder: its item of a parenthesised list goes ("(abdomen _,
     thorax _, airflow 20.0)" becomes "(airflow 20.0)"), or its trailing clause (", flattening index _"), else
-    its whole sentence. On real recordings the decoder,
-    trained on simulated nights where every channel breathes, wrote "The respiratory rate is n/a/min" for a flow
-    that had stopped reading.
+    its whole sentence. On real recordings the decoder, trained on simulated nights where every channel
+    breathes, wrote "The respiratory rate is n/a/min" for a flow that had stopped reading.
     """
     numbers = [f"{v:.1f}" for span in (spans or []) for v in span]
     words: list[str] = []

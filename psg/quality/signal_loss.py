@@ -135,6 +135,7 @@ def _trace_masks(signals: list[Signal], x: np.ndarray) -> _Masks:
 
 
 def _unit(signal: Signal) -> str | None:
+    """The montage's unit for ``signal``'s label (None off the montage: a raw file channel)."""
     spec = CHANNELS.get(signal.label)
     return None if spec is None else spec.unit
 
