@@ -42,7 +42,8 @@ BRAIN = (EEG_C3, EEG_C4, EOG_L, EOG_R, EMG_CHIN)
 def resampled(signal: Signal, fs: float) -> Signal:
     """``signal`` at ``fs``, up or down (``resample_poly``: anti-aliased on the way down)."""
     ratio = Fraction(fs / signal.fs).limit_denominator(1000)
-    return Signal(signal.label, sps.resample_poly(signal.data, ratio.numerator, ratio.denominator), fs, signal.unit)
+    data = sps.resample_poly(signal.data, ratio.numerator, ratio.denominator)
+    return Signal(signal.label, data, fs, signal.unit, signal.rails)  # a file's range holds at any rate
 
 
 def at_rate(signal: Signal, fs: float, lowpass_hz: float | None = None) -> Signal:

@@ -37,13 +37,13 @@ from psg.detectors.respiratory import MIN_EVENT_S, detect_respiratory_events
 from psg.formats import read_timeline
 from psg.montage import ABD, AF, EEG_C3, EEG_C4, SPO2, THX
 from psg.paths import shared_data_dir
-from psg.recording import Recording, Signal
+from psg.recording import Recording
 from psg.simulate.cardiorespiratory import render_cardiorespiratory
 from psg.simulate.neuro import render_neuro
 from psg.simulate.plan import make_plan
 from psg.timeline import RESPIRATORY_EVENT_TYPES
 
-#: What ``--flow-scale`` multiplies: the airflow sensor and the effort belts (arbitrary units).
+#: What ``--flow-scale`` multiplies and ``--breathing-rate`` resamples: the airflow sensor and the effort belts.
 BREATHING_TRACES = (AF, THX, ABD)
 
 
@@ -68,8 +68,7 @@ def evaluate_night(
         signals = {label: resampled(sig, rate) if sig.fs > rate else sig for label, sig in signals.items()}
     for label in BREATHING_TRACES:
         if flow_scale != 1.0 and label in signals:
-            sig = signals[label]
-            signals[label] = Signal(label, sig.data * flow_scale, sig.fs, sig.unit)
+            signals[label] = signals[label].with_data(signals[label].data * flow_scale)
         if breathing_rate is not None and label in signals:
             signals[label] = resampled(signals[label], breathing_rate)
     recording = Recording(timeline.record_id, signals)

@@ -378,7 +378,8 @@ def _convert(
         data = signal.data * factor + offset
         mapping.notes.append(f"{slot}: scaled by the lab map (x{factor:g} + {offset:g}).")
     else:
-        (factor, mapping.converted_from, note), offset = convert_unit(slot, signal), 0.0
+        factor, mapping.converted_from, note = convert_unit(slot, signal)
+        offset = 0.0
         mapping.notes += [note] if note else []
         data = signal.data * factor if factor != 1.0 else signal.data
         if slot == POS:

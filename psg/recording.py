@@ -7,6 +7,7 @@ montage happens where the model needs it, not here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -51,11 +52,11 @@ class Signal:
             raise PSGError(f"signal {self.label!r}: sampling rate must be > 0 Hz, got {self.fs!r}")
         if self.rails is not None:
             low, high = sorted(float(r) for r in self.rails)  # an EDF range may be inverted (min > max)
-            self.rails = (low, high) if np.isfinite([low, high]).all() and high > low else None
+            self.rails = (low, high) if math.isfinite(low) and math.isfinite(high) and high > low else None
 
-    def with_data(self, data: np.ndarray, label: str | None = None) -> Signal:
+    def with_data(self, data: np.ndarray) -> Signal:
         """This channel (rate, unit, rails) with other samples of it: a slice, a window, a filled copy."""
-        return Signal(self.label if label is None else label, data, self.fs, self.unit, self.rails)
+        return Signal(self.label, data, self.fs, self.unit, self.rails)
 
     @property
     def duration_s(self) -> float:
