@@ -29,9 +29,11 @@ from scipy import signal as sps
 from model_runtime.serving.model_api import SleepLM
 from model_runtime.serving.night import load_night_input, stage_night
 from psg.features.band_extension import extend_band
+from psg.formats import vocabulary as vocab
 from psg.montage import EEG_C3, EEG_C4, EMG_CHIN, EOG_L, EOG_R
 from psg.paths import shared_data_dir
 from psg.recording import Recording, Signal
+from psg.timeline import Stage, Timeline
 
 #: Montage slot -> the label a clinical system writes (the issue's held-out labels for the EEG).
 CLINICAL_LABELS = {EEG_C3: "C3-A1", EEG_C4: "CZ-A1", EOG_L: "LOC", EOG_R: "ROC", EMG_CHIN: "EMG submental"}
@@ -71,9 +73,16 @@ def for_yasa(recording: Recording) -> Recording:
     return Recording(recording.record_id, signals)
 
 
-def write_clinical_edf(recording: Recording, fs: float | None, path: Path, lowpass_hz: float | None = None) -> Path:
+def write_clinical_edf(
+    recording: Recording,
+    fs: float | None,
+    path: Path,
+    lowpass_hz: float | None = None,
+    scoring: Timeline | None = None,
+) -> Path:
     """``recording``'s signals, brain channels at ``fs`` (None: native), as a plain EDF+ with clinical labels
-    (whole seconds of the shortest signal; signals at a fractional rate left out, as 1-s records need)."""
+    (whole seconds of the shortest signal; signals at a fractional rate left out, as 1-s records need), and
+    ``scoring``'s stages and events as its annotations where given (the scorer's text a lab's export writes)."""
     resampled = [at_rate(sig, fs, lowpass_hz) if fs else sig for sig in recording.signals.values()]
     resampled = [sig for sig in resampled if float(sig.fs).is_integer() and sig.data.size >= sig.fs]
     seconds = min(int(sig.data.size // sig.fs) for sig in resampled)
@@ -84,8 +93,18 @@ def write_clinical_edf(recording: Recording, fs: float | None, path: Path, lowpa
         label = CLINICAL_LABELS.get(sig.label, sig.label)
         span = (lo, hi if hi > lo else lo + 1.0)
         signals.append(edfio.EdfSignal(data, sig.fs, label=label, physical_dimension=sig.unit, physical_range=span))
-    edfio.Edf(signals).write(path)
+    edfio.Edf(signals, annotations=scoring_annotations(scoring) if scoring else None).write(path)
     return path
+
+
+def scoring_annotations(scoring: Timeline) -> list[edfio.EdfAnnotation]:
+    """``scoring`` as EDF+ annotations: one ``Sleep stage N2``-style annotation per scored epoch, then its events."""
+    out = [
+        edfio.EdfAnnotation(i * scoring.epoch_s, scoring.epoch_s, vocab.stage_text(Stage(int(s))))
+        for i, s in enumerate(scoring.stages)
+        if s >= 0
+    ]
+    return out + [edfio.EdfAnnotation(e.onset_s, e.duration_s, vocab.event_text(e)) for e in scoring.events]
 
 
 def stage_file(lm: SleepLM, path: Path, truth: str) -> dict:
